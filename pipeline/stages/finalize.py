@@ -1,0 +1,134 @@
+"""The last pass: per chunk of an input file, merge every decision made about its documents
+(first-pass info, dedup events, the mixture plan), re-read the chunk's text once, and emit the
+rows of every output keyed by the shard they go to. The ledger (kept, rejected per rule) is
+counted here, where each document's fate is final."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Iterable
+
+import apache_beam as beam
+
+from classifiers.text import stable_hash64, unit_interval
+from pipeline.config import Config
+from pipeline.schema import SIGNAL_PREFIX
+from pipeline.sources import FileSpec, read_file, split_uid
+from pipeline.stages.base import Counters
+
+LEDGER_TAG = "ledger"
+MIXTURE, ANNOTATED, REJECTED, QUARANTINE = "mixture", "annotated", "rejected", "quarantine"
+
+
+class InputChanged(RuntimeError):
+    pass
+
+
+def shard_of(uid: int, n: int) -> int:
+    return stable_hash64(uid.to_bytes(8, "little")) % n
+
+
+class Finalize(beam.DoFn):
+    def __init__(self, config: Config, specs: list[FileSpec], signal_names: tuple[str, ...]):
+        self.config = config
+        self.specs = {s.file_idx: s for s in specs}
+        self.sources = {s.name: s for s in config.sources}
+        self.annotate = config.mode == "annotate"
+        self.signal_names = signal_names
+        self.counters = Counters()
+
+    def process(self, kv, plan) -> Iterable:
+        (file_idx, chunk), parts = kv
+        infos: dict[int, dict] = {}
+        events: dict[int, list] = defaultdict(list)
+        for tag, lst in parts:
+            if tag == "info":
+                infos.update(lst)
+            else:
+                for ev in lst:
+                    events[ev[0]].append(ev[1:])
+        mix = self.config.stages.mixture
+        buckets = plan["mixture"].buckets
+        ledger: Counter = Counter()
+        fates: dict[int, dict] = {}
+        for rec in sorted(infos):
+            info = infos[rec]
+            drop, size, cluster = info["drop"], 1, info["id"]
+            for ev in events.get(rec, ()):
+                if ev[0] == "drop":
+                    if drop is None:
+                        drop = ev[1:]
+                    cluster = ev[3]
+                elif ev[0] == "cluster":
+                    size = max(size, ev[1])
+            repeats = 0
+            if drop is None:
+                bp = buckets.get(info["bucket"])
+                repeats = bp.repeats(unit_interval(info["id"], mix.seed)) if bp is not None else 0
+                if repeats == 0:
+                    rule = "mixture/no_share" if bp is None or not bp.target_share else "mixture/downsampled"
+                    drop = ("mixture", rule, None)
+                    self.counters.inc(rule)
+            if drop is not None:  # annotate mode writes it anyway, with the rule that would drop it
+                ledger[f"{'would_reject' if self.annotate else 'rejected'}:{drop[1]}"] += 1
+            if drop is None or self.annotate:
+                ledger["kept"] += 1
+                self.counters.inc("output/kept")
+            fates[rec] = {"drop": drop, "size": size, "cluster": cluster, "repeats": repeats}
+        yield beam.pvalue.TaggedOutput(LEDGER_TAG, ledger)
+
+        need_text = self.annotate or ledger["kept"] > 0 or self.config.output.rejected_text
+        rows: dict[tuple, list] = defaultdict(list)
+        if need_text:
+            spec = self.specs[file_idx]
+            per = self.config.runner.records_per_chunk
+            seen = 0
+            for kind, doc in read_file(spec, self.sources[spec.source], self.config.stages.normalize,
+                                       0, chunk * per, (chunk + 1) * per):
+                if kind != "doc":
+                    continue
+                rec = split_uid(doc["uid"])[1]
+                info = infos.get(rec)
+                if info is None or info["id"] != doc["id"]:
+                    raise InputChanged(f"{spec.path}: record {rec} differs from the first pass's read;"
+                                       " the input changed during the run")
+                seen += 1
+                self.route(doc["uid"], info, fates[rec], doc["text"], plan, rows)
+            if seen != len(infos):
+                raise InputChanged(f"{spec.path}: {len(infos) - seen} records of chunk {chunk} missing on re-read;"
+                                   " the input changed during the run")
+        else:
+            for rec, info in infos.items():
+                self.route((file_idx << 40) | rec, info, fates[rec], None, plan, rows)
+        for key, lst in rows.items():
+            yield (key, lst)
+
+    def route(self, uid: int, info: dict, fate: dict, text: str | None, plan: dict, rows: dict) -> None:
+        drop = fate["drop"]
+        if self.annotate:
+            n = plan["annotated_shards"]
+            row = {
+                "_uid": uid, "id": info["id"], "text": text, "source": info["source"], "bucket": info["bucket"],
+                "language": info["language"], "language_score": info["language_score"],
+                "quality_score": info["quality_score"], "n_tokens": info["n_tokens"],
+                "dup_cluster_size": fate["size"], "repeats": fate["repeats"],
+                "drop_stage": drop[0] if drop else None, "drop_rule": drop[1] if drop else None,
+                "dup_cluster": fate["cluster"], "quality_flag": info["quality_flag"],
+            }
+            signals = info.get("signals") or {}
+            for name in self.signal_names:
+                row[SIGNAL_PREFIX + name] = signals.get(name)
+            rows[(ANNOTATED, "", shard_of(uid, n), n)].append(row)
+        elif drop is None:
+            n = plan["mixture"].buckets[info["bucket"]].shards
+            rows[(MIXTURE, info["bucket"], shard_of(uid, n), n)].append({
+                "_uid": uid, "id": info["id"], "text": text, "source": info["source"], "bucket": info["bucket"],
+                "language": info["language"], "language_score": info["language_score"],
+                "quality_score": info["quality_score"], "n_tokens": info["n_tokens"],
+                "dup_cluster_size": fate["size"], "repeats": fate["repeats"],
+            })
+        else:
+            n = plan["rejected_shards"]
+            rows[(REJECTED, "", shard_of(uid, n), n)].append({
+                "_uid": uid, "id": info["id"], "source": info["source"], "stage": drop[0], "rule": drop[1],
+                "detail": drop[2], "text": text if self.config.output.rejected_text else None,
+            })

@@ -1,0 +1,107 @@
+"""Mixture stages: token counts per document, the per-bucket histograms (a combine), and the
+plan (sampling rates and shard counts) that the last pass reads as a side input."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import apache_beam as beam
+
+from classifiers.mixture import BucketStats, COMPRESSION_RATIO_ESTIMATE, add_deltas, plan_mixture
+from classifiers.text import approx_token_count
+from pipeline.config import Config
+from pipeline.stages.base import BatchStage, Doc
+
+# Pseudo-bucket in the statistics counting every document read (the ledger's independent count).
+READ = "*read*"
+# Bytes a rejected/ row takes without its text (id, source, stage, rule, detail), for sharding.
+REJECTED_ROW_BYTES = 120
+
+
+class TokenCount(BatchStage):
+    """n_tokens with the configured tokenizer.json, else the labelled approximation."""
+    name = "tokens"
+
+    def setup(self) -> None:
+        self.tok = None
+        if self.params:
+            from tokenizers import Tokenizer
+            self.tok = Tokenizer.from_file(self.params)
+
+    def apply(self, docs: list[Doc]) -> list[Doc]:
+        if self.tok is None:
+            return [{**d, "n_tokens": approx_token_count(d["n_bytes"])} for d in docs]
+        enc = self.tok.encode_batch([d["text"] for d in docs], add_special_tokens=False)
+        return [{**d, "n_tokens": len(e.ids)} for d, e in zip(docs, enc)]
+
+
+class SumStats(beam.CombineFn):
+    """Lists of (bucket, bin, docs, tokens, bytes) deltas -> {bucket: BucketStats}."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, deltas):
+        add_deltas(acc, deltas)
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict[str, BucketStats] = {}
+        for acc in accs:
+            for b, s in acc.items():
+                if b in out:
+                    o = out[b]
+                    o.docs += s.docs
+                    o.tokens += s.tokens
+                    o.bytes += s.bytes
+                else:
+                    out[b] = BucketStats(s.docs.copy(), s.tokens.copy(), s.bytes.copy())
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def make_plan(stats: dict[str, BucketStats], config: Config) -> dict:
+    """The side input of the last pass: the mixture plan and every output's shard count."""
+    out = config.output
+    per_shard = out.shard_bytes * COMPRESSION_RATIO_ESTIMATE
+    live = {b: s for b, s in stats.items() if b != READ}
+    read = stats.get(READ)
+    all_docs = int(read.docs.sum()) if read else 0
+    all_bytes = int(read.bytes.sum()) if read else 0
+    mix = config.stages.mixture
+    plan = plan_mixture(live, mix.targets if mix.enabled else {}, list(config.stages.langid.languages),
+                        mix.alpha, mix.max_repeats, mix.total_tokens, out.shard_bytes)
+    if not mix.enabled:  # everything that survived is kept once
+        for p in plan.buckets.values():
+            p.rate, p.whole_repeats, p.threshold = 1.0, 1, 0.0
+            p.planned_tokens, p.planned_docs = float(p.available_tokens), float(p.available_docs)
+            p.planned_bytes = float(live[p.bucket].bytes.sum())
+            p.shards = max(1, -(-int(p.planned_bytes) // int(per_shard)))
+    kept_docs = sum(p.planned_docs for p in plan.buckets.values())
+    kept_bytes = sum(p.planned_bytes for p in plan.buckets.values())
+    rejected_docs = max(0.0, all_docs - kept_docs)
+    rejected_bytes = rejected_docs * REJECTED_ROW_BYTES + (max(0.0, all_bytes - kept_bytes) if out.rejected_text else 0)
+    return {
+        "mixture": plan,
+        "annotated_shards": max(1, -(-all_bytes // int(per_shard))),
+        "rejected_shards": max(1, int(-(-rejected_bytes // per_shard))),
+        "all_docs": all_docs,
+    }
+
+
+class PlanMixture(beam.PTransform):
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+
+    def expand(self, deltas):
+        config = self.config
+        return (deltas
+                | "SumStats" >> beam.CombineGlobally(SumStats())
+                | "Plan" >> beam.Map(make_plan, config))
+
+
+def quarantine_shards(count: int) -> int:
+    return max(1, -(-count // 1_000_000))
+

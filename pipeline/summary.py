@@ -1,0 +1,49 @@
+"""The end-of-run summary, printed from the manifest (the same numbers a user finds on disk)."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{100 * x:.2f}%"
+
+
+def print_summary(manifest: dict, out_path: str, seconds: float, console: Console | None = None) -> None:
+    console = console or Console(width=None if Console().is_terminal else 120)
+    led = manifest["ledger"]
+    t = Table(title=f"curate run — {manifest['mode']} mode, {manifest.get('runner', '')}", title_justify="left")
+    dropped_col = "would drop" if manifest["mode"] == "annotate" else "dropped"
+    for col in ("stage", "status", dropped_col, "top rules"):
+        t.add_column(col, justify="right" if col == dropped_col else "left")
+    t.add_row("read", "", "", f"{led['input']:,} records from {manifest.get('input_files', '?')} files")
+    for name, s in manifest["stages"].items():
+        status = "on" if s["enabled"] else "disabled in config"
+        dropped = s["dropped"] + s.get("quarantined", 0)
+        rules = dict(s["rules"])
+        if name == "normalize":
+            rules.update({f"quarantine/{k}": v for k, v in manifest["quarantined"].items()})
+        top = ", ".join(f"{r} {c:,}" for r, c in sorted(rules.items(), key=lambda kv: -kv[1])[:3])
+        t.add_row(name, status, f"{dropped:,}", top)
+    verb = "written (annotated)" if manifest["mode"] == "annotate" else "kept"
+    t.add_row("ledger", "balanced" if led["balanced"] else "UNBALANCED", "",
+              f"input {led['input']:,} = {verb} {led['kept']:,} + rejected {led['rejected']:,}"
+              f" + quarantined {led['quarantined']:,}")
+    console.print(t)
+    if manifest["mode"] == "filter":
+        b = Table(title="mixture by bucket", title_justify="left")
+        for col in ("bucket", "documents", "tokens", "target", "achieved", "shards"):
+            b.add_column(col, justify="left" if col == "bucket" else "right")
+        for name, v in manifest["buckets"].items():
+            if not v["documents"] and not v.get("target_share"):
+                continue
+            b.add_row(name, f"{v['documents']:,}", f"{v['tokens']:,}", _pct(v.get("target_share")),
+                      _pct(v.get("achieved_share")), str(v["shards"]))
+        console.print(b)
+        mix = manifest["mixture"]
+        tok = manifest.get("tokenizer", "")
+        console.print(f"tokens: {mix['total_tokens']:,} ({tok}); mixture size limited by: {mix['limited_by'] or '-'}")
+        for u in mix["unmet"]:
+            console.print(f"[yellow]target not met[/]: {u['bucket']}: asked {_pct(u['asked'])},"
+                          f" achieved {_pct(u['achieved'])} — {u['why']}")
+    console.print(f"output: {out_path} ({len(manifest['shards'])} shards, manifest.json) in {seconds:.1f} s")

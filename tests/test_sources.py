@@ -1,0 +1,131 @@
+"""The reader: every bad record becomes one quarantine row with a reason; good ones survive."""
+import gzip
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from pipeline.config import NormalizeParams, Source
+from pipeline.sources import FileSpec, infer_format, read_file, split_uid
+
+GOOD = [{"id": f"g{i}", "text": f"good document number {i} with some words"} for i in range(5)]
+BAD_LINES = [
+    (b"this is not json", "bad_json"),
+    (b"[1, 2, 3]", "not_object"),
+    (b"42", "not_object"),
+    (b'{"id": "m"}', "missing_text"),
+    (b'{"id": "n", "text": null}', "missing_text"),
+    (b'{"id": "t", "text": 12}', "text_not_string"),
+    (b'{"id": "l", "text": ["a"]}', "text_not_string"),
+    (b'{"id": "u", "text": "bad \xff\xfe bytes"}', "invalid_utf8"),
+    (b'{"id": "s", "text": "lone \\ud800 surrogate"}', "invalid_unicode"),
+    (b'{"id": "z", "text": "nul \\u0000 byte"}', "nul_bytes"),
+    (b'{"id": {"x": 1}, "text": "id is an object"}', "bad_id"),
+]
+
+
+def lines_blob():
+    out = []
+    for i, (line, _) in enumerate(BAD_LINES):
+        out.append(json.dumps(GOOD[i % len(GOOD)] | {"id": f"g{i}"}).encode())
+        out.append(line)
+    return b"\n".join(out) + b"\n"
+
+
+def read_all(path, fmt="jsonl", comp="none", **norm):
+    spec = FileSpec(0, "s", str(path), fmt, comp, path.stat().st_size)
+    items = list(read_file(spec, Source(name="s", paths=[str(path)]), NormalizeParams(**norm), 64))
+    docs = [x for k, x in items if k == "doc"]
+    quar = [x for k, x in items if k == "quarantine"]
+    return docs, quar
+
+
+@pytest.mark.parametrize("comp", ["none", "gzip", "zstd"])
+def test_each_bad_record_is_quarantined_with_its_reason(tmp_path, comp):
+    blob = lines_blob()
+    suffix = {"none": "", "gzip": ".gz", "zstd": ".zst"}[comp]
+    path = tmp_path / f"x.jsonl{suffix}"
+    path.write_bytes({"none": lambda b: b, "gzip": gzip.compress,
+                      "zstd": zstandard.ZstdCompressor().compress}[comp](blob))
+    assert infer_format(str(path)) == ("jsonl", comp)
+    docs, quar = read_all(path, comp=comp)
+    assert [q["reason"] for q in quar] == [r for _, r in BAD_LINES]
+    assert len(docs) == len(BAD_LINES)
+    assert all(q["file"] == str(path) and q["byte_offset"] is not None for q in quar)
+    # the record index counts every record, good or bad; uids are unique
+    assert len({d["uid"] for d in docs}) == len(docs)
+    assert sorted([split_uid(d["uid"])[1] for d in docs] + [q["record"] for q in quar]) == list(range(2 * len(BAD_LINES)))
+
+
+def test_oversized_record_is_quarantined_without_reading_it_whole(tmp_path):
+    path = tmp_path / "big.jsonl"
+    big = json.dumps({"id": "big", "text": "x" * 200_000}).encode()
+    path.write_bytes(b"\n".join([json.dumps(GOOD[0]).encode(), big, json.dumps(GOOD[1]).encode()]) + b"\n")
+    docs, quar = read_all(path, max_record_bytes=1000)
+    assert [d["id"] for d in docs] == ["g0", "g1"]
+    assert [q["reason"] for q in quar] == ["too_large"] and len(quar[0]["raw"]) == 64
+
+
+@pytest.mark.parametrize("comp", ["gzip", "zstd"])
+def test_truncated_compressed_file_keeps_what_came_before(tmp_path, comp):
+    blob = b"".join(json.dumps({"id": f"d{i}", "text": f"document {i} " * 20}).encode() + b"\n" for i in range(3000))
+    data = gzip.compress(blob) if comp == "gzip" else zstandard.ZstdCompressor().compress(blob)
+    path = tmp_path / ("t.jsonl.gz" if comp == "gzip" else "t.jsonl.zst")
+    path.write_bytes(data[: len(data) // 2])
+    docs, quar = read_all(path, comp=comp)
+    assert 0 < len(docs) < 3000
+    assert [q["reason"] for q in quar] == ["truncated_or_corrupt"]
+    assert quar[0]["record"] == len(docs) or quar[0]["record"] == len(docs) + 1
+    assert [d["id"] for d in docs] == [f"d{i}" for i in range(len(docs))]
+
+
+def test_zero_byte_file(tmp_path):
+    for name, comp in (("e.jsonl", "none"), ("e.jsonl.zst", "zstd"), ("e.jsonl.gz", "gzip")):
+        path = tmp_path / name
+        path.write_bytes(b"")
+        docs, quar = read_all(path, comp=comp)
+        assert docs == [] and [q["reason"] for q in quar] == ["empty_file"], name
+
+
+def test_parquet_text_column_of_wrong_type(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": [1, 2]}), path)
+    docs, quar = read_all(path, fmt="parquet")
+    assert docs == [] and [q["reason"] for q in quar] == ["text_not_string"] * 2
+    path2 = tmp_path / "q.parquet"
+    pq.write_table(pa.table({"id": ["a", None], "text": ["hello world", "second doc"]}), path2)
+    docs, quar = read_all(path2, fmt="parquet")
+    assert [d["text"] for d in docs] == ["hello world", "second doc"] and not quar
+    assert docs[1]["id"].startswith("s-")  # missing id: stable id from source, file, offset
+
+
+def test_corrupt_parquet_is_one_entry(tmp_path):
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": ["a"] * 100}), path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    docs, quar = read_all(path, fmt="parquet")
+    assert [q["reason"] for q in quar] == ["truncated_or_corrupt"]
+
+
+def test_generated_ids_are_stable_and_text_is_normalised(tmp_path):
+    path = tmp_path / "n.jsonl"
+    path.write_bytes(b'{"text": "  Cafe\\u0301\\r\\nline  "}\n')
+    a, _ = read_all(path)
+    b, _ = read_all(path)
+    assert a[0]["id"] == b[0]["id"]
+    assert a[0]["text"] == "Caf\u00e9\nline"
+
+
+def test_chunked_reread_yields_the_same_records(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(lines_blob())
+    spec = FileSpec(3, "s", str(path), "jsonl", "none", path.stat().st_size)
+    src, norm = Source(name="s", paths=[str(path)]), NormalizeParams()
+    full = [x for k, x in read_file(spec, src, norm, 0) if k == "doc"]
+    parts = [x for a in range(0, 30, 7) for k, x in read_file(spec, src, norm, 0, a, a + 7) if k == "doc"]
+    assert [d["uid"] for d in parts] == [d["uid"] for d in full]
+    assert all(split_uid(d["uid"])[0] == 3 for d in full)
