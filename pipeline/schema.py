@@ -21,6 +21,12 @@ MIXTURE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("repeats", pa.int16()),
 )
 MIXTURE_SCHEMA = pa.schema(MIXTURE_FIELDS)
+# `bucket` is the hive partition key (`bucket=<b>/` in the path), so it is not stored inside the
+# files: Spark refuses a column that is both in the files and in the partition path, pyarrow's
+# read_table and DuckDB's hive_partitioning add it from the path. Reading one shard alone, the
+# bucket is its directory's name.
+PARTITION_KEY = "bucket"
+MIXTURE_FILE_SCHEMA = pa.schema([f for f in MIXTURE_FIELDS if f.name != PARTITION_KEY])
 
 # Extra columns of OUT/annotated/part-*.parquet (annotate mode): the contract's columns (nullable,
 # since a document dropped early has no value for later stages) plus why filter mode would drop it.

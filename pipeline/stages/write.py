@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 import uuid
 from importlib import metadata
@@ -30,10 +31,16 @@ SHARD_DIRS = {MIXTURE: schema.MIXTURE_DIR, ANNOTATED: schema.ANNOTATED_DIR,
 MANIFEST_FORMAT = "curate-manifest/1"
 
 
+_SAFE_BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
 def shard_path(kind: str, bucket: str, shard: int, n: int) -> str:
-    """Path of a shard relative to OUT."""
+    """Path of a shard relative to OUT. A bucket name comes from data (a LID model's labels):
+    anything but a plain lowercase name is refused, so writes stay inside OUT."""
     name = f"part-{shard:05d}-of-{n:05d}.parquet"
     if kind == MIXTURE:
+        if not _SAFE_BUCKET.fullmatch(bucket):
+            raise ValueError(f"refusing bucket name {bucket!r} in an output path")
         return f"{SHARD_DIRS[kind]}/bucket={bucket}/{name}"
     return f"{SHARD_DIRS[kind]}/{name}"
 
@@ -43,7 +50,7 @@ def join(base: str, rel: str) -> str:
 
 
 def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
-    return {MIXTURE: schema.MIXTURE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA,
+    return {MIXTURE: schema.MIXTURE_FILE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA,
             QUARANTINE: schema.QUARANTINE_SCHEMA}.get(kind) or schema.annotate_schema(signal_names)
 
 

@@ -1,0 +1,602 @@
+"""`curate inspect`: what an output holds, and whether its files are the ones its manifest lists.
+
+  curate inspect OUT [--json] [--plot FILE.png] [--verify]
+
+OUT is a curate output directory (its `manifest.json` says which shards it wrote), the
+`mixture/` or `annotated/` directory inside one, or any Parquet file or directory whose rows have
+the contract's columns (at least `bucket` and `n_tokens`; see pipeline/schema.py): that is
+inspected as plain Parquet, without targets and without a manifest to check against. A directory
+holding `mixture/`, `annotated/`, `rejected/` or `quarantine/` but no `manifest.json` is a run
+that did not finish (the manifest is written last) and is rejected.
+
+What it reports, per bucket and per language inside a bucket: documents (rows), tokens
+(n_tokens x repeats, the tokens a trainer sees), unique tokens (n_tokens), the token share and
+the manifest's target share; per bucket and overall, quantiles of quality_score (documents
+without a score counted as nulls), of dup_cluster_size (with the share of documents that stood
+for more than one near-duplicate) and of document length; per shard, rows, bytes and row groups.
+
+Document length is measured in tokens (quantiles of the int32 `n_tokens` column), not in text
+bytes: reading the `text` column would mean reading and decompressing nearly the whole output,
+while `n_tokens` is a few MB for a million documents. The mean characters per document come
+from the manifest's per-shard `text_chars` (exact); the mean text bytes per document is
+approximated from the Parquet footers (the `text` column chunks' uncompressed size, which
+also counts the encoding's length prefixes, a few bytes per document), so plain Parquet gets
+a figure too.
+
+Checks against the manifest (any failure: one line per problem on stderr, naming the shard, and
+exit code 1): every listed shard exists, has the listed size in bytes (a shorter file is
+reported as truncated), a readable footer and the listed row count; a mixture shard's tokens
+match; no file under the shard directories is missing from the manifest (an extra file would be
+read by anyone globbing the directory); the ledger balances. `--verify` also recomputes every
+shard's sha256. Only footers and the six statistics columns are read (files in parallel).
+
+Exit codes: 0 all good, 1 a mismatch or an incomplete output, 2 a path that cannot be
+inspected (missing, no Parquet files, not the contract's columns), as `curate run`'s setup errors.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import posixpath
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from pipeline import schema
+
+INSPECT_FORMAT = "curate-inspect/1"
+MANIFEST_FORMAT_PREFIX = "curate-manifest/"
+SHARD_DIRS = (schema.MIXTURE_DIR, schema.ANNOTATED_DIR, schema.REJECTED_DIR, schema.QUARANTINE_DIR)
+# The columns statistics are computed from (cast to these types; a missing optional one is null).
+STAT_COLUMNS = {"bucket": pa.string(), "language": pa.string(), "quality_score": pa.float64(),
+                "n_tokens": pa.int64(), "dup_cluster_size": pa.int64(), "repeats": pa.int64(),
+                "drop_rule": pa.string()}
+REQUIRED_COLUMNS = ("bucket", "n_tokens")
+NO_VALUE = "(none)"  # bucket or language of a row where it is null
+QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
+SHARDS_SHOWN = 50  # the terminal lists shards one by one up to this many; --json lists all
+READ_THREADS = 8
+HASH_CHUNK = 8 << 20
+
+
+class InspectError(Exception):
+    """A path that cannot be inspected: one line for the user, and the exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------------------------------- locating
+
+@dataclass
+class Target:
+    fs: pafs.FileSystem
+    root: str  # the output directory (curate output) or the path given (plain Parquet)
+    kind: str  # "mixture", "annotated" or "parquet"
+    manifest: dict | None
+    files: dict[str, int] = field(default_factory=dict)  # path relative to root -> size on disk
+
+
+def open_fs(path: str) -> tuple[pafs.FileSystem, str]:
+    """Local paths and any URI pyarrow has a filesystem for (gs://, s3://, hdfs://)."""
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def read_manifest(fs: pafs.FileSystem, out_dir: str) -> dict | None:
+    path = posixpath.join(out_dir, schema.MANIFEST_NAME)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        raw = f.read()
+    try:
+        manifest = json.loads(raw)
+    except ValueError as e:
+        raise InspectError(f"{path}: not valid JSON ({e})", 1) from None
+    fmt = manifest.get("format", "") if isinstance(manifest, dict) else ""
+    if not fmt.startswith(MANIFEST_FORMAT_PREFIX):
+        raise InspectError(f"{path}: not a curate manifest (format {fmt!r})", 2)
+    return manifest
+
+
+def list_files(fs: pafs.FileSystem, base: str) -> dict[str, int]:
+    """Every file under `base` (recursively): path relative to `base` -> size in bytes."""
+    sel = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    prefix = base.rstrip("/") + "/"
+    return {i.path[len(prefix):]: i.size for i in fs.get_file_info(sel) if i.type == pafs.FileType.File}
+
+
+def _is_data_file(rel: str) -> bool:
+    """What pyarrow.dataset would read from a directory: no hidden or underscore names."""
+    return rel.endswith(".parquet") and not any(p.startswith((".", "_")) for p in rel.split("/"))
+
+
+def locate(path: str) -> Target:
+    fs, root = open_fs(path)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise InspectError(f"{path}: no such file or directory", 2)
+    if info.type == pafs.FileType.File:
+        return Target(fs, posixpath.dirname(root), "parquet", None,
+                      {posixpath.basename(root): info.size})
+    root = root.rstrip("/")
+    manifest = read_manifest(fs, root)
+    if manifest is not None:
+        kind = schema.ANNOTATED_DIR if manifest.get("mode") == "annotate" else schema.MIXTURE_DIR
+        return Target(fs, root, kind, manifest, _shard_files(fs, root))
+    parent, name = posixpath.split(root)
+    if name in (schema.MIXTURE_DIR, schema.ANNOTATED_DIR):
+        manifest = read_manifest(fs, parent)
+        if manifest is not None:
+            return Target(fs, parent, name, manifest, _shard_files(fs, parent))
+    subdirs = [d for d in SHARD_DIRS if fs.get_file_info(posixpath.join(root, d)).type == pafs.FileType.Directory]
+    if subdirs:
+        raise InspectError(f"{path}: no {schema.MANIFEST_NAME}: not a complete curate output"
+                           f" (it has {subdirs[0]}/, but a run writes the manifest last)", 1)
+    files = {rel: size for rel, size in list_files(fs, root).items() if _is_data_file(rel)}
+    if not files:
+        raise InspectError(f"{path}: no Parquet files", 2)
+    return Target(fs, root, "parquet", None, files)
+
+
+def _shard_files(fs: pafs.FileSystem, out_dir: str) -> dict[str, int]:
+    out = {}
+    for d in SHARD_DIRS:
+        out.update({f"{d}/{rel}": size for rel, size in list_files(fs, posixpath.join(out_dir, d)).items()})
+    return out
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+@dataclass
+class FileScan:
+    path: str  # relative to the target's root
+    rows: int | None = None
+    row_groups: int | None = None
+    text_bytes_approx: int | None = None  # uncompressed size of the text column chunks
+    table: pa.Table | None = None  # STAT_COLUMNS, when asked for
+    missing_columns: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def scan_file(fs: pafs.FileSystem, root: str, rel: str, stats: bool) -> FileScan:
+    """Footer facts of one Parquet file and, with `stats`, its statistics columns."""
+    out = FileScan(rel)
+    try:
+        with fs.open_input_file(posixpath.join(root, rel)) as f:
+            pf = pq.ParquetFile(f)
+            md = pf.metadata
+            out.rows, out.row_groups = md.num_rows, md.num_row_groups
+            names = pf.schema_arrow.names
+            if "text" in names:
+                i = pf.schema_arrow.get_field_index("text")
+                out.text_bytes_approx = sum(md.row_group(g).column(i).total_uncompressed_size
+                                            for g in range(md.num_row_groups))
+            if stats:
+                out.missing_columns = tuple(c for c in REQUIRED_COLUMNS if c not in names)
+                if not out.missing_columns:
+                    present = [c for c in STAT_COLUMNS if c in names]
+                    out.table = _normalize(pf.read(columns=present, use_threads=True))
+    except (OSError, pa.ArrowException) as e:
+        out.error = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return out
+
+
+def _normalize(t: pa.Table) -> pa.Table:
+    cols = {}
+    for name, typ in STAT_COLUMNS.items():
+        if name in t.column_names:
+            cols[name] = t.column(name).cast(typ)
+        else:
+            cols[name] = pa.nulls(t.num_rows, typ)
+    return pa.table(cols)
+
+
+def sha256_of(fs: pafs.FileSystem, path: str) -> str:
+    h = hashlib.sha256()
+    with fs.open_input_stream(path) as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _parallel(fn, items: list) -> list:
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(min(READ_THREADS, len(items))) as ex:
+        return list(ex.map(fn, items))
+
+
+# ---------------------------------------------------------------------------------------- statistics
+
+def distribution(x: np.ndarray, nulls: int = 0) -> dict:
+    """count, nulls, mean, min, p10, p50, p90, max of the non-null values `x` (linear
+    interpolation between order statistics, numpy's default)."""
+    out = {"count": int(x.size), "nulls": int(nulls)}
+    if x.size == 0:
+        return {**out, "mean": None, "min": None, **{k: None for k in QUANTILES}, "max": None}
+    qs = np.quantile(x, list(QUANTILES.values()))
+    return {**out, "mean": float(x.mean()), "min": float(x.min()),
+            **{k: float(v) for k, v in zip(QUANTILES, qs)}, "max": float(x.max())}
+
+
+def _values(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
+    """Non-null values as float64, and the number of nulls."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return pc.drop_null(arr).to_numpy(zero_copy_only=False).astype(np.float64), arr.null_count
+
+
+def _group_stats(t: pa.Table) -> dict:
+    """Documents, tokens and distributions of one group of rows (STAT_COLUMNS)."""
+    n_tokens = pc.fill_null(t.column("n_tokens"), 0)
+    repeats = pc.fill_null(t.column("repeats"), 1)
+    tokens = int(pc.sum(pc.multiply(n_tokens, repeats)).as_py() or 0)
+    dup, dup_nulls = _values(t.column("dup_cluster_size"))
+    dup_dist = distribution(dup, dup_nulls)
+    dup_dist["share_gt1"] = float((dup > 1).mean()) if dup.size else None
+    out = {
+        "documents": t.num_rows,
+        "tokens": tokens,
+        "unique_tokens": int(pc.sum(n_tokens).as_py() or 0),
+        "quality_score": distribution(*_values(t.column("quality_score"))),
+        "dup_cluster_size": dup_dist,
+        "length_tokens": distribution(*_values(t.column("n_tokens"))),
+    }
+    if t.column("drop_rule").null_count < t.num_rows:  # annotated: what filter mode would drop
+        out["would_drop"] = t.num_rows - t.column("drop_rule").null_count
+    return out
+
+
+def summarize(t: pa.Table, targets: dict[str, float | None]) -> dict:
+    """Per bucket (and language inside it) and overall statistics of the rows `t` (STAT_COLUMNS).
+    Shares are of tokens (n_tokens x repeats); `targets` are the manifest's per-bucket shares."""
+    bucket = pc.fill_null(t.column("bucket"), NO_VALUE)
+    language = pc.fill_null(t.column("language"), NO_VALUE)
+    t = t.set_column(t.schema.get_field_index("bucket"), "bucket", bucket)
+    t = t.set_column(t.schema.get_field_index("language"), "language", language)
+    t = t.sort_by([("bucket", "ascending"), ("language", "ascending")])
+    total = _group_stats(t)
+    total_tokens = total["tokens"]
+    share = (lambda tok: tok / total_tokens if total_tokens else 0.0)  # noqa: E731
+    buckets: dict[str, dict] = {}
+    for name, part in _groups(t, "bucket"):
+        b = _group_stats(part)
+        b["share"] = share(b["tokens"])
+        b["target_share"] = targets.get(name)
+        b["languages"] = {}
+        for lang, lpart in _groups(part, "language"):
+            toks = int(pc.sum(pc.multiply(pc.fill_null(lpart.column("n_tokens"), 0),
+                                          pc.fill_null(lpart.column("repeats"), 1))).as_py() or 0)
+            b["languages"][lang] = {"documents": lpart.num_rows, "tokens": toks, "share": share(toks)}
+        buckets[name] = b
+    for name, target in targets.items():  # a targeted bucket that ended empty
+        if name not in buckets:
+            empty = _group_stats(t.slice(0, 0))
+            buckets[name] = {**empty, "share": 0.0, "target_share": target, "languages": {}}
+    for b in buckets.values():
+        b["gap"] = b["share"] - b["target_share"] if b["target_share"] is not None else None
+    total["share"] = 1.0 if total_tokens else 0.0
+    return {"total": total, "buckets": dict(sorted(buckets.items()))}
+
+
+def _groups(t: pa.Table, key: str):
+    """(value, rows) for each run of equal `key` in `t`, which is sorted by it."""
+    if t.num_rows == 0:
+        return
+    col = t.column(key).combine_chunks()
+    ends = np.flatnonzero(pc.not_equal(col[1:], col[:-1]).to_numpy(zero_copy_only=False)) + 1
+    starts = [0, *ends.tolist()]
+    stops = [*ends.tolist(), t.num_rows]
+    for a, b in zip(starts, stops):
+        yield col[a].as_py(), t.slice(a, b - a)
+
+
+# ---------------------------------------------------------------------------------------- checking
+
+def _problem(path: str, code: str, detail: str) -> dict:
+    return {"path": path, "problem": code, "detail": detail}
+
+
+def inspect(path: str, verify: bool = False) -> dict:
+    """The report `curate inspect` prints: a dict with stable keys (see cmd_inspect)."""
+    target = locate(path)
+    fs, root, manifest = target.fs, target.root, target.manifest
+    problems: list[dict] = []
+    if manifest is None:
+        listed = {rel: {"path": rel, "kind": "parquet", "bucket": None} for rel in sorted(target.files)}
+        stat_paths = set(listed)
+    else:
+        listed = {s["path"]: s for s in manifest.get("shards", [])}
+        stat_paths = {p for p, s in listed.items() if s.get("kind") == target.kind}
+        if not manifest.get("ledger", {}).get("balanced", True):
+            led = manifest["ledger"]
+            problems.append(_problem(schema.MANIFEST_NAME, "ledger",
+                                     f"ledger does not balance: input {led.get('input')} != kept {led.get('kept')}"
+                                     f" + rejected {led.get('rejected')} + quarantined {led.get('quarantined')}"))
+    present = [p for p in listed if p in target.files]
+    scans = {s.path: s for s in _parallel(lambda p: scan_file(fs, root, p, p in stat_paths), present)}
+    hashes = dict(zip(present, _parallel(lambda p: sha256_of(fs, posixpath.join(root, p)), present))) \
+        if verify and manifest is not None else {}
+
+    shards, tables = [], []
+    for rel, entry in listed.items():
+        size = target.files.get(rel)
+        scan = scans.get(rel)
+        row = {"path": rel, "kind": entry.get("kind"), "bucket": entry.get("bucket"),
+               "rows": scan.rows if scan else None, "bytes": size,
+               "row_groups": scan.row_groups if scan else None, "tokens": None, "status": "ok"}
+        found: list[dict] = []
+        if size is None:
+            found.append(_problem(rel, "missing", f"listed in {schema.MANIFEST_NAME} ({entry.get('rows')} rows,"
+                                                  f" {entry.get('bytes')} bytes) but not on disk"))
+        else:
+            if manifest is not None and size != entry.get("bytes"):
+                code = "truncated" if size < entry["bytes"] else "size"
+                found.append(_problem(rel, code, f"{size:,} bytes on disk, {schema.MANIFEST_NAME}"
+                                                 f" says {entry['bytes']:,}"))
+            if scan.error:
+                found.append(_problem(rel, "unreadable", f"not a readable Parquet file: {scan.error}"))
+            elif scan.missing_columns:
+                found.append(_problem(rel, "schema", f"no column {scan.missing_columns[0]!r}"))
+            elif manifest is not None and scan.rows != entry.get("rows"):
+                found.append(_problem(rel, "rows", f"{scan.rows:,} rows, {schema.MANIFEST_NAME}"
+                                                   f" says {entry.get('rows'):,}"))
+            if scan and scan.table is not None:
+                tok = pc.sum(pc.multiply(pc.fill_null(scan.table.column("n_tokens"), 0),
+                                         pc.fill_null(scan.table.column("repeats"), 1))).as_py() or 0
+                row["tokens"] = int(tok)
+                if manifest is not None and "tokens" in entry and int(tok) != entry["tokens"]:
+                    found.append(_problem(rel, "tokens", f"{int(tok):,} tokens (n_tokens x repeats),"
+                                                         f" {schema.MANIFEST_NAME} says {entry['tokens']:,}"))
+                tables.append(scan.table)
+            if rel in hashes and hashes[rel] != entry.get("sha256"):
+                found.append(_problem(rel, "checksum", f"sha256 {hashes[rel][:16]}..., {schema.MANIFEST_NAME}"
+                                                       f" says {str(entry.get('sha256'))[:16]}..."))
+        if found:
+            row["status"] = found[0]["problem"]
+        problems += found
+        shards.append(row)
+    if manifest is not None:
+        for rel in sorted(set(target.files) - set(listed)):
+            problems.append(_problem(rel, "extra", f"not listed in {schema.MANIFEST_NAME}"
+                                                   f" ({target.files[rel]:,} bytes)"))
+    if manifest is None and any(p["problem"] == "schema" for p in problems):
+        bad = next(p for p in problems if p["problem"] == "schema")
+        raise InspectError(f"{posixpath.join(root, bad['path'])}: not a curate mixture: {bad['detail']}", 2)
+
+    table = pa.concat_tables(tables) if tables else pa.schema(STAT_COLUMNS).empty_table()
+    targets = {}
+    if manifest is not None:
+        targets = {b: v.get("target_share") for b, v in manifest.get("buckets", {}).items()
+                   if v.get("target_share") is not None}
+    stats = summarize(table, targets)
+    stat_shards = [(listed[s.path], s) for s in scans.values() if s.table is not None]
+    rows = sum(s.rows for _, s in stat_shards)
+    approx = [s.text_bytes_approx for _, s in stat_shards]
+    text_bytes_mean = sum(approx) / rows if rows and None not in approx else None
+    chars = [e.get("text_chars") for e, _ in stat_shards]
+    text_chars_mean = sum(chars) / rows if manifest is not None and rows and None not in chars else None
+    for name, b in stats["buckets"].items():  # per bucket when shards are per bucket (the mixture)
+        mine = [(e, s) for e, s in stat_shards if e.get("bucket") == name]
+        n = sum(s.rows for _, s in mine)
+        b["text_chars_mean"] = (sum(e["text_chars"] for e, _ in mine) / n
+                                if manifest is not None and n and all("text_chars" in e for e, _ in mine) else None)
+    stats["total"]["text_chars_mean"] = text_chars_mean
+    stats["total"]["text_bytes_mean_approx"] = text_bytes_mean
+
+    ok_shards = [s for s in shards if s["bytes"] is not None]
+    return {
+        "format": INSPECT_FORMAT,
+        "path": path,
+        "root": root,
+        "kind": target.kind,
+        "manifest": None if manifest is None else {
+            k: manifest.get(k) for k in ("format", "mode", "config_sha256", "runner", "workers", "tokenizer",
+                                         "tokens_approximate", "ledger")},
+        "checksums_verified": bool(verify and manifest is not None),
+        "ok": not problems,
+        "problems": problems,
+        "total": stats["total"],
+        "buckets": stats["buckets"],
+        "files": {"shards": len(shards), "present": len(ok_shards),
+                  "rows": sum(s["rows"] or 0 for s in ok_shards),
+                  "bytes": sum(s["bytes"] for s in ok_shards),
+                  "row_groups": sum(s["row_groups"] or 0 for s in ok_shards)},
+        "shards": shards,
+    }
+
+
+# ---------------------------------------------------------------------------------------- output
+
+def _pct(x) -> str:
+    return "" if x is None else f"{100 * x:.2f}%"
+
+
+def _num(x, fmt: str = ",.0f") -> str:
+    return "" if x is None else format(x, fmt)
+
+
+def render(report: dict, console) -> None:
+    from rich.table import Table
+
+    m = report["manifest"]
+    head = f"[bold]{report['path']}[/]: {report['kind']}"
+    if m:
+        head += (f" — {m.get('mode')} mode, config {str(m.get('config_sha256'))[:12]}, tokenizer {m.get('tokenizer')},"
+                 f" {m.get('runner')}")
+    else:
+        head += " — plain Parquet, no manifest (no targets, nothing to verify against)"
+    console.print(head)
+    annotated = any("would_drop" in b for b in report["buckets"].values())
+    t = Table(title="tokens by bucket (tokens = n_tokens x repeats)", title_justify="left")
+    cols = ["bucket", "language", "documents", "tokens", "share", "target", "gap"] + (["would drop"] if annotated else [])
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("bucket", "language") else "right")
+    order = sorted(report["buckets"].items(), key=lambda kv: (-kv[1]["tokens"], -(kv[1]["target_share"] or 0),
+                                                              -kv[1]["documents"], kv[0]))
+    for name, b in order:
+        extra = [_num(b.get("would_drop", 0))] if annotated else []
+        langs = b["languages"]
+        one = len(langs) == 1 and next(iter(langs)) == name
+        t.add_row(name, "" if one or not langs else "(all)", f"{b['documents']:,}", f"{b['tokens']:,}",
+                  _pct(b["share"]), _pct(b["target_share"]),
+                  "" if b["gap"] is None else f"{100 * b['gap']:+.2f}", *extra)
+        if not one:
+            for lang, v in langs.items():
+                t.add_row("", lang, f"{v['documents']:,}", f"{v['tokens']:,}", _pct(v["share"]), "", "",
+                          *([""] if annotated else []))
+    tot = report["total"]
+    t.add_row("[bold]total[/]", "", f"{tot['documents']:,}", f"{tot['tokens']:,}", _pct(tot["share"]), "", "",
+              *([_num(tot.get("would_drop", 0))] if annotated else []))
+    console.print(t)
+    if annotated:
+        console.print("annotated: repeats is 0 where filter mode drops a document, so tokens and shares are"
+                      " those of the mixture filter mode would write")
+
+    d = Table(title="documents by bucket", title_justify="left")
+    for c in ("bucket", "quality p10", "p50", "p90", "no score", "dup mean", "dup max", "dup >1",
+              "tokens/doc p10", "p50", "p90", "max", "chars/doc"):
+        d.add_column(c, justify="left" if c == "bucket" else "right")
+
+    def qrow(name, b):
+        q, du, ln = b["quality_score"], b["dup_cluster_size"], b["length_tokens"]
+        return (name, _num(q["p10"], ".2f"), _num(q["p50"], ".2f"), _num(q["p90"], ".2f"), f"{q['nulls']:,}",
+                _num(du["mean"], ".2f"), _num(du["max"]), _pct(du["share_gt1"]),
+                _num(ln["p10"]), _num(ln["p50"]), _num(ln["p90"]), _num(ln["max"]), _num(b.get("text_chars_mean")))
+    for name, b in order:
+        if b["documents"]:
+            d.add_row(*qrow(name, b))
+    d.add_row(*qrow("[bold]total[/]", tot))
+    console.print(d)
+    if tot.get("text_bytes_mean_approx") is not None:
+        console.print(f"text: about {tot['text_bytes_mean_approx']:,.0f} bytes per document"
+                      " (from the Parquet footers)")
+
+    f = report["files"]
+    shards = report["shards"]
+    s = Table(title=f"shards: {f['present']:,} of {f['shards']:,} present, {f['rows']:,} rows, {f['bytes']:,} bytes,"
+                    f" {f['row_groups']:,} row groups", title_justify="left")
+    for c in ("path", "rows", "bytes", "row groups", "tokens", "status"):
+        s.add_column(c, justify="left" if c in ("path", "status") else "right")
+    bad = [x for x in shards if x["status"] != "ok"]
+    shown = shards if len(shards) <= SHARDS_SHOWN else bad[:SHARDS_SHOWN]
+    for x in shown:
+        status = x["status"] if x["status"] == "ok" else f"[red]{x['status']}[/]"
+        s.add_row(x["path"], _num(x["rows"]), _num(x["bytes"]), _num(x["row_groups"]), _num(x["tokens"]), status)
+    if shown or not shards:
+        console.print(s)
+    else:
+        console.print(s.title)
+    if len(shards) > len(shown):
+        console.print(f"({len(shards) - len(shown):,} more shards, all ok; --json lists every one)")
+    if report["checksums_verified"]:
+        console.print("sha256 checksums verified")
+    if report["ok"]:
+        console.print("[green]ok[/]: every file matches the manifest" if m else "[green]ok[/]")
+
+
+def plot(report: dict, dest: str) -> None:
+    """Achieved vs target token shares per bucket, and the quality and length distributions'
+    quantiles, into a PNG (matplotlib's Agg canvas; no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    buckets = sorted(report["buckets"].items(), key=lambda kv: -(kv[1]["target_share"] or kv[1]["share"]))
+    names = [n for n, _ in buckets]
+    fig = Figure(figsize=(13, max(4.0, 0.28 * len(names) + 1.5)))
+    FigureCanvasAgg(fig)
+    ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"width_ratios": [2, 1, 1]})
+    y = np.arange(len(names))
+    achieved = [100 * b["share"] for _, b in buckets]
+    target = [100 * b["target_share"] if b["target_share"] is not None else np.nan for _, b in buckets]
+    ax1.barh(y - 0.2, achieved, height=0.4, label="achieved", color="tab:blue")
+    ax1.barh(y + 0.2, target, height=0.4, label="target", color="tab:orange")
+    ax1.set_yticks(y, names)
+    ax1.invert_yaxis()
+    if any(a > 0 for a in achieved + [t for t in target if t == t]):
+        ax1.set_xscale("log")
+    ax1.set_xlabel("token share (%)")
+    ax1.set_title("token share by bucket")
+    ax1.legend(loc="lower right")
+    for ax, key, title in ((ax2, "quality_score", "quality score"), (ax3, "length_tokens", "tokens per document")):
+        rows = [(n, b[key]) for n, b in buckets if b[key]["count"]]
+        if rows:
+            yy = np.arange(len(rows))
+            p10 = np.array([d["p10"] for _, d in rows])
+            p50 = np.array([d["p50"] for _, d in rows])
+            p90 = np.array([d["p90"] for _, d in rows])
+            ax.hlines(yy, p10, p90, color="tab:gray", lw=3, label="p10-p90")
+            ax.plot(p50, yy, "o", color="tab:red", label="median")
+            ax.set_yticks(yy, [n for n, _ in rows])
+            ax.invert_yaxis()
+            if key == "length_tokens" and p10.min() > 0:
+                ax.set_xscale("log")
+            ax.legend(loc="lower right", fontsize="small")
+        else:
+            ax.text(0.5, 0.5, f"no {title}s", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
+        ax.set_title(f"{title} by bucket")
+    fig.suptitle(f"{report['path']} ({report['kind']}, {report['total']['tokens']:,} tokens)")
+    fig.tight_layout()
+    fig.savefig(dest, format="png", dpi=100)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("inspect", help="report what an output holds and check it against its manifest",
+                              description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", metavar="OUT", help="a curate output directory, its mixture/ or annotated/ directory,"
+                                               " or any Parquet file or directory with the contract's columns")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--plot", metavar="FILE.png", help="draw achieved vs target shares and the quality and"
+                                                      " length distributions into a PNG")
+    p.add_argument("--verify", action="store_true", help="also recompute every shard's sha256 (reads every byte)")
+    return p
+
+
+def cmd_inspect(args) -> int:
+    try:
+        report = inspect(args.path, verify=args.verify)
+    except InspectError as e:
+        print(f"inspect: {e}", file=sys.stderr)
+        return e.exit_code
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        from rich.console import Console
+        render(report, Console(width=None if Console().is_terminal else 140))
+    if args.plot:
+        try:
+            plot(report, args.plot)
+        except ImportError:
+            print("inspect: --plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
+            return 2
+    for p in report["problems"]:
+        print(f"mismatch: {p['path']}: {p['problem']}: {p['detail']}", file=sys.stderr)
+    if report["problems"]:
+        print(f"inspect: {len(report['problems'])} problem(s): {report['path']} does not match its"
+              f" {schema.MANIFEST_NAME}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline.inspect_cmd OUT ...`, the same as `curate inspect OUT ...`."""
+    ap = argparse.ArgumentParser(prog="curate")
+    add_parser(ap.add_subparsers(dest="cmd", required=True))
+    return cmd_inspect(ap.parse_args(["inspect", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
