@@ -116,8 +116,10 @@ def resolve_shares(targets: dict[str, float], available: dict[str, int], languag
     return shares
 
 
-def _threshold(tokens: np.ndarray, need: float) -> float:
-    """Smallest t with sum of tokens of documents with u < t ~= need (linear in a bin)."""
+def _threshold(tokens: np.ndarray, docs: np.ndarray, need: float) -> float:
+    """t such that the tokens of documents with u < t come closest to `need`: linear inside the
+    boundary bin when it holds several documents; a bin of one document is taken or left
+    whole, whichever is nearer, so the error is at most half of one document's tokens."""
     if need <= 0:
         return 0.0
     cum = np.cumsum(tokens)
@@ -126,6 +128,8 @@ def _threshold(tokens: np.ndarray, need: float) -> float:
     j = int(np.searchsorted(cum, need, side="left"))
     before = cum[j - 1] if j else 0
     frac = (need - before) / tokens[j] if tokens[j] else 0.0
+    if docs[j] <= 1:
+        frac = 1.0 if frac >= 0.5 else 0.0
     return (j + frac) / BINS
 
 
@@ -170,7 +174,7 @@ def plan_mixture(stats: dict[str, BucketStats], targets: dict[str, float], langu
         rate = share * size / avail if avail > 0 and share > 0 else 0.0
         rate = min(rate, max_repeats)
         k = int(math.floor(rate + 1e-12))
-        t = _threshold(st.tokens, (rate - k) * avail)
+        t = _threshold(st.tokens, st.docs, (rate - k) * avail)
         if k >= 1:
             docs, nbytes = float(st.docs.sum()), float(st.bytes.sum())
         else:
