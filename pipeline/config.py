@@ -55,9 +55,10 @@ class NormalizeParams(_Strict):
 
 
 class ExactDedupParams(_Strict):
+    """Exact duplicates of the normalised text; the survivor follows
+    stages.minhash_dedup.survivor, so both levels keep the same document of a cluster."""
     enabled: bool = True
     scope: Literal["global", "bucket", "language"] = "global"
-    survivor: Literal["lowest_id", "highest_quality"] = "lowest_id"
 
 
 class MixtureParams(_Strict):

@@ -4,8 +4,9 @@
 
 OUT is a curate output directory (its `manifest.json` says which shards it wrote), the
 `mixture/` or `annotated/` directory inside one, or any Parquet file or directory whose rows have
-the contract's columns (at least `bucket` and `n_tokens`; see pipeline/schema.py): that is
-inspected as plain Parquet, without targets and without a manifest to check against. A directory
+the contract's columns (at least `n_tokens`; see pipeline/schema.py; the bucket is the `bucket`
+column or, as in the mixture, the hive partition directory `bucket=<b>/`): that is inspected as
+plain Parquet, without targets and without a manifest to check against. A directory
 holding `mixture/`, `annotated/`, `rejected/` or `quarantine/` but no `manifest.json` is a run
 that did not finish (the manifest is written last) and is rejected.
 
@@ -59,9 +60,10 @@ SHARD_DIRS = (schema.MIXTURE_DIR, schema.ANNOTATED_DIR, schema.REJECTED_DIR, sch
 STAT_COLUMNS = {"bucket": pa.string(), "language": pa.string(), "quality_score": pa.float64(),
                 "n_tokens": pa.int64(), "dup_cluster_size": pa.int64(), "repeats": pa.int64(),
                 "drop_rule": pa.string()}
-REQUIRED_COLUMNS = ("bucket", "n_tokens")
+REQUIRED_COLUMNS = ("n_tokens",)
 NO_VALUE = "(none)"  # bucket or language of a row where it is null
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
+QUALITY_RANGE, QUALITY_BINS = (0.0, 5.0), 20  # quality_score is 0..5 (DESIGN.md, output contract)
 SHARDS_SHOWN = 50  # the terminal lists shards one by one up to this many; --json lists all
 READ_THREADS = 8
 HASH_CHUNK = 8 << 20
@@ -186,17 +188,29 @@ def scan_file(fs: pafs.FileSystem, root: str, rel: str, stats: bool) -> FileScan
                 out.missing_columns = tuple(c for c in REQUIRED_COLUMNS if c not in names)
                 if not out.missing_columns:
                     present = [c for c in STAT_COLUMNS if c in names]
-                    out.table = _normalize(pf.read(columns=present, use_threads=True))
+                    out.table = _normalize(pf.read(columns=present, use_threads=True),
+                                           hive_bucket(posixpath.join(root, rel)))
     except (OSError, pa.ArrowException) as e:
         out.error = str(e).splitlines()[0] if str(e) else type(e).__name__
     return out
 
 
-def _normalize(t: pa.Table) -> pa.Table:
+def hive_bucket(path: str) -> str | None:
+    """The bucket a hive-partitioned path names (`.../bucket=<b>/part-...`), if any."""
+    key = schema.PARTITION_KEY + "="
+    parts = [p[len(key):] for p in path.split("/") if p.startswith(key)]
+    return parts[-1] if parts else None
+
+
+def _normalize(t: pa.Table, bucket: str | None = None) -> pa.Table:
+    """`t` with exactly STAT_COLUMNS; a mixture shard's bucket is not stored in the file but named
+    by its directory (the hive partition key, see schema.PARTITION_KEY): `bucket` fills it."""
     cols = {}
     for name, typ in STAT_COLUMNS.items():
         if name in t.column_names:
             cols[name] = t.column(name).cast(typ)
+        elif name == schema.PARTITION_KEY and bucket is not None:
+            cols[name] = pa.repeat(pa.scalar(bucket, typ), t.num_rows)
         else:
             cols[name] = pa.nulls(t.num_rows, typ)
     return pa.table(cols)
@@ -228,6 +242,14 @@ def distribution(x: np.ndarray, nulls: int = 0) -> dict:
     qs = np.quantile(x, list(QUANTILES.values()))
     return {**out, "mean": float(x.mean()), "min": float(x.min()),
             **{k: float(v) for k, v in zip(QUANTILES, qs)}, "max": float(x.max())}
+
+
+def quality_histogram(x: np.ndarray) -> dict:
+    """Counts of quality scores in QUALITY_BINS equal bins over the contract's 0..5 range (scores
+    outside it, which a judge should never give, land in the end bins)."""
+    edges = np.linspace(QUALITY_RANGE[0], QUALITY_RANGE[1], QUALITY_BINS + 1)
+    counts, _ = np.histogram(np.clip(x, *QUALITY_RANGE), bins=edges)
+    return {"bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
 def _values(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
@@ -391,6 +413,7 @@ def inspect(path: str, verify: bool = False) -> dict:
         n = sum(s.rows for _, s in mine)
         b["text_chars_mean"] = (sum(e["text_chars"] for e, _ in mine) / n
                                 if manifest is not None and n and all("text_chars" in e for e, _ in mine) else None)
+    stats["total"]["quality_histogram"] = quality_histogram(_values(table.column("quality_score"))[0])
     stats["total"]["text_chars_mean"] = text_chars_mean
     stats["total"]["text_bytes_mean_approx"] = text_bytes_mean
 
@@ -506,48 +529,63 @@ def render(report: dict, console) -> None:
 
 
 def plot(report: dict, dest: str) -> None:
-    """Achieved vs target token shares per bucket, and the quality and length distributions'
-    quantiles, into a PNG (matplotlib's Agg canvas; no display needed)."""
+    """Achieved vs target token shares per bucket, the quality score histogram and the spread of
+    document lengths per bucket, into a PNG (matplotlib's Agg canvas: no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
-    buckets = sorted(report["buckets"].items(), key=lambda kv: -(kv[1]["target_share"] or kv[1]["share"]))
+    buckets = sorted(report["buckets"].items(), key=lambda kv: (-(kv[1]["target_share"] or 0), -kv[1]["share"], kv[0]))
     names = [n for n, _ in buckets]
-    fig = Figure(figsize=(13, max(4.0, 0.28 * len(names) + 1.5)))
+    fig = Figure(figsize=(14, max(4.5, 0.26 * len(names) + 1.5)), layout="constrained")
     FigureCanvasAgg(fig)
-    ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"width_ratios": [2, 1, 1]})
+    grid = fig.add_gridspec(1, 3, width_ratios=[2, 1.2, 1.2])
+    ax1 = fig.add_subplot(grid[0])
+    ax3 = fig.add_subplot(grid[2], sharey=ax1)
+    ax2 = fig.add_subplot(grid[1])
     y = np.arange(len(names))
-    achieved = [100 * b["share"] for _, b in buckets]
-    target = [100 * b["target_share"] if b["target_share"] is not None else np.nan for _, b in buckets]
+    achieved = np.array([100 * b["share"] for _, b in buckets])
+    target = np.array([100 * b["target_share"] if b["target_share"] is not None else np.nan for _, b in buckets])
     ax1.barh(y - 0.2, achieved, height=0.4, label="achieved", color="tab:blue")
     ax1.barh(y + 0.2, target, height=0.4, label="target", color="tab:orange")
     ax1.set_yticks(y, names)
-    ax1.invert_yaxis()
-    if any(a > 0 for a in achieved + [t for t in target if t == t]):
+    ax1.set_ylim(len(names) - 0.5, -0.5)
+    positive = np.concatenate([achieved[achieved > 0], target[target > 0]])
+    if positive.size and positive.max() / positive.min() > 20:
         ax1.set_xscale("log")
-    ax1.set_xlabel("token share (%)")
-    ax1.set_title("token share by bucket")
-    ax1.legend(loc="lower right")
-    for ax, key, title in ((ax2, "quality_score", "quality score"), (ax3, "length_tokens", "tokens per document")):
-        rows = [(n, b[key]) for n, b in buckets if b[key]["count"]]
-        if rows:
-            yy = np.arange(len(rows))
-            p10 = np.array([d["p10"] for _, d in rows])
-            p50 = np.array([d["p50"] for _, d in rows])
-            p90 = np.array([d["p90"] for _, d in rows])
-            ax.hlines(yy, p10, p90, color="tab:gray", lw=3, label="p10-p90")
-            ax.plot(p50, yy, "o", color="tab:red", label="median")
-            ax.set_yticks(yy, [n for n, _ in rows])
-            ax.invert_yaxis()
-            if key == "length_tokens" and p10.min() > 0:
-                ax.set_xscale("log")
-            ax.legend(loc="lower right", fontsize="small")
-        else:
-            ax.text(0.5, 0.5, f"no {title}s", ha="center", va="center", transform=ax.transAxes)
-            ax.set_yticks([])
-        ax.set_title(f"{title} by bucket")
-    fig.suptitle(f"{report['path']} ({report['kind']}, {report['total']['tokens']:,} tokens)")
-    fig.tight_layout()
+    ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+    ax1.set_xlabel("token share (n_tokens x repeats)")
+    ax1.set_title("token share by bucket: achieved vs target")
+    ax1.legend(loc="best")
+
+    q = report["total"]["quality_score"]
+    hist = report["total"]["quality_histogram"]
+    if q["count"]:
+        edges = np.array(hist["bin_edges"])
+        ax2.bar(edges[:-1], hist["counts"], width=np.diff(edges), align="edge", color="tab:green", edgecolor="white")
+        ax2.set_xlabel("quality_score")
+        ax2.set_ylabel("documents")
+    else:
+        ax2.text(0.5, 0.5, "no quality scores", ha="center", va="center", transform=ax2.transAxes)
+        ax2.set_xticks([])
+        ax2.set_yticks([])
+    ax2.set_title(f"quality score ({q['count']:,} scored, {q['nulls']:,} without)")
+
+    rows = [(i, b["length_tokens"]) for i, (_, b) in enumerate(buckets) if b["length_tokens"]["count"]]
+    if rows:
+        yy = np.array([i for i, _ in rows])
+        p10, p50, p90 = (np.array([d[k] for _, d in rows]) for k in ("p10", "p50", "p90"))
+        ax3.hlines(yy, p10, p90, color="tab:gray", lw=3, label="p10-p90")
+        ax3.plot(p50, yy, "o", color="tab:red", label="median")
+        if p10.min() > 0 and p90.max() / p10.min() > 20:
+            ax3.set_xscale("log")
+        ax3.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax3.legend(loc="best", fontsize="small")
+    ax3.tick_params(labelleft=False)
+    ax3.set_xlabel("tokens per document")
+    ax3.set_title("document length by bucket")
+    fig.suptitle(f"{report['path']} ({report['kind']}, {report['total']['documents']:,} documents,"
+                 f" {report['total']['tokens']:,} tokens)")
     fig.savefig(dest, format="png", dpi=100)
 
 

@@ -6,8 +6,9 @@ items as one list per partition, so Beam's per-element overhead is paid per batc
 document or band. A partition's worker groups equal keys in a dict:
 - exact: equal `exact_key` -> one survivor (lowest id, or highest quality), the rest are
   `exact_dedup/duplicate`; the survivor's weight is the group size.
-- MinHash: equal (scope, band, band hash) -> a star of edges from the group's smallest node to
-  the others (linear in the group, never quadratic; groups over `max_bucket_size` are counted).
+- MinHash: equal (scope, band, band hash) -> edges linking the group as a tree of stars of
+  fan-out at most `max_bucket_size` around its smallest node (`classifiers.minhash.bucket_edges`:
+  linear in the group, never quadratic; groups over `max_bucket_size` are counted).
 Connected components over those edges run as unrolled large-star / small-star rounds (Kiveris
 et al., "Connected Components in MapReduce and Beyond", SoCC 2014), each round two
 GroupByKeys over the edges only. The smallest node of a component survives, the others are
@@ -25,7 +26,7 @@ from typing import Any, Iterable
 import apache_beam as beam
 import numpy as np
 
-from classifiers.minhash import MinHasher
+from classifiers.minhash import MinHasher, bucket_edges
 from classifiers.text import dedup_key_text, stable_hash64
 from pipeline.sources import split_uid
 from pipeline.stages.base import BatchStage, Counters, Doc
@@ -177,11 +178,9 @@ class MinHashPartition(beam.DoFn):
                 continue
             if len(members) > self.max_bucket_size:
                 self.counters.inc("minhash_dedup/giant_bucket")
-            root = min(members, key=lambda m: m[0])[0]
             for node, payload in members:
                 payloads[node] = payload
-                if node != root:
-                    edges.add((root, node))
+            edges.update(bucket_edges(sorted(m[0] for m in members), self.max_bucket_size))
         for e in edges:
             yield e
         for node, payload in payloads.items():

@@ -35,7 +35,7 @@ class RouteDocuments(beam.DoFn):
     def __init__(self, config: Config, partitions: int):
         st = config.stages
         self.exact, self.minhash = st.exact_dedup.enabled, st.minhash_dedup.enabled
-        self.survivor = st.exact_dedup.survivor if self.exact else st.minhash_dedup.survivor
+        self.survivor = st.minhash_dedup.survivor
         self.seed = st.mixture.seed
         self.partitions = partitions
         self.chunk = config.runner.records_per_chunk
