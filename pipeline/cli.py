@@ -2,6 +2,7 @@
 
   curate run [CONFIG] [--input PATH_OR_GLOB ...] [--output DIR] [--set dotted.key=value ...]
              [--workers N] [--overwrite]
+  curate inspect OUT [--json] [--plot FILE.png] [--verify]
 
 Setup problems (bad config, missing input, an output directory in the way) are one line on
 stderr and exit code 2, before any work starts.
@@ -13,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline import inspect_cmd
 from pipeline.config import ConfigError, Source, load_config
 
 # What a curate output directory may hold; --overwrite deletes only directories made of these.
@@ -35,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--workers", type=int, help="worker processes (default: runner.workers)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    inspect_cmd.add_parser(sub)
     return ap
 
 
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "run":
             return cmd_run(args)
+        if args.cmd == "inspect":
+            return inspect_cmd.cmd_inspect(args)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 2

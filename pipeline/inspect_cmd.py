@@ -29,7 +29,7 @@ exit code 1): every listed shard exists, has the listed size in bytes (a shorter
 reported as truncated), a readable footer and the listed row count; a mixture shard's tokens
 match; no file under the shard directories is missing from the manifest (an extra file would be
 read by anyone globbing the directory); the ledger balances. `--verify` also recomputes every
-shard's sha256. Only footers and the six statistics columns are read (files in parallel).
+shard's sha256. Only footers and the statistics columns are read (files in parallel).
 
 Exit codes: 0 all good, 1 a mismatch or an incomplete output, 2 a path that cannot be
 inspected (missing, no Parquet files, not the contract's columns), as `curate run`'s setup errors.
@@ -54,7 +54,8 @@ import pyarrow.parquet as pq
 from pipeline import schema
 
 INSPECT_FORMAT = "curate-inspect/1"
-MANIFEST_FORMAT_PREFIX = "curate-manifest/"
+# manifest.json's "format" family (any version of it)
+MANIFEST_FORMAT_PREFIX = schema.MANIFEST_FORMAT.rsplit("/", 1)[0] + "/"
 SHARD_DIRS = (schema.MIXTURE_DIR, schema.ANNOTATED_DIR, schema.REJECTED_DIR, schema.QUARANTINE_DIR)
 # The columns statistics are computed from (cast to these types; a missing optional one is null).
 STAT_COLUMNS = {"bucket": pa.string(), "language": pa.string(), "quality_score": pa.float64(),
@@ -233,6 +234,12 @@ def _parallel(fn, items: list) -> list:
 
 # ---------------------------------------------------------------------------------------- statistics
 
+def token_sum(t: pa.Table) -> int:
+    """Tokens a trainer sees: sum of n_tokens x repeats (a null repeats counts once)."""
+    return int(pc.sum(pc.multiply(pc.fill_null(t.column("n_tokens"), 0),
+                                  pc.fill_null(t.column("repeats"), 1))).as_py() or 0)
+
+
 def distribution(x: np.ndarray, nulls: int = 0) -> dict:
     """count, nulls, mean, min, p10, p50, p90, max of the non-null values `x` (linear
     interpolation between order statistics, numpy's default)."""
@@ -253,16 +260,17 @@ def quality_histogram(x: np.ndarray) -> dict:
 
 
 def _values(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
-    """Non-null values as float64, and the number of nulls."""
+    """Non-null values as float64, and the number of nulls (a NaN counts as a null)."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return pc.drop_null(arr).to_numpy(zero_copy_only=False).astype(np.float64), arr.null_count
+    x = pc.drop_null(arr).to_numpy(zero_copy_only=False).astype(np.float64)
+    nan = np.isnan(x)
+    return (x[~nan], arr.null_count + int(nan.sum())) if nan.any() else (x, arr.null_count)
 
 
 def _group_stats(t: pa.Table) -> dict:
     """Documents, tokens and distributions of one group of rows (STAT_COLUMNS)."""
     n_tokens = pc.fill_null(t.column("n_tokens"), 0)
-    repeats = pc.fill_null(t.column("repeats"), 1)
-    tokens = int(pc.sum(pc.multiply(n_tokens, repeats)).as_py() or 0)
+    tokens = token_sum(t)
     dup, dup_nulls = _values(t.column("dup_cluster_size"))
     dup_dist = distribution(dup, dup_nulls)
     dup_dist["share_gt1"] = float((dup > 1).mean()) if dup.size else None
@@ -297,8 +305,7 @@ def summarize(t: pa.Table, targets: dict[str, float | None]) -> dict:
         b["target_share"] = targets.get(name)
         b["languages"] = {}
         for lang, lpart in _groups(part, "language"):
-            toks = int(pc.sum(pc.multiply(pc.fill_null(lpart.column("n_tokens"), 0),
-                                          pc.fill_null(lpart.column("repeats"), 1))).as_py() or 0)
+            toks = token_sum(lpart)
             b["languages"][lang] = {"documents": lpart.num_rows, "tokens": toks, "share": share(toks)}
         buckets[name] = b
     for name, target in targets.items():  # a targeted bucket that ended empty
@@ -329,6 +336,42 @@ def _problem(path: str, code: str, detail: str) -> dict:
     return {"path": path, "problem": code, "detail": detail}
 
 
+def check_shard(rel: str, entry: dict | None, size: int | None, scan: FileScan | None,
+                sha256: str | None) -> tuple[dict, list[dict]]:
+    """One shard's row in the report and its problems against its manifest `entry` (None for
+    plain Parquet: only readability is checked). `size` is None when the file is not on disk."""
+    listed = entry or {}
+    row = {"path": rel, "kind": listed.get("kind", "parquet"), "bucket": listed.get("bucket"),
+           "rows": scan.rows if scan else None, "bytes": size,
+           "row_groups": scan.row_groups if scan else None, "tokens": None, "status": "ok"}
+    says = f"{schema.MANIFEST_NAME} says"
+    found: list[dict] = []
+    if size is None:
+        found.append(_problem(rel, "missing", f"listed in {schema.MANIFEST_NAME} ({listed.get('rows'):,} rows,"
+                                              f" {listed.get('bytes'):,} bytes) but not on disk"))
+    else:
+        if entry is not None and size != entry.get("bytes"):
+            code = "truncated" if size < entry["bytes"] else "size"
+            found.append(_problem(rel, code, f"{size:,} bytes on disk, {says} {entry['bytes']:,}"))
+        if scan.error:
+            found.append(_problem(rel, "unreadable", f"not a readable Parquet file: {scan.error}"))
+        elif scan.missing_columns:
+            found.append(_problem(rel, "schema", f"no column {scan.missing_columns[0]!r}"))
+        elif entry is not None and scan.rows != entry.get("rows"):
+            found.append(_problem(rel, "rows", f"{scan.rows:,} rows, {says} {entry.get('rows'):,}"))
+        if scan.table is not None:
+            row["tokens"] = token_sum(scan.table)
+            if entry is not None and "tokens" in entry and row["tokens"] != entry["tokens"]:
+                found.append(_problem(rel, "tokens", f"{row['tokens']:,} tokens (n_tokens x repeats),"
+                                                     f" {says} {entry['tokens']:,}"))
+        if sha256 is not None and entry is not None and sha256 != entry.get("sha256"):
+            found.append(_problem(rel, "checksum",
+                                  f"sha256 {sha256[:16]}..., {says} {str(entry.get('sha256'))[:16]}..."))
+    if found:
+        row["status"] = found[0]["problem"]
+    return row, found
+
+
 def inspect(path: str, verify: bool = False) -> dict:
     """The report `curate inspect` prints: a dict with stable keys (see cmd_inspect)."""
     target = locate(path)
@@ -352,42 +395,12 @@ def inspect(path: str, verify: bool = False) -> dict:
 
     shards, tables = [], []
     for rel, entry in listed.items():
-        size = target.files.get(rel)
-        scan = scans.get(rel)
-        row = {"path": rel, "kind": entry.get("kind"), "bucket": entry.get("bucket"),
-               "rows": scan.rows if scan else None, "bytes": size,
-               "row_groups": scan.row_groups if scan else None, "tokens": None, "status": "ok"}
-        found: list[dict] = []
-        if size is None:
-            found.append(_problem(rel, "missing", f"listed in {schema.MANIFEST_NAME} ({entry.get('rows')} rows,"
-                                                  f" {entry.get('bytes')} bytes) but not on disk"))
-        else:
-            if manifest is not None and size != entry.get("bytes"):
-                code = "truncated" if size < entry["bytes"] else "size"
-                found.append(_problem(rel, code, f"{size:,} bytes on disk, {schema.MANIFEST_NAME}"
-                                                 f" says {entry['bytes']:,}"))
-            if scan.error:
-                found.append(_problem(rel, "unreadable", f"not a readable Parquet file: {scan.error}"))
-            elif scan.missing_columns:
-                found.append(_problem(rel, "schema", f"no column {scan.missing_columns[0]!r}"))
-            elif manifest is not None and scan.rows != entry.get("rows"):
-                found.append(_problem(rel, "rows", f"{scan.rows:,} rows, {schema.MANIFEST_NAME}"
-                                                   f" says {entry.get('rows'):,}"))
-            if scan and scan.table is not None:
-                tok = pc.sum(pc.multiply(pc.fill_null(scan.table.column("n_tokens"), 0),
-                                         pc.fill_null(scan.table.column("repeats"), 1))).as_py() or 0
-                row["tokens"] = int(tok)
-                if manifest is not None and "tokens" in entry and int(tok) != entry["tokens"]:
-                    found.append(_problem(rel, "tokens", f"{int(tok):,} tokens (n_tokens x repeats),"
-                                                         f" {schema.MANIFEST_NAME} says {entry['tokens']:,}"))
-                tables.append(scan.table)
-            if rel in hashes and hashes[rel] != entry.get("sha256"):
-                found.append(_problem(rel, "checksum", f"sha256 {hashes[rel][:16]}..., {schema.MANIFEST_NAME}"
-                                                       f" says {str(entry.get('sha256'))[:16]}..."))
-        if found:
-            row["status"] = found[0]["problem"]
+        row, found = check_shard(rel, entry if manifest is not None else None, target.files.get(rel),
+                                 scans.get(rel), hashes.get(rel))
         problems += found
         shards.append(row)
+        if rel in scans and scans[rel].table is not None:
+            tables.append(scans[rel].table)
     if manifest is not None:
         for rel in sorted(set(target.files) - set(listed)):
             problems.append(_problem(rel, "extra", f"not listed in {schema.MANIFEST_NAME}"
@@ -455,15 +468,15 @@ def render(report: dict, console) -> None:
     m = report["manifest"]
     head = f"[bold]{report['path']}[/]: {report['kind']}"
     if m:
-        head += (f" — {m.get('mode')} mode, config {str(m.get('config_sha256'))[:12]}, tokenizer {m.get('tokenizer')},"
-                 f" {m.get('runner')}")
+        head += (f" — {m.get('mode')} mode, config {str(m.get('config_sha256'))[:12]},"
+                 f" tokenizer {m.get('tokenizer')}, {m.get('runner')}")
     else:
         head += " — plain Parquet, no manifest (no targets, nothing to verify against)"
     console.print(head)
     annotated = any("would_drop" in b for b in report["buckets"].values())
     t = Table(title="tokens by bucket (tokens = n_tokens x repeats)", title_justify="left")
-    cols = ["bucket", "language", "documents", "tokens", "share", "target", "gap"] + (["would drop"] if annotated else [])
-    for c in cols:
+    cols = ["bucket", "language", "documents", "tokens", "share", "target", "gap"]
+    for c in cols + (["would drop"] if annotated else []):
         t.add_column(c, justify="left" if c in ("bucket", "language") else "right")
     order = sorted(report["buckets"].items(), key=lambda kv: (-kv[1]["tokens"], -(kv[1]["target_share"] or 0),
                                                               -kv[1]["documents"], kv[0]))
@@ -592,14 +605,19 @@ def plot(report: dict, dest: str) -> None:
 # ---------------------------------------------------------------------------------------- CLI
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("inspect", help="report what an output holds and check it against its manifest",
-                              description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "inspect", help="report what an output holds and check its files against its manifest",
+        description="Per bucket and language: documents, tokens (n_tokens x repeats) and share vs target;"
+                    " quality score, duplicate cluster size and length distributions; rows, bytes and row groups"
+                    " per shard. Checks every shard against manifest.json (missing, truncated, extra, rows,"
+                    " tokens; sha256 with --verify) and exits 1 on a mismatch. Reads footers and a few small"
+                    " columns only.")
     p.add_argument("path", metavar="OUT", help="a curate output directory, its mixture/ or annotated/ directory,"
                                                " or any Parquet file or directory with the contract's columns")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--plot", metavar="FILE.png", help="draw achieved vs target shares and the quality and"
                                                       " length distributions into a PNG")
-    p.add_argument("--verify", action="store_true", help="also recompute every shard's sha256 (reads every byte)")
+    p.add_argument("--verify", action="store_true", help="also recompute every shard's sha256 against the manifest (reads every byte)")
     return p
 
 
@@ -614,19 +632,21 @@ def cmd_inspect(args) -> int:
     else:
         from rich.console import Console
         render(report, Console(width=None if Console().is_terminal else 140))
+    for p in report["problems"]:
+        print(f"mismatch: {p['path']}: {p['problem']}: {p['detail']}", file=sys.stderr)
+    if report["problems"]:
+        print(f"inspect: {len(report['problems'])} problem(s): {report['path']} does not match its"
+              f" {schema.MANIFEST_NAME}", file=sys.stderr)
     if args.plot:
         try:
             plot(report, args.plot)
         except ImportError:
             print("inspect: --plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
             return 2
-    for p in report["problems"]:
-        print(f"mismatch: {p['path']}: {p['problem']}: {p['detail']}", file=sys.stderr)
-    if report["problems"]:
-        print(f"inspect: {len(report['problems'])} problem(s): {report['path']} does not match its"
-              f" {schema.MANIFEST_NAME}", file=sys.stderr)
-        return 1
-    return 0
+        except OSError as e:
+            print(f"inspect: --plot {args.plot}: {e.strerror or e}", file=sys.stderr)
+            return 2
+    return 1 if report["problems"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,7 @@ QUARANTINE_SCHEMA = pa.schema([
 ])
 
 MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "curate-manifest/1"
 MIXTURE_DIR = "mixture"
 ANNOTATED_DIR = "annotated"
 REJECTED_DIR = "rejected"

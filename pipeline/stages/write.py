@@ -28,7 +28,6 @@ from pipeline.stages.finalize import ANNOTATED, MIXTURE, QUARANTINE, REJECTED
 
 SHARD_DIRS = {MIXTURE: schema.MIXTURE_DIR, ANNOTATED: schema.ANNOTATED_DIR,
               REJECTED: schema.REJECTED_DIR, QUARANTINE: schema.QUARANTINE_DIR}
-MANIFEST_FORMAT = "curate-manifest/1"
 
 
 _SAFE_BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -216,7 +215,7 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         if u["bucket"] in buckets:
             u["achieved"] = buckets[u["bucket"]]["achieved_share"]
     return {
-        "format": MANIFEST_FORMAT,
+        "format": schema.MANIFEST_FORMAT,
         "mode": config.mode,
         "config_sha256": config.digest(),
         "config": config.model_dump(mode="json"),
