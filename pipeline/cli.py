@@ -3,6 +3,8 @@
   curate run [CONFIG] [--input PATH_OR_GLOB ...] [--output DIR] [--set dotted.key=value ...]
              [--workers N] [--overwrite]
   curate inspect OUT [--json] [--plot FILE.png] [--verify]
+  curate judge [CONFIG] --input ... --sample N --output LABELS/ [--set ...]
+  curate distill --labels LABELS/ --output MODEL [CONFIG] [--set ...]
 
 Setup problems (bad config, missing input, an output directory in the way) are one line on
 stderr and exit code 2, before any work starts.
@@ -14,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline import inspect_cmd
+from pipeline import inspect_cmd, label_cmd
 from pipeline.config import ConfigError, Source, load_config
 
 # What a curate output directory may hold; --overwrite deletes only directories made of these.
@@ -38,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="worker processes (default: runner.workers)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     inspect_cmd.add_parser(sub)
+    label_cmd.add_parsers(sub, _add_config_args)
     return ap
 
 
@@ -131,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.cmd == "inspect":
             return inspect_cmd.cmd_inspect(args)
+        if args.cmd == "judge":
+            return label_cmd.cmd_judge(args, resolve_config)
+        if args.cmd == "distill":
+            return label_cmd.cmd_distill(args)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 2

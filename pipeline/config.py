@@ -19,6 +19,7 @@ from classifiers.heuristics import HeuristicsParams
 from classifiers.judge import QualityParams
 from classifiers.langid import LangIdParams
 from classifiers.minhash import MinHashParams
+from classifiers.quality_fasttext import DistillParams
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -135,6 +136,7 @@ class Config(_Strict):
     stages: Stages = Stages()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
+    distill: DistillParams = DistillParams()  # `curate distill` training settings
 
     @model_validator(mode="after")
     def _names_unique(self) -> "Config":

@@ -630,46 +630,58 @@ def cmd_submit(args) -> int:
 
 # ----------------------------------------------------------------------------- flex template
 
-def template_main(argv: list[str]) -> int:
-    """Entry point of the flex template (dataflow/main.py): the launcher calls it with the
-    template's parameters (dataflow/metadata.json) and the job's Beam options (project, region,
-    temp and staging locations, sdk_container_image, ...), which are passed through as given."""
+# The flex template's parameters (dataflow/metadata.json declares the same names).
+TEMPLATE_PARAMETERS = ("config", "input", "output", "overrides", "overwrite", "gpu_type", "gpu_count",
+                       "defer_judge", "judge_input")
+
+
+def template_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="curate-flex-template")
     ap.add_argument("--config", help="run config: a path in the image (/src/configs/...) or a gs:// URI")
     ap.add_argument("--input", default="", help="comma-separated input patterns")
     ap.add_argument("--output")
     ap.add_argument("--overrides", default="", help="semicolon-separated KEY=VALUE config overrides")
+    ap.add_argument("--overwrite", default="false", choices=["true", "false"])
     ap.add_argument("--gpu_type")
     ap.add_argument("--gpu_count", type=int, default=SubmitParams().gpu_count)
     ap.add_argument("--defer_judge", default="false", choices=["true", "false"])
     ap.add_argument("--judge_input")
-    ap.add_argument("--job_name")
-    args, beam_flags = ap.parse_known_args(argv)
-    try:
-        config_path = _local_config(args.config) if args.config else None
-        ns = argparse.Namespace(
-            config=config_path, input=[p for p in args.input.split(",") if p.strip()], output=args.output,
-            overrides=[o for o in args.overrides.split(";") if o.strip()], dry_run=None,
-            defer_judge=args.defer_judge == "true", judge_input=args.judge_input, runner="dataflow",
-            gpu_type=args.gpu_type, gpu_count=args.gpu_count, job_name=args.job_name)
-        from pipeline.cli import resolve_config
+    ap.add_argument("--job_name")  # a standard launcher option, read here to label the manifest
+    return ap
 
-        config = resolve_config(ns)
-        check_gcp_extra()
+
+def template_main(argv: list[str]) -> int:
+    """Entry point of the flex template (dataflow/main.py): the launcher calls it with the
+    template's parameters and the job's Beam options (project, region, temp and staging
+    locations, sdk_container_image, ...); those are passed through as given, after this
+    project's own options, so that they win."""
+    from pipeline.cli import check_output, resolve_config
+
+    args, beam_flags = template_parser().parse_known_args(argv)
+    try:
+        ns = argparse.Namespace(
+            config=_local_config(args.config) if args.config else None,
+            input=[p for p in args.input.split(",") if p.strip()], output=args.output,
+            overrides=[o for o in args.overrides.split(";") if o.strip()],
+            gpu_type=args.gpu_type, gpu_count=args.gpu_count, job_name=args.job_name)
         params = params_from_args(ns)
+        check_gcp_extra()
         check_gpu(params)
-        if ns.defer_judge:
-            config = defer_judge(config)
+        config = resolve_config(ns)
         notes: list[str] = []
-        if ns.judge_input:
-            config, notes = judge_after(config, ns.judge_input, dry_run=False)
+        if args.defer_judge == "true":
+            config = defer_judge(config)
+        if args.judge_input:
+            config, notes = judge_after(config, args.judge_input, dry_run=False)
         check_config(config, params, dry_run=False)
         specs, _ = plan_inputs(config, dry_run=False)
+        check_output(config.output.path, args.overwrite == "true")
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     job_name = params.job_name or default_job_name(config)
-    # the launcher's options come last: they win over this project's defaults
     flags = dataflow_flags(config, params, job_name) + beam_flags
     p = build_pipeline(config, specs, flags, run_info_for(config, specs, params, job_name))
     p.run()
