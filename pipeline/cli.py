@@ -5,6 +5,8 @@
   curate inspect OUT [--json] [--plot FILE.png] [--verify]
   curate judge [CONFIG] --input ... --sample N --output LABELS/ [--set ...]
   curate distill --labels LABELS/ --output MODEL [CONFIG] [--set ...]
+  curate submit [CONFIG] --project P --region R --temp-location gs://B/tmp [--output gs://B/out]
+                [--gpu-type T --gpu-count N] [--image IMAGE] [--max-workers N] [--dry-run DIR]
 
 Setup problems (bad config, missing input, an output directory in the way) are one line on
 stderr and exit code 2, before any work starts.
@@ -16,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline import inspect_cmd, label_cmd
+from pipeline import inspect_cmd, label_cmd, submit
 from pipeline.config import ConfigError, Source, load_config
 
 # What a curate output directory may hold; --overwrite deletes only directories made of these.
@@ -41,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     inspect_cmd.add_parser(sub)
     label_cmd.add_parsers(sub, _add_config_args)
+    submit.add_parser(sub)
     return ap
 
 
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             return label_cmd.cmd_judge(args, resolve_config)
         if args.cmd == "distill":
             return label_cmd.cmd_distill(args)
+        if args.cmd == "submit":
+            return submit.cmd_submit(args)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ unreadable records are added so that dedup and the quarantine show up in the sum
 """
 from __future__ import annotations
 
+import ast
 import gettext
 import json
 import random
@@ -17,8 +18,8 @@ import zstandard
 from pipeline.config import DemoConfig, Source
 
 LOCALE_DIR = Path("/usr/share/locale")
-MESSAGES_PER_DOC = 40
-VERSION = "1"  # bump when the demo's content changes
+MESSAGES_PER_DOC = 20
+VERSION = "4"  # bump when the demo's content changes
 
 
 def _write(path: Path, records: list[dict | str]) -> None:
@@ -36,9 +37,44 @@ def code_docs(n: int) -> list[dict]:
     return out
 
 
+def _unwrap(text: str) -> list[str]:
+    """Paragraphs of hard-wrapped text, each on one line; indented blocks (code) left out."""
+    out = []
+    for para in text.split("\n\n"):
+        lines = [ln for ln in para.split("\n") if ln.strip()]
+        if lines and not any(ln.startswith((" ", "\t", ">>>")) for ln in lines):
+            out.append(" ".join(ln.strip() for ln in lines))
+    return out
+
+
 def prose_docs(n: int) -> list[dict]:
+    """English prose: pydoc topics, then the standard library's longer docstrings, unwrapped
+    (one paragraph a line, as web text is) and without their code examples."""
     from pydoc_data.topics import topics
-    return [{"id": f"pydoc/{k}", "text": topics[k]} for k in sorted(topics)[:n]]
+    candidates = [(f"pydoc/{k}", topics[k]) for k in sorted(topics)]
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for p in sorted(stdlib.rglob("*.py")):
+        if {"test", "tests", "idlelib", "site-packages"} & set(p.relative_to(stdlib).parts):
+            continue
+        try:
+            tree = ast.parse(p.read_text(encoding="utf-8", errors="replace"))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc:
+                    name = ".".join(p.relative_to(stdlib).with_suffix("").parts)
+                    candidates.append((f"docstring/{name}.{getattr(node, 'name', '')}", doc))
+    out = []
+    for doc_id, text in candidates:
+        paras = [q for q in _unwrap(text) if "{" not in q]
+        body = "\n".join(paras)
+        if len(body.split()) >= 80:
+            out.append({"id": doc_id, "text": body})
+            if len(out) == n:
+                break
+    return out
 
 
 def catalog_messages(lang_dir: Path) -> list[str]:
@@ -50,7 +86,8 @@ def catalog_messages(lang_dir: Path) -> list[str]:
         except Exception:  # noqa: BLE001 - a broken system catalog is skipped, not fatal
             continue
         for k, v in cat.items():
-            if isinstance(k, str) and k and isinstance(v, str) and v != k and len(v) >= 25 and "%" not in v:
+            if (isinstance(k, str) and k and isinstance(v, str) and v != k and len(v) >= 25
+                    and "%" not in v and v[-1] in ".!?。！？।"):  # sentences, not menu labels
                 msgs.add(" ".join(v.split()))
     return sorted(msgs)
 

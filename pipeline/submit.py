@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import shutil
 import sys
 import time
@@ -47,7 +46,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.config import Config, ConfigError, Source
-from pipeline.sources import FileSpec, infer_format
+from pipeline.sources import MAX_FILES, FileSpec, infer_format
 
 RUNNERS = ("dataflow", "flink", "spark")
 BEAM_RUNNER_NAMES = {"dataflow": "DataflowRunner", "flink": "FlinkRunner", "spark": "SparkRunner"}
@@ -329,10 +328,10 @@ def judge_after(config: Config, out1: str, dry_run: bool) -> tuple[Config, list[
     if not config.stages.quality.enabled:
         raise ConfigError("submit error: --judge-input runs the judge job, but stages.quality is disabled"
                           " (set stages.quality.enabled=true)")
-    if config.sources:
-        raise ConfigError("submit error: --judge-input replaces the config's sources with the first job's output;"
-                          " drop --input / sources")
     sources, notes = judge_input_sources(out1, config, dry_run)
+    if config.sources:
+        notes.append(f"the config's sources ({', '.join(s.name for s in config.sources)}) are replaced by {out1}'s"
+                     " mixture shards")
     st = config.stages
     off = {"enabled": False}
     stages = st.model_copy(update={"heuristics": st.heuristics.model_copy(update=off),
@@ -367,6 +366,8 @@ def plan_inputs(config: Config, dry_run: bool) -> tuple[list[FileSpec], list[str
                 if s.path not in seen:
                     seen.add(s.path)
                     specs.append(dataclasses.replace(s, file_idx=len(specs)))
+    if len(specs) >= MAX_FILES:
+        raise ConfigError(f"input error: {len(specs)} files; at most {MAX_FILES - 1} per run")
     return specs, unlisted
 
 
@@ -480,6 +481,8 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
     proto), DIR/submit.json (options, inputs, config). Returns the summary."""
     import logging
 
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     job_name = params.job_name or default_job_name(config)
     flags = runner_flags(config, params, job_name)
@@ -493,12 +496,16 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
     if dry_dir is None:
         p = build_pipeline(config, specs, flags, run_info)
         result = p.run()
+        if params.runner == "dataflow" and not result.has_job:  # --beam-option=--template_location=...
+            summary["template"] = pipeline_options(flags).view_as(GoogleCloudOptions).template_location
+            return summary
         if params.runner == "dataflow":
             job_id = result.job_id()
             summary["job_id"] = job_id
             summary["console"] = (f"https://console.cloud.google.com/dataflow/jobs/{params.region}/{job_id}"
                                   f"?project={params.project}")
-        if wait:
+        # on Flink/Spark this process may hold the job server (Beam started it): stay to the end
+        if wait or params.runner != "dataflow":
             summary["state"] = str(result.wait_until_finish())
         return summary
 
@@ -536,7 +543,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", metavar="DIR", help="write the job description and pipeline proto to DIR;"
                                                       " submit nothing (no credentials, no network)")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    sp.add_argument("--wait", action="store_true", help="wait for the job to finish")
+    sp.add_argument("--wait", action="store_true", help="wait for the Dataflow job to finish (flink/spark: always)")
     sp.add_argument("--beam-option", action="append", default=[], dest="beam_options", metavar="--NAME=VALUE",
                     help="any other Beam pipeline option, passed as is (repeatable)")
     split = sp.add_argument_group("split run (CPU job, then GPU judge job)")
@@ -591,6 +598,8 @@ def prepare(args) -> tuple[Config, SubmitParams, list[FileSpec], list[str], list
     if args.defer_judge:
         config = defer_judge(config)
     if args.judge_input:
+        if args.input:
+            raise ConfigError("submit error: --judge-input reads the first job's output; drop --input")
         if params.runner == "dataflow" and not dry_run and not is_remote(args.judge_input):
             raise ConfigError(f"input error: --judge-input {args.judge_input!r} is a local path, which Dataflow"
                               " workers cannot read")
@@ -620,9 +629,12 @@ def cmd_submit(args) -> int:
         print(f"dry run: {summary['runner']} job {summary['job_name']} ({len(specs)} input files) written to"
               f" {dry_dir}: {written}; nothing submitted")
         return 0
+    if "template" in summary:
+        print(f"wrote a classic template to {summary['template']}; no job created")
+        return 0
     print(f"submitted {summary['runner']} job {summary['job_name']}"
           + (f" ({summary['job_id']}): {summary['console']}" if "job_id" in summary else ""))
-    if args.wait:
+    if "state" in summary:
         print(f"final state: {summary['state']}")
         return 0 if summary["state"].endswith("DONE") else 1
     return 0
