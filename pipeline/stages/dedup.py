@@ -21,7 +21,7 @@ A node is a tuple ordered by the survivor policy, ending with the document's uid
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Iterable
 
 import apache_beam as beam
 import numpy as np
@@ -110,8 +110,15 @@ def _events_by_chunk(events: list[tuple[int, tuple]], chunk: int) -> Iterable:
         yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", evs)))
 
 
-def _stat_delta(payload: dict, sign: int) -> tuple:
-    return (payload["bucket"], payload["bin"], sign, sign * payload["tokens"], sign * payload["bytes"])
+# A document's payload in dedup, for the mixture's accounting, is a plain tuple (it is shuffled
+# once per band): (bucket, sampling-hash bin, tokens, bytes, weight), weight being the number of
+# input documents it stands for (its exact-duplicate group's size).
+PAYLOAD_WEIGHT = 4
+
+
+def stat_delta(payload: tuple, sign: int) -> tuple:
+    bucket, b, tokens, nbytes, _ = payload
+    return (bucket, b, sign, sign * tokens, sign * nbytes)
 
 
 class ExactDedupPartition(beam.DoFn):
@@ -135,10 +142,10 @@ class ExactDedupPartition(beam.DoFn):
                 root = members[0]
                 for _, node, payload, _ in members[1:]:
                     events.append((node_uid(node), ("drop", "exact_dedup", "exact_dedup/duplicate", node_id(root[1]))))
-                    deltas.append(_stat_delta(payload, -1))
+                    deltas.append(stat_delta(payload, -1))
                 self.counters.inc("exact_dedup/duplicate", len(members) - 1)
                 events.append((node_uid(root[1]), ("cluster", len(members), node_id(root[1]))))
-                survivors.append((root[0], root[1], {**root[2], "weight": len(members)}, root[3]))
+                survivors.append((root[0], root[1], (*root[2][:PAYLOAD_WEIGHT], len(members)), root[3]))
             else:
                 survivors.append(members[0])
         yield from _events_by_chunk(events, self.chunk)
@@ -272,10 +279,10 @@ class ResolveClusters(beam.DoFn):
             self.counters.inc("minhash_dedup/near_duplicate")
             yield from _events_by_chunk([(node_uid(node), ("drop", "minhash_dedup", "minhash_dedup/near_duplicate",
                                                            node_id(root)))], self.chunk)
-            yield beam.pvalue.TaggedOutput(STATS_TAG, [_stat_delta(payload, -1)])
-            yield (root, payload.get("weight", 1))
+            yield beam.pvalue.TaggedOutput(STATS_TAG, [stat_delta(payload, -1)])
+            yield (root, payload[PAYLOAD_WEIGHT])
         else:
-            yield (node, payload.get("weight", 1))
+            yield (node, payload[PAYLOAD_WEIGHT])
 
 
 def cluster_events(kv, chunk: int) -> Iterable:

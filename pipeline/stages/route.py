@@ -16,7 +16,7 @@ from classifiers.text import unit_interval
 from pipeline.config import Config
 from pipeline.sources import split_uid
 from pipeline.stages.base import Doc
-from pipeline.stages.dedup import band_items, node_of
+from pipeline.stages.dedup import stat_delta, band_items, node_of
 from pipeline.stages.mixture import READ
 
 DEDUP_TAG = "dedup"
@@ -40,9 +40,8 @@ class RouteDocuments(beam.DoFn):
         self.partitions = partitions
         self.chunk = config.runner.records_per_chunk
 
-    def payload(self, d: Doc) -> dict:
-        return {"bucket": d["bucket"], "bin": bin_of(unit_interval(d["id"], self.seed)),
-                "tokens": d["n_tokens"], "bytes": d["n_bytes"], "weight": 1}
+    def payload(self, d: Doc) -> tuple:
+        return (d["bucket"], bin_of(unit_interval(d["id"], self.seed)), d["n_tokens"], d["n_bytes"], 1)
 
     def process(self, batch: list[Doc]) -> Iterable:
         infos: dict[tuple, list] = defaultdict(list)
@@ -55,7 +54,7 @@ class RouteDocuments(beam.DoFn):
             if d.get("drop") is not None:
                 continue
             p = self.payload(d)
-            deltas.append((p["bucket"], p["bin"], 1, p["tokens"], p["bytes"]))
+            deltas.append(stat_delta(p, 1))
             node = node_of(d["id"], d["uid"], d.get("quality_score"), self.survivor)
             if self.exact:
                 exact[d["exact_key"] % self.partitions].append((d["exact_key"], node, p, d.get("band_keys")))
