@@ -5,7 +5,7 @@ dedup) outside a runner on a corpus and encodes what each of them hands to a Gro
 the coder Beam uses for untyped Python values (FastPrimitivesCoder), i.e. the bytes a runner
 shuffles, before the runner's own framing and compression. docs/scaling.md quotes its output.
 
-  python dataflow/shuffle_bytes.py CONFIG [--docs N]
+  python -m bench.shuffle_bytes CONFIG [--docs N]
 
 The config names the sources (as for `curate run`); at most N documents are read.
 """
