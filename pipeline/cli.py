@@ -106,6 +106,13 @@ def check_stage_setup(config) -> None:
     problems = st.quality.problems()
     if problems:
         raise ConfigError(f"config error: stages.{problems[0]}")
+    if st.quality.enabled and st.quality.classifier == "llama_judge" and st.quality.backend == "openai":
+        from classifiers.judge import JudgeError
+        from classifiers.judge.openai_backend import OpenAIJudge
+        try:  # a judge server that does not answer is a setup error, not a failure mid-run
+            OpenAIJudge(st.quality).close()
+        except JudgeError as e:
+            raise ConfigError(f"quality error: {e}") from None
 
 
 def cmd_run(args) -> int:

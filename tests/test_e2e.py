@@ -169,3 +169,18 @@ def test_overwrite_never_deletes_foreign_directories(tmp_path):
     with pytest.raises(ConfigError, match="refusing to overwrite"):
         check_output(str(d), overwrite=True)
     assert (d / "thesis.tex").exists()
+
+
+def test_a_judge_server_that_does_not_answer_is_a_setup_error(tiny_llama_dir, tmp_path, capsys):
+    import socket
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = main(["run", "--input", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"),
+               "--set", "stages.quality.enabled=true", "--set", "stages.quality.classifier=llama_judge",
+               "--set", "stages.quality.backend=openai", "--set", f"stages.quality.model={tiny_llama_dir}",
+               "--set", f"stages.quality.base_url=http://127.0.0.1:{port}/v1",
+               "--set", "stages.quality.max_retries=1", "--set", "stages.quality.retry_backoff_s=0.01"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no OpenAI-compatible server answers" in err[0], err
+    assert not (tmp_path / "o").exists()
