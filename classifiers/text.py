@@ -30,6 +30,16 @@ def dedup_key_text(text: str) -> str:
     return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+def normalize_url(url: str) -> str:
+    """The URL as URL dedup compares it: trimmed, fragment dropped, scheme and host lower-cased."""
+    url = url.strip().split("#", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+
+
 def stable_hash64(data: bytes | str, salt: bytes = b"") -> int:
     """Unsigned 64-bit blake2b digest: stable everywhere, cheap, well mixed."""
     if isinstance(data, str):

@@ -55,6 +55,14 @@ class NormalizeParams(_Strict):
     min_chars: int = Field(1, ge=1)  # shorter (after stripping) is rejected as normalize/empty
 
 
+class UrlDedupParams(_Strict):
+    """Documents of a source with `url_field` that share a URL (fragment dropped, scheme and
+    host lower-cased): one survives, the latest by the source's `timestamp_field` (ISO 8601
+    strings or numbers; a missing timestamp counts as oldest), or the first read."""
+    enabled: bool = True
+    keep: Literal["latest", "first"] = "latest"
+
+
 class ExactDedupParams(_Strict):
     """Exact duplicates of the normalised text; the survivor follows
     stages.minhash_dedup.survivor, so both levels keep the same document of a cluster."""
@@ -91,6 +99,7 @@ class Stages(_Strict):
     langid: LangIdParams = LangIdParams()
     heuristics: HeuristicsParams = HeuristicsParams()
     quality: QualityParams = QualityParams()
+    url_dedup: UrlDedupParams = UrlDedupParams()
     exact_dedup: ExactDedupParams = ExactDedupParams()
     minhash_dedup: MinHashParams = MinHashParams()
     mixture: MixtureParams = MixtureParams()

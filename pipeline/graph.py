@@ -2,7 +2,7 @@
 
   read -> normalize/validate -> langid -> heuristics -> quality -> tokens -> dedup keys
        -> route (text let go: small records only from here)
-       -> exact dedup -> MinHash bands -> connected components      (shuffle ids and hashes)
+       -> URL dedup -> exact dedup -> MinHash bands -> connected components (ids and hashes)
        -> mixture plan (token histograms, a combine)                  (side input)
        -> last pass: merge decisions per input chunk, re-read its text, route rows to shards
        -> write shards (the only shuffle that carries text) -> manifest, last
@@ -21,7 +21,7 @@ from pipeline.stages.dedup import DedupKeys, Deduplicate
 from pipeline.stages.finalize import LEDGER_TAG, QUARANTINE, Finalize
 from pipeline.stages.mixture import PlanMixture, TokenCount, quarantine_shards
 from pipeline.stages.read import ReadDocuments
-from pipeline.stages.route import DEDUP_TAG, STATS_TAG, RouteDocuments
+from pipeline.stages.route import DEDUP_TAG, STATS_TAG, URL_TAG, RouteDocuments
 from pipeline.stages.write import WriteManifest, WriteShard
 
 PARTITION_INPUT_BYTES = 64 << 20  # automatic shuffle partitions: one per this much input
@@ -88,15 +88,16 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
         from pipeline.stages.quality import QualityStage
         docs = docs | "Quality" >> beam.ParDo(QualityStage(st.quality, annotate))
     docs = docs | "Tokens" >> beam.ParDo(TokenCount(config.tokenizer.path, annotate))
+    dedup = st.url_dedup.enabled or st.exact_dedup.enabled or st.minhash_dedup.enabled
     if st.exact_dedup.enabled or st.minhash_dedup.enabled:
         docs = docs | "DedupKeys" >> beam.ParDo(DedupKeys(st.exact_dedup, st.minhash_dedup, False))
 
     routed = docs | "Route" >> beam.ParDo(RouteDocuments(config, partitions)).with_outputs(
-        DEDUP_TAG, STATS_TAG, main="infos")
+        URL_TAG, DEDUP_TAG, STATS_TAG, main="infos")
     events, deltas = [], [routed[STATS_TAG]]
-    if st.exact_dedup.enabled or st.minhash_dedup.enabled:
-        ev, dl = routed[DEDUP_TAG] | "Dedup" >> Deduplicate(
-            st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
+    if dedup:
+        ev, dl = (routed[URL_TAG], routed[DEDUP_TAG]) | "Dedup" >> Deduplicate(
+            st.url_dedup, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
         events += ev
         deltas += dl
     plan = (deltas | "FlattenStats" >> beam.Flatten()) | "Mixture" >> PlanMixture(config)

@@ -184,3 +184,24 @@ def test_a_judge_server_that_does_not_answer_is_a_setup_error(tiny_llama_dir, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no OpenAI-compatible server answers" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("keep,survivor", [("latest", "v3"), ("first", "v1")])
+def test_url_dedup_keeps_the_latest_or_the_first(tmp_path, keep, survivor):
+    docs = [x for x in bench_docs(40) if x["category"] == "b_english" and len(x["text"]) > 1500][:6]
+    rows = [{"id": f"v{i + 1}", "text": docs[i]["text"], "url": "https://Example.org/page#top",
+             "ts": ts} for i, ts in enumerate(["2023-01-05", "2021-07-01", "2024-03-09"])]
+    rows += [{"id": f"other{i}", "text": d["text"], "url": f"https://example.org/{i}", "ts": None}
+             for i, d in enumerate(docs[3:])]
+    src = write_jsonl(tmp_path / "web.jsonl", rows)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources: [{{name: web, paths: ['{src}'], url_field: url, timestamp_field: ts}}]\n"
+                   f"stages: {{url_dedup: {{keep: {keep}}}, mixture: {{enabled: false}}}}\n")
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--output", str(out), "--set", "mode=annotate"]) == 0
+    t = {r["id"]: r for r in pq.read_table(out / "annotated").to_pylist()}
+    dropped = sorted(i for i, r in t.items() if r["drop_rule"] == "url_dedup/duplicate")
+    assert dropped == sorted({"v1", "v2", "v3"} - {survivor})
+    assert all(t[i]["dup_cluster"] == survivor for i in dropped)
+    if t[survivor]["drop_rule"] is None:
+        assert t[survivor]["dup_cluster_size"] == 3

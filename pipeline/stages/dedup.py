@@ -1,9 +1,11 @@
 """Dedup stages: exact (normalised-text hash) then MinHash near-dedup, deciding on small
 keyed records only (ids, hashes, token counts), never on document text.
 
-Shuffle layout. Both levels partition their keys into `P` partitions and ship each batch's
+Shuffle layout. Every level partitions its keys into `P` partitions and ships each batch's
 items as one list per partition, so Beam's per-element overhead is paid per batch, not per
 document or band. A partition's worker groups equal keys in a dict:
+- URL (documents of sources with a url_field): equal normalised URL -> the latest (by the
+  source's timestamp_field) or the first read survives, the rest are `url_dedup/duplicate`;
 - exact: equal `exact_key` -> one survivor (lowest id, or highest quality), the rest are
   `exact_dedup/duplicate`; the survivor's weight is the group size.
 - MinHash: equal (scope, band, band hash) -> edges linking the group as a tree of stars of
@@ -121,6 +123,70 @@ def stat_delta(payload: tuple, sign: int) -> tuple:
     return (bucket, b, sign, sign * tokens, sign * nbytes)
 
 
+def _group(lists) -> dict:
+    groups: dict = defaultdict(list)
+    for lst in lists:
+        for item in lst:
+            groups[item[0]].append(item)
+    return groups
+
+
+def _merge(root_payload: tuple, members_payloads) -> tuple:
+    """The survivor's payload, standing for the weights of every member of its group."""
+    return (*root_payload[:PAYLOAD_WEIGHT], sum(p[PAYLOAD_WEIGHT] for p in members_payloads))
+
+
+def timestamp_key(ts: str | None) -> tuple:
+    """Orders timestamps: missing < numbers (epoch) < strings (ISO 8601 sorts as text)."""
+    if ts is None or ts == "":
+        return (0,)
+    try:
+        return (1, float(ts))
+    except ValueError:
+        return (2, ts)
+
+
+class UrlDedupPartition(beam.DoFn):
+    """(partition, [lists of url items]) -> exact items (or band items) of the survivors (main),
+    events, stat deltas. url item = (url_key, timestamp_key, node, payload, exact_key,
+    band_keys); the survivor is the latest (ties: the smallest node) or the first read."""
+
+    def __init__(self, keep: str, partitions: int, exact_enabled: bool, minhash_enabled: bool, chunk: int):
+        self.keep = keep
+        self.partitions, self.exact, self.minhash, self.chunk = partitions, exact_enabled, minhash_enabled, chunk
+        self.counters = Counters()
+
+    def process(self, kv) -> Iterable:
+        _, lists = kv
+        events, deltas, survivors = [], [], []
+        for members in _group(lists).values():
+            if self.keep == "first":
+                members.sort(key=lambda it: node_uid(it[2]))
+            else:  # stable sorts: latest first, then the smallest node among equal timestamps
+                members.sort(key=lambda it: it[2])
+                members.sort(key=lambda it: it[1], reverse=True)
+            root = members[0]
+            for _, _, node, payload, _, _ in members[1:]:
+                events.append((node_uid(node), ("drop", "url_dedup", "url_dedup/duplicate", node_id(root[2]))))
+                deltas.append(stat_delta(payload, -1))
+            if len(members) > 1:
+                self.counters.inc("url_dedup/duplicate", len(members) - 1)
+                root = (*root[:3], _merge(root[3], (m[3] for m in members)), *root[4:])
+                events.append((node_uid(root[2]), ("cluster", root[3][PAYLOAD_WEIGHT], node_id(root[2]))))
+            survivors.append(root)
+        yield from _events_by_chunk(events, self.chunk)
+        if deltas:
+            yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
+        if self.exact:
+            per_part: dict[int, list] = defaultdict(list)
+            for _, _, node, payload, exact_key, bands in survivors:
+                per_part[exact_key % self.partitions].append((exact_key, node, payload, bands))
+            yield from per_part.items()
+        elif self.minhash:
+            yield from band_items(((node, payload, bands) for _, _, node, payload, _, bands in survivors),
+                                  self.partitions)
+
+
 class ExactDedupPartition(beam.DoFn):
     """(partition, [lists of items]) -> band items of survivors (main), events, stat deltas.
     item = (exact_key, node, payload, band_keys)."""
@@ -131,12 +197,8 @@ class ExactDedupPartition(beam.DoFn):
 
     def process(self, kv) -> Iterable:
         _, lists = kv
-        groups: dict[int, list] = defaultdict(list)
-        for lst in lists:
-            for item in lst:
-                groups[item[0]].append(item)
         events, deltas, survivors = [], [], []
-        for members in groups.values():
+        for members in _group(lists).values():
             if len(members) > 1:
                 members.sort(key=lambda it: it[1])
                 root = members[0]
@@ -144,8 +206,9 @@ class ExactDedupPartition(beam.DoFn):
                     events.append((node_uid(node), ("drop", "exact_dedup", "exact_dedup/duplicate", node_id(root[1]))))
                     deltas.append(stat_delta(payload, -1))
                 self.counters.inc("exact_dedup/duplicate", len(members) - 1)
-                events.append((node_uid(root[1]), ("cluster", len(members), node_id(root[1]))))
-                survivors.append((root[0], root[1], (*root[2][:PAYLOAD_WEIGHT], len(members)), root[3]))
+                merged = _merge(root[2], (m[2] for m in members))
+                events.append((node_uid(root[1]), ("cluster", merged[PAYLOAD_WEIGHT], node_id(root[1]))))
+                survivors.append((root[0], root[1], merged, root[3]))
             else:
                 survivors.append(members[0])
         yield from _events_by_chunk(events, self.chunk)
@@ -291,15 +354,27 @@ def cluster_events(kv, chunk: int) -> Iterable:
 
 
 class Deduplicate(beam.PTransform):
-    """exact items (partition, [item lists]) or, with exact dedup off, band items ->
+    """(url items, items): url items go through URL dedup first; items are exact items
+    (partition, [item lists]) or, with exact dedup off, band items ->
     (lists of event PCollections keyed like the last pass, lists of stat-delta PCollections)."""
 
-    def __init__(self, exact, minhash, partitions: int, chunk: int):
+    def __init__(self, url, exact, minhash, partitions: int, chunk: int):
         super().__init__()
-        self.exact, self.minhash, self.partitions, self.chunk = exact, minhash, partitions, chunk
+        self.url, self.exact, self.minhash = url, exact, minhash
+        self.partitions, self.chunk = partitions, chunk
 
-    def expand(self, items):
+    def expand(self, pcolls):
+        url_items, items = pcolls
         events, deltas = [], []
+        if self.url.enabled:
+            ud = (url_items
+                  | "GroupUrls" >> beam.GroupByKey()
+                  | "UrlDedup" >> beam.ParDo(UrlDedupPartition(self.url.keep, self.partitions, self.exact.enabled,
+                                                                 self.minhash.enabled, self.chunk))
+                  .with_outputs(EVENTS_TAG, STATS_TAG, main="next"))
+            events.append(ud[EVENTS_TAG])
+            deltas.append(ud[STATS_TAG])
+            items = (items, ud.next) | "AfterUrls" >> beam.Flatten()
         if self.exact.enabled:
             ex = (items
                   | "GroupExact" >> beam.GroupByKey()

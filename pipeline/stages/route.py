@@ -1,6 +1,7 @@
 """End of the first pass: each document batch becomes small keyed records, and the text is
 let go. Out of here flow
 - main: ((file_idx, chunk), ("info", [info, ...])) — what the last pass needs per document;
+- url: (partition, [items]) — URL-dedup items of documents with a URL (when it is on);
 - dedup: (partition, [items]) — exact-dedup items, or MinHash band items with exact off;
 - stats: [(bucket, bin, docs, tokens, bytes), ...] — the mixture's histograms.
 """
@@ -12,14 +13,15 @@ from typing import Iterable
 import apache_beam as beam
 
 from classifiers.mixture import bin_of
-from classifiers.text import unit_interval
+from classifiers.text import normalize_url, stable_hash64, unit_interval
 from pipeline.config import Config
 from pipeline.sources import split_uid
 from pipeline.stages.base import Doc
-from pipeline.stages.dedup import stat_delta, band_items, node_of
+from pipeline.stages.dedup import band_items, node_of, stat_delta, timestamp_key
 from pipeline.stages.mixture import READ
 
 DEDUP_TAG = "dedup"
+URL_TAG = "url"
 STATS_TAG = "stats"
 
 # Fields of a document the last pass needs (its text is re-read from the input there).
@@ -34,7 +36,7 @@ def info_of(doc: Doc) -> dict:
 class RouteDocuments(beam.DoFn):
     def __init__(self, config: Config, partitions: int):
         st = config.stages
-        self.exact, self.minhash = st.exact_dedup.enabled, st.minhash_dedup.enabled
+        self.url, self.exact, self.minhash = st.url_dedup.enabled, st.exact_dedup.enabled, st.minhash_dedup.enabled
         self.survivor = st.minhash_dedup.survivor
         self.seed = st.mixture.seed
         self.partitions = partitions
@@ -46,6 +48,7 @@ class RouteDocuments(beam.DoFn):
     def process(self, batch: list[Doc]) -> Iterable:
         infos: dict[tuple, list] = defaultdict(list)
         exact: dict[int, list] = defaultdict(list)
+        urls: dict[int, list] = defaultdict(list)
         band_nodes, deltas = [], []
         for d in batch:
             f, rec = split_uid(d["uid"])
@@ -56,12 +59,18 @@ class RouteDocuments(beam.DoFn):
             p = self.payload(d)
             deltas.append(stat_delta(p, 1))
             node = node_of(d["id"], d["uid"], d.get("quality_score"), self.survivor)
-            if self.exact:
+            if self.url and d.get("url"):
+                key = stable_hash64(normalize_url(d["url"]))
+                urls[key % self.partitions].append((key, timestamp_key(d.get("timestamp")), node, p,
+                                                    d.get("exact_key"), d.get("band_keys")))
+            elif self.exact:
                 exact[d["exact_key"] % self.partitions].append((d["exact_key"], node, p, d.get("band_keys")))
             elif self.minhash:
                 band_nodes.append((node, p, d["band_keys"]))
         for key, lst in infos.items():
             yield (key, ("info", lst))
+        for part, lst in urls.items():
+            yield beam.pvalue.TaggedOutput(URL_TAG, (part, lst))
         for part, lst in exact.items():
             yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, lst))
         for part, lst in band_items(band_nodes, self.partitions):

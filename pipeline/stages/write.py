@@ -160,7 +160,8 @@ def _json_default(o):
 # with at least MIN_DOCS_FOR_EXACT_SHARES documents per bucket the plan stays within it.
 SHARE_TOLERANCE = 0.005
 MIN_DOCS_FOR_EXACT_SHARES = 1000
-STAGE_ORDER = ("normalize", "langid", "heuristics", "quality", "exact_dedup", "minhash_dedup", "mixture")
+STAGE_ORDER = ("normalize", "langid", "heuristics", "quality", "url_dedup", "exact_dedup", "minhash_dedup",
+               "mixture")
 
 
 def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dict, ledger: dict,
