@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from .errors import JudgeError, one_line
 from .params import QualityParams
-from .prompts import BuiltPrompt, PromptBuilder, get_rubric, load_tokenizer
+from .prompts import BuiltPrompt, PromptBuilder
 from .scoring import JudgeResult, judge_error, result_from_probabilities
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -54,13 +54,8 @@ class OpenAIJudge:
         self.params = params
         self.base_url = params.base_url.rstrip("/")
         self.model_name = params.judge_model_name
-        self.rubric = get_rubric(params.rubric)
-        self.builder = PromptBuilder(
-            load_tokenizer(params.model),
-            self.rubric,
-            max_doc_tokens=params.max_doc_tokens,
-            max_model_len=params.max_model_len,
-        )
+        self.builder = PromptBuilder.for_params(params)
+        self.rubric = self.builder.rubric
         # How a server may key a top log-probability: the token's decoded text, or
         # "token_id:N" (vLLM's --return-tokens-as-token-ids).
         self._label_of: dict[str, str] = self.builder.candidate_strings()

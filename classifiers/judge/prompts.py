@@ -234,6 +234,13 @@ class PromptBuilder:
     candidate_token_ids: dict[str, list[int]] = field(init=False)
     uses_chat_template: bool = field(init=False)
 
+    @classmethod
+    def for_params(cls, params: Any) -> "PromptBuilder":
+        """The builder a judge backend uses: the judge model's tokenizer, the configured rubric
+        and truncation (params: QualityParams)."""
+        return cls(load_tokenizer(params.model), get_rubric(params.rubric),
+                   max_doc_tokens=params.max_doc_tokens, max_model_len=params.max_model_len)
+
     def __post_init__(self) -> None:
         before, after, self.uses_chat_template = render_prompt_text(self.tokenizer, self.rubric)
         self.prefix_ids = self._encode([before], parse_special=True)[0]

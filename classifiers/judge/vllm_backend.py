@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import JudgeError
 from .params import QualityParams
-from .prompts import PromptBuilder, get_rubric, load_tokenizer
+from .prompts import PromptBuilder
 from .scoring import JudgeResult, judge_error, label_probabilities, result_from_probabilities
 
 
@@ -75,13 +75,8 @@ class VllmJudge:
         if not params.model:
             raise JudgeError("quality: the vllm judge needs `model`")
         self.params = params
-        self.rubric = get_rubric(params.rubric)
-        self.builder = PromptBuilder(
-            load_tokenizer(params.model),
-            self.rubric,
-            max_doc_tokens=params.max_doc_tokens,
-            max_model_len=params.max_model_len,
-        )
+        self.builder = PromptBuilder.for_params(params)
+        self.rubric = self.builder.rubric
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
