@@ -550,3 +550,46 @@ def test_non_ascii_code_counts_unicode_letters():
     src = "\n".join(f"変数{i} = '日本語のコメント{i}'" for i in range(100))
     r = evaluate(src, "python", "code")
     assert r.keep and r.signals["alphanumeric_fraction"] > 0.6
+
+
+def _reference_ngram_chars(words, sizes):
+    """The plain-Python definition the compiled kernel must equal: per (kind, k), in order."""
+    from collections import Counter
+    out = []
+    for kind, k in sizes:
+        grams = [tuple(words[i:i + k]) for i in range(len(words) - k + 1)]
+        counts = Counter(grams)
+        if not grams or max(counts.values()) < 2:
+            out += [0.0] * (len(sizes) - len(out))
+            break
+        if kind == "top":
+            top = max(counts.values())
+            first = next(g for g in grams if counts[g] == top)
+            out.append(float(top * sum(map(len, first))))
+        else:
+            seen, covered = set(), [0] * len(words)
+            for i, g in enumerate(grams):
+                if g in seen:
+                    covered[i:i + k] = [1] * k
+                seen.add(g)
+            out.append(float(sum(n for n, c in zip(map(len, words), covered) if c)))
+    return out
+
+
+def test_compiled_ngram_signals_equal_the_reference_on_real_text():
+    from itertools import islice
+
+    from bench.data import iter_bench_corpus
+    from classifiers.heuristics.ngrams import ngram_chars
+    from classifiers.heuristics.textstats import TextStats
+
+    sizes = [("top", 2), ("top", 3), ("top", 4)] + [("dup", n) for n in range(5, 11)]
+    checked = repeated = 0
+    for doc in islice(iter_bench_corpus(), 0, 3000, 7):
+        words = TextStats(doc["text"], doc.get("lang"))._word_pass[4][:20_000]
+        got, want = ngram_chars(words, sizes), _reference_ngram_chars(words, sizes)
+        assert got == want, doc["id"]
+        checked += 1
+        repeated += any(want)
+    assert checked > 400 and repeated > 100
+    assert ngram_chars(["a", "b", "a", "b", "a", "b"], [("top", 2), ("dup", 5)]) == [6.0, 0.0]

@@ -20,6 +20,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from classifiers.heuristics.lazy import lazy
+from classifiers.heuristics.ngrams import ngram_chars
 from itertools import compress, repeat
 from operator import not_
 
@@ -396,36 +397,8 @@ class TextStats:
         words, char_share = self.ngram_words(limit)
         if not char_share:
             return result
-        n_words = len(words)
-        lengths = list(map(len, words))
-        positions: list[int] | None = None  # where the size below repeated; None: everywhere
-        for kind, n in result:
-            k = self.ngram_size(n)
-            if n_words < k:
-                break
-            if positions is None:
-                positions = list(range(n_words - k + 1))
-                grams = list(zip(*(words[j:] for j in range(k))))
-            else:
-                del positions[bisect_right(positions, n_words - k):]
-                grams = [tuple(words[i:i + k]) for i in positions]
-            counts = Counter(grams)
-            repeated = list(map((1).__lt__, map(counts.__getitem__, grams)))
-            if not any(repeated):
-                break
-            if kind == "top":
-                top = max(counts.values())
-                gram = next(compress(grams, map(top.__eq__, map(counts.__getitem__, grams))))
-                result[kind, n] = min(1.0, top * sum(map(len, gram)) * char_share)
-            else:
-                seen: set[tuple[str, ...]] = set()
-                covered = bytearray(n_words)
-                ones = b"\x01" * k
-                for i, gram in compress(zip(positions, grams), repeated):
-                    if gram in seen:
-                        covered[i:i + k] = ones
-                    else:
-                        seen.add(gram)
-                result[kind, n] = min(1.0, sum(compress(lengths, covered)) * char_share)
-            positions = list(compress(positions, repeated))
+        sizes = list(result)
+        chars = ngram_chars(words, [(kind, self.ngram_size(n)) for kind, n in sizes])
+        for (kind, n), c in zip(sizes, chars):
+            result[kind, n] = min(1.0, c * char_share)
         return result
