@@ -40,17 +40,20 @@ def _ngram_chars(ids, lengths, ks, is_top):
     word_h = np.empty(n, dtype=np.uint64)
     for i in range(n):
         word_h[i] = _fmix(np.uint64(ids[i]) * _STEP + np.uint64(1))
+    # h[i]: hash of the n-gram of size `cur_k` starting at word i, extended word by word as the
+    # sizes grow (each size costs one pass, not k)
+    h = np.zeros(n, dtype=np.uint64)
+    cur_k = 0
     for s in range(ks.shape[0]):
         k = ks[s]
         m = n - k + 1
         if m <= 1:
             break
-        h = np.empty(m, dtype=np.uint64)
-        for i in range(m):
-            acc = np.uint64(k)
-            for j in range(k):
-                acc = _fmix(acc ^ word_h[i + j]) + _STEP
-            h[i] = acc
+        for j in range(cur_k, k):
+            for i in range(m):
+                h[i] = _fmix(h[i] ^ word_h[i + j]) + _STEP
+        cur_k = k
+        h = h[:m]
         order = np.argsort(h, kind="mergesort")  # stable: equal n-grams in text order
         count = np.zeros(m, dtype=np.int64)
         any_repeat = False
