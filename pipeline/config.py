@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from classifiers.heuristics import HeuristicsParams
 from classifiers.judge import QualityParams
 from classifiers.langid import LangIdParams
+from classifiers.line_dedup import LineDedupParams
 from classifiers.minhash import MinHashParams
 from classifiers.quality_fasttext import DistillParams
 
@@ -102,6 +103,7 @@ class Stages(_Strict):
     url_dedup: UrlDedupParams = UrlDedupParams()
     exact_dedup: ExactDedupParams = ExactDedupParams()
     minhash_dedup: MinHashParams = MinHashParams()
+    line_dedup: LineDedupParams = LineDedupParams()
     mixture: MixtureParams = MixtureParams()
 
 

@@ -100,6 +100,11 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
             st.url_dedup, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
         events += ev
         deltas += dl
+    if st.line_dedup.enabled:  # needs the dedup events: a document dedup drops keeps its lines
+        from pipeline.stages.line_dedup import LineDedup
+        ev, dl = (docs, *events) | "LineDedup" >> LineDedup(config, partitions)
+        events += ev
+        deltas += dl
     plan = (deltas | "FlattenStats" >> beam.Flatten()) | "Mixture" >> PlanMixture(config)
     plan_si = beam.pvalue.AsSingleton(plan)
 

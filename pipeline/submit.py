@@ -334,9 +334,8 @@ def judge_after(config: Config, out1: str, dry_run: bool) -> tuple[Config, list[
                      " mixture shards")
     st = config.stages
     off = {"enabled": False}
-    stages = st.model_copy(update={"heuristics": st.heuristics.model_copy(update=off),
-                                   "exact_dedup": st.exact_dedup.model_copy(update=off),
-                                   "minhash_dedup": st.minhash_dedup.model_copy(update=off)})
+    stages = st.model_copy(update={name: getattr(st, name).model_copy(update=off) for name in
+                                   ("heuristics", "url_dedup", "exact_dedup", "minhash_dedup", "line_dedup")})
     return config.model_copy(update={"stages": stages, "sources": sources}), notes
 
 

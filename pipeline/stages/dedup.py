@@ -34,6 +34,8 @@ from pipeline.sources import split_uid
 from pipeline.stages.base import BatchStage, Counters, Doc
 
 EVENTS_TAG = "events"
+# Dedup keys are 63-bit: Beam's coder writes a Python int >= 2**63 in 24 bytes instead of <= 10.
+KEY_SHIFT = 1
 STATS_TAG = "stats"
 
 # splitmix64 finaliser constants (Steele et al. 2014): mixes band hashes with scope and band index
@@ -89,7 +91,7 @@ class DedupKeys(BatchStage):
         if self.exact.enabled:
             for d in out:
                 scope = scope_value(d, self.exact.scope)
-                d["exact_key"] = stable_hash64(f"{scope}\x1f{dedup_key_text(d['text'])}")
+                d["exact_key"] = stable_hash64(f"{scope}\x1f{dedup_key_text(d['text'])}") >> KEY_SHIFT
         if self.hasher is not None:
             char_level = self.hasher.char_level_for([d.get("language") for d in out])
             bands = self.hasher.band_keys(self.hasher.signatures([d["text"] for d in out], char_level))
@@ -97,6 +99,7 @@ class DedupKeys(BatchStage):
             salt = np.array([stable_hash64(scope_value(d, self.minhash.scope)) for d in out], dtype=np.uint64)
             with np.errstate(over="ignore"):
                 keyed = mix64(bands ^ mix64(salt[:, None] + np.arange(n_bands, dtype=np.uint64)[None, :] * _GOLD))
+            keyed >>= np.uint64(KEY_SHIFT)
             for d, row in zip(out, keyed):
                 d["band_keys"] = row
         return out

@@ -14,6 +14,7 @@ from pipeline.config import Config
 from pipeline.schema import SIGNAL_PREFIX
 from pipeline.sources import FileSpec, read_file, split_uid
 from pipeline.stages.base import Counters
+from pipeline.stages.line_dedup import EMPTIED, LINES_EVENT, ApplyLineDedup
 
 LEDGER_TAG = "ledger"
 MIXTURE, ANNOTATED, REJECTED, QUARANTINE = "mixture", "annotated", "rejected", "quarantine"
@@ -35,6 +36,7 @@ class Finalize(beam.DoFn):
         self.annotate = config.mode == "annotate"
         self.signal_names = signal_names
         self.counters = Counters()
+        self.lines = ApplyLineDedup(config) if config.stages.line_dedup.enabled else None
 
     def process(self, kv, plan) -> Iterable:
         (file_idx, chunk), parts = kv
@@ -52,7 +54,7 @@ class Finalize(beam.DoFn):
         fates: dict[int, dict] = {}
         for rec in sorted(infos):
             info = infos[rec]
-            drop, size, cluster = info["drop"], 1, info["id"]
+            drop, size, cluster, lines = info["drop"], 1, info["id"], None
             for ev in events.get(rec, ()):
                 if ev[0] == "drop":
                     if drop is None:
@@ -60,6 +62,10 @@ class Finalize(beam.DoFn):
                     cluster = ev[3]
                 elif ev[0] == "cluster":
                     size = max(size, ev[1])
+                elif ev[0] == LINES_EVENT:  # (indices, emptied); never emptied for a dedup drop
+                    lines = ev[1]
+                    if ev[2] and drop is None:
+                        drop = EMPTIED
             repeats = 0
             if drop is None:
                 bp = buckets.get(info["bucket"])
@@ -73,7 +79,7 @@ class Finalize(beam.DoFn):
             if drop is None or self.annotate:
                 ledger["kept"] += 1
                 self.counters.inc("output/kept")
-            fates[rec] = {"drop": drop, "size": size, "cluster": cluster, "repeats": repeats}
+            fates[rec] = {"drop": drop, "size": size, "cluster": cluster, "repeats": repeats, "lines": lines}
         yield beam.pvalue.TaggedOutput(LEDGER_TAG, ledger)
 
         need_text = self.annotate or ledger["kept"] > 0 or self.config.output.rejected_text
@@ -104,15 +110,19 @@ class Finalize(beam.DoFn):
 
     def route(self, uid: int, info: dict, fate: dict, text: str | None, plan: dict, rows: dict) -> None:
         drop = fate["drop"]
+        n_tokens, line_fraction = info["n_tokens"], None
+        if self.lines is not None:  # removes the frequent lines (filter) or reports their share (annotate)
+            text, n_tokens, line_fraction = self.lines.apply(text, info, fate.get("lines"), drop, self.annotate)
         if self.annotate:
             n = plan["annotated_shards"]
             row = {
                 "_uid": uid, "id": info["id"], "text": text, "source": info["source"], "bucket": info["bucket"],
                 "language": info["language"], "language_score": info["language_score"],
-                "quality_score": info["quality_score"], "n_tokens": info["n_tokens"],
+                "quality_score": info["quality_score"], "n_tokens": n_tokens,
                 "dup_cluster_size": fate["size"], "repeats": fate["repeats"],
                 "drop_stage": drop[0] if drop else None, "drop_rule": drop[1] if drop else None,
                 "dup_cluster": fate["cluster"], "quality_flag": info["quality_flag"],
+                "line_dedup_fraction": line_fraction,
             }
             signals = info.get("signals") or {}
             for name in self.signal_names:
@@ -123,7 +133,7 @@ class Finalize(beam.DoFn):
             rows[(MIXTURE, info["bucket"], shard_of(uid, n), n)].append({
                 "_uid": uid, "id": info["id"], "text": text, "source": info["source"], "bucket": info["bucket"],
                 "language": info["language"], "language_score": info["language_score"],
-                "quality_score": info["quality_score"], "n_tokens": info["n_tokens"],
+                "quality_score": info["quality_score"], "n_tokens": n_tokens,
                 "dup_cluster_size": fate["size"], "repeats": fate["repeats"],
             })
         else:

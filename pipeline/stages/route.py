@@ -17,7 +17,7 @@ from classifiers.text import normalize_url, stable_hash64, unit_interval
 from pipeline.config import Config
 from pipeline.sources import split_uid
 from pipeline.stages.base import Doc
-from pipeline.stages.dedup import band_items, node_of, stat_delta, timestamp_key
+from pipeline.stages.dedup import KEY_SHIFT, band_items, node_of, stat_delta, timestamp_key
 from pipeline.stages.mixture import READ
 
 DEDUP_TAG = "dedup"
@@ -33,6 +33,11 @@ def info_of(doc: Doc) -> dict:
     return {k: doc.get(k) for k in INFO_FIELDS}
 
 
+def doc_payload(d: Doc, seed: int) -> tuple:
+    """A surviving document's entry in the mixture's accounting (see dedup.stat_delta)."""
+    return (d["bucket"], bin_of(unit_interval(d["id"], seed)), d["n_tokens"], d["n_bytes"], 1)
+
+
 class RouteDocuments(beam.DoFn):
     def __init__(self, config: Config, partitions: int):
         st = config.stages
@@ -43,7 +48,7 @@ class RouteDocuments(beam.DoFn):
         self.chunk = config.runner.records_per_chunk
 
     def payload(self, d: Doc) -> tuple:
-        return (d["bucket"], bin_of(unit_interval(d["id"], self.seed)), d["n_tokens"], d["n_bytes"], 1)
+        return doc_payload(d, self.seed)
 
     def process(self, batch: list[Doc]) -> Iterable:
         infos: dict[tuple, list] = defaultdict(list)
@@ -60,7 +65,7 @@ class RouteDocuments(beam.DoFn):
             deltas.append(stat_delta(p, 1))
             node = node_of(d["id"], d["uid"], d.get("quality_score"), self.survivor)
             if self.url and d.get("url"):
-                key = stable_hash64(normalize_url(d["url"]))
+                key = stable_hash64(normalize_url(d["url"])) >> KEY_SHIFT
                 urls[key % self.partitions].append((key, timestamp_key(d.get("timestamp")), node, p,
                                                     d.get("exact_key"), d.get("band_keys")))
             elif self.exact:

@@ -161,7 +161,7 @@ def _json_default(o):
 SHARE_TOLERANCE = 0.005
 MIN_DOCS_FOR_EXACT_SHARES = 1000
 STAGE_ORDER = ("normalize", "langid", "heuristics", "quality", "url_dedup", "exact_dedup", "minhash_dedup",
-               "mixture")
+               "line_dedup", "mixture")
 
 
 def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dict, ledger: dict,

@@ -1,0 +1,257 @@
+"""Line-level dedup in Beam (the logic is `classifiers.line_dedup`): count every line of the
+first pass's surviving documents, find the lines found in more than `max_line_repeats`
+documents of a group, and tell the mixture plan and the last pass what removing them does.
+
+  docs ─ LineItems ─┬─ (partition, [(line hash, uid, text key, index, bytes, chars)]) ─ GroupLines
+                    │        ─ CountLines: frequent lines' occurrences, keyed by (file, chunk)
+                    └─ ((file, chunk), [(record, payload, content chars)]) of each document
+  both + the dedup events ─ GroupLineDocs ─ ResolveLines: per document, the lines to remove,
+        emptied or not, stat deltas for the plan, a `lines` event for the last pass
+
+Partitioned like dedup: a line's items all land in partition hash % P, so a partition's worker
+sees every occurrence of its lines and counts them in a dict (two passes over the group: counts
+first, occurrences only for the few frequent lines). Occurrences count per distinct document
+text (the exact-dedup key), so exact copies of a page count once.
+
+The per-document step must run before the plan (a removal changes the document's tokens and
+bytes, an emptied document leaves the mixture), so it needs one grouping by document: keyed by
+(file, chunk) like the last pass, it also receives the dedup events and leaves a document that
+dedup drops to dedup (its whole size is already subtracted; subtracting the removed lines too
+would count them twice).
+
+Order relative to dedup: lines are counted over the first pass's survivors in parallel with
+dedup, exact copies counting once, i.e. as if after exact dedup; near-duplicates that MinHash
+removes still count. Counting after MinHash (Llama 3's order) would need the line items to
+cross two more shuffles (by document to learn the fate, by line hash to recount); what this
+costs instead is that the survivor of a cluster of more than `max_line_repeats` near-copies
+loses the lines they share (ccNet, which runs no document-level dedup before its paragraph
+dedup at all, is exposed to the same).
+
+The last pass applies the removal to the re-read text (`ApplyLineDedup`), recounts its tokens,
+and in annotate mode leaves the text whole and writes `line_dedup_fraction` instead.
+
+Shuffle bytes per input document (Beam's coder for untyped values, `python -m
+bench.line_dedup_bytes [--category b_english]`, 64 partitions):
+
+| shuffle | carries | English help pages (2,987) | whole bench corpus (16,303) |
+| --- | --- | ---: | ---: |
+| GroupLines | a ~26-byte item per distinct counted line of a survivor | 219 B | 75 B |
+| GroupLineDocs | payloads (~25 B) of documents with a counted line, frequent lines' occurrences | 24 B | 12 B |
+| GroupByChunk | `lines` events (only documents that lose lines) | 8 B | 2 B |
+
+GroupLines dominates: 13.4 counted lines per surviving help page here; web pages with 30-60
+lines would ship ~0.8-1.5 KB each, as much as MinHash's 14 band items. Code (skipped) and the
+single-paragraph multilingual documents ship almost nothing. The line hash is 56 bits and the
+text key 24 bits because Beam's coder writes a Python int >= 2**63 in 24 bytes.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+import apache_beam as beam
+
+from classifiers.line_dedup import (after_removal, doc_lines, flatten_indices, group_salt, remove_lines,
+                                    removed_fraction)
+from classifiers.text import approx_token_count, stable_hash64
+from pipeline.config import Config
+from pipeline.sources import split_uid
+from pipeline.stages.base import Counters, Doc
+from pipeline.stages.dedup import EVENTS_TAG, STATS_TAG, scope_value, stat_delta
+from pipeline.stages.route import doc_payload
+
+STAGE = "line_dedup"
+LINES_EVENT = "lines"  # last-pass event: (record, "lines", line indices, emptied)
+EMPTIED = (STAGE, f"{STAGE}/emptied", None)
+ITEMS_TAG = "items"
+# A document's text key for counting: 24 bits of its exact-dedup key. Two different documents
+# sharing a line also share this key with probability 2**-24, which only undercounts that line
+# by one.
+TEXT_KEY_MASK = (1 << 24) - 1
+
+
+class LineItems(beam.DoFn):
+    """Document batches -> line items per partition (tagged `items`) and, per (file, chunk),
+    the payload of each document with a counted line (main)."""
+
+    def __init__(self, config: Config, partitions: int):
+        self.params = config.stages.line_dedup
+        self.partitions = partitions
+        self.exact = config.stages.exact_dedup.enabled
+        self.seed = config.stages.mixture.seed
+        self.chunk = config.runner.records_per_chunk
+        self.skip = frozenset(self.params.skip_buckets)
+        self._salts: dict[tuple, bytes] = {}
+
+    def salt(self, d: Doc) -> bytes:
+        p = self.params
+        group = stable_hash64(d["id"], salt=b"line_dedup") % p.groups if p.groups > 1 else 0
+        key = (scope_value(d, p.scope), group)
+        s = self._salts.get(key)
+        if s is None:
+            s = self._salts[key] = group_salt(*key)
+        return s
+
+    def process(self, batch: list[Doc]) -> Iterable:
+        p = self.params
+        items: dict[int, list] = defaultdict(list)
+        docs: dict[tuple, list] = defaultdict(list)
+        for d in batch:
+            if d.get("drop") is not None or d["bucket"] in self.skip:
+                continue
+            lines, content = doc_lines(d["text"], self.salt(d), p.min_line_chars, p.max_lines)
+            if not lines:
+                continue
+            uid = d["uid"]
+            text_key = d["exact_key"] & TEXT_KEY_MASK if self.exact else None
+            for h, ix, nbytes, nchars in lines:
+                items[h % self.partitions].append((h, uid, text_key, ix, nbytes, nchars))
+            f, rec = split_uid(uid)
+            docs[(f, rec // self.chunk)].append((rec, doc_payload(d, self.seed), content))
+        for part, lst in items.items():
+            yield beam.pvalue.TaggedOutput(ITEMS_TAG, (part, lst))
+        for key, lst in docs.items():
+            yield (key, ("docs", lst))
+
+
+class CountLines(beam.DoFn):
+    """(partition, [item lists]) -> ((file, chunk), ("lines", [(record, index, bytes, chars)]))
+    for every occurrence of a line found in more than `max_line_repeats` distinct documents."""
+
+    def __init__(self, max_line_repeats: int, chunk: int):
+        self.max_repeats, self.chunk = max_line_repeats, chunk
+        self.counters = Counters()
+
+    def process(self, kv) -> Iterable:
+        _, lists = kv
+        counts: dict[int, int] = defaultdict(int)
+        for lst in lists:
+            for item in lst:
+                counts[item[0]] += 1
+        candidates = {h for h, n in counts.items() if n > self.max_repeats}
+        del counts
+        if not candidates:
+            return
+        occurrences: dict[int, list] = defaultdict(list)
+        for lst in lists:
+            for item in lst:
+                if item[0] in candidates:
+                    occurrences[item[0]].append(item)
+        per_chunk: dict[tuple, list] = defaultdict(list)
+        frequent = 0
+        for occ in occurrences.values():
+            if len({uid if tk is None else tk for _, uid, tk, *_ in occ}) <= self.max_repeats:
+                continue
+            frequent += 1
+            for _, uid, _, ix, nbytes, nchars in occ:
+                f, rec = split_uid(uid)
+                per_chunk[(f, rec // self.chunk)].append((rec, ix, nbytes, nchars))
+        self.counters.inc(f"{STAGE}/frequent_lines", frequent)
+        for key, lst in per_chunk.items():
+            yield (key, ("lines", lst))
+
+
+class ResolveLines(beam.DoFn):
+    """Per (file, chunk): document payloads, frequent-line occurrences and dedup events ->
+    `lines` events for the last pass (tagged events) and stat deltas (tagged stats)."""
+
+    def __init__(self, config: Config):
+        self.min_chars_after = config.stages.line_dedup.min_chars_after
+        self.approx_tokens = config.tokenizer.path is None
+        self.counters = Counters()
+
+    def process(self, kv) -> Iterable:
+        key, parts = kv
+        payloads: dict[int, tuple] = {}
+        removed: dict[int, list] = defaultdict(list)
+        dropped: set[int] = set()
+        for tag, lst in parts:
+            if tag == "docs":
+                for rec, payload, content in lst:
+                    payloads[rec] = (payload, content)
+            elif tag == "lines":
+                for rec, *occ in lst:
+                    removed[rec].append(occ)
+            else:  # dedup events: (record, "drop" | "cluster", ...)
+                dropped.update(ev[0] for ev in lst if ev[1] == "drop")
+        events, deltas = [], []
+        for rec in sorted(removed):
+            occ = removed[rec]
+            indices = tuple(flatten_indices(o[0] for o in occ))
+            if rec in dropped:  # dedup drops it whole; annotate mode still shows the fraction
+                events.append((rec, LINES_EVENT, indices, False))
+                continue
+            payload, content = payloads[rec]
+            _, _, n_tokens, n_bytes, _ = payload
+            kept_bytes, tokens, kept_content = after_removal(
+                n_bytes, n_tokens, content, sum(o[1] for o in occ), sum(o[2] for o in occ), self.approx_tokens)
+            emptied = kept_content < self.min_chars_after
+            if emptied:
+                self.counters.inc(EMPTIED[1])
+                deltas.append(stat_delta(payload, -1))
+            else:
+                self.counters.inc(f"{STAGE}/lines_removed", len(indices))
+                deltas.append((payload[0], payload[1], 0, tokens - n_tokens, kept_bytes - n_bytes))
+            events.append((rec, LINES_EVENT, indices, emptied))
+        if events:
+            yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", events)))
+        if deltas:
+            yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
+
+
+class LineDedup(beam.PTransform):
+    """(document batches after DedupKeys, *dedup event PCollections) -> ([events keyed like
+    the last pass], [stat deltas]), as `Deduplicate` returns them."""
+
+    def __init__(self, config: Config, partitions: int):
+        super().__init__()
+        self.config, self.partitions = config, partitions
+
+    def expand(self, pcolls):
+        docs, *dedup_events = pcolls
+        config = self.config
+        chunk = config.runner.records_per_chunk
+        out = docs | "LineItems" >> beam.ParDo(LineItems(config, self.partitions)).with_outputs(ITEMS_TAG, main="docs")
+        frequent = (out[ITEMS_TAG]
+                    | "GroupLines" >> beam.GroupByKey()
+                    | "CountLines" >> beam.ParDo(CountLines(config.stages.line_dedup.max_line_repeats, chunk)))
+        resolved = ((out.docs, frequent, *dedup_events)
+                    | "FlattenLineDocs" >> beam.Flatten()
+                    | "GroupLineDocs" >> beam.GroupByKey()
+                    | "ResolveLines" >> beam.ParDo(ResolveLines(config))
+                    .with_outputs(EVENTS_TAG, STATS_TAG, main="none"))
+        return [resolved[EVENTS_TAG]], [resolved[STATS_TAG]]
+
+
+class ApplyLineDedup:
+    """The last pass's side: the text, token count and annotate column of one document given
+    its `lines` event (the line indices to remove), if any."""
+
+    def __init__(self, config: Config):
+        self.skip = frozenset(config.stages.line_dedup.skip_buckets)
+        self.tokenizer_path = config.tokenizer.path
+        self._tok = None
+
+    def n_tokens(self, text: str) -> int:
+        if self.tokenizer_path is None:
+            return approx_token_count(len(text.encode("utf-8", "surrogatepass")))
+        if self._tok is None:
+            from tokenizers import Tokenizer
+            self._tok = Tokenizer.from_file(self.tokenizer_path)
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def apply(self, text: str | None, info: dict, indices: tuple | None, drop, annotate: bool
+              ) -> tuple[str | None, int, float | None]:
+        """(text to write, its n_tokens, line_dedup_fraction for annotate mode): filter mode
+        removes the lines from a kept document; annotate mode keeps the text and reports the
+        fraction of characters the removal would take (0.0 for a document that took part
+        without a frequent line, null for one that did not take part)."""
+        n_tokens = info["n_tokens"]
+        if annotate:
+            if text is None or (indices is None and (info["drop"] is not None or info["bucket"] in self.skip)):
+                return text, n_tokens, None
+            return text, n_tokens, removed_fraction(text, indices) if indices else 0.0
+        if drop is None and indices and text is not None:
+            text = remove_lines(text, indices)
+            n_tokens = self.n_tokens(text)
+        return text, n_tokens, None
