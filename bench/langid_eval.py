@@ -118,9 +118,10 @@ def accuracy_section(name: str, items, variants, configured: list[str], params: 
     out.append(table(["method", "macro accuracy (language)", "worst language", "macro accuracy (bucket)",
                       "leak (language)", "leak (bucket)"], rows))
     no_ms = [lang for lang in configured if lang != "ms"]
-    out.append(f"\nWithout ms (see the ms/id section): raw {macro(accs[raw], no_ms):.3f}, "
-               f"ours {macro(accs[ours], no_ms):.3f} (language); raw {macro(bucket_accs[raw], no_ms):.3f}, "
-               f"ours {macro(bucket_accs[ours], no_ms):.3f} (bucket).")
+    if len(no_ms) < len(configured):
+        out.append(f"\nWithout ms (see the ms/id section): raw {macro(accs[raw], no_ms):.3f}, "
+                   f"ours {macro(accs[ours], no_ms):.3f} (language); raw {macro(bucket_accs[raw], no_ms):.3f}, "
+                   f"ours {macro(bucket_accs[ours], no_ms):.3f} (bucket).")
     out.append("\nPer language (sorted by ours): raw top-1 vs ours, language and bucket:\n")
     order = sorted(configured, key=lambda lang: (accs[ours][lang], lang))
     out.append(table(["lang", "raw", "ours", "raw, bucket", "ours, bucket"],
