@@ -41,56 +41,66 @@ def _ngram_chars(ids, lengths, ks, is_top):
     for i in range(n):
         word_h[i] = _fmix(np.uint64(ids[i]) * _STEP + np.uint64(1))
     # h[i]: hash of the n-gram of size `cur_k` starting at word i, extended word by word as the
-    # sizes grow (each size costs one pass, not k)
+    # sizes grow. Only candidate positions are kept: an n-gram can repeat only where the
+    # (n-1)-gram it extends repeated, so each size hashes and sorts the previous size's repeats.
     h = np.zeros(n, dtype=np.uint64)
+    cand = np.arange(n)
     cur_k = 0
     for s in range(ks.shape[0]):
         k = ks[s]
         m = n - k + 1
         if m <= 1:
             break
+        keep = 0
+        for c in range(cand.shape[0]):
+            if cand[c] < m:
+                cand[keep] = cand[c]
+                keep += 1
+        cand = cand[:keep]
         for j in range(cur_k, k):
-            for i in range(m):
+            for c in range(keep):
+                i = cand[c]
                 h[i] = _fmix(h[i] ^ word_h[i + j]) + _STEP
         cur_k = k
-        h = h[:m]
-        order = np.argsort(h, kind="mergesort")  # stable: equal n-grams in text order
-        count = np.zeros(m, dtype=np.int64)
+        hc = np.empty(keep, dtype=np.uint64)
+        for c in range(keep):
+            hc[c] = h[cand[c]]
+        order = np.argsort(hc, kind="mergesort")  # stable: equal n-grams in text order
+        count = np.zeros(keep, dtype=np.int64)
         any_repeat = False
         start = 0
-        while start < m:
+        while start < keep:
             end = start + 1
-            while end < m and h[order[end]] == h[order[start]]:
+            while end < keep and hc[order[end]] == hc[order[start]]:
                 end += 1
-            c = end - start
-            if c > 1:
+            if end - start > 1:
                 any_repeat = True
             for t in range(start, end):
-                count[order[t]] = c
+                count[order[t]] = end - start
             start = end
         if not any_repeat:
             break
         if is_top[s]:
             top = 0
-            for i in range(m):
-                if count[i] > top:
-                    top = count[i]
-            for i in range(m):
-                if count[i] == top:
+            for c in range(keep):
+                if count[c] > top:
+                    top = count[c]
+            for c in range(keep):  # candidates ascend: the first in text order
+                if count[c] == top:
                     chars = 0
                     for j in range(k):
-                        chars += lengths[i + j]
+                        chars += lengths[cand[c] + j]
                     out[s] = top * chars
                     break
         else:
             covered = np.zeros(n, dtype=np.uint8)
             start = 0
-            while start < m:
+            while start < keep:
                 end = start + 1
-                while end < m and h[order[end]] == h[order[start]]:
+                while end < keep and hc[order[end]] == hc[order[start]]:
                     end += 1
                 for t in range(start + 1, end):  # every occurrence after the first
-                    p = order[t]
+                    p = cand[order[t]]
                     for j in range(k):
                         covered[p + j] = 1
                 start = end
@@ -99,6 +109,12 @@ def _ngram_chars(ids, lengths, ks, is_top):
                 if covered[i]:
                     total += lengths[i]
             out[s] = total
+        repeated = 0
+        for c in range(keep):
+            if count[c] > 1:
+                cand[repeated] = cand[c]
+                repeated += 1
+        cand = cand[:repeated]
     return out
 
 
