@@ -593,3 +593,20 @@ def test_compiled_ngram_signals_equal_the_reference_on_real_text():
         repeated += any(want)
     assert checked > 400 and repeated > 100
     assert ngram_chars(["a", "b", "a", "b", "a", "b"], [("top", 2), ("dup", 5)]) == [6.0, 0.0]
+
+
+def test_first_failure_only_gives_the_same_verdict_on_real_text():
+    from itertools import islice
+
+    from bench.data import iter_bench_corpus
+
+    n = dropped = 0
+    for doc in islice(iter_bench_corpus(), 0, 4000, 5):
+        kind = "code" if doc.get("category") == "c_code" else "text"
+        full = evaluate(doc["text"], doc.get("lang"), kind)
+        fast = evaluate(doc["text"], doc.get("lang"), kind, first_failure_only=True)
+        assert fast.rule == full.rule, doc["id"]
+        assert fast.failed_rules == full.failed_rules[:1]
+        n += 1
+        dropped += full.rule is not None
+    assert n >= 800 and dropped >= 50

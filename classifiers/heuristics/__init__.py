@@ -73,8 +73,10 @@ def bounded(text: str, max_chars: int | None) -> tuple[str, float]:
 
 
 def evaluate(text: str, language: str | None, kind: str,
-             params: HeuristicsParams | None = None) -> HeuristicResult:
-    """Run every enabled rule set for `kind` ("text" or "code") on one document."""
+             params: HeuristicsParams | None = None, first_failure_only: bool = False) -> HeuristicResult:
+    """Run every enabled rule set for `kind` ("text" or "code") on one document;
+    `first_failure_only` stops at the first failing rule (filter mode needs no more: the
+    verdict and its rule are the same, the signals and `failed_rules` are partial)."""
     if params is None:
         params = _DEFAULT_PARAMS
     try:
@@ -102,6 +104,8 @@ def evaluate(text: str, language: str | None, kind: str,
             signals[rule.signal] = value
             if fails(value, *bounds):
                 failed.append(f"{set_name}.{rule.name}")
+                if first_failure_only:
+                    return HeuristicResult(failed[0], signals, tuple(failed))
     return HeuristicResult(failed[0] if failed else None, signals, tuple(failed))
 
 

@@ -12,7 +12,9 @@ class HeuristicsStage(BatchStage):
     def apply(self, docs: list[Doc]) -> list[Doc]:
         out = []
         for d in docs:
-            res = evaluate(d["text"], d.get("language") or "", d["kind"], self.params)
+            # filter mode needs only the first failing rule; annotate mode writes every signal
+            res = evaluate(d["text"], d.get("language") or "", d["kind"], self.params,
+                           first_failure_only=not self.annotate)
             new = {**d, "signals": res.signals if self.annotate else None}
             out.append(with_drop(new, self.name, f"heuristics/{res.rule}") if res.rule else new)
         return out

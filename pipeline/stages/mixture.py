@@ -13,8 +13,10 @@ from pipeline.stages.base import BatchStage, Doc
 
 # Pseudo-bucket in the statistics counting every document read (the ledger's independent count).
 READ = "*read*"
-# Bytes a rejected/ row takes without its text (id, source, stage, rule, detail), for sharding.
+# Bytes a rejected/ row takes without its text (id, source, stage, rule, detail), for sharding,
+# and at most this many rows per rejected/ shard (its writer holds one shard's rows in memory).
 REJECTED_ROW_BYTES = 120
+REJECTED_ROWS_PER_SHARD = 200_000
 
 
 class TokenCount(BatchStage):
@@ -85,7 +87,8 @@ def make_plan(stats: dict[str, BucketStats], config: Config) -> dict:
     return {
         "mixture": plan,
         "annotated_shards": max(1, -(-all_bytes // int(per_shard))),
-        "rejected_shards": max(1, int(-(-rejected_bytes // per_shard))),
+        "rejected_shards": max(1, int(-(-rejected_bytes // per_shard)),
+                               int(-(-rejected_docs // REJECTED_ROWS_PER_SHARD))),
         "all_docs": all_docs,
     }
 
