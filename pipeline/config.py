@@ -125,7 +125,7 @@ class OutputConfig(_Strict):
 class DemoConfig(_Strict):
     # with no source configured, build the demo corpus here from text every Python machine has
     path: str = ".cache/demo-corpus"
-    code_files: int = Field(300, ge=0)
+    code_files: int = Field(600, ge=0)
     prose_docs: int = Field(3000, ge=0)
     docs_per_language: int = Field(40, ge=0)
 

@@ -19,7 +19,7 @@ from pipeline.config import DemoConfig, Source
 
 LOCALE_DIR = Path("/usr/share/locale")
 MESSAGES_PER_DOC = 20
-VERSION = "4"  # bump when the demo's content changes
+VERSION = "5"  # bump when the demo's content changes
 
 
 def _write(path: Path, records: list[dict | str]) -> None:
@@ -29,11 +29,13 @@ def _write(path: Path, records: list[dict | str]) -> None:
 
 def code_docs(n: int) -> list[dict]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in stdlib.glob("*.py") if p.is_file())[:n]
+    files = sorted(p for p in stdlib.rglob("*.py") if p.is_file()
+                   and not {"test", "tests", "idlelib", "site-packages"} & set(p.relative_to(stdlib).parts))
+    files = files[:: max(1, len(files) // n)][:n] if n else []  # spread over the library
     out = []
     for p in files:
-        text = p.read_text(encoding="utf-8", errors="replace")
-        out.append({"id": f"stdlib/{p.name}", "text": text, "path": p.name})
+        rel = p.relative_to(stdlib).as_posix()
+        out.append({"id": f"stdlib/{rel}", "text": p.read_text(encoding="utf-8", errors="replace"), "path": rel})
     return out
 
 
