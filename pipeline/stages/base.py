@@ -66,7 +66,3 @@ class BatchStage(beam.DoFn):
                 self.counters.inc(new["drop"][1])
             out[i] = new
         yield out
-
-
-def stage_transform(label: str, dofn: BatchStage) -> beam.PTransform:
-    return label >> beam.ParDo(dofn)
