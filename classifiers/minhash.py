@@ -109,8 +109,10 @@ class MinHashParams(BaseModel):
     scope: Literal["global", "bucket", "language"] = "language"
     """Which documents are compared: all, those of one mixture bucket, or of one language (the
     stage groups by (scope value, band key))."""
-    survivor: Literal["lowest_id"] = "lowest_id"
-    """Which document of a duplicate cluster is kept: the smallest id (Python string order)."""
+    survivor: Literal["lowest_id", "highest_quality"] = "lowest_id"
+    """Which document of a duplicate cluster is kept (URL, exact and near-duplicate levels
+    alike): the smallest id (Python string order), or the highest quality score (quality runs
+    before dedup; ties and unscored documents by smallest id)."""
     max_bucket_size: int = Field(1000, ge=2)
     """Most documents of one LSH bucket linked to one node at a time: `bucket_edges` links a
     bucket of k members as a tree of stars with this fan-out instead of one star, so a giant

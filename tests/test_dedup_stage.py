@@ -39,3 +39,10 @@ def test_components_match_union_find(name, edges):
 def test_tuple_nodes_pick_the_smallest_id_as_survivor():
     a, b, c = ("doc-a", 7), ("doc-b", 3), ("doc-c", 1)
     check_labels([(c, b), (b, a)], 4, {b: a, c: a})
+
+
+def test_survivor_policy_orders_nodes():
+    from pipeline.stages.dedup import node_id, node_of
+    docs = [("b", 2, 4.5), ("a", 1, 1.0), ("c", 3, None)]
+    assert node_id(min(node_of(i, u, q, "lowest_id") for i, u, q in docs)) == "a"
+    assert node_id(min(node_of(i, u, q, "highest_quality") for i, u, q in docs)) == "b"

@@ -12,7 +12,7 @@ import apache_beam as beam
 from classifiers.text import stable_hash64, unit_interval
 from pipeline.config import Config
 from pipeline.schema import SIGNAL_PREFIX
-from pipeline.sources import FileSpec, read_file, split_uid
+from pipeline.sources import FileSpec, make_uid, read_file, split_uid
 from pipeline.stages.base import Counters
 from pipeline.stages.line_dedup import EMPTIED, LINES_EVENT, ApplyLineDedup
 
@@ -104,7 +104,7 @@ class Finalize(beam.DoFn):
                                    " the input changed during the run")
         else:
             for rec, info in infos.items():
-                self.route((file_idx << 40) | rec, info, fates[rec], None, plan, rows)
+                self.route(make_uid(file_idx, rec), info, fates[rec], None, plan, rows)
         for key, lst in rows.items():
             yield (key, lst)
 
