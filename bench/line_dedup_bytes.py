@@ -23,6 +23,7 @@ from apache_beam.coders import coders
 from bench.data import iter_bench_corpus
 from pipeline.config import Config, set_dotted
 from pipeline.sources import make_uid
+from pipeline.stages.base import unpack
 from pipeline.stages.dedup import DedupKeys, ExactDedupPartition
 from pipeline.stages.heuristics import HeuristicsStage
 from pipeline.stages.langid import LanguageIdStage
@@ -76,11 +77,11 @@ def measure(config: Config, docs: list[dict], partitions: int = 64, repeats: int
         if getattr(o, "tag", None) == ITEMS_TAG:
             out["GroupLines"] += size(o.value)
             by_part[o.value[0]].append(o.value[1])
-            line_items += len(o.value[1])
+            line_items += len(unpack(o.value[1]))
         else:
             out["GroupLineDocs: document payloads"] += size(o)
             by_chunk[o[0]].append(o[1])
-            taking_part += len(o[1][1])
+            taking_part += len(unpack(o[1][1]))
     # exact dedup's drop events join GroupLineDocs too
     route = RouteDocuments(config, partitions)
     exact_groups: dict[int, list] = defaultdict(list)
@@ -100,14 +101,14 @@ def measure(config: Config, docs: list[dict], partitions: int = 64, repeats: int
         for key, value in count.process((part, lists)):
             out["GroupLineDocs: frequent-line occurrences"] += size((key, value))
             by_chunk[key].append(value)
-            occurrences += len(value[1])
+            occurrences += len(unpack(value[1]))
     resolve = ResolveLines(config)
     emptied = changed = lines_removed = delta_tokens = 0
     for key, parts in by_chunk.items():
         for o in resolve.process((key, parts)):
             if o.tag == "events":
                 out["GroupByChunk: lines events"] += size(o.value)
-                for ev in o.value[1][1]:
+                for ev in unpack(o.value[1][1]):
                     emptied += ev[3]
                     changed += not ev[3]
                     lines_removed += 0 if ev[3] else len(ev[2])

@@ -139,6 +139,7 @@ class Measured:
     peak_rss: int
     peak_procs: int
     peak_by_process: list  # [(short command, RSS bytes)] at the moment of the peak
+    peak_each: list  # [(short command, its own peak RSS bytes)] for every process of the tree
     load_before: float
     load_after: float
     log: str
@@ -146,10 +147,12 @@ class Measured:
 
 
 def measure(name: str, cmd: list[str], log: Path, env: dict | None = None) -> Measured:
-    """Run `cmd`; wall time, CPU time of the whole tree, peak of the summed RSS of the tree."""
+    """Run `cmd`; wall time, CPU time of the whole tree, peak of the summed RSS of the tree,
+    and each process's own peak."""
     log.parent.mkdir(parents=True, exist_ok=True)
     me = psutil.Process()
     peak: list = [0, 0, []]
+    each: dict[int, int] = {}
     done = threading.Event()
     names: dict[int, str] = {}
 
@@ -167,6 +170,7 @@ def measure(name: str, cmd: list[str], log: Path, env: dict | None = None) -> Me
                 try:
                     rss = p.memory_info().rss
                     procs.append((short(p), rss))
+                    each[p.pid] = max(each.get(p.pid, 0), rss)
                     total += rss
                     n += 1
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -189,8 +193,9 @@ def measure(name: str, cmd: list[str], log: Path, env: dict | None = None) -> Me
         sampler.join()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return Measured(name, cmd, rc, round(wall, 2), round(cpu, 2), peak[0], peak[1], peak[2], round(load_before, 2),
-                    round(os.getloadavg()[0], 2), str(log))
+    peak_each = sorted(((names.get(pid, str(pid)), rss) for pid, rss in each.items()), key=lambda t: -t[1])
+    return Measured(name, cmd, rc, round(wall, 2), round(cpu, 2), peak[0], peak[1], peak[2], peak_each,
+                    round(load_before, 2), round(os.getloadavg()[0], 2), str(log))
 
 
 def tail(path: str, n: int = 25) -> str:

@@ -19,6 +19,7 @@ from apache_beam.coders import coders
 
 from pipeline.config import load_config
 from pipeline.sources import discover, read_file
+from pipeline.stages.base import unpack
 from pipeline.stages.dedup import DedupKeys, ExactDedupPartition
 from pipeline.stages.finalize import Finalize
 from pipeline.stages.heuristics import HeuristicsStage
@@ -64,7 +65,7 @@ def measure(config, max_docs: int, partitions: int = 64) -> dict:
         for o in exact.process((part, lists)):
             if getattr(o, "tag", None) is None:  # main output: (partition, [band items])
                 out["GroupBands"] += size(o)
-                out["band_items"] += len(o[1])
+                out["band_items"] += len(unpack(o[1]))
     return {"documents": docs, "text_bytes_per_doc": text_bytes / max(1, docs),
             "first_pass_survivors": survivors,
             "bytes_per_input_doc": {k: v / max(1, docs) for k, v in out.items() if k != "band_items"},

@@ -133,7 +133,8 @@ class DemoConfig(_Strict):
 class RunnerConfig(_Strict):
     workers: int = Field(1, ge=1)  # > 1: the in-process runner's multi-processing mode
     batch_size: int = Field(256, ge=1)  # documents per batch through the per-document stages
-    # dedup shuffles hashes in this many partitions; None = one per 64 MiB of input, at least 4
+    # dedup shuffles hashes in this many partitions; None = one per 32 MiB of (estimated) text, at
+    # least 4 (pipeline.graph.shuffle_partitions)
     shuffle_partitions: int | None = Field(None, ge=1)
     # the last pass re-reads input in chunks of this many records (bounds its memory per worker)
     records_per_chunk: int = Field(100_000, ge=1)

@@ -24,15 +24,29 @@ from pipeline.stages.read import ReadDocuments
 from pipeline.stages.route import DEDUP_TAG, STATS_TAG, URL_TAG, RouteDocuments
 from pipeline.stages.write import WriteManifest, WriteShard
 
-PARTITION_INPUT_BYTES = 64 << 20  # automatic shuffle partitions: one per this much input
+# Automatic shuffle partitions: one per this much text, so that the largest group a dedup worker
+# holds (a partition's keys: ~8k documents' exact items or band items) does not grow with the
+# corpus (bench/dedup_scale.py measures it).
+PARTITION_TEXT_BYTES = 32 << 20
 MIN_PARTITIONS = 4
+# Input bytes -> text bytes, before the documents are read: typical expansions of compressed JSONL
+# (the benchmark corpus: zstd -3 3.5x) and of Parquet's compressed pages. Too many partitions
+# cost little (smaller lists per batch), too few cost worker memory, so these lean high.
+EXPANSION = {("jsonl", "none"): 1.0, ("jsonl", "gzip"): 4.0, ("jsonl", "zstd"): 4.0}
+PARQUET_EXPANSION = 3.0
+
+
+def estimated_text_bytes(spec: FileSpec) -> float:
+    if spec.format == "parquet":
+        return spec.size * PARQUET_EXPANSION
+    return spec.size * EXPANSION.get((spec.format, spec.compression), 4.0)
 
 
 def shuffle_partitions(config: Config, specs: list[FileSpec]) -> int:
     if config.runner.shuffle_partitions:
         return config.runner.shuffle_partitions
-    total = sum(s.size for s in specs)
-    return max(MIN_PARTITIONS, math.ceil(total / PARTITION_INPUT_BYTES))
+    total = sum(estimated_text_bytes(s) for s in specs)
+    return max(MIN_PARTITIONS, math.ceil(total / PARTITION_TEXT_BYTES))
 
 
 def input_info(config: Config, specs: list[FileSpec]) -> dict:
@@ -67,12 +81,11 @@ def _quarantine_row_key(row: dict, counts: dict) -> tuple:
     return ((QUARANTINE, "", stable_hash64(f"{row['file']}\x1f{row['record']}") % n, n), [row])
 
 
-def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict) -> None:
+def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitions: int):
+    """Read and the per-document stages, up to the route that lets the text go:
+    -> (docs, routed outputs (infos, URL_TAG, DEDUP_TAG, STATS_TAG), quarantined records)."""
     st = config.stages
     annotate = config.mode == "annotate"
-    partitions = shuffle_partitions(config, specs)
-    signals = SIGNAL_NAMES if st.heuristics.enabled else ()
-
     docs, quarantined = p | "Files" >> beam.Create(specs) | "Read" >> ReadDocuments(config)
 
     if st.langid.enabled:
@@ -88,12 +101,20 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
         from pipeline.stages.quality import QualityStage
         docs = docs | "Quality" >> beam.ParDo(QualityStage(st.quality, annotate))
     docs = docs | "Tokens" >> beam.ParDo(TokenCount(config.tokenizer.path, annotate))
-    dedup = st.url_dedup.enabled or st.exact_dedup.enabled or st.minhash_dedup.enabled
     if st.exact_dedup.enabled or st.minhash_dedup.enabled:
         docs = docs | "DedupKeys" >> beam.ParDo(DedupKeys(st.exact_dedup, st.minhash_dedup, False))
 
     routed = docs | "Route" >> beam.ParDo(RouteDocuments(config, partitions)).with_outputs(
         URL_TAG, DEDUP_TAG, STATS_TAG, main="infos")
+    return docs, routed, quarantined
+
+
+def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict) -> None:
+    st = config.stages
+    partitions = shuffle_partitions(config, specs)
+    signals = SIGNAL_NAMES if st.heuristics.enabled else ()
+    dedup = st.url_dedup.enabled or st.exact_dedup.enabled or st.minhash_dedup.enabled
+    docs, routed, quarantined = first_pass(p, config, specs, partitions)
     events, deltas = [], [routed[STATS_TAG]]
     if dedup:
         ev, dl = (routed[URL_TAG], routed[DEDUP_TAG]) | "Dedup" >> Deduplicate(

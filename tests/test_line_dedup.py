@@ -20,6 +20,7 @@ from classifiers.line_dedup import (LINE_HASH_BITS, LineDedupParams, after_remov
 from classifiers.text import approx_token_count
 from pipeline.config import Config
 from pipeline.sources import make_uid
+from pipeline.stages.base import pack, unpack
 from pipeline.stages.line_dedup import ITEMS_TAG, LINES_EVENT, CountLines, LineItems, ResolveLines
 from tests.corpus import write_jsonl
 
@@ -155,16 +156,16 @@ def test_count_threshold_and_exact_copies_count_once():
     by_chunk = _run_dofns(config, docs)
     (key, parts), = by_chunk.items()
     removed = {}
-    for tag, lst in parts:
+    for tag, blob in parts:
         if tag == "lines":
-            for rec, ix, nbytes, _ in lst:
+            for rec, ix, nbytes, _ in unpack(blob):
                 removed.setdefault(rec, []).append(ix)
     last = {i: len(docs[i]["text"].split("\n")) - 1 for i in range(7)}
     assert removed == {i: [last[i]] for i in range(7)}
     # one more distinct document with `six` tips it over
     docs.append(_doc(16, f"{bodies[16]}\n{six}", exact_key=4000))
-    removed = {rec for _, parts in _run_dofns(config, docs).items() for tag, lst in parts if tag == "lines"
-               for rec, *_ in lst}
+    removed = {rec for _, parts in _run_dofns(config, docs).items() for tag, blob in parts if tag == "lines"
+               for rec, *_ in unpack(blob)}
     assert removed == set(range(14)) | {16}
 
 
@@ -172,15 +173,16 @@ def test_resolve_lines_deltas_emptied_and_dedup_drops():
     config = Config.model_validate({"stages": {"line_dedup": {"enabled": True, "min_chars_after": 20}}})
     payload = lambda nbytes: ("en", 7, approx_token_count(nbytes), nbytes, 1)  # noqa: E731
     parts = [
-        ("docs", [(1, payload(100), 95), (2, payload(100), 95), (3, payload(100), 95)]),
-        ("lines", [(1, 0, 30, 29), (2, (0, 3), 90, 80), (3, 2, 30, 29)]),
-        ("events", [(3, "drop", "exact_dedup", "exact_dedup/duplicate", "d001"), (1, "cluster", 2, "d001")]),
+        ("docs", pack([(1, payload(100), 95), (2, payload(100), 95), (3, payload(100), 95)])),
+        ("lines", pack([(1, 0, 30, 29), (2, (0, 3), 90, 80), (3, 2, 30, 29)])),
+        ("events", pack([(3, "drop", "exact_dedup", "exact_dedup/duplicate", "d001"), (1, "cluster", 2, "d001")])),
     ]
     outs = list(ResolveLines(config).process(((0, 0), parts)))
     ev = next(o.value for o in outs if o.tag == "events")
     stats = next(o.value for o in outs if o.tag == "stats")
-    assert ev == ((0, 0), ("events", [(1, LINES_EVENT, (0,), False), (2, LINES_EVENT, (0, 3), True),
-                                      (3, LINES_EVENT, (2,), False)]))
+    assert ev[:1] == ((0, 0),) and ev[1][0] == "events"
+    assert unpack(ev[1][1]) == [(1, LINES_EVENT, (0,), False), (2, LINES_EVENT, (0, 3), True),
+                                (3, LINES_EVENT, (2,), False)]
     # doc 1 keeps 70 bytes (18 tokens); doc 2 is emptied (15 content chars < 20) and leaves the
     # stats whole; doc 3 is an exact duplicate: dedup subtracts it, line dedup must not
     assert sorted(stats) == sorted([("en", 7, 0, 18 - 25, -30), ("en", 7, -1, -25, -100)])

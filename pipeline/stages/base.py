@@ -8,6 +8,7 @@ Every drop increments the Beam counter `stage/rule` where it is decided.
 """
 from __future__ import annotations
 
+import pickle
 from typing import Any, Iterable
 
 import apache_beam as beam
@@ -29,6 +30,19 @@ class Counters:
         if c is None:
             c = self._c[name] = Metrics.counter(COUNTER_NAMESPACE, name)
         c.inc(n)
+
+
+def pack(records: list) -> bytes:
+    """A list of small records as ONE bytes value, for a shuffle. Beam's local runner keeps every
+    GroupByKey's values decoded in its own process (fn_api_runner GroupingBuffer): a list of
+    tuples and dicts costs there several times its encoded size, one bytes object about its size
+    (bench/dedup_scale.py measures it). Other runners gain a smaller per-element cost."""
+    return pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(blob: bytes) -> list:
+    """The records `pack` made (values that this pipeline's own DoFns produced)."""
+    return pickle.loads(blob)
 
 
 def dropped(doc: Doc) -> bool:

@@ -27,11 +27,12 @@ from typing import Iterable
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.transforms.window import GlobalWindows
 
 from classifiers.minhash import MinHasher, bucket_edges
 from classifiers.text import dedup_key_text, stable_hash64
 from pipeline.sources import split_uid
-from pipeline.stages.base import BatchStage, Counters, Doc
+from pipeline.stages.base import BatchStage, Counters, Doc, pack, unpack
 
 EVENTS_TAG = "events"
 # Dedup keys are 63-bit: Beam's coder writes a Python int >= 2**63 in 24 bytes instead of <= 10.
@@ -112,7 +113,7 @@ def _events_by_chunk(events: list[tuple[int, tuple]], chunk: int) -> Iterable:
         f, rec = split_uid(uid)
         per_chunk[(f, rec // chunk)].append((rec, *ev))
     for key, evs in per_chunk.items():
-        yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", evs)))
+        yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", pack(evs))))
 
 
 # A document's payload in dedup, for the mixture's accounting, is a plain tuple (it is shuffled
@@ -126,10 +127,10 @@ def stat_delta(payload: tuple, sign: int) -> tuple:
     return (bucket, b, sign, sign * tokens, sign * nbytes)
 
 
-def _group(lists) -> dict:
+def _group(blobs) -> dict:
     groups: dict = defaultdict(list)
-    for lst in lists:
-        for item in lst:
+    for blob in blobs:
+        for item in unpack(blob):
             groups[item[0]].append(item)
     return groups
 
@@ -150,7 +151,7 @@ def timestamp_key(ts: str | None) -> tuple:
 
 
 class UrlDedupPartition(beam.DoFn):
-    """(partition, [lists of url items]) -> exact items (or band items) of the survivors (main),
+    """(partition, [packed lists of url items]) -> exact items (or band items) of the survivors (main),
     events, stat deltas. url item = (url_key, timestamp_key, node, payload, exact_key,
     band_keys); the survivor is the latest (ties: the smallest node) or the first read."""
 
@@ -184,14 +185,15 @@ class UrlDedupPartition(beam.DoFn):
             per_part: dict[int, list] = defaultdict(list)
             for _, _, node, payload, exact_key, bands in survivors:
                 per_part[exact_key % self.partitions].append((exact_key, node, payload, bands))
-            yield from per_part.items()
+            for part, lst in per_part.items():
+                yield part, pack(lst)
         elif self.minhash:
             yield from band_items(((node, payload, bands) for _, _, node, payload, _, bands in survivors),
                                   self.partitions)
 
 
 class ExactDedupPartition(beam.DoFn):
-    """(partition, [lists of items]) -> band items of survivors (main), events, stat deltas.
+    """(partition, [packed lists of items]) -> band items of survivors (main), events, stat deltas.
     item = (exact_key, node, payload, band_keys)."""
 
     def __init__(self, partitions: int, minhash_enabled: bool, chunk: int):
@@ -222,42 +224,61 @@ class ExactDedupPartition(beam.DoFn):
 
 
 def band_items(nodes: Iterable[tuple], partitions: int) -> Iterable[tuple]:
-    """(node, payload, band_keys) -> (partition, [(band_key, node, payload)]) lists."""
+    """(node, payload, band keys' bytes) -> (partition, packed [(band_key, node, payload)])."""
     per_part: dict[int, list] = defaultdict(list)
     for node, payload, bands in nodes:
-        for key in bands.tolist():
+        for key in np.frombuffer(bands, dtype=np.uint64).tolist():
             per_part[key % partitions].append((key, node, payload))
-    yield from per_part.items()
+    for part, lst in per_part.items():
+        yield part, pack(lst)
+
+
+# MinHashPartition holds at most this many distinct edges across the partitions of a bundle
+# before it emits them (a bounded cache, like a combiner's): a near-duplicate pair collides in
+# up to `bands` bands, which land in different partitions, and every copy of its edge would be
+# one more element in the first connected-components shuffle.
+PENDING_EDGES = 200_000
 
 
 class MinHashPartition(beam.DoFn):
-    """(partition, [lists of (band_key, node, payload)]) -> star edges (main) and the payload
-    of every node that has an edge (tagged 'payloads')."""
+    """(partition, [packed lists of (band_key, node, payload)]) -> star edges (main) and the
+    payload of every node that has an edge (tagged 'payloads'), each once per flush of the
+    bundle's pending set (`PENDING_EDGES`)."""
 
     def __init__(self, max_bucket_size: int):
         self.max_bucket_size = max_bucket_size
         self.counters = Counters()
 
+    def start_bundle(self) -> None:
+        self.edges: set[tuple] = set()
+        self.payloads: dict[tuple, tuple] = {}
+
     def process(self, kv) -> Iterable:
-        _, lists = kv
+        _, blobs = kv
         groups: dict[int, list] = defaultdict(list)
-        for lst in lists:
-            for key, node, payload in lst:
+        for blob in blobs:
+            for key, node, payload in unpack(blob):
                 groups[key].append((node, payload))
-        edges: set[tuple] = set()
-        payloads: dict[tuple, dict] = {}
         for members in groups.values():
             if len(members) < 2:
                 continue
             if len(members) > self.max_bucket_size:
                 self.counters.inc("minhash_dedup/giant_bucket")
             for node, payload in members:
-                payloads[node] = payload
-            edges.update(bucket_edges(sorted(m[0] for m in members), self.max_bucket_size))
-        for e in edges:
-            yield e
-        for node, payload in payloads.items():
-            yield beam.pvalue.TaggedOutput("payloads", (node, payload))
+                self.payloads[node] = payload
+            self.edges.update(bucket_edges(sorted(m[0] for m in members), self.max_bucket_size))
+        if len(self.edges) >= PENDING_EDGES:
+            yield from self._flush(lambda v: v)
+
+    def finish_bundle(self) -> Iterable:
+        yield from self._flush(GlobalWindows.windowed_value)
+
+    def _flush(self, wrap) -> Iterable:
+        for e in self.edges:
+            yield wrap(e)
+        for node_payload in self.payloads.items():
+            yield beam.pvalue.TaggedOutput("payloads", wrap(node_payload))
+        self.edges, self.payloads = set(), {}
 
 
 def _large_star(kv) -> Iterable[tuple]:

@@ -13,7 +13,7 @@ from classifiers.text import stable_hash64, unit_interval
 from pipeline.config import Config
 from pipeline.schema import SIGNAL_PREFIX
 from pipeline.sources import FileSpec, make_uid, read_file, split_uid
-from pipeline.stages.base import Counters
+from pipeline.stages.base import Counters, unpack
 from pipeline.stages.line_dedup import EMPTIED, LINES_EVENT, ApplyLineDedup
 
 LEDGER_TAG = "ledger"
@@ -42,11 +42,11 @@ class Finalize(beam.DoFn):
         (file_idx, chunk), parts = kv
         infos: dict[int, dict] = {}
         events: dict[int, list] = defaultdict(list)
-        for tag, lst in parts:
+        for tag, blob in parts:
             if tag == "info":
-                infos.update(lst)
+                infos.update(unpack(blob))
             else:
-                for ev in lst:
+                for ev in unpack(blob):
                     events[ev[0]].append(ev[1:])
         mix = self.config.stages.mixture
         buckets = plan["mixture"].buckets

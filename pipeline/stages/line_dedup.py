@@ -56,7 +56,7 @@ from classifiers.line_dedup import (after_removal, doc_lines, flatten_indices, g
 from classifiers.text import approx_token_count, stable_hash64
 from pipeline.config import Config
 from pipeline.sources import split_uid
-from pipeline.stages.base import Counters, Doc
+from pipeline.stages.base import Counters, Doc, pack, unpack
 from pipeline.stages.dedup import EVENTS_TAG, STATS_TAG, scope_value, stat_delta
 from pipeline.stages.route import doc_payload
 
@@ -109,13 +109,13 @@ class LineItems(beam.DoFn):
             f, rec = split_uid(uid)
             docs[(f, rec // self.chunk)].append((rec, doc_payload(d, self.seed), content))
         for part, lst in items.items():
-            yield beam.pvalue.TaggedOutput(ITEMS_TAG, (part, lst))
+            yield beam.pvalue.TaggedOutput(ITEMS_TAG, (part, pack(lst)))
         for key, lst in docs.items():
-            yield (key, ("docs", lst))
+            yield (key, ("docs", pack(lst)))
 
 
 class CountLines(beam.DoFn):
-    """(partition, [item lists]) -> ((file, chunk), ("lines", [(record, index, bytes, chars)]))
+    """(partition, [packed item lists]) -> ((file, chunk), ("lines", packed [(record, index, bytes, chars)]))
     for every occurrence of a line found in more than `max_line_repeats` distinct documents."""
 
     def __init__(self, max_line_repeats: int, chunk: int):
@@ -123,18 +123,18 @@ class CountLines(beam.DoFn):
         self.counters = Counters()
 
     def process(self, kv) -> Iterable:
-        _, lists = kv
+        _, blobs = kv
         counts: dict[int, int] = defaultdict(int)
-        for lst in lists:
-            for item in lst:
+        for blob in blobs:
+            for item in unpack(blob):
                 counts[item[0]] += 1
         candidates = {h for h, n in counts.items() if n > self.max_repeats}
         del counts
         if not candidates:
             return
         occurrences: dict[int, list] = defaultdict(list)
-        for lst in lists:
-            for item in lst:
+        for blob in blobs:  # unpacked again, one batch at a time
+            for item in unpack(blob):
                 if item[0] in candidates:
                     occurrences[item[0]].append(item)
         per_chunk: dict[tuple, list] = defaultdict(list)
@@ -148,7 +148,7 @@ class CountLines(beam.DoFn):
                 per_chunk[(f, rec // self.chunk)].append((rec, ix, nbytes, nchars))
         self.counters.inc(f"{STAGE}/frequent_lines", frequent)
         for key, lst in per_chunk.items():
-            yield (key, ("lines", lst))
+            yield (key, ("lines", pack(lst)))
 
 
 class ResolveLines(beam.DoFn):
@@ -165,15 +165,15 @@ class ResolveLines(beam.DoFn):
         payloads: dict[int, tuple] = {}
         removed: dict[int, list] = defaultdict(list)
         dropped: set[int] = set()
-        for tag, lst in parts:
+        for tag, blob in parts:
             if tag == "docs":
-                for rec, payload, content in lst:
+                for rec, payload, content in unpack(blob):
                     payloads[rec] = (payload, content)
             elif tag == "lines":
-                for rec, *occ in lst:
+                for rec, *occ in unpack(blob):
                     removed[rec].append(occ)
             else:  # dedup events: (record, "drop" | "cluster", ...)
-                dropped.update(ev[0] for ev in lst if ev[1] == "drop")
+                dropped.update(ev[0] for ev in unpack(blob) if ev[1] == "drop")
         events, deltas = [], []
         for rec in sorted(removed):
             occ = removed[rec]
@@ -194,7 +194,7 @@ class ResolveLines(beam.DoFn):
                 deltas.append((payload[0], payload[1], 0, tokens - n_tokens, kept_bytes - n_bytes))
             events.append((rec, LINES_EVENT, indices, emptied))
         if events:
-            yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", events)))
+            yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", pack(events))))
         if deltas:
             yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
 

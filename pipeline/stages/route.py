@@ -1,8 +1,10 @@
 """End of the first pass: each document batch becomes small keyed records, and the text is
 let go. Out of here flow
-- main: ((file_idx, chunk), ("info", [info, ...])) — what the last pass needs per document;
-- url: (partition, [items]) — URL-dedup items of documents with a URL (when it is on);
-- dedup: (partition, [items]) — exact-dedup items, or MinHash band items with exact off;
+- main: ((file_idx, chunk), ("info", packed [(record, info), ...])) — what the last pass needs
+  per document;
+- url: (partition, packed [items]) — URL-dedup items of documents with a URL (when it is on);
+- dedup: (partition, packed [items]) — exact-dedup items, or MinHash band items with exact off;
+(packed: `base.pack`, one bytes value per batch and key; band keys travel as their bytes)
 - stats: [(bucket, bin, docs, tokens, bytes), ...] — the mixture's histograms.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from classifiers.mixture import bin_of
 from classifiers.text import normalize_url, stable_hash64, unit_interval
 from pipeline.config import Config
 from pipeline.sources import split_uid
-from pipeline.stages.base import Doc
+from pipeline.stages.base import Doc, pack
 from pipeline.stages.dedup import KEY_SHIFT, band_items, node_of, stat_delta, timestamp_key
 from pipeline.stages.mixture import READ
 
@@ -64,20 +66,21 @@ class RouteDocuments(beam.DoFn):
             p = self.payload(d)
             deltas.append(stat_delta(p, 1))
             node = node_of(d["id"], d["uid"], d.get("quality_score"), self.survivor)
+            bands = d["band_keys"].tobytes() if d.get("band_keys") is not None else None
             if self.url and d.get("url"):
                 key = stable_hash64(normalize_url(d["url"])) >> KEY_SHIFT
                 urls[key % self.partitions].append((key, timestamp_key(d.get("timestamp")), node, p,
-                                                    d.get("exact_key"), d.get("band_keys")))
+                                                    d.get("exact_key"), bands))
             elif self.exact:
-                exact[d["exact_key"] % self.partitions].append((d["exact_key"], node, p, d.get("band_keys")))
+                exact[d["exact_key"] % self.partitions].append((d["exact_key"], node, p, bands))
             elif self.minhash:
-                band_nodes.append((node, p, d["band_keys"]))
+                band_nodes.append((node, p, bands))
         for key, lst in infos.items():
-            yield (key, ("info", lst))
+            yield (key, ("info", pack(lst)))
         for part, lst in urls.items():
-            yield beam.pvalue.TaggedOutput(URL_TAG, (part, lst))
+            yield beam.pvalue.TaggedOutput(URL_TAG, (part, pack(lst)))
         for part, lst in exact.items():
-            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, lst))
-        for part, lst in band_items(band_nodes, self.partitions):
-            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, lst))
+            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, pack(lst)))
+        for part, blob in band_items(band_nodes, self.partitions):
+            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, blob))
         yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)

@@ -1,0 +1,185 @@
+"""Memory of the dedup stages as the corpus grows: per-worker memory must not grow with the
+corpus (except per-partition group sizes).
+
+    python -m bench.dedup_scale [--sizes 50000,200000] [--workers 1,2]
+
+Corpus of N documents: the first N/2 documents of the full race corpus (bench/.cache/corpus-full,
+real text and code, built by bench.build_corpus if missing) and one edited copy of each, with a
+new id and word edits at a rate drawn from 1, 3, 10 and 30% (`bench.build_corpus.edit_words`):
+about half of the copies are near-duplicates of their original, the others distinct documents
+for MinHash, so every size has the same mix. Cached in bench/.cache/dedup-scale-N.
+
+Pipeline: the graph's own first pass with language ID only (so MinHash runs per language, the
+default scope) -> dedup keys -> route -> exact dedup -> MinHash bands -> connected components ->
+cluster resolution, as in `curate run`; no heuristics, quality, mixture, last pass or write.
+It runs in a child process on Beam's local FnApiRunner, in process (`--workers 1`) and in its
+multi-processing mode (`--workers 2`: the runner process and two SDK worker processes), and is
+measured from outside every 0.2 s: the peak RSS of each process. In Beam's local runner the
+runner process also holds every shuffle's data (GroupByKey buffers) in memory; on Dataflow,
+Flink or Spark that is the shuffle service's disk, so the SDK workers' peak is what a worker VM
+needs. The child reports the dedup counters, the shuffle partitions and the largest partition.
+
+Writes bench/results/dedup-scale.md and prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from bench.build_corpus import CACHE, FULL_DIR, build_full, edit_words, write_corpus
+from bench.data import iter_bench_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results" / "dedup-scale.md"
+CONFIG = Path(__file__).resolve().parent / "configs" / "dedup-scale.yaml"
+RUNS = CACHE / "runs"
+COPY_EDIT_RATES = (0.01, 0.03, 0.10, 0.30)
+SEED = 4321
+
+
+def build(n_docs: int) -> Path:
+    """The corpus of `n_docs` documents (cached)."""
+    dest = CACHE / f"dedup-scale-{n_docs}"
+    stats = dest / "corpus_stats.json"
+    if stats.exists() and json.loads(stats.read_text()).get("docs") == n_docs:
+        return dest
+    build_full()
+    half = n_docs // 2
+    originals = []
+    for d in iter_bench_corpus(FULL_DIR):
+        originals.append({k: d[k] for k in ("id", "text", "category", "source", "lang")})
+        if len(originals) == half:
+            break
+    if len(originals) < half:
+        raise SystemExit(f"the full corpus has {len(originals):,} documents; {n_docs:,} needs {half:,}")
+    rng = random.Random(SEED)
+    copies = []
+    for d in originals:
+        rate = rng.choice(COPY_EDIT_RATES)
+        copies.append({**d, "id": f"{d['id']}~e{round(rate * 100)}", "text": edit_words(d["text"], rate, rng),
+                       "dup_of": d["id"], "edit_rate": rate})
+    write_corpus(originals + copies, dest, extra_stats={"copy_edit_rates": COPY_EDIT_RATES})
+    return dest
+
+
+# ------------------------------------------------------------------ the child: the dedup stages alone
+
+
+def child(glob: str, workers: int, result: Path) -> None:
+    import apache_beam as beam
+
+    from pipeline.config import Source, load_config
+    from pipeline.graph import first_pass, shuffle_partitions
+    from pipeline.runner import in_process_runner, local_options, read_counters
+    from pipeline.sources import discover
+    from pipeline.stages.dedup import Deduplicate
+    from pipeline.stages.route import DEDUP_TAG, URL_TAG
+
+    config = load_config(str(CONFIG))
+    config.sources = [Source(name="input", paths=[glob])]
+    specs = discover(config.sources)
+    partitions = shuffle_partitions(config, specs)
+    st = config.stages
+    t0 = time.monotonic()
+    p = beam.Pipeline(runner=in_process_runner(), options=local_options(workers))
+    _, routed, _ = first_pass(p, config, specs, partitions)
+    (routed[DEDUP_TAG]
+     | "PartitionSizes" >> beam.combiners.Count.PerKey()
+     | "Largest" >> beam.combiners.Top.Of(1, key=lambda kv: kv[1])
+     | "Report" >> beam.Map(lambda top: result.with_suffix(".part.json").write_text(json.dumps(top))))
+    (routed[URL_TAG], routed[DEDUP_TAG]) | "Dedup" >> Deduplicate(
+        st.url_dedup, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
+    res = p.run()
+    res.wait_until_finish()
+    result.write_text(json.dumps({"seconds": round(time.monotonic() - t0, 1), "partitions": partitions,
+                                  "input_bytes": sum(s.size for s in specs), "counters": read_counters(res)}))
+
+
+# ------------------------------------------------------------------ the parent: measure and report
+
+
+def run_one(corpus: Path, n_docs: int, workers: int) -> dict:
+    from bench.run import measure, tail
+
+    result = RUNS / f"dedup-scale-{n_docs}-w{workers}.json"
+    for f in (result, result.with_suffix(".part.json")):
+        f.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "bench.dedup_scale", "--child", str(corpus / "part-*.jsonl.zst"),
+           "--workers", str(workers), "--result", str(result)]
+    m = measure(f"dedup {n_docs} w{workers}", cmd, RUNS / f"dedup-scale-{n_docs}-w{workers}.log")
+    if m.rc != 0:
+        raise SystemExit(f"{m.name} failed (rc={m.rc}):\n{tail(m.log)}")
+    out = json.loads(result.read_text())
+    largest = json.loads(result.with_suffix(".part.json").read_text())
+    out["largest_partition_batches"] = largest[0][1] if largest else 0
+    sdk_worker = lambda name: "sdk_worker_main" in name and not name.startswith("sh ")  # noqa: E731 (not its sh -c)
+    runner = max((rss for name, rss in m.peak_each if "bench.dedup_scale" in name), default=0)
+    sdk = [rss for name, rss in m.peak_each if sdk_worker(name)]
+    out.update(docs=n_docs, workers=workers, wall_s=m.wall_s, cpu_s=m.cpu_s, peak_total=m.peak_rss,
+               peak_runner=runner, peak_sdk_worker=max(sdk, default=0), sdk_workers=len(sdk), load=m.load_before)
+    return out
+
+
+def report(rows: list[dict]) -> str:
+    mb = lambda n: f"{n / (1 << 20):,.0f}"  # noqa: E731
+    L = ["# Dedup stages: memory against corpus size", "",
+         "`python -m bench.dedup_scale` — the dedup stages alone (first pass with language ID, "
+         "dedup keys, exact + MinHash 14×8 per language, connected components) on Beam's local "
+         "FnApiRunner; peak RSS of each process sampled every 0.2 s.", "",
+         "| docs | workers | shuffle partitions | exact dups | near dups | wall s | runner process peak MB "
+         "| SDK worker peak MB | total peak MB |",
+         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        c = r["counters"]
+        sdk = f"{mb(r['peak_sdk_worker'])} ({r['sdk_workers']} procs)" if r["sdk_workers"] else "(in process)"
+        L.append(f"| {r['docs']:,} | {r['workers']} | {r['partitions']} | {c.get('exact_dedup/duplicate', 0):,} "
+                 f"| {c.get('minhash_dedup/near_duplicate', 0):,} | {r['wall_s']:.0f} | {mb(r['peak_runner'])} "
+                 f"| {sdk} | {mb(r['peak_total'])} |")
+    L.append("")
+    for w in sorted({r["workers"] for r in rows}):
+        rs = sorted((r for r in rows if r["workers"] == w), key=lambda r: r["docs"])
+        if len(rs) < 2:
+            continue
+        a, b = rs[0], rs[-1]
+        x = b["docs"] / a["docs"]
+        if b["sdk_workers"]:
+            L.append(f"- `--workers {w}`, {x:.0f}× the documents: SDK worker peak {mb(a['peak_sdk_worker'])} → "
+                     f"{mb(b['peak_sdk_worker'])} MB ({b['peak_sdk_worker'] / a['peak_sdk_worker']:.2f}×), "
+                     f"runner process {mb(a['peak_runner'])} → {mb(b['peak_runner'])} MB "
+                     f"({b['peak_runner'] / a['peak_runner']:.2f}×).")
+        else:
+            L.append(f"- in process, {x:.0f}× the documents: peak {mb(a['peak_total'])} → {mb(b['peak_total'])} MB "
+                     f"({b['peak_total'] / a['peak_total']:.2f}×).")
+    L.append("")
+    return "\n".join(L)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="50000,200000")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--child", metavar="GLOB", help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args.child, int(args.workers), args.result)
+        return 0
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        corpus = build(n)
+        for w in (int(s) for s in args.workers.split(",")):
+            print(f"dedup scale: {n:,} docs, --workers {w} ...", file=sys.stderr, flush=True)
+            rows.append(run_one(corpus, n, w))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    text = report(rows)
+    RESULTS.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
