@@ -69,7 +69,33 @@ def build(n_docs: int) -> Path:
 # ------------------------------------------------------------------ the child: the dedup stages alone
 
 
-def child(glob: str, workers: int, result: Path) -> None:
+def trace_working_sets(peaks: dict) -> None:
+    """Wrap the dedup DoFns' `process` (in this process only) so that each call records the
+    peak of what it allocates (tracemalloc, started and stopped around the call): the memory a
+    worker needs for one partition (or one node), whatever the runner buffers around it."""
+    import tracemalloc
+
+    from pipeline.stages import dedup
+
+    def wrap(cls):
+        orig = cls.process
+
+        def process(self, *args, **kwargs):
+            tracemalloc.start()
+            try:
+                out = list(orig(self, *args, **kwargs) or ())
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            peaks[cls.__name__] = max(peaks.get(cls.__name__, 0), peak)
+            return out
+        cls.process = process
+
+    for cls in (dedup.UrlDedupPartition, dedup.ExactDedupPartition, dedup.MinHashPartition, dedup.ResolveClusters):
+        wrap(cls)
+
+
+def child(glob: str, workers: int, result: Path, trace: bool) -> None:
     import apache_beam as beam
 
     from pipeline.config import Source, load_config
@@ -84,6 +110,9 @@ def child(glob: str, workers: int, result: Path) -> None:
     specs = discover(config.sources)
     partitions = shuffle_partitions(config, specs)
     st = config.stages
+    peaks: dict[str, int] = {}
+    if trace:
+        trace_working_sets(peaks)
     t0 = time.monotonic()
     p = beam.Pipeline(runner=in_process_runner(), options=local_options(workers))
     _, routed, _ = first_pass(p, config, specs, partitions)
@@ -96,20 +125,21 @@ def child(glob: str, workers: int, result: Path) -> None:
     res = p.run()
     res.wait_until_finish()
     result.write_text(json.dumps({"seconds": round(time.monotonic() - t0, 1), "partitions": partitions,
-                                  "input_bytes": sum(s.size for s in specs), "counters": read_counters(res)}))
+                                  "input_bytes": sum(s.size for s in specs), "counters": read_counters(res),
+                                  "working_sets": peaks}))
 
 
 # ------------------------------------------------------------------ the parent: measure and report
 
 
-def run_one(corpus: Path, n_docs: int, workers: int) -> dict:
+def run_one(corpus: Path, n_docs: int, workers: int, trace: bool = False) -> dict:
     from bench.run import measure, tail
 
-    result = RUNS / f"dedup-scale-{n_docs}-w{workers}.json"
+    result = RUNS / f"dedup-scale-{n_docs}-w{workers}{'-traced' if trace else ''}.json"
     for f in (result, result.with_suffix(".part.json")):
         f.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "bench.dedup_scale", "--child", str(corpus / "part-*.jsonl.zst"),
-           "--workers", str(workers), "--result", str(result)]
+           "--workers", str(workers), "--result", str(result)] + (["--trace"] if trace else [])
     m = measure(f"dedup {n_docs} w{workers}", cmd, RUNS / f"dedup-scale-{n_docs}-w{workers}.log")
     if m.rc != 0:
         raise SystemExit(f"{m.name} failed (rc={m.rc}):\n{tail(m.log)}")
@@ -124,7 +154,7 @@ def run_one(corpus: Path, n_docs: int, workers: int) -> dict:
     return out
 
 
-def report(rows: list[dict]) -> str:
+def report(rows: list[dict], traced: list[dict]) -> str:
     mb = lambda n: f"{n / (1 << 20):,.0f}"  # noqa: E731
     L = ["# Dedup stages: memory against corpus size", "",
          "`python -m bench.dedup_scale` — the dedup stages alone (first pass with language ID, "
@@ -154,6 +184,15 @@ def report(rows: list[dict]) -> str:
         else:
             L.append(f"- in process, {x:.0f}× the documents: peak {mb(a['peak_total'])} → {mb(b['peak_total'])} MB "
                      f"({b['peak_total'] / a['peak_total']:.2f}×).")
+    if traced:
+        names = sorted({k for r in traced for k in r["working_sets"]})
+        L += ["", "Largest working set of one call of each dedup DoFn (what it allocates while it processes one "
+              "shuffle partition, or one node for ResolveClusters; tracemalloc, in process, a separate run):", "",
+              "| docs | shuffle partitions | " + " | ".join(f"{n} MB" for n in names) + " |",
+              "|---:|---:|" + "---:|" * len(names)]
+        for r in traced:
+            L.append(f"| {r['docs']:,} | {r['partitions']} | "
+                     + " | ".join(f"{r['working_sets'].get(n, 0) / (1 << 20):,.1f}" for n in names) + " |")
     L.append("")
     return "\n".join(L)
 
@@ -164,18 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--child", metavar="GLOB", help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child(args.child, int(args.workers), args.result)
+        child(args.child, int(args.workers), args.result, args.trace)
         return 0
-    rows = []
+    rows, traced = [], []
     for n in (int(s) for s in args.sizes.split(",")):
         corpus = build(n)
         for w in (int(s) for s in args.workers.split(",")):
             print(f"dedup scale: {n:,} docs, --workers {w} ...", file=sys.stderr, flush=True)
             rows.append(run_one(corpus, n, w))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    text = report(rows)
+        print(f"dedup scale: {n:,} docs, in process, DoFn working sets traced ...", file=sys.stderr, flush=True)
+        traced.append(run_one(corpus, n, 1, trace=True))
+        print(json.dumps(traced[-1]), file=sys.stderr, flush=True)
+    text = report(rows, traced)
     RESULTS.write_text(text)
     print(text)
     return 0

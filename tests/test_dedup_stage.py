@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from classifiers.minhash import bucket_edges, connected_components
 from pipeline.runner import in_process_runner, local_options
+from pipeline.stages import dedup
 from pipeline.stages.dedup import ConnectedComponents
 
 
@@ -46,3 +48,63 @@ def test_survivor_policy_orders_nodes():
     docs = [("b", 2, 4.5), ("a", 1, 1.0), ("c", 3, None)]
     assert node_id(min(node_of(i, u, q, "lowest_id") for i, u, q in docs)) == "a"
     assert node_id(min(node_of(i, u, q, "highest_quality") for i, u, q in docs)) == "b"
+
+
+def _minhash_partition_outputs(blobs_by_part, pending_edges, monkeypatch):
+    """Every partition through one bundle of MinHashPartition: (edges, payloads) as emitted,
+    duplicates included, finish_bundle's windowed values unwrapped."""
+    monkeypatch.setattr(dedup, "PENDING_EDGES", pending_edges)
+    fn = dedup.MinHashPartition(max_bucket_size=64)
+    fn.start_bundle()
+    outs = [o for part, blobs in sorted(blobs_by_part.items()) for o in fn.process((part, blobs))]
+    outs += list(fn.finish_bundle())
+    edges, payloads = [], []
+    for o in outs:
+        tag = getattr(o, "tag", None)
+        value = o.value if tag is not None else o
+        value = getattr(value, "value", value)  # finish_bundle: WindowedValue
+        (payloads if tag == "payloads" else edges).append(value)
+    return edges, payloads
+
+
+def test_minhash_partition_emits_each_edge_once_per_flush(monkeypatch):
+    """A near-duplicate pair collides in several bands, which land in different partitions: the
+    bundle's pending set emits its edge once (not once per band), and flushing early (a small
+    cache) loses no edge and no payload."""
+    rng = random.Random(5)
+    nodes = [(f"doc-{i:03d}", i) for i in range(60)]
+    payload = lambda i: ("en", i % 7, 100 + i, 400 + i, 1)  # noqa: E731
+    # 20 clusters of 3 documents sharing 6 of 14 band keys; every other key unique
+    bands = {}
+    for i, node in enumerate(nodes):
+        keys = [rng.getrandbits(62) for _ in range(14)]
+        if i % 3:
+            keys[:6] = bands[nodes[i - i % 3]][:6]
+        bands[node] = keys
+    by_part: dict[int, list] = {}
+    for i, node in enumerate(nodes):
+        arr = np.array(bands[node], dtype=np.uint64).tobytes()
+        for part, blob in dedup.band_items([(node, payload(i), arr)], 5):
+            by_part.setdefault(part, []).append(blob)
+    edges, payloads = _minhash_partition_outputs(by_part, 10**6, monkeypatch)
+    assert len(edges) == len(set(edges)) == 40  # 2 star edges per 3-document cluster
+    assert sorted(payloads) == sorted((n, payload(i)) for i, n in enumerate(nodes))
+    few, few_payloads = _minhash_partition_outputs(by_part, 1, monkeypatch)
+    assert set(few) == set(edges) and len(few) > len(edges)  # flushed per partition: copies, none lost
+    assert dict(few_payloads) == dict(payloads)
+
+
+def test_shuffle_partitions_follow_estimated_text_bytes():
+    from pipeline.config import Config
+    from pipeline.graph import MIN_PARTITIONS, PARTITION_TEXT_BYTES, shuffle_partitions
+    from pipeline.sources import FileSpec
+
+    mb = 1 << 20
+    plain = [FileSpec(i, "s", f"f{i}.jsonl", "jsonl", "none", 64 * mb) for i in range(4)]  # 256 MiB of text
+    zstd = [FileSpec(i, "s", f"f{i}.jsonl.zst", "jsonl", "zstd", 64 * mb) for i in range(4)]  # ~1 GiB
+    config = Config()
+    assert shuffle_partitions(config, plain) == 256 * mb // PARTITION_TEXT_BYTES
+    assert shuffle_partitions(config, zstd) == 4 * shuffle_partitions(config, plain)
+    assert shuffle_partitions(config, []) == MIN_PARTITIONS
+    config.runner.shuffle_partitions = 3
+    assert shuffle_partitions(config, zstd) == 3
