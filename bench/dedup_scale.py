@@ -103,7 +103,8 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
     from pipeline.runner import in_process_runner, local_options, read_counters
     from pipeline.sources import discover
     from pipeline.stages.dedup import Deduplicate
-    from pipeline.stages.route import DEDUP_TAG, URL_TAG
+    from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG
+    from pipeline.stages.route import URL_TAG
 
     config = load_config(str(CONFIG))
     config.sources = [Source(name="input", paths=[glob])]
@@ -120,7 +121,7 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
      | "PartitionSizes" >> beam.combiners.Count.PerKey()
      | "Largest" >> beam.combiners.Top.Of(1, key=lambda kv: kv[1])
      | "Report" >> beam.Map(lambda top: result.with_suffix(".part.json").write_text(json.dumps(top))))
-    (routed[URL_TAG], routed[DEDUP_TAG]) | "Dedup" >> Deduplicate(
+    (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate(
         st.url_dedup, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
     res = p.run()
     res.wait_until_finish()

@@ -24,12 +24,12 @@ from bench.data import iter_bench_corpus
 from pipeline.config import Config, set_dotted
 from pipeline.sources import make_uid
 from pipeline.stages.base import unpack
-from pipeline.stages.dedup import DedupKeys, ExactDedupPartition
+from pipeline.stages.dedup import DEDUP_TAG, DedupKeys, ExactDedupPartition
 from pipeline.stages.heuristics import HeuristicsStage
 from pipeline.stages.langid import LanguageIdStage
 from pipeline.stages.line_dedup import ITEMS_TAG, CountLines, LineItems, ResolveLines
 from pipeline.stages.mixture import TokenCount
-from pipeline.stages.route import DEDUP_TAG, RouteDocuments
+from pipeline.stages.route import RouteDocuments
 
 CODER = coders.FastPrimitivesCoder()
 

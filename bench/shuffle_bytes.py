@@ -3,7 +3,7 @@
 Runs the graph's own DoFns (read, language ID, heuristics, tokens, dedup keys, route, exact
 dedup) outside a runner on a corpus and encodes what each of them hands to a GroupByKey with
 the coder Beam uses for untyped Python values (FastPrimitivesCoder), i.e. the bytes a runner
-shuffles, before the runner's own framing and compression. docs/scaling.md quotes its output.
+shuffles, before the runner's own framing and compression. The README's Scaling section quotes it.
 
   python -m bench.shuffle_bytes CONFIG [--docs N]
 
@@ -19,13 +19,12 @@ from apache_beam.coders import coders
 
 from pipeline.config import load_config
 from pipeline.sources import discover, read_file
-from pipeline.stages.base import unpack
-from pipeline.stages.dedup import DedupKeys, ExactDedupPartition
+from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, DedupKeys, ExactDedupPartition
 from pipeline.stages.finalize import Finalize
 from pipeline.stages.heuristics import HeuristicsStage
 from pipeline.stages.langid import LanguageIdStage
 from pipeline.stages.mixture import TokenCount
-from pipeline.stages.route import DEDUP_TAG, STATS_TAG, RouteDocuments, info_of
+from pipeline.stages.route import STATS_TAG, RouteDocuments, info_of
 
 CODER = coders.FastPrimitivesCoder()
 
@@ -63,9 +62,12 @@ def measure(config, max_docs: int, partitions: int = 64) -> dict:
     exact = ExactDedupPartition(partitions, st.minhash_dedup.enabled, config.runner.records_per_chunk)
     for part, lists in exact_groups.items():
         for o in exact.process((part, lists)):
-            if getattr(o, "tag", None) is None:  # main output: (partition, [band items])
+            tag = getattr(o, "tag", None)
+            if tag is None:  # main output: (partition, uint64 (band key, uid) pairs)
                 out["GroupBands"] += size(o)
-                out["band_items"] += len(unpack(o[1]))
+                out["band_items"] += len(o[1]) // 16
+            elif tag == NODES_TAG:  # each survivor's node and payload, once
+                out["GroupNodes"] += size(o.value)
     return {"documents": docs, "text_bytes_per_doc": text_bytes / max(1, docs),
             "first_pass_survivors": survivors,
             "bytes_per_input_doc": {k: v / max(1, docs) for k, v in out.items() if k != "band_items"},

@@ -17,11 +17,11 @@ from classifiers.heuristics import SIGNAL_NAMES
 from classifiers.text import stable_hash64
 from pipeline.config import Config
 from pipeline.sources import FileSpec
-from pipeline.stages.dedup import DedupKeys, Deduplicate
+from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, DedupKeys, Deduplicate
 from pipeline.stages.finalize import LEDGER_TAG, QUARANTINE, Finalize
 from pipeline.stages.mixture import PlanMixture, TokenCount, quarantine_shards
 from pipeline.stages.read import ReadDocuments
-from pipeline.stages.route import DEDUP_TAG, STATS_TAG, URL_TAG, RouteDocuments
+from pipeline.stages.route import STATS_TAG, URL_TAG, RouteDocuments
 from pipeline.stages.write import WriteManifest, WriteShard
 
 # Automatic shuffle partitions: one per this much text, so that the largest group a dedup worker
@@ -83,7 +83,7 @@ def _quarantine_row_key(row: dict, counts: dict) -> tuple:
 
 def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitions: int):
     """Read and the per-document stages, up to the route that lets the text go:
-    -> (docs, routed outputs (infos, URL_TAG, DEDUP_TAG, STATS_TAG), quarantined records)."""
+    -> (docs, routed outputs (infos, URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG), quarantined records)."""
     st = config.stages
     annotate = config.mode == "annotate"
     docs, quarantined = p | "Files" >> beam.Create(specs) | "Read" >> ReadDocuments(config)
@@ -105,7 +105,7 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
         docs = docs | "DedupKeys" >> beam.ParDo(DedupKeys(st.exact_dedup, st.minhash_dedup, False))
 
     routed = docs | "Route" >> beam.ParDo(RouteDocuments(config, partitions)).with_outputs(
-        URL_TAG, DEDUP_TAG, STATS_TAG, main="infos")
+        URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG, main="infos")
     return docs, routed, quarantined
 
 
@@ -117,7 +117,7 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
     docs, routed, quarantined = first_pass(p, config, specs, partitions)
     events, deltas = [], [routed[STATS_TAG]]
     if dedup:
-        ev, dl = (routed[URL_TAG], routed[DEDUP_TAG]) | "Dedup" >> Deduplicate(
+        ev, dl = (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate(
             st.url_dedup, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
         events += ev
         deltas += dl

@@ -12,6 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from classifiers.minhash import bucket_edges, connected_components
 from pipeline.runner import in_process_runner, local_options
 from pipeline.stages import dedup
+from pipeline.stages.base import unpack
 from pipeline.stages.dedup import ConnectedComponents
 
 
@@ -50,48 +51,71 @@ def test_survivor_policy_orders_nodes():
     assert node_id(min(node_of(i, u, q, "highest_quality") for i, u, q in docs)) == "b"
 
 
-def _minhash_partition_outputs(blobs_by_part, pending_edges, monkeypatch):
-    """Every partition through one bundle of MinHashPartition: (edges, payloads) as emitted,
-    duplicates included, finish_bundle's windowed values unwrapped."""
+def _minhash_partition_edges(blobs_by_part, pending_edges, monkeypatch):
+    """Every partition through one bundle of MinHashPartition: the edges as emitted, duplicates
+    included, finish_bundle's windowed values unwrapped."""
     monkeypatch.setattr(dedup, "PENDING_EDGES", pending_edges)
     fn = dedup.MinHashPartition(max_bucket_size=64)
     fn.start_bundle()
     outs = [o for part, blobs in sorted(blobs_by_part.items()) for o in fn.process((part, blobs))]
-    outs += list(fn.finish_bundle())
-    edges, payloads = [], []
-    for o in outs:
-        tag = getattr(o, "tag", None)
-        value = o.value if tag is not None else o
-        value = getattr(value, "value", value)  # finish_bundle: WindowedValue
-        (payloads if tag == "payloads" else edges).append(value)
-    return edges, payloads
+    outs += [wv.value for wv in fn.finish_bundle()]
+    return outs
+
+
+def _band_blobs(bands: dict, partitions: int):
+    by_part: dict[int, list] = {}
+    nodes: dict[int, list] = {}
+    for node, keys in bands.items():
+        payload = ("en", 1, 100, 400, 1)
+        for o in dedup.band_items([(node, payload, np.array(keys, dtype=np.uint64).tobytes())], partitions, main=True):
+            if getattr(o, "tag", None) == dedup.NODES_TAG:
+                part, (_, blob) = o.value
+                nodes.setdefault(part, []).extend(unpack(blob))
+            else:
+                by_part.setdefault(o[0], []).append(o[1])
+    return by_part, nodes
+
+
+def test_band_items_carry_uids_and_each_node_once():
+    nodes = [(f"doc-{i}", 1000 + i) for i in range(3)]
+    by_part, infos = _band_blobs({n: list(range(14 * i, 14 * i + 14)) for i, n in enumerate(nodes)}, 5)
+    rows = np.concatenate([dedup.band_records(blobs) for blobs in by_part.values()])
+    assert len(rows) == 42 and set(rows[:, 1].tolist()) == {1000, 1001, 1002}
+    assert all(int(k) % 5 == p for p, blobs in by_part.items() for k in dedup.band_records(blobs)[:, 0])
+    assert sorted(u for lst in infos.values() for u, _, _ in lst) == [1000, 1001, 1002]
+    assert all(u % 5 == p for p, lst in infos.items() for u, _, _ in lst)
 
 
 def test_minhash_partition_emits_each_edge_once_per_flush(monkeypatch):
     """A near-duplicate pair collides in several bands, which land in different partitions: the
     bundle's pending set emits its edge once (not once per band), and flushing early (a small
-    cache) loses no edge and no payload."""
+    cache) loses no edge."""
     rng = random.Random(5)
     nodes = [(f"doc-{i:03d}", i) for i in range(60)]
-    payload = lambda i: ("en", i % 7, 100 + i, 400 + i, 1)  # noqa: E731
     # 20 clusters of 3 documents sharing 6 of 14 band keys; every other key unique
-    bands = {}
+    bands: dict = {}
     for i, node in enumerate(nodes):
         keys = [rng.getrandbits(62) for _ in range(14)]
         if i % 3:
             keys[:6] = bands[nodes[i - i % 3]][:6]
         bands[node] = keys
-    by_part: dict[int, list] = {}
-    for i, node in enumerate(nodes):
-        arr = np.array(bands[node], dtype=np.uint64).tobytes()
-        for part, blob in dedup.band_items([(node, payload(i), arr)], 5):
-            by_part.setdefault(part, []).append(blob)
-    edges, payloads = _minhash_partition_outputs(by_part, 10**6, monkeypatch)
-    assert len(edges) == len(set(edges)) == 40  # 2 star edges per 3-document cluster
-    assert sorted(payloads) == sorted((n, payload(i)) for i, n in enumerate(nodes))
-    few, few_payloads = _minhash_partition_outputs(by_part, 1, monkeypatch)
+    by_part, _ = _band_blobs(bands, 5)
+    edges = _minhash_partition_edges(by_part, 10**6, monkeypatch)
+    assert len(edges) == len(set(edges)) == 40  # 2 star edges (smaller uid first) per 3-document cluster
+    assert set(edges) == {(i - i % 3, i) for i in range(60) if i % 3}
+    few = _minhash_partition_edges(by_part, 1, monkeypatch)
     assert set(few) == set(edges) and len(few) > len(edges)  # flushed per partition: copies, none lost
-    assert dict(few_payloads) == dict(payloads)
+
+
+def test_resolve_clusters_survivor_weights_and_drops():
+    a, b, c = (("doc-a", 7), ("en", 1, 10, 40, 2)), (("doc-b", 3), ("en", 2, 20, 80, 1)), (("doc-c", 9), ("de", 3, 5, 9, 1))
+    outs = list(dedup.ResolveClusters(chunk=100).process((3, [c, b, a])))
+    events = [ev for o in outs if o.tag == dedup.EVENTS_TAG for ev in unpack(o.value[1][1])]
+    stats = [d for o in outs if o.tag == dedup.STATS_TAG for d in o.value]
+    assert sorted(events) == sorted([(3, "drop", "minhash_dedup", "minhash_dedup/near_duplicate", "doc-a"),
+                                     (9, "drop", "minhash_dedup", "minhash_dedup/near_duplicate", "doc-a"),
+                                     (7, "cluster", 4, "doc-a")])
+    assert sorted(stats) == sorted([("en", 2, -1, -20, -80), ("de", 3, -1, -5, -9)])
 
 
 def test_shuffle_partitions_follow_estimated_text_bytes():

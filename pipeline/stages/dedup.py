@@ -8,14 +8,19 @@ document or band. A partition's worker groups equal keys in a dict:
   source's timestamp_field) or the first read survives, the rest are `url_dedup/duplicate`;
 - exact: equal `exact_key` -> one survivor (lowest id, or highest quality), the rest are
   `exact_dedup/duplicate`; the survivor's weight is the group size.
-- MinHash: equal (scope, band, band hash) -> edges linking the group as a tree of stars of
-  fan-out at most `max_bucket_size` around its smallest node (`classifiers.minhash.bucket_edges`:
-  linear in the group, never quadratic; groups over `max_bucket_size` are counted).
-Connected components over those edges run as unrolled large-star / small-star rounds (Kiveris
-et al., "Connected Components in MapReduce and Beyond", SoCC 2014), each round two
-GroupByKeys over the edges only. The smallest node of a component survives, the others are
-`minhash_dedup/near_duplicate`; its `dup_cluster_size` is the sum of the weights of its
-component.
+- MinHash: a band item is 16 bytes, (band key, uid), packed as a uint64 array per batch and
+  partition; what else a document brings (its node and payload, below) is shuffled once, keyed
+  by its uid's partition, not once per band. Equal (scope, band, band hash) -> edges linking the
+  group's uids as a tree of stars of fan-out at most `max_bucket_size`
+  (`classifiers.minhash.bucket_edges`: linear in the group, never quadratic; groups over
+  `max_bucket_size` are counted).
+Connected components over those uid edges run as unrolled large-star / small-star rounds
+(Kiveris et al., "Connected Components in MapReduce and Beyond", SoCC 2014), each round two
+GroupByKeys over the edges only; each component is labelled by its smallest uid. The labels
+then meet the nodes of their partition (AttachNodes), each component's members are grouped by
+label, and the smallest node (the survivor policy's order) survives; the others are
+`minhash_dedup/near_duplicate`, and the survivor's `dup_cluster_size` is the sum of the
+weights of its component.
 
 A node is a tuple ordered by the survivor policy, ending with the document's uid:
 (id, uid) for lowest_id, (-quality, id, uid) for highest_quality.
@@ -35,6 +40,8 @@ from pipeline.sources import split_uid
 from pipeline.stages.base import BatchStage, Counters, Doc, pack, unpack
 
 EVENTS_TAG = "events"
+DEDUP_TAG = "dedup"  # the route's output of dedup items (exact items, or band items with exact off)
+NODES_TAG = "nodes"  # (partition of uid, ("nodes", packed [(uid, node, payload)])): MinHash's documents
 # Dedup keys are 63-bit: Beam's coder writes a Python int >= 2**63 in 24 bytes instead of <= 10.
 KEY_SHIFT = 1
 STATS_TAG = "stats"
@@ -151,8 +158,8 @@ def timestamp_key(ts: str | None) -> tuple:
 
 
 class UrlDedupPartition(beam.DoFn):
-    """(partition, [packed lists of url items]) -> exact items (or band items) of the survivors (main),
-    events, stat deltas. url item = (url_key, timestamp_key, node, payload, exact_key,
+    """(partition, [packed lists of url items]) -> exact items (or band items and nodes) of the
+    survivors (main), events, stat deltas. url item = (url_key, timestamp_key, node, payload, exact_key,
     band_keys); the survivor is the latest (ties: the smallest node) or the first read."""
 
     def __init__(self, keep: str, partitions: int, exact_enabled: bool, minhash_enabled: bool, chunk: int):
@@ -189,11 +196,12 @@ class UrlDedupPartition(beam.DoFn):
                 yield part, pack(lst)
         elif self.minhash:
             yield from band_items(((node, payload, bands) for _, _, node, payload, _, bands in survivors),
-                                  self.partitions)
+                                  self.partitions, main=True)
 
 
 class ExactDedupPartition(beam.DoFn):
-    """(partition, [packed lists of items]) -> band items of survivors (main), events, stat deltas.
+    """(partition, [packed lists of items]) -> band items (main) and nodes of the survivors,
+    events, stat deltas.
     item = (exact_key, node, payload, band_keys)."""
 
     def __init__(self, partitions: int, minhash_enabled: bool, chunk: int):
@@ -220,17 +228,31 @@ class ExactDedupPartition(beam.DoFn):
         if deltas:
             yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
         if self.minhash_enabled:
-            yield from band_items(((node, payload, bands) for _, node, payload, bands in survivors), self.partitions)
+            yield from band_items(((node, payload, bands) for _, node, payload, bands in survivors), self.partitions,
+                                  main=True)
 
 
-def band_items(nodes: Iterable[tuple], partitions: int) -> Iterable[tuple]:
-    """(node, payload, band keys' bytes) -> (partition, packed [(band_key, node, payload)])."""
-    per_part: dict[int, list] = defaultdict(list)
+def band_items(nodes: Iterable[tuple], partitions: int, main: bool) -> Iterable:
+    """(node, payload, band keys' bytes) -> band items (partition, uint64 [(band_key, uid)] bytes)
+    and nodes (tagged NODES_TAG: (partition of uid, ("nodes", packed [(uid, node, payload)]))).
+    Band items are the main output when `main`, else tagged DEDUP_TAG (the route's tag)."""
+    keys: dict[int, list] = defaultdict(list)
+    infos: dict[int, list] = defaultdict(list)
     for node, payload, bands in nodes:
+        uid = node_uid(node)
+        infos[uid % partitions].append((uid, node, payload))
         for key in np.frombuffer(bands, dtype=np.uint64).tolist():
-            per_part[key % partitions].append((key, node, payload))
-    for part, lst in per_part.items():
-        yield part, pack(lst)
+            keys[key % partitions] += (key, uid)
+    for part, flat in keys.items():
+        item = (part, np.array(flat, dtype=np.uint64).tobytes())
+        yield item if main else beam.pvalue.TaggedOutput(DEDUP_TAG, item)
+    for part, lst in infos.items():
+        yield beam.pvalue.TaggedOutput(NODES_TAG, (part, ("nodes", pack(lst))))
+
+
+def band_records(blobs) -> np.ndarray:
+    """The (band_key, uid) rows of a partition's band blobs, as an (n, 2) uint64 array."""
+    return np.frombuffer(b"".join(blobs), dtype=np.uint64).reshape(-1, 2)
 
 
 # MinHashPartition holds at most this many distinct edges across the partitions of a bundle
@@ -241,9 +263,8 @@ PENDING_EDGES = 200_000
 
 
 class MinHashPartition(beam.DoFn):
-    """(partition, [packed lists of (band_key, node, payload)]) -> star edges (main) and the
-    payload of every node that has an edge (tagged 'payloads'), each once per flush of the
-    bundle's pending set (`PENDING_EDGES`)."""
+    """(partition, [band blobs]) -> uid edges (u, v), u < v, each once per flush of the bundle's
+    pending set (`PENDING_EDGES`)."""
 
     def __init__(self, max_bucket_size: int):
         self.max_bucket_size = max_bucket_size
@@ -251,34 +272,27 @@ class MinHashPartition(beam.DoFn):
 
     def start_bundle(self) -> None:
         self.edges: set[tuple] = set()
-        self.payloads: dict[tuple, tuple] = {}
 
     def process(self, kv) -> Iterable:
         _, blobs = kv
-        groups: dict[int, list] = defaultdict(list)
-        for blob in blobs:
-            for key, node, payload in unpack(blob):
-                groups[key].append((node, payload))
-        for members in groups.values():
-            if len(members) < 2:
-                continue
+        rows = band_records(blobs)
+        order = np.argsort(rows[:, 0], kind="stable")
+        keys, uids = rows[order, 0], rows[order, 1]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+        sizes = np.diff(np.r_[starts, len(keys)])
+        for s, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+            members = np.unique(uids[s:s + n]).tolist()
             if len(members) > self.max_bucket_size:
                 self.counters.inc("minhash_dedup/giant_bucket")
-            for node, payload in members:
-                self.payloads[node] = payload
-            self.edges.update(bucket_edges(sorted(m[0] for m in members), self.max_bucket_size))
+            self.edges.update(bucket_edges(members, self.max_bucket_size))
         if len(self.edges) >= PENDING_EDGES:
-            yield from self._flush(lambda v: v)
+            yield from self.edges
+            self.edges = set()
 
     def finish_bundle(self) -> Iterable:
-        yield from self._flush(GlobalWindows.windowed_value)
-
-    def _flush(self, wrap) -> Iterable:
         for e in self.edges:
-            yield wrap(e)
-        for node_payload in self.payloads.items():
-            yield beam.pvalue.TaggedOutput("payloads", wrap(node_payload))
-        self.edges, self.payloads = set(), {}
+            yield GlobalWindows.windowed_value(e)
+        self.edges = set()
 
 
 def _large_star(kv) -> Iterable[tuple]:
@@ -346,40 +360,54 @@ class CountUnconverged(beam.DoFn):
         return ()
 
 
+def label_keys(kv, partitions: int) -> Iterable[tuple]:
+    """(uid, root uid) -> the label for the uid's partition and the root's own (root -> root)."""
+    uid, root = kv
+    yield (uid % partitions, ("label", (uid, root)))
+    yield (root % partitions, ("label", (root, root)))
+
+
+class AttachNodes(beam.DoFn):
+    """(partition, [("label", (uid, root)) ..., ("nodes", packed [(uid, node, payload)]) ...])
+    -> (root, (node, payload)) for every uid of the partition in a component."""
+
+    def process(self, kv) -> Iterable:
+        _, parts = kv
+        root_of = {uid_root[0]: uid_root[1] for tag, uid_root in parts if tag == "label"}
+        if not root_of:
+            return
+        for tag, blob in parts:
+            if tag == "nodes":
+                for uid, node, payload in unpack(blob):
+                    root = root_of.get(uid)
+                    if root is not None:
+                        yield (root, (node, payload))
+
+
 class ResolveClusters(beam.DoFn):
-    """(node, {'label': [root]?, 'payload': [payload, ...]}) -> near-duplicate drops (events),
-    stat deltas, and (root, weight) for cluster sizes (main)."""
+    """(root uid, [(node, payload) of the component's members]) -> near-duplicate drops and the
+    survivor's cluster event (events), stat deltas. The survivor is the smallest node."""
 
     def __init__(self, chunk: int):
         self.chunk = chunk
         self.counters = Counters()
 
     def process(self, kv) -> Iterable:
-        node, roles = kv
-        payloads = list(roles["payload"])
-        if not payloads:
-            return
-        payload = payloads[0]
-        labels = list(roles["label"])
-        if labels:
-            root = labels[0]
-            self.counters.inc("minhash_dedup/near_duplicate")
-            yield from _events_by_chunk([(node_uid(node), ("drop", "minhash_dedup", "minhash_dedup/near_duplicate",
-                                                           node_id(root)))], self.chunk)
-            yield beam.pvalue.TaggedOutput(STATS_TAG, [stat_delta(payload, -1)])
-            yield (root, payload[PAYLOAD_WEIGHT])
-        else:
-            yield (node, payload[PAYLOAD_WEIGHT])
-
-
-def cluster_events(kv, chunk: int) -> Iterable:
-    root, size = kv
-    yield from (e.value for e in _events_by_chunk([(node_uid(root), ("cluster", size, node_id(root)))], chunk))
+        _, members = kv
+        members = sorted(members)
+        survivor = members[0][0]
+        events = [(node_uid(node), ("drop", "minhash_dedup", "minhash_dedup/near_duplicate", node_id(survivor)))
+                  for node, _ in members[1:]]
+        events.append((node_uid(survivor), ("cluster", sum(p[PAYLOAD_WEIGHT] for _, p in members), node_id(survivor))))
+        self.counters.inc("minhash_dedup/near_duplicate", len(members) - 1)
+        yield from _events_by_chunk(events, self.chunk)
+        yield beam.pvalue.TaggedOutput(STATS_TAG, [stat_delta(p, -1) for _, p in members[1:]])
 
 
 class Deduplicate(beam.PTransform):
-    """(url items, items): url items go through URL dedup first; items are exact items
-    (partition, [item lists]) or, with exact dedup off, band items ->
+    """(url items, items, nodes): url items go through URL dedup first; items are exact items
+    (partition, [packed item lists]) or, with exact dedup off, band items, and nodes the
+    MinHash nodes of those band items ->
     (lists of event PCollections keyed like the last pass, lists of stat-delta PCollections)."""
 
     def __init__(self, url, exact, minhash, partitions: int, chunk: int):
@@ -388,43 +416,47 @@ class Deduplicate(beam.PTransform):
         self.partitions, self.chunk = partitions, chunk
 
     def expand(self, pcolls):
-        url_items, items = pcolls
+        url_items, items, nodes = pcolls
+        nodes = [nodes]
         events, deltas = [], []
         if self.url.enabled:
             ud = (url_items
                   | "GroupUrls" >> beam.GroupByKey()
                   | "UrlDedup" >> beam.ParDo(UrlDedupPartition(self.url.keep, self.partitions, self.exact.enabled,
                                                                  self.minhash.enabled, self.chunk))
-                  .with_outputs(EVENTS_TAG, STATS_TAG, main="next"))
+                  .with_outputs(EVENTS_TAG, STATS_TAG, NODES_TAG, main="next"))
             events.append(ud[EVENTS_TAG])
             deltas.append(ud[STATS_TAG])
+            nodes.append(ud[NODES_TAG])
             items = (items, ud.next) | "AfterUrls" >> beam.Flatten()
         if self.exact.enabled:
             ex = (items
                   | "GroupExact" >> beam.GroupByKey()
                   | "ExactDedup" >> beam.ParDo(ExactDedupPartition(self.partitions, self.minhash.enabled, self.chunk))
-                  .with_outputs(EVENTS_TAG, STATS_TAG, main="bands"))
+                  .with_outputs(EVENTS_TAG, STATS_TAG, NODES_TAG, main="bands"))
             events.append(ex[EVENTS_TAG])
             deltas.append(ex[STATS_TAG])
+            nodes.append(ex[NODES_TAG])
             bands = ex.bands
         else:
             bands = items
         if self.minhash.enabled:
-            mh = (bands
-                  | "GroupBands" >> beam.GroupByKey()
-                  | "BandCollisions" >> beam.ParDo(MinHashPartition(self.minhash.max_bucket_size))
-                  .with_outputs("payloads", main="edges"))
-            labels = mh.edges | "Components" >> ConnectedComponents(self.minhash.max_cc_rounds)
+            edges = (bands
+                     | "GroupBands" >> beam.GroupByKey()
+                     | "BandCollisions" >> beam.ParDo(MinHashPartition(self.minhash.max_bucket_size)))
+            labels = edges | "Components" >> ConnectedComponents(self.minhash.max_cc_rounds)
             targets = labels | "LabelTargets" >> beam.Map(lambda kv: (kv[1], None))
             ({"label": labels, "target": targets}
              | "GroupRoles" >> beam.CoGroupByKey()
              | "CheckConverged" >> beam.ParDo(CountUnconverged()))
-            resolved = ({"label": labels, "payload": mh.payloads}
-                        | "JoinLabels" >> beam.CoGroupByKey()
-                        | "ResolveClusters" >> beam.ParDo(ResolveClusters(self.chunk)).with_outputs(EVENTS_TAG, STATS_TAG, main="sizes"))
+            keyed_labels = labels | "LabelPartitions" >> beam.FlatMap(label_keys, self.partitions)
+            resolved = ((keyed_labels, *nodes)
+                        | "FlattenNodes" >> beam.Flatten()
+                        | "GroupNodes" >> beam.GroupByKey()
+                        | "AttachNodes" >> beam.ParDo(AttachNodes())
+                        | "GroupComponents" >> beam.GroupByKey()
+                        | "ResolveClusters" >> beam.ParDo(ResolveClusters(self.chunk))
+                        .with_outputs(EVENTS_TAG, STATS_TAG, main="none"))
             events.append(resolved[EVENTS_TAG])
             deltas.append(resolved[STATS_TAG])
-            events.append(resolved.sizes
-                          | "SumClusterWeights" >> beam.CombinePerKey(sum)
-                          | "ClusterEvents" >> beam.FlatMap(cluster_events, self.chunk))
         return events, deltas

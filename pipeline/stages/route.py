@@ -3,7 +3,8 @@ let go. Out of here flow
 - main: ((file_idx, chunk), ("info", packed [(record, info), ...])) — what the last pass needs
   per document;
 - url: (partition, packed [items]) — URL-dedup items of documents with a URL (when it is on);
-- dedup: (partition, packed [items]) — exact-dedup items, or MinHash band items with exact off;
+- dedup: (partition, packed [items]) — exact-dedup items, or MinHash band items with exact off
+  (and then nodes: dedup.NODES_TAG);
 (packed: `base.pack`, one bytes value per batch and key; band keys travel as their bytes)
 - stats: [(bucket, bin, docs, tokens, bytes), ...] — the mixture's histograms.
 """
@@ -19,10 +20,9 @@ from classifiers.text import normalize_url, stable_hash64, unit_interval
 from pipeline.config import Config
 from pipeline.sources import split_uid
 from pipeline.stages.base import Doc, pack
-from pipeline.stages.dedup import KEY_SHIFT, band_items, node_of, stat_delta, timestamp_key
+from pipeline.stages.dedup import DEDUP_TAG, KEY_SHIFT, NODES_TAG, band_items, node_of, stat_delta, timestamp_key
 from pipeline.stages.mixture import READ
 
-DEDUP_TAG = "dedup"
 URL_TAG = "url"
 STATS_TAG = "stats"
 
@@ -81,6 +81,5 @@ class RouteDocuments(beam.DoFn):
             yield beam.pvalue.TaggedOutput(URL_TAG, (part, pack(lst)))
         for part, lst in exact.items():
             yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, pack(lst)))
-        for part, blob in band_items(band_nodes, self.partitions):
-            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, blob))
+        yield from band_items(band_nodes, self.partitions, main=False)
         yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
