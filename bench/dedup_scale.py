@@ -7,17 +7,22 @@ Corpus of N documents: the first N/2 documents of the full race corpus (bench/.c
 real text and code, built by bench.build_corpus if missing) and one edited copy of each, with a
 new id and word edits at a rate drawn from 1, 3, 10 and 30% (`bench.build_corpus.edit_words`):
 about half of the copies are near-duplicates of their original, the others distinct documents
-for MinHash, so every size has the same mix. Cached in bench/.cache/dedup-scale-N.
+for MinHash, so every size has the same mix. Files of 3,125 documents each (16 at 50k, 64 at
+200k), so that a bigger corpus means more files, not bigger ones. Cached in
+bench/.cache/dedup-scale-N.
 
-Pipeline: the graph's own first pass with language ID only (so MinHash runs per language, the
-default scope) -> dedup keys -> route -> exact dedup -> MinHash bands -> connected components ->
-cluster resolution, as in `curate run`; no heuristics, quality, mixture, last pass or write.
+Pipeline (bench/configs/dedup-scale.yaml): the graph's own first pass with every per-document
+stage off -> dedup keys -> route -> exact dedup -> MinHash 14x8 bands -> connected components ->
+cluster resolution, the same transforms as `curate run`; no mixture, last pass or write.
 It runs in a child process on Beam's local FnApiRunner, in process (`--workers 1`) and in its
 multi-processing mode (`--workers 2`: the runner process and two SDK worker processes), and is
 measured from outside every 0.2 s: the peak RSS of each process. In Beam's local runner the
-runner process also holds every shuffle's data (GroupByKey buffers) in memory; on Dataflow,
-Flink or Spark that is the shuffle service's disk, so the SDK workers' peak is what a worker VM
-needs. The child reports the dedup counters, the shuffle partitions and the largest partition.
+runner process holds every shuffle's data (GroupByKey buffers) in memory, and each SDK worker
+gets its whole share of a stage as one bundle, read ahead; on Dataflow, Flink or Spark the
+shuffle lives in the shuffle service or on disk and is streamed to the workers, so what a
+worker VM needs is its SDK process's imports plus the DoFns' working sets. The child reports the dedup counters and the shuffle partitions; a separate in-process
+run traces the dedup DoFns' working sets (tracemalloc around each call), and in the
+multi-processing runs each runner stage's share of the SDK worker's peak is recorded.
 
 Writes bench/results/dedup-scale.md and prints it.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -39,13 +45,15 @@ CONFIG = Path(__file__).resolve().parent / "configs" / "dedup-scale.yaml"
 RUNS = CACHE / "runs"
 COPY_EDIT_RATES = (0.01, 0.03, 0.10, 0.30)
 SEED = 4321
+DOCS_PER_FILE = 3125
 
 
 def build(n_docs: int) -> Path:
     """The corpus of `n_docs` documents (cached)."""
     dest = CACHE / f"dedup-scale-{n_docs}"
     stats = dest / "corpus_stats.json"
-    if stats.exists() and json.loads(stats.read_text()).get("docs") == n_docs:
+    parts = max(1, n_docs // DOCS_PER_FILE)
+    if stats.exists() and (s := json.loads(stats.read_text())).get("docs") == n_docs and len(s["files"]) == parts:
         return dest
     build_full()
     half = n_docs // 2
@@ -62,7 +70,7 @@ def build(n_docs: int) -> Path:
         rate = rng.choice(COPY_EDIT_RATES)
         copies.append({**d, "id": f"{d['id']}~e{round(rate * 100)}", "text": edit_words(d["text"], rate, rng),
                        "dup_of": d["id"], "edit_rate": rate})
-    write_corpus(originals + copies, dest, extra_stats={"copy_edit_rates": COPY_EDIT_RATES})
+    write_corpus(originals + copies, dest, parts, extra_stats={"copy_edit_rates": COPY_EDIT_RATES})
     return dest
 
 
@@ -91,8 +99,55 @@ def trace_working_sets(peaks: dict) -> None:
             return out
         cls.process = process
 
-    for cls in (dedup.UrlDedupPartition, dedup.ExactDedupPartition, dedup.MinHashPartition, dedup.ResolveClusters):
+    for cls in (dedup.UrlDedupPartition, dedup.ExactDedupPartition, dedup.MinHashPartition, dedup.AttachNodes,
+                dedup.ResolveClusters):
         wrap(cls)
+
+
+class StageSampler:
+    """Peak RSS of this process (the runner) and of the largest SDK worker process during each
+    runner stage, every 0.05 s. The stage comes from the FnApiRunner's per-bundle debug log line
+    (a Beam internal: if it changes, every sample falls under "start")."""
+
+    def __init__(self) -> None:
+        import logging
+        import threading
+
+        import psutil
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+        self.stage, self.peaks, self.done = "start", {}, threading.Event()
+        me = psutil.Process()
+        sampler = self
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                msg = record.getMessage()
+                if msg.startswith("Running bundle for stage "):
+                    m = re.search(r"([A-Z]\w*(?:/\w+)+)", msg)
+                    sampler.stage = m.group(1) if m else msg[25:85]
+
+        def sample():
+            while not self.done.is_set():
+                rss, kids = me.memory_info().rss, []
+                for c in me.children(recursive=True):
+                    try:
+                        kids.append(c.memory_info().rss)
+                    except psutil.Error:
+                        pass
+                runner, worker = self.peaks.setdefault(self.stage, (0, 0))
+                self.peaks[self.stage] = (max(runner, rss), max(worker, max(kids, default=0)))
+                self.done.wait(0.05)
+
+        log = fn_runner._BUNDLE_LOGGER
+        log.setLevel(logging.DEBUG)
+        log.addHandler(Handler())
+        log.propagate = False
+        threading.Thread(target=sample, daemon=True).start()
+
+    def stop(self) -> dict:
+        self.done.set()
+        return self.peaks
 
 
 def child(glob: str, workers: int, result: Path, trace: bool) -> None:
@@ -110,24 +165,20 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
     config.sources = [Source(name="input", paths=[glob])]
     specs = discover(config.sources)
     partitions = shuffle_partitions(config, specs)
-    st = config.stages
     peaks: dict[str, int] = {}
     if trace:
         trace_working_sets(peaks)
     t0 = time.monotonic()
+    stages = StageSampler()
     p = beam.Pipeline(runner=in_process_runner(), options=local_options(workers))
     _, routed, _ = first_pass(p, config, specs, partitions)
-    (routed[DEDUP_TAG]
-     | "PartitionSizes" >> beam.combiners.Count.PerKey()
-     | "Largest" >> beam.combiners.Top.Of(1, key=lambda kv: kv[1])
-     | "Report" >> beam.Map(lambda top: result.with_suffix(".part.json").write_text(json.dumps(top))))
-    (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate(
-        st.url_dedup, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
+    (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate.for_config(config, partitions)
     res = p.run()
     res.wait_until_finish()
+    by_stage = stages.stop()
     result.write_text(json.dumps({"seconds": round(time.monotonic() - t0, 1), "partitions": partitions,
                                   "input_bytes": sum(s.size for s in specs), "counters": read_counters(res),
-                                  "working_sets": peaks}))
+                                  "working_sets": peaks, "by_stage": by_stage}))
 
 
 # ------------------------------------------------------------------ the parent: measure and report
@@ -137,16 +188,13 @@ def run_one(corpus: Path, n_docs: int, workers: int, trace: bool = False) -> dic
     from bench.run import measure, tail
 
     result = RUNS / f"dedup-scale-{n_docs}-w{workers}{'-traced' if trace else ''}.json"
-    for f in (result, result.with_suffix(".part.json")):
-        f.unlink(missing_ok=True)
+    result.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "bench.dedup_scale", "--child", str(corpus / "part-*.jsonl.zst"),
            "--workers", str(workers), "--result", str(result)] + (["--trace"] if trace else [])
     m = measure(f"dedup {n_docs} w{workers}", cmd, RUNS / f"dedup-scale-{n_docs}-w{workers}.log")
     if m.rc != 0:
         raise SystemExit(f"{m.name} failed (rc={m.rc}):\n{tail(m.log)}")
     out = json.loads(result.read_text())
-    largest = json.loads(result.with_suffix(".part.json").read_text())
-    out["largest_partition_batches"] = largest[0][1] if largest else 0
     sdk_worker = lambda name: "sdk_worker_main" in name and not name.startswith("sh ")  # noqa: E731 (not its sh -c)
     runner = max((rss for name, rss in m.peak_each if "bench.dedup_scale" in name), default=0)
     sdk = [rss for name, rss in m.peak_each if sdk_worker(name)]
@@ -155,11 +203,21 @@ def run_one(corpus: Path, n_docs: int, workers: int, trace: bool = False) -> dic
     return out
 
 
+def stage_growth(by_stage: dict) -> dict[str, int]:
+    """{stage: what it added to the SDK worker's running peak}, stages in the order they ran."""
+    out, peak = {}, 0
+    for stage, (_, worker) in by_stage.items():
+        if stage != "start":
+            out[stage] = max(0, worker - peak)
+        peak = max(peak, worker)
+    return out
+
+
 def report(rows: list[dict], traced: list[dict]) -> str:
     mb = lambda n: f"{n / (1 << 20):,.0f}"  # noqa: E731
     L = ["# Dedup stages: memory against corpus size", "",
-         "`python -m bench.dedup_scale` — the dedup stages alone (first pass with language ID, "
-         "dedup keys, exact + MinHash 14×8 per language, connected components) on Beam's local "
+         "`python -m bench.dedup_scale` — the dedup stages alone (first pass with the per-document stages off, "
+         "dedup keys, exact + MinHash 14×8, connected components, cluster resolution) on Beam's local "
          "FnApiRunner; peak RSS of each process sampled every 0.2 s.", "",
          "| docs | workers | shuffle partitions | exact dups | near dups | wall s | runner process peak MB "
          "| SDK worker peak MB | total peak MB |",
@@ -188,12 +246,22 @@ def report(rows: list[dict], traced: list[dict]) -> str:
     if traced:
         names = sorted({k for r in traced for k in r["working_sets"]})
         L += ["", "Largest working set of one call of each dedup DoFn (what it allocates while it processes one "
-              "shuffle partition, or one node for ResolveClusters; tracemalloc, in process, a separate run):", "",
+              "shuffle partition, or one component for ResolveClusters; tracemalloc, in process, a separate run):", "",
               "| docs | shuffle partitions | " + " | ".join(f"{n} MB" for n in names) + " |",
               "|---:|---:|" + "---:|" * len(names)]
         for r in traced:
             L.append(f"| {r['docs']:,} | {r['partitions']} | "
                      + " | ".join(f"{r['working_sets'].get(n, 0) / (1 << 20):,.1f}" for n in names) + " |")
+    multi = sorted((r for r in rows if r["sdk_workers"]), key=lambda r: r["docs"])
+    if len(multi) >= 2:
+        a, b = (stage_growth(r["by_stage"]) for r in (multi[0], multi[-1]))
+        top = sorted(b, key=lambda s: -b[s])[:6]
+        L += ["", f"Where the SDK worker's peak grows (`--workers {multi[-1]['workers']}`): MB that each runner stage "
+              "(named by its first transform) adds to the largest SDK worker process's peak so far, for the six "
+              "stages that add most:", "",
+              f"| stage | {multi[0]['docs']:,} docs | {multi[-1]['docs']:,} docs |", "|---|---:|---:|"]
+        for s in (s for s in b if s in top):
+            L.append(f"| `{s}` | {mb(a[s]) if s in a else '(not sampled)'} | {mb(b[s])} |")
     L.append("")
     return "\n".join(L)
 

@@ -117,8 +117,8 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
     docs, routed, quarantined = first_pass(p, config, specs, partitions)
     events, deltas = [], [routed[STATS_TAG]]
     if dedup:
-        ev, dl = (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate(
-            st.url_dedup, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
+        ev, dl = (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate.for_config(
+            config, partitions)
         events += ev
         deltas += dl
     if st.line_dedup.enabled:  # needs the dedup events: a document dedup drops keeps its lines
