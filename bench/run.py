@@ -417,7 +417,8 @@ def stage_rows(prof: dict, n_docs: int) -> list[tuple[str, str, float, float, st
     labels = {"ReadFile": "read + normalize", "LanguageIdStage": "langid", "HeuristicsStage": "heuristics",
               "QualityStage": "quality (fastText)", "TokenCount": "token counts", "DedupKeys": "dedup keys (MinHash)",
               "RouteDocuments": "route (let text go)", "ExactDedupPartition": "exact dedup",
-              "MinHashPartition": "MinHash buckets", "ResolveClusters": "connected components",
+              "MinHashPartition": "MinHash buckets", "AttachNodes": "MinHash survivors",
+              "ResolveClusters": "MinHash survivors",
               "CountUnconverged": "connected components", "Finalize": "last pass (re-read, merge)",
               "WriteShard": "write Parquet", "WriteManifest": "manifest"}
     rows = []

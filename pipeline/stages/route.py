@@ -5,8 +5,8 @@ let go. Out of here flow
 - url: (partition, packed [items]) — URL-dedup items of documents with a URL (when it is on);
 - dedup: (partition, packed [items]) — exact-dedup items, or MinHash band items with exact off
   (and then nodes: dedup.NODES_TAG);
-(packed: `base.pack`, one bytes value per batch and key; band keys travel as their bytes)
 - stats: [(bucket, bin, docs, tokens, bytes), ...] — the mixture's histograms.
+Packed: `base.pack`, one bytes value per batch and key; band keys travel as their bytes.
 """
 from __future__ import annotations
 
