@@ -31,7 +31,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11 python3.11-venv python3.11-dev gcc g++ \
  && rm -rf /var/lib/apt/lists/*
 RUN python3.11 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv
+# two glibc malloc arenas per process (pipeline/runner.py says why)
+ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv MALLOC_ARENA_MAX=2
 
 # The heavy, slow-changing layer first: vLLM (torch + CUDA libraries) and Beam with its gcp extra.
 RUN pip install --upgrade pip setuptools wheel \

@@ -155,7 +155,7 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
 
     from pipeline.config import Source, load_config
     from pipeline.graph import first_pass, shuffle_partitions
-    from pipeline.runner import in_process_runner, local_options, read_counters
+    from pipeline.runner import in_process_runner, limit_malloc_arenas, local_options, read_counters
     from pipeline.sources import discover
     from pipeline.stages.dedup import Deduplicate
     from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG
@@ -168,6 +168,7 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
     peaks: dict[str, int] = {}
     if trace:
         trace_working_sets(peaks)
+    limit_malloc_arenas()  # as `curate run` does
     t0 = time.monotonic()
     stages = StageSampler()
     p = beam.Pipeline(runner=in_process_runner(), options=local_options(workers))
