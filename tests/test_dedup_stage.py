@@ -132,3 +132,17 @@ def test_shuffle_partitions_follow_estimated_text_bytes():
     assert shuffle_partitions(config, []) == MIN_PARTITIONS
     config.runner.shuffle_partitions = 3
     assert shuffle_partitions(config, zstd) == 3
+
+
+def test_attach_nodes_is_deterministic_for_an_unconverged_chain():
+    """Labels 5 -> 3 and 3 -> 1 (a chain the round budget left): 3 joins 1's component and 5
+    stays in 3's group whatever order the values arrive in."""
+    nodes = dedup.pack([(u, (f"d{u}", u), ("en", 0, 1, 1, 1)) for u in (1, 3, 5, 7)])
+    parts = [("label", (5, 3)), ("label", (3, 3)), ("label", (3, 1)), ("label", (1, 1)), ("nodes", nodes)]
+    results = set()
+    for seed in range(8):
+        shuffled = parts[:]
+        random.Random(seed).shuffle(shuffled)
+        results.add(tuple(sorted(dedup.AttachNodes().process((0, shuffled)))))
+    assert results == {((1, (("d1", 1), ("en", 0, 1, 1, 1))), (1, (("d3", 3), ("en", 0, 1, 1, 1))),
+                        (3, (("d5", 5), ("en", 0, 1, 1, 1))))}

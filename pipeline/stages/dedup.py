@@ -373,9 +373,14 @@ class AttachNodes(beam.DoFn):
 
     def process(self, kv) -> Iterable:
         _, parts = kv
-        root_of = {uid_root[0]: uid_root[1] for tag, uid_root in parts if tag == "label"}
-        if not root_of:
+        labels = [uid_root for tag, uid_root in parts if tag == "label"]
+        if not labels:
             return
+        # a node's own label wins over its root self-label: they differ only for a node left
+        # unconverged (a label of others that has a label itself), whatever the values' order
+        root_of = {uid: root for uid, root in labels if uid != root}
+        for uid, _ in labels:
+            root_of.setdefault(uid, uid)
         for tag, blob in parts:
             if tag == "nodes":
                 for uid, node, payload in unpack(blob):
