@@ -157,8 +157,7 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
     from pipeline.graph import first_pass, shuffle_partitions
     from pipeline.runner import in_process_runner, limit_malloc_arenas, local_options, read_counters
     from pipeline.sources import discover
-    from pipeline.stages.dedup import Deduplicate
-    from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG
+    from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, Deduplicate
     from pipeline.stages.route import URL_TAG
 
     config = load_config(str(CONFIG))
