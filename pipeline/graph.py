@@ -32,14 +32,14 @@ MIN_PARTITIONS = 4
 # Input bytes -> text bytes, before the documents are read: typical expansions of compressed JSONL
 # (the benchmark corpus: zstd -3 3.5x) and of Parquet's compressed pages. Too many partitions
 # cost little (smaller lists per batch), too few cost worker memory, so these lean high.
-EXPANSION = {("jsonl", "none"): 1.0, ("jsonl", "gzip"): 4.0, ("jsonl", "zstd"): 4.0}
+JSONL_EXPANSION = {"none": 1.0, "gzip": 4.0, "zstd": 4.0}  # by FileSpec.compression
 PARQUET_EXPANSION = 3.0
 
 
 def estimated_text_bytes(spec: FileSpec) -> float:
     if spec.format == "parquet":
         return spec.size * PARQUET_EXPANSION
-    return spec.size * EXPANSION.get((spec.format, spec.compression), 4.0)
+    return spec.size * JSONL_EXPANSION[spec.compression]
 
 
 def shuffle_partitions(config: Config, specs: list[FileSpec]) -> int:

@@ -278,7 +278,7 @@ class MinHashPartition(beam.DoFn):
         rows = band_records(blobs)
         order = np.argsort(rows[:, 0], kind="stable")
         keys, uids = rows[order, 0], rows[order, 1]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         sizes = np.diff(np.r_[starts, len(keys)])
         for s, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
             members = np.unique(uids[s:s + n]).tolist()
@@ -431,9 +431,8 @@ class Deduplicate(beam.PTransform):
         return cls(url, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
 
     def expand(self, pcolls):
-        url_items, items, nodes = pcolls
-        nodes = [nodes]
-        events, deltas = [], []
+        url_items, items, route_nodes = pcolls
+        nodes, events, deltas = [route_nodes], [], []
         if self.url.enabled:
             ud = (url_items
                   | "GroupUrls" >> beam.GroupByKey()
