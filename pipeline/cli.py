@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             return label_cmd.cmd_judge(args, resolve_config)
         if args.cmd == "distill":
             return label_cmd.cmd_distill(args)
+        if args.cmd == "serve-judge":
+            return label_cmd.cmd_serve_judge(args)
         if args.cmd == "submit":
             return submit.cmd_submit(args)
     except ConfigError as e:

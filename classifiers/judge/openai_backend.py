@@ -1,10 +1,15 @@
-"""The judge on any OpenAI-compatible completions server.
+"""The judge on any OpenAI-compatible completions server that speaks vLLM's extensions.
 
-`python -m vllm.entrypoints.openai.api_server --model DIR --enable-prefix-caching`, or a
-fleet of them behind a load balancer. Each document is one POST to
-`{base_url}/completions` with the prompt as token ids (built and truncated locally with
-the model's tokenizer), `max_tokens=1`, `temperature=0` and `logprobs=top_logprobs`;
-the candidates' probabilities are read from the returned top log-probabilities.
+`python -m vllm.entrypoints.openai.api_server --model DIR --enable-prefix-caching
+--enable-prompt-tokens-details`, or a fleet of them behind a load balancer. Each document
+is one POST to `{base_url}/completions` with the prompt as token ids (built and truncated
+locally with the model's tokenizer, exactly as the in-process backend builds them),
+`max_tokens=1`, `temperature=0`, and the same per-token request the in-process engine
+gets: `logprob_token_ids` (the candidate answer tokens: their exact log-probabilities,
+whatever their rank) with `return_tokens_as_token_ids` (keys "token_id:N"). Answers are
+matched on token ids, never on decoded text: Llama 2's " yes" is `▁yes` (4874), and the
+mid-word `yes` (3582) is another token. A server that does not return every candidate's
+log-probability (an older vLLM, another server) is an error, not a zero.
 
 Requests run on a thread pool of `max_concurrency` workers, each with `timeout_s`, and
 are retried `max_retries` times with exponential backoff on connection errors, timeouts,
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import os
 import threading
 import time
@@ -31,7 +35,7 @@ from typing import Any, Callable
 from .errors import JudgeError, one_line
 from .params import QualityParams
 from .prompts import BuiltPrompt, PromptBuilder
-from .scoring import JudgeResult, judge_error, result_from_probabilities
+from .scoring import JudgeResult, judge_error, label_probabilities, result_from_probabilities
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -56,12 +60,8 @@ class OpenAIJudge:
         self.model_name = params.judge_model_name
         self.builder = PromptBuilder.for_params(params)
         self.rubric = self.builder.rubric
-        # How a server may key a top log-probability: the token's decoded text, or
-        # "token_id:N" (vLLM's --return-tokens-as-token-ids).
-        self._label_of: dict[str, str] = self.builder.candidate_strings()
-        for label, ids in self.builder.candidate_token_ids.items():
-            for tid in ids:
-                self._label_of[f"token_id:{tid}"] = label
+        self._candidate_ids = sorted(
+            {t for ids in self.builder.candidate_token_ids.values() for t in ids})
         if params.api_key_env and params.api_key_env not in os.environ:
             raise JudgeError(f"environment variable {params.api_key_env} (api_key_env) is not set")
         self._opener = urllib.request.build_opener(
@@ -148,6 +148,10 @@ class OpenAIJudge:
                 f"GET {self.base_url}/models", lambda: self._call("GET", "/models")
             )
         except JudgeError as exc:
+            if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
+                key = f"the key in {self.params.api_key_env}" if self.params.api_key_env else "no key (set api_key_env)"
+                raise JudgeError(
+                    f"the server at {self.base_url} refused {key}: {exc}") from exc
             raise JudgeError(f"no OpenAI-compatible server answers at {self.base_url}: {exc}") from exc
         try:
             served = [m["id"] for m in listing["data"]]
@@ -167,24 +171,25 @@ class OpenAIJudge:
             "prompt": prompt.token_ids,
             "max_tokens": 1,
             "temperature": 0.0,
-            "logprobs": self.params.top_logprobs,
+            "logprobs": 1,
+            "logprob_token_ids": self._candidate_ids,
+            "return_tokens_as_token_ids": True,
         }
         what = f"POST {self.base_url}/completions"
         response = self._with_retries(what, lambda: self._call("POST", "/completions", payload))
         try:
-            logprobs = response["choices"][0]["logprobs"]
-            top = dict(logprobs["top_logprobs"][0] or {})
-            # The chosen token is always reported; add it if the top-k left it out.
-            chosen, chosen_lp = logprobs["tokens"][0], logprobs["token_logprobs"][0]
-            if chosen not in top and chosen_lp is not None:
-                top[chosen] = chosen_lp
-        except (KeyError, IndexError, TypeError) as exc:
-            raise JudgeError(f"{what} returned no top log-probabilities") from exc
-        probs = {c.label: 0.0 for c in self.rubric.candidates}
-        for token, lp in top.items():
-            label = self._label_of.get(token)
-            if label is not None and lp is not None:
-                probs[label] += math.exp(lp)
+            top = response["choices"][0]["logprobs"]["top_logprobs"][0] or {}
+            logprobs = {int(k.removeprefix("token_id:")): float(v) for k, v in top.items()
+                        if k.startswith("token_id:") and v is not None}
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise JudgeError(f"{what} returned no log-probabilities keyed by token id") from exc
+        missing = [t for t in self._candidate_ids if t not in logprobs]
+        if missing:
+            raise JudgeError(
+                f"{what} returned no log-probability for answer tokens {missing}: the server "
+                "must support vLLM's logprob_token_ids and return_tokens_as_token_ids (vLLM >= 0.32)"
+            )
+        probs = label_probabilities(logprobs, self.builder.candidate_token_ids)
         usage = response.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
         with self._lock:

@@ -37,6 +37,10 @@ class QualityParams(BaseModel):
     # `vllm.entrypoints.openai.api_server --model DIR` serves by default.
     served_model_name: str | None = None
     rubric: RubricName = "llama3_requirements"
+    # `chat` wraps the rubric in the model's chat template (Llama-2-chat's [INST] format when
+    # the tokenizer has none); `plain` is for base models. None: `chat` when the tokenizer
+    # carries a chat template, else `plain`.
+    prompt_format: Literal["chat", "plain"] | None = None
     max_doc_tokens: int = Field(1024, gt=0)
     batch_size: int = Field(256, gt=0)
     # A judged document whose score tokens together hold less probability than this
@@ -54,13 +58,14 @@ class QualityParams(BaseModel):
     max_retries: int = Field(3, ge=0)
     # First wait before a retry; it doubles on each further retry.
     retry_backoff_s: float = Field(1.0, ge=0)
-    # How many top log-probabilities the server returns per answer token (vLLM's
-    # server allows up to 20 by default); score tokens outside them count as 0.
-    top_logprobs: int = Field(20, gt=0)
 
     # --- vllm backend engine knobs -----------------------------------------------
+    # On a machine without a GPU (vLLM's CPU build) the judge sets what the engine needs
+    # there itself: no engine subprocess, no torch.compile, eager mode, float32 for "auto"
+    # and a KV cache sized from the model (vllm_backend.cpu_engine_defaults).
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    # Exact KV-cache size; None: derived from gpu_memory_utilization.
+    # Exact KV-cache size; None: derived from gpu_memory_utilization (GPU), or from the
+    # model's shape and max_model_len (CPU).
     kv_cache_memory_bytes: int | None = Field(None, gt=0)
     enforce_eager: bool = False
     dtype: str = "auto"
@@ -76,6 +81,10 @@ class QualityParams(BaseModel):
     # Keep a document when its score (0..5) is >= the threshold of its bucket
     # (`en`, `code`, a language code), else the "default" entry.
     threshold: dict[str, float] = Field(default_factory=lambda: {"default": 2.5})
+    # classifier 'fasttext': decide at the thresholds `curate distill` calibrated for the
+    # model (in `<model_path>.report.json`: it keeps the share the judge keeps at
+    # `threshold`); false, or a model without them: at `threshold` itself.
+    calibrated_threshold: bool = True
 
     @field_validator("threshold")
     @classmethod

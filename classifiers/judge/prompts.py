@@ -1,18 +1,30 @@
 """Rubrics (named, versioned prompt templates) and the prompt builder.
 
-A prompt is built as token ids in three pieces:
+A prompt's token ids are what the model's own reference code would send for the whole
+prompt text in one pass: for Llama-2-chat, Meta's `chat_completion`, that is
+`[BOS] + sentencepiece.encode("[INST] <<SYS>>\n...[/INST] Answer:")`. Tokenising the
+prefix, the document and the suffix separately would not be: SentencePiece puts its
+dummy-prefix space before each piece (an extra "▁" before the document and before
+"\n</document>"), and Hugging Face's fast Llama tokenizer drops the one after "<s>"
+("[" instead of Meta's "▁["). So the text is cut only at the template's special tokens
+(where a one-pass encoding breaks anyway) and the run that holds the document, with the
+fences and the question around it, is encoded as one text:
 
-    prefix   the chat-formatted system message and rubric, up to the opening fence;
-             identical for every document, so vLLM's prefix cache serves it
-    document the document's own tokens, truncated to `max_doc_tokens`, encoded with
-             special-token parsing OFF (a "</s>" in a web page stays text)
-    suffix   closing fence, the question, the end of the user turn and the start of
-             the answer ("Answer:"), cut just before the answer token
+    head  special tokens and text before the last special token ahead of the document
+          (Llama 2: just <s>; ChatML: up to "<|im_start|>user")
+    run   the rest of the template up to the opening fence + document + the template up
+          to its next special token ("\n</document>\n\nquestion [/INST] Answer:"),
+          encoded with special-token parsing OFF (a "</s>" in a web page stays text)
+    tail  special tokens and text after that (ChatML: "<|im_end|>\n<|im_start|>..."), if any
 
-The answer token is found by tokenising `suffix + " " + candidate` and taking the last
-token: the prompt then ends exactly where the model would see the answer begin, whatever
-the tokenizer does with the space (SentencePiece: "▁" then "3"; byte-level BPE: "Ġyes").
-The judge reads the log-probabilities of these candidate tokens (see scoring.py).
+Documents longer than `max_doc_tokens` are cut at a token boundary of that one-pass
+encoding and the run is encoded again. The ids before the document (`prefix_ids`) are the
+same for every document, so vLLM's prefix cache serves them.
+
+The answer token is found by tokenising the prompt followed by " " + candidate and taking
+the last token: the prompt then ends exactly where the model would see the answer begin
+(SentencePiece: "▁yes"; byte-level BPE: "Ġyes"). The judge reads the log-probabilities of
+exactly these token ids (see scoring.py); text is never matched.
 """
 
 from __future__ import annotations
@@ -171,7 +183,15 @@ def fence_safe(document: str) -> str:
 
 
 # ----------------------------------------------------------------------------------
-# Rendering: chat template when the tokenizer has one, else Llama-2-chat's format.
+# Rendering: `chat` uses the tokenizer's chat template (else Llama-2-chat's format, as
+# Meta's reference code writes it); `plain` is for base models, which know no [INST].
+
+PROMPT_FORMATS = ("chat", "plain")
+
+
+def default_prompt_format(tokenizer: Any) -> str:
+    """`chat` when the tokenizer carries a chat template (an instruct model), else `plain`."""
+    return "chat" if getattr(tokenizer, "chat_template", None) else "plain"
 
 
 def _llama2_chat(system: str, user: str, bos: str) -> str:
@@ -180,15 +200,19 @@ def _llama2_chat(system: str, user: str, bos: str) -> str:
     return f"{bos}[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user.strip()} [/INST]"
 
 
-def render_prompt_text(tokenizer: Any, rubric: Rubric) -> tuple[str, str, bool]:
-    """(text before the document, text after it up to the answer prefix, used template).
+def render_prompt_text(tokenizer: Any, rubric: Rubric, prompt_format: str) -> tuple[str, str]:
+    """(text before the document, text after it up to the answer prefix).
 
-    Text before the document may contain the template's special-token strings ("<s>");
-    it is tokenised with them parsed, as Hugging Face's `apply_chat_template` does.
+    Both may hold the template's special-token strings ("<s>", "<|im_start|>"); the
+    builder parses those as special tokens, and never any in the document.
     """
+    if prompt_format not in PROMPT_FORMATS:
+        raise JudgeError(f"unknown prompt_format {prompt_format!r}; known: chat, plain")
     user = rubric.user_message(_DOC_SLOT)
     template = getattr(tokenizer, "chat_template", None)
-    if template:
+    if prompt_format == "plain":
+        text = f"{rubric.system}\n\n{user}\n\n"  # the tokenizer's own BOS is added by the builder
+    elif template:
         messages = [
             {"role": "system", "content": rubric.system},
             {"role": "user", "content": user},
@@ -210,7 +234,48 @@ def render_prompt_text(tokenizer: Any, rubric: Rubric) -> tuple[str, str, bool]:
         raise JudgeError("the chat template did not keep the document slot exactly once")
     before, after = text.split(_DOC_SLOT)
     sep = "" if after.endswith((" ", "\n")) else " "
-    return before, f"{after}{sep}{rubric.answer_prefix}", bool(template)
+    return before, f"{after}{sep}{rubric.answer_prefix}"
+
+
+# ----------------------------------------------------------------------------------
+# Tokenising as in one pass
+
+
+def _special_pattern(tokenizer: Any) -> re.Pattern | None:
+    """Every added token's text (what a one-pass encoding of a template parses as one token)."""
+    contents = {getattr(t, "content", str(t)) for t in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+    contents |= set(getattr(tokenizer, "all_special_tokens", []) or [])
+    contents.discard("")
+    if not contents:
+        return None
+    return re.compile("|".join(re.escape(c) for c in sorted(contents, key=len, reverse=True)))
+
+
+def _adds_dummy_prefix(tokenizer: Any) -> bool:
+    """SentencePiece-style: a text's first word is encoded as if a space stood before it."""
+    ids = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return bool(ids) and tokenizer.convert_ids_to_tokens(ids[:1])[0].startswith("\u2581")
+
+
+def _leading_ids(tokenizer: Any) -> list[int]:
+    """The ids the tokenizer itself puts before a text (its BOS, if it adds one)."""
+    with_special = tokenizer("a")["input_ids"]
+    without = tokenizer("a", add_special_tokens=False)["input_ids"]
+    n = len(with_special) - len(without)
+    return list(with_special[:n]) if n > 0 and with_special[n:] == without else []
+
+
+def _common_prefix(seqs: Sequence[Sequence[int]]) -> list[int]:
+    first = list(seqs[0])
+    n = len(first)
+    for seq in seqs[1:]:
+        n = next((i for i, (a, b) in enumerate(zip(first[:n], seq)) if a != b), min(n, len(seq)))
+    return first[:n]
+
+
+# Documents that start or end with whitespace or punctuation, to find the template ids
+# that no document can merge into (the cacheable prefix).
+_PROBE_DOCS = ("A document.", " a", "\n\nb", "\t1", "。x", "<!-- c -->", "")
 
 
 @dataclass(frozen=True)
@@ -228,111 +293,171 @@ class PromptBuilder:
     rubric: Rubric
     max_doc_tokens: int = 1024
     max_model_len: int | None = None
+    # chat | plain; None: chosen from the tokenizer (default_prompt_format)
+    prompt_format: str | None = None
+    # ids every prompt starts with (the rubric prefix, served from vLLM's prefix cache)
     prefix_ids: list[int] = field(init=False)
-    suffix_ids: list[int] = field(init=False)
     # label -> token ids that spell it as the first answer token
     candidate_token_ids: dict[str, list[int]] = field(init=False)
-    uses_chat_template: bool = field(init=False)
+    # prompt tokens that are not the document's (prefix, fences, question, answer prefix)
+    n_template_tokens: int = field(init=False)
 
     @classmethod
     def for_params(cls, params: Any) -> "PromptBuilder":
-        """The builder a judge backend uses: the judge model's tokenizer, the configured rubric
-        and truncation (params: QualityParams)."""
+        """The builder a judge backend uses: the judge model's tokenizer, the configured rubric,
+        prompt format and truncation (params: QualityParams)."""
         return cls(load_tokenizer(params.model), get_rubric(params.rubric),
-                   max_doc_tokens=params.max_doc_tokens, max_model_len=params.max_model_len)
+                   max_doc_tokens=params.max_doc_tokens, max_model_len=params.max_model_len,
+                   prompt_format=params.prompt_format)
 
     def __post_init__(self) -> None:
-        before, after, self.uses_chat_template = render_prompt_text(self.tokenizer, self.rubric)
-        self.prefix_ids = self._encode([before], parse_special=True)[0]
-        self.suffix_ids, self.candidate_token_ids = _answer_cut(
-            self.tokenizer, self.rubric, after, self._encode
-        )
+        tok = self.tokenizer
+        self.prompt_format = self.prompt_format or default_prompt_format(tok)
+        before, after = render_prompt_text(tok, self.rubric, self.prompt_format)
+        lead: list[int] = []
+        bos = getattr(tok, "bos_token", None)
+        if self.prompt_format == "plain":
+            lead = _leading_ids(tok)
+        elif bos and before.startswith(bos):
+            # Meta's reference: [BOS] + encode(text); the text then starts a fresh encoding.
+            lead, before = [tok.bos_token_id], before[len(bos):]
+        specials = _special_pattern(tok)
+        head, run_open, run_close, tail = "", before, after, ""
+        if specials is not None:
+            marks = list(specials.finditer(before))
+            if marks:
+                head, run_open = before[: marks[-1].end()], before[marks[-1].end():]
+            first = specials.search(after)
+            if first:
+                run_close, tail = after[: first.start()], after[first.start():]
+        if head and _adds_dummy_prefix(tok):
+            raise JudgeError(
+                "the chat template puts a special token before the document's part of the "
+                "prompt, and this tokenizer adds SentencePiece's dummy prefix: a one-pass "
+                "encoding cannot be reproduced; use prompt_format: plain"
+            )
+        self._head_ids = lead + (self._encode([head], parse_special=True)[0] if head else [])
+        self._run_open = run_open
+        # The answer: extend the prompt's last text so that " yes"/"3" is one more token.
+        if tail:
+            tail, self.candidate_token_ids = _answer_cut(
+                tok, self.rubric, tail, lambda t: self._encode(t, parse_special=True))
+        else:
+            probe = self._run_open + _PROBE_DOCS[0]
+            run_close, self.candidate_token_ids = _answer_cut(
+                tok, self.rubric, run_close,
+                lambda t: self._encode([probe + x for x in t], parse_special=False),
+            )
+        self._run_close = run_close
+        self._tail_ids = self._encode([tail], parse_special=True)[0] if tail else []
+        probes = [self._prompt(ids) for ids, _ in self._runs(list(_PROBE_DOCS))]
+        self.prefix_ids = _common_prefix(probes)
+        doc_ids = self._runs([_PROBE_DOCS[0]])[0][0]
+        self.n_template_tokens = len(self._prompt(doc_ids)) - self._doc_count(_PROBE_DOCS[0])
+        self.prefix_misses = 0
         if self.max_model_len is not None:
-            need = len(self.prefix_ids) + self.max_doc_tokens + len(self.suffix_ids) + 1
+            need = self.n_template_tokens + self.max_doc_tokens + 1
             if need > self.max_model_len:
                 raise JudgeError(
-                    f"rubric {self.rubric.id} ({len(self.prefix_ids) + len(self.suffix_ids)} "
-                    f"tokens) + max_doc_tokens {self.max_doc_tokens} + 1 answer token = {need} "
-                    f"exceeds max_model_len {self.max_model_len}"
+                    f"rubric {self.rubric.id} ({self.n_template_tokens} tokens) + max_doc_tokens "
+                    f"{self.max_doc_tokens} + 1 answer token = {need} exceeds max_model_len "
+                    f"{self.max_model_len}"
                 )
 
-    @property
-    def n_template_tokens(self) -> int:
-        return len(self.prefix_ids) + len(self.suffix_ids)
-
-    def candidate_strings(self) -> dict[str, str]:
-        """Decoded text of each candidate token -> label (how servers key top logprobs)."""
-        out: dict[str, str] = {}
-        for label, ids in self.candidate_token_ids.items():
-            for tid in ids:
-                text = self.tokenizer.decode([tid])
-                if out.get(text, label) != label:
-                    raise JudgeError(
-                        f"candidate tokens of {out[text]!r} and {label!r} decode to the same text"
-                    )
-                out[text] = label
-        return out
-
-    def _encode(self, texts: Sequence[str], *, parse_special: bool) -> list[list[int]]:
+    # ------------------------------------------------------------------ encoding
+    def _encode(self, texts: Sequence[str], *, parse_special: bool, offsets: bool = False):
         if not texts:
             return []
         enc = self.tokenizer(
             list(texts),
             add_special_tokens=False,
             split_special_tokens=not parse_special,
+            return_offsets_mapping=offsets,
         )
+        if offsets:
+            return [(list(i), list(o)) for i, o in zip(enc["input_ids"], enc["offset_mapping"])]
         return [list(ids) for ids in enc["input_ids"]]
 
-    def document_ids(self, texts: Sequence[str]) -> list[tuple[list[int], bool]]:
-        """Each document's token ids cut to `max_doc_tokens`, and whether it was cut."""
-        char_cap = self.max_doc_tokens * _MAX_CHARS_PER_TOKEN
-        safe = [fence_safe(t[:char_cap]) for t in texts]
+    def _runs(self, docs: Sequence[str]) -> list[tuple[list[int], int]]:
+        """Each document's run (open + document + close) encoded in one pass, and how many
+        of its tokens start inside the document."""
+        start = len(self._run_open)
         out = []
-        for text, ids in zip(texts, self._encode(safe, parse_special=False)):
-            cut = len(ids) > self.max_doc_tokens or len(text) > char_cap
-            out.append((ids[: self.max_doc_tokens], cut))
+        for doc, (ids, offs) in zip(
+            docs,
+            self._encode([self._run_open + d + self._run_close for d in docs],
+                         parse_special=False, offsets=True),
+        ):
+            end = start + len(doc)
+            out.append((ids, sum(1 for a, _ in offs if start <= a < end)))
         return out
 
+    def _doc_count(self, doc: str) -> int:
+        return self._runs([doc])[0][1]
+
+    def _prompt(self, run_ids: list[int]) -> list[int]:
+        return self._head_ids + run_ids + self._tail_ids
+
+    def _cut(self, doc: str, run: tuple[list[int], int]) -> str:
+        """The document cut just before its (max_doc_tokens + 1)-th token of the run."""
+        ids, _ = run
+        start = len(self._run_open)
+        _, offs = self._encode([self._run_open + doc + self._run_close],
+                               parse_special=False, offsets=True)[0]
+        inside = [a for a, _ in offs if start <= a < start + len(doc)]
+        return doc[: inside[self.max_doc_tokens] - start]
+
     def build(self, texts: Sequence[str]) -> list[BuiltPrompt]:
-        return [
-            BuiltPrompt(self.prefix_ids + ids + self.suffix_ids, len(ids), cut)
-            for ids, cut in self.document_ids(texts)
-        ]
+        char_cap = self.max_doc_tokens * _MAX_CHARS_PER_TOKEN
+        docs = [fence_safe(t[:char_cap]) for t in texts]
+        cut = [len(t) > char_cap for t in texts]
+        runs = self._runs(docs)
+        # Cut at a token boundary of the one-pass encoding, then encode the run again (the
+        # document's last tokens may merge differently before the closing fence).
+        todo = [i for i, (_, n) in enumerate(runs) if n > self.max_doc_tokens]
+        while todo:
+            for i in todo:
+                docs[i] = self._cut(docs[i], runs[i])
+                cut[i] = True
+            for i, run in zip(todo, self._runs([docs[i] for i in todo])):
+                runs[i] = run
+            todo = [i for i in todo if runs[i][1] > self.max_doc_tokens]
+        out = []
+        k = len(self.prefix_ids)
+        for (ids, n), was_cut in zip(runs, cut):
+            token_ids = self._prompt(ids)
+            self.prefix_misses += token_ids[:k] != self.prefix_ids
+            out.append(BuiltPrompt(token_ids, n, was_cut))
+        return out
 
 
-def _answer_cut(tokenizer: Any, rubric: Rubric, after: str, encode) -> tuple[list[int], dict]:
-    """Find the suffix token ids and each candidate's answer token ids.
+def _answer_cut(tokenizer: Any, rubric: Rubric, text: str, encode) -> tuple[str, dict]:
+    """The prompt's last text (possibly extended by a space) and each candidate's answer ids.
 
-    For each separator ("answer_prefix 3", then "answer_prefix3") and each spelling of
-    each candidate, tokenise `after + sep + form`; the spelling is usable when the last
-    token decodes to the form (up to surrounding spaces) and everything before it (the
-    context) is the same for all usable spellings. The first separator under which every
-    candidate has a usable spelling wins.
+    For each way of ending the prompt ("...Answer:" with the answer " yes", or "...score: "
+    with the answer "3") and each spelling of each candidate, encode the prompt's end with
+    the answer appended: a spelling is usable when that adds exactly one token to the
+    prompt's own encoding and the token decodes to the spelling (up to spaces). The first
+    ending under which every candidate has a usable spelling wins.
     """
-    for sep in (" ", ""):
-        by_context: dict[tuple[int, ...], dict[str, list[int]]] = {}
+    for extra, sep in (("", " "), (" ", ""), ("", "")):
+        end = text + extra
+        [context] = encode([end])
+        found: dict[str, list[int]] = {}
         for cand in rubric.candidates:
-            texts = [after + sep + form for form in cand.forms]
-            for form, ids in zip(cand.forms, encode(texts, parse_special=True)):
-                if not ids:
-                    continue
-                last = ids[-1]
-                if tokenizer.decode([last]).strip() != form:
-                    continue  # the form is not one token here
-                ctx = tuple(ids[:-1])
-                slot = by_context.setdefault(ctx, {}).setdefault(cand.label, [])
-                if last not in slot:
-                    slot.append(last)
-        best = max(by_context.items(), key=lambda kv: len(kv[1]), default=None)
-        if best is not None and len(best[1]) == len(rubric.candidates):
-            context, cands = best
-            ordered = {c.label: cands[c.label] for c in rubric.candidates}
+            for form, ids in zip(cand.forms, encode([end + sep + f for f in cand.forms])):
+                if ids[:-1] == context and len(ids) == len(context) + 1 \
+                        and tokenizer.decode([ids[-1]]).strip() == form:
+                    found.setdefault(cand.label, [])
+                    if ids[-1] not in found[cand.label]:
+                        found[cand.label].append(ids[-1])
+        if len(found) == len(rubric.candidates):
             seen: dict[int, str] = {}
-            for label, ids in ordered.items():
+            for label, ids in found.items():
                 for tid in ids:
                     if seen.setdefault(tid, label) != label:
                         raise JudgeError(f"{label!r} and {seen[tid]!r} share token {tid}")
-            return list(context), ordered
+            return end, {c.label: found[c.label] for c in rubric.candidates}
     raise JudgeError(
         f"rubric {rubric.id}: the tokenizer cannot spell every answer "
         f"({', '.join(c.label for c in rubric.candidates)}) as one token after "

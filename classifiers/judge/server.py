@@ -23,9 +23,12 @@ import urllib.error
 import urllib.request
 import weakref
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import JudgeError, one_line
+
+if TYPE_CHECKING:
+    from .params import QualityParams
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -73,6 +76,29 @@ def _kill_group(pgid: int, grace_s: float) -> None:
             time.sleep(0.1)
 
 
+def server_args(params: "QualityParams") -> tuple[list[str], dict[str, str]]:
+    """The api_server's arguments and extra environment for the judge's configuration: the
+    same engine settings as the in-process backend (CPU build included), prefix caching on
+    and cached prompt tokens reported in `usage` (--enable-prompt-tokens-details)."""
+    from .vllm_backend import CPU_ENV, engine_kwargs, vllm_on_cpu
+
+    on_cpu = vllm_on_cpu()
+    kw = engine_kwargs(params, on_cpu=on_cpu)
+    args = ["--dtype", str(kw["dtype"]), "--max-model-len", str(kw["max_model_len"]),
+            "--tensor-parallel-size", str(kw["tensor_parallel_size"]),
+            "--gpu-memory-utilization", str(kw["gpu_memory_utilization"]),
+            "--seed", str(kw["seed"]), "--enable-prompt-tokens-details"]
+    if kw["enforce_eager"]:
+        args.append("--enforce-eager")
+    if "kv_cache_memory_bytes" in kw:
+        args += ["--kv-cache-memory-bytes", str(kw["kv_cache_memory_bytes"])]
+    if "max_num_batched_tokens" in kw:
+        args += ["--max-num-batched-tokens", str(kw["max_num_batched_tokens"])]
+    if params.served_model_name:
+        args += ["--served-model-name", params.served_model_name]
+    return args, (dict(CPU_ENV) if on_cpu else {})
+
+
 class LocalVllmServer:
     def __init__(
         self,
@@ -94,6 +120,12 @@ class LocalVllmServer:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
+
+    @classmethod
+    def for_params(cls, params: "QualityParams", **kw) -> "LocalVllmServer":
+        """A server for the judge's configuration (see server_args)."""
+        args, env = server_args(params)
+        return cls(str(params.model), extra_args=args, env={**os.environ, **env}, **kw)
 
     @property
     def base_url(self) -> str:

