@@ -11,9 +11,23 @@ lower-cased, punctuation and symbols split off as their own tokens, and each cha
 of scripts written without spaces, Han, kana, Thai, Lao, Khmer, Myanmar, a token of its
 own), word bigrams on top.
 
-`train()` holds out a deterministic share of the labels (by text hash) and reports the
-classifier's agreement with the judge on them: accuracy of the keep/drop decision at the
-configured thresholds, Spearman rank correlation of the scores, per bucket and overall.
+`train()` uses one (rubric, model) group of the labels (the newest by default; the others
+are reported as ignored), holds out a deterministic share of them (by text hash) and
+reports the classifier's agreement with the judge on them: accuracy of the keep/drop
+decision, Spearman rank correlation of the scores, per bucket and overall.
+
+Calibration: the classifier's scores are not the judge's (a classifier trained on few or
+skewed labels predicts near the class prior), so the judge's threshold would keep the
+wrong share. `train()` picks the classifier's own threshold per bucket so that it keeps,
+on the held-out labels, the share the judge keeps at the configured judge thresholds
+(buckets with fewer than `calibration_min_labels` held-out labels take the overall
+calibrated threshold) and writes it in `<model>.report.json` (`calibration.threshold`),
+the one place it lives; the quality stage uses it unless
+`stages.quality.calibrated_threshold` is false.
+
+A classifier that learnt nothing (its held-out scores barely spread, or do not rank like
+the judge's, or too few labels are held out to tell) is refused (`WeakClassifierError`)
+unless `allow_weak` is set; then the report carries the same numbers as a warning.
 """
 
 from __future__ import annotations
@@ -33,7 +47,7 @@ from typing import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classifiers.judge.labels import read_labels, text_hash
+from classifiers.judge.labels import LabelSelection, read_labels, select_labels, text_hash
 from classifiers.judge.scoring import JudgeResult
 
 N_CLASSES = 6  # scores 0..5
@@ -59,6 +73,31 @@ class DistillParams(BaseModel):
     max_words: int = Field(2048, gt=0)
     # Training threads; fastText training is reproducible with one thread only.
     threads: int = Field(1, gt=0)
+
+    # Which labels: one (rubric, model) group of the labels directory. None: the newest
+    # group (of the most recent labels file). A rubric without version (`fineweb_edu`)
+    # matches any version.
+    rubric: str | None = None
+    model: str | None = None
+
+    # Calibration: a bucket with fewer held-out labels than this takes the overall
+    # calibrated threshold.
+    calibration_min_labels: int = Field(30, ge=1)
+
+    # A classifier that learnt nothing is refused unless allow_weak: on the held-out
+    # labels, fewer than min_holdout of them, a spread (standard deviation) of its scores
+    # under min_score_spread, a Spearman correlation with the judge under min_spearman
+    # (or undefined), or an overall keep rate at the calibrated thresholds further than
+    # max_keep_rate_gap from the judge's.
+    allow_weak: bool = False
+    min_holdout: int = Field(20, ge=1)
+    min_score_spread: float = Field(0.05, ge=0.0)
+    min_spearman: float = Field(0.2, ge=-1.0, le=1.0)
+    max_keep_rate_gap: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class WeakClassifierError(ValueError):
+    """The distilled classifier learnt too little to be used (see DistillParams.allow_weak)."""
 
 
 # ----------------------------------------------------------------------------- text
@@ -158,14 +197,19 @@ def agreement(
     judge: Sequence[float],
     predicted: Sequence[float],
     thresholds: Sequence[float],
+    classifier_thresholds: Sequence[float] | None = None,
 ) -> Agreement:
+    """The judge keeps at `thresholds`, the classifier at `classifier_thresholds` (its
+    calibrated ones; default: the judge's)."""
     n = len(judge)
-    if not (n == len(predicted) == len(thresholds)):
+    if classifier_thresholds is None:
+        classifier_thresholds = thresholds
+    if not (n == len(predicted) == len(thresholds) == len(classifier_thresholds)):
         raise ValueError("agreement: sequences differ in length")
     if n == 0:
         return Agreement(0, None, None, None, None, None)
     keep_j = [s >= t for s, t in zip(judge, thresholds)]
-    keep_c = [s >= t for s, t in zip(predicted, thresholds)]
+    keep_c = [s >= t for s, t in zip(predicted, classifier_thresholds)]
     return Agreement(
         n=n,
         accuracy_at_threshold=sum(a == b for a, b in zip(keep_j, keep_c)) / n,
@@ -181,18 +225,121 @@ def agreement_by_bucket(
     predicted: Sequence[float],
     buckets: Sequence[str],
     threshold: Mapping[str, float] | float,
+    classifier_threshold: Mapping[str, float] | float | None = None,
 ) -> tuple[Agreement, dict[str, Agreement]]:
-    """Overall and per-bucket agreement; each document judged at its bucket's threshold."""
+    """Overall and per-bucket agreement; each document judged at its bucket's threshold
+    (the classifier at its bucket's `classifier_threshold`, default: the judge's)."""
     thr = _threshold_fn(threshold)
     per_doc = [thr(b) for b in buckets]
-    overall = agreement(judge, predicted, per_doc)
+    cthr = _threshold_fn(classifier_threshold) if classifier_threshold is not None else thr
+    per_doc_c = [cthr(b) for b in buckets]
+    overall = agreement(judge, predicted, per_doc, per_doc_c)
     per_bucket: dict[str, Agreement] = {}
     for bucket in sorted(set(buckets)):
         idx = [i for i, b in enumerate(buckets) if b == bucket]
         per_bucket[bucket] = agreement(
-            [judge[i] for i in idx], [predicted[i] for i in idx], [per_doc[i] for i in idx]
+            [judge[i] for i in idx], [predicted[i] for i in idx], [per_doc[i] for i in idx],
+            [per_doc_c[i] for i in idx],
         )
     return overall, per_bucket
+
+
+# ---------------------------------------------------------------------- calibration
+
+
+def keep_threshold(scores: Sequence[float], share: float) -> float:
+    """A threshold t in 0..5 such that `score >= t` holds for as close to `share` of
+    `scores` as their ties allow: midway between the last score kept and the first one
+    dropped (between the top score and 5 to keep none, the lowest and 0 to keep all)."""
+    if not scores:
+        raise ValueError("keep_threshold: no scores")
+    desc = sorted(scores, reverse=True)
+    n, want = len(desc), round(share * len(desc))
+    values = sorted(set(desc), reverse=True)
+    # Candidate cuts: above every score, then below each distinct value in turn.
+    best_t, best_gap = (desc[0] + 5.0) / 2 if desc[0] < 5.0 else 5.0, want
+    kept = 0
+    for i, v in enumerate(values):
+        while kept < n and desc[kept] >= v:
+            kept += 1
+        below = values[i + 1] if i + 1 < len(values) else 0.0
+        t = (v + below) / 2 if v > below else v
+        if abs(kept - want) < best_gap:
+            best_t, best_gap = t, abs(kept - want)
+    return min(5.0, max(0.0, best_t))
+
+
+@dataclass
+class Calibration:
+    """The classifier's keep thresholds, chosen on the held-out labels so that it keeps
+    the share the judge keeps at `judge_threshold`; `fallback`: buckets with held-out
+    labels but fewer than `min_labels` of them, which take the overall ("default")."""
+
+    threshold: dict[str, float]
+    judge_threshold: dict[str, float]
+    min_labels: int
+    fallback: list[str]
+    overall: Agreement  # judge at its thresholds vs the classifier at the calibrated ones
+    per_bucket: dict[str, Agreement]
+
+
+def calibrate(
+    judge: Sequence[float],
+    predicted: Sequence[float],
+    buckets: Sequence[str],
+    judge_threshold: Mapping[str, float],
+    min_labels: int = 30,
+) -> Calibration:
+    thr = _threshold_fn(judge_threshold)
+    keeps = [s >= thr(b) for s, b in zip(judge, buckets)]
+    calibrated = {"default": keep_threshold(predicted, sum(keeps) / len(keeps))}
+    fallback = []
+    for bucket in sorted(set(buckets)):
+        idx = [i for i, b in enumerate(buckets) if b == bucket]
+        if len(idx) < min_labels:
+            fallback.append(bucket)
+            continue
+        calibrated[bucket] = keep_threshold(
+            [predicted[i] for i in idx], sum(keeps[i] for i in idx) / len(idx)
+        )
+    overall, per_bucket = agreement_by_bucket(judge, predicted, buckets, judge_threshold, calibrated)
+    return Calibration(calibrated, dict(judge_threshold), min_labels, fallback, overall, per_bucket)
+
+
+def read_calibration(model_path: str | Path) -> dict | None:
+    """The calibration written beside a distilled model ({"threshold": the classifier's,
+    "judge_threshold": the judge's it matches, ...}); None: none there, e.g. a model
+    distilled before calibration existed."""
+    report = Path(str(model_path) + REPORT_SUFFIX)
+    if not report.is_file():
+        return None
+    cal = json.loads(report.read_text()).get("calibration") or {}
+    return cal if cal.get("threshold") else None
+
+
+def _stdev(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+
+
+def weakness(
+    n_holdout: int, spread: float, rho: float | None, cal: Calibration, params: "DistillParams"
+) -> list[str]:
+    """Why the classifier is too weak to use (empty: it is not)."""
+    out = []
+    if n_holdout < params.min_holdout:
+        out.append(f"only {n_holdout} held-out labels (< {params.min_holdout}) to check it on")
+    if spread < params.min_score_spread:
+        out.append(f"its scores barely spread (sd {spread:.4f} < {params.min_score_spread})")
+    if rho is None or rho < params.min_spearman:
+        out.append("its scores do not rank like the judge's (spearman "
+                   f"{'undefined' if rho is None else f'{rho:.3f}'} < {params.min_spearman})")
+    j, c = cal.overall.judge_keep_rate or 0.0, cal.overall.classifier_keep_rate or 0.0
+    if abs(j - c) > params.max_keep_rate_gap:
+        out.append(f"no threshold keeps the judge's share ({c:.0%} vs {j:.0%})")
+    return out
 
 
 def _threshold_fn(threshold: Mapping[str, float] | float):
@@ -264,26 +411,63 @@ class FastTextQualityScorer:
 class DistillReport:
     model_path: str
     n_labels: int  # rows given
-    n_unusable: int  # no score (flagged by the judge) or duplicate text
+    n_unusable: int  # not used: other (rubric, model) groups, flagged, or older repeats of a text
     n_train: int
     n_holdout: int
     class_counts: dict[str, int]  # training classes
-    rubrics: list[str]
+    rubrics: list[str]  # of the labels used (one group)
     judge_models: list[str]
-    threshold: dict[str, float]
-    holdout: Agreement
+    threshold: dict[str, float]  # the judge's keep thresholds (stages.quality.threshold)
+    holdout: Agreement  # the classifier's raw score at the judge's thresholds
     per_bucket: dict[str, Agreement]
     train_seconds: float
     params: dict = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)  # LabelSelection: which labels, what was ignored
+    calibration: Calibration | None = None  # the classifier's own thresholds, and its agreement at them
+    score_spread: float | None = None  # sd of the classifier's held-out scores
+    judge_score_spread: float | None = None  # sd of the judge's held-out scores
+    weak: list[str] = field(default_factory=list)  # why it learnt too little (allowed: allow_weak)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def numbers(self) -> str:
+        """The numbers that tell whether the classifier learnt anything, on one line."""
+        rho = self.holdout.spearman
+        cal = self.calibration
+        keeps = ""
+        if cal is not None:
+            keeps = (f", keeps {_pct(cal.overall.classifier_keep_rate)} at its calibrated threshold"
+                     f" {cal.threshold['default']:.3f} (judge {_pct(cal.overall.judge_keep_rate)})")
+        return (f"{self.n_train + self.n_holdout} labels ({self.n_holdout} held out), score spread"
+                f" {self.score_spread:.4f} (judge {self.judge_score_spread:.3f}), spearman"
+                f" {'undefined' if rho is None else f'{rho:.3f}'}{keeps}, keeps"
+                f" {_pct(self.holdout.classifier_keep_rate)} at the judge's threshold")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
 
 
 def in_holdout(digest: str, fraction: float, seed: int) -> bool:
     """Deterministic split by text hash: the same text is always on the same side."""
     h = hashlib.sha256(f"{seed}:{digest}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < fraction
+
+
+def _no_split_message(selection: LabelSelection, n_train: int, n_hold: int) -> str:
+    """Why there is nothing (or too little) to train on, and what to do (no prefix)."""
+    group = f"rubric {selection.rubric}, model {selection.model}"
+    flags = ", ".join(f"{f} {n}" for f, n in selection.flags.items()) or "no flag"
+    if selection.n_used == 0 and selection.n_flagged:
+        return (f"all {selection.n_flagged} labels of {group} were flagged ({flags}): the judge did"
+                " not answer in the rubric's format, so there is nothing to learn from; check the"
+                " judge (model, rubric, prompt format) and judge again rather than label more")
+    text = (f"{selection.n_used} usable labels of {group} give {n_train} to train and {n_hold} to"
+            " hold out; label more documents")
+    if selection.n_flagged:
+        text += f" ({selection.n_flagged} more were flagged: {flags})"
+    return text
 
 
 def train(
@@ -293,8 +477,10 @@ def train(
     threshold: Mapping[str, float] | float = 2.5,
     params: DistillParams | None = None,
 ) -> DistillReport:
-    """Train on label rows (or a Parquet file/directory of them); write the model and
-    `<model>.report.json`; return the agreement report on the held-out labels."""
+    """Train on label rows (oldest first; or a Parquet file/directory of them) of one
+    (rubric, model) group; write the model and `<model>.report.json` (with the calibrated
+    thresholds); return the report. Raises ValueError (no prefix) when the labels cannot
+    train a model, WeakClassifierError when it learnt too little (nothing is written)."""
     import fasttext
 
     params = params or DistillParams()
@@ -304,24 +490,18 @@ def train(
     else:
         threshold = {"default": float(threshold)}
     rows = read_labels(labels) if isinstance(labels, (str, Path)) else list(labels)
+    if not rows:
+        raise ValueError("no label rows; label documents with `curate judge` first")
+    used, selection = select_labels(rows, rubric=params.rubric, model=params.model)
 
-    usable: dict[str, Mapping] = {}
-    for row in rows:
-        if row.get("score") is None or row.get("text") is None:
-            continue
-        digest = row.get("text_hash") or text_hash(row["text"])
-        usable.setdefault(digest, row)  # one label per text
     train_rows, hold_rows = [], []
-    for digest, row in sorted(usable.items()):
+    for row in used:
+        digest = row.get("text_hash") or text_hash(row["text"])
         (hold_rows if in_holdout(digest, params.holdout_fraction, params.seed) else train_rows).append(row)
     if not train_rows or not hold_rows:
-        raise ValueError(
-            f"distill: {len(usable)} usable labels give {len(train_rows)} to train and "
-            f"{len(hold_rows)} to hold out; label more documents"
-        )
+        raise ValueError(_no_split_message(selection, len(train_rows), len(hold_rows)))
 
     out_path = Path(output_model_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     class_counts: dict[str, int] = {}
     t0 = time.perf_counter()
     with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as fh:
@@ -347,7 +527,6 @@ def train(
         )
     finally:
         os.unlink(train_file)
-    model.save_model(str(out_path))
     train_seconds = time.perf_counter() - t0
 
     lines = [normalize(r["text"], params.max_words) for r in hold_rows]
@@ -355,20 +534,35 @@ def train(
     judge = [float(r["score"]) for r in hold_rows]
     buckets = [r.get("bucket") or "default" for r in hold_rows]
     overall, per_bucket = agreement_by_bucket(judge, predicted, buckets, threshold)
+    cal = calibrate(judge, predicted, buckets, threshold, params.calibration_min_labels)
+    spread = _stdev(predicted)
     report = DistillReport(
         model_path=str(out_path),
         n_labels=len(rows),
-        n_unusable=len(rows) - len(usable),
+        n_unusable=len(rows) - len(used),
         n_train=len(train_rows),
         n_holdout=len(hold_rows),
         class_counts=dict(sorted(class_counts.items())),
-        rubrics=sorted({str(r.get("rubric")) for r in usable.values() if r.get("rubric")}),
-        judge_models=sorted({str(r.get("model")) for r in usable.values() if r.get("model")}),
+        rubrics=[selection.rubric] if selection.rubric else [],
+        judge_models=[selection.model] if selection.model else [],
         threshold=threshold,
         holdout=overall,
         per_bucket=per_bucket,
         train_seconds=train_seconds,
         params=params.model_dump(),
+        selection=asdict(selection),
+        calibration=cal,
+        score_spread=spread,
+        judge_score_spread=_stdev(judge),
+        weak=weakness(len(hold_rows), spread, overall.spearman, cal, params),
     )
+    if report.weak and not params.allow_weak:
+        raise WeakClassifierError(
+            f"the distilled classifier learnt too little: {'; '.join(report.weak)} — "
+            f"{report.numbers()}; not written (label more documents, or pass --allow-weak"
+            " to write it anyway)"
+        )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save_model(str(out_path))
     Path(str(out_path) + REPORT_SUFFIX).write_text(json.dumps(report.to_dict(), indent=2))
     return report

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -33,11 +34,19 @@ def add_parsers(sub, add_config_args) -> None:
     add_config_args(j)
     j.add_argument("--sample", type=int, required=True, help="documents to sample (over all buckets)")
     j.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s = sub.add_parser("serve-judge", help="serve the configured judge model with vLLM's "
+                       "OpenAI-compatible server (for stages.quality.backend: openai)")
+    s.add_argument("config", nargs="?", help="YAML run config (stages.quality: model, engine knobs)")
+    s.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
     d = sub.add_parser("distill", help="train the fastText quality classifier on judge labels")
     d.add_argument("config", nargs="?", help="YAML run config (thresholds, distill.* settings)")
     d.add_argument("--labels", required=True, help="labels directory or file written by `curate judge`")
     d.add_argument("--output", required=True, help="where to write the fastText model (.bin)")
     d.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    d.add_argument("--allow-weak", action="store_true",
+                   help="write a classifier that learnt too little (warn instead of refusing)")
 
 
 def _stage_dofns(config: Config):
@@ -121,7 +130,8 @@ def sample(config: Config, specs, n: int, seed: int) -> list[dict]:
 
 
 def cmd_judge(args, resolve_config) -> int:
-    from classifiers.judge import get_rubric, label_records, labelled_keys, make_scorer, write_labels
+    from classifiers.judge import (JudgeError, get_rubric, label_records, labelled_keys,
+                                   make_scorer, text_hash, write_labels)
     from pipeline.sources import discover
 
     if args.sample < 1:
@@ -131,20 +141,28 @@ def cmd_judge(args, resolve_config) -> int:
     problems = q.problems()
     if problems:
         raise ConfigError(f"config error: stages.{problems[0]}")
-    if not config.sources:
-        raise ConfigError("judge: no input: pass --input or configure sources")
+    if not config.sources:  # as `curate run`: the demo corpus, built from the machine's own text
+        from pipeline.demo import build_demo
+
+        config = config.model_copy(update={"sources": build_demo(config.demo)})
     out = Path(config.output.path)
     specs = discover(config.sources)
     t0 = time.monotonic()
     records = sample(config, specs, args.sample, args.seed)
     done = labelled_keys(out) if out.exists() else set()
     rubric_id = get_rubric(q.rubric).id
-    scorer = make_scorer(q)
-    try:
-        rows = list(label_records(records, scorer, rubric=rubric_id, model=q.judge_model_name,
-                                  batch_size=q.batch_size, done=done))
-    finally:
-        scorer.close()
+    todo = [r for r in records if (text_hash(r["text"]), rubric_id, q.judge_model_name) not in done]
+    rows = []
+    if todo:  # a rerun with nothing new to label starts no engine
+        try:
+            scorer = make_scorer(q)
+            try:
+                rows = list(label_records(todo, scorer, rubric=rubric_id,
+                                          model=q.judge_model_name, batch_size=q.batch_size))
+            finally:
+                scorer.close()
+        except JudgeError as e:
+            raise ConfigError(f"judge: {e}") from None
     path = None
     if rows:
         path = write_labels(rows, out / LABELS_FILE.format(stamp=time.strftime("%Y%m%dT%H%M%S")))
@@ -171,25 +189,74 @@ def cmd_distill(args) -> int:
     config = load_config(args.config, args.overrides)
     if not Path(args.labels).exists():
         raise ConfigError(f"distill: labels not found: {args.labels}")
+    params = config.distill
+    if getattr(args, "allow_weak", False):
+        params = params.model_copy(update={"allow_weak": True})
     try:
-        report = train(args.labels, args.output, threshold=config.stages.quality.threshold,
-                       params=config.distill)
-    except ValueError as e:
+        report = train(args.labels, args.output, threshold=config.stages.quality.threshold, params=params)
+    except ValueError as e:  # the messages carry no prefix of their own
         raise ConfigError(f"distill: {e}") from None
-    t = Table(title=f"curate distill — {report.n_train} train / {report.n_holdout} held-out labels",
-              title_justify="left")
-    for col in ("bucket", "n", "accuracy at threshold", "spearman", "judge keeps", "classifier keeps"):
+    sel = report.selection
+    print(f"labels: {sel['n_used']} used, rubric {sel['rubric']}, model {sel['model']}"
+          f" ({'the newest group' if sel['how'] == 'newest' else 'as asked'}; {sel['n_flagged']} flagged,"
+          f" {sel['n_repeats']} older repeats not used)")
+    for g in sel["ignored"]:
+        print(f"  ignored: rubric {g['rubric']}, model {g['model']}: {g['labels']} labels"
+              f" (to use it: --set distill.rubric={g['rubric']} --set distill.model={g['model']})")
+    cal = report.calibration
+    t = Table(title=f"curate distill — {report.n_train} train / {report.n_holdout} held-out labels;"
+                    " the classifier at its calibrated thresholds", title_justify="left")
+    for col in ("bucket", "n", "judge keeps", "threshold", "classifier keeps", "accuracy at threshold",
+                "spearman"):
         t.add_column(col, justify="left" if col == "bucket" else "right")
+    f = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
 
-    def row(name, a):
-        f = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-        t.add_row(name, str(a.n), f(a.accuracy_at_threshold), f(a.spearman), f(a.judge_keep_rate),
-                  f(a.classifier_keep_rate))
-    row("all", report.holdout)
-    for b, a in sorted(report.per_bucket.items()):
-        row(b, a)
+    def row(name, a, thr):
+        t.add_row(name, str(a.n), f(a.judge_keep_rate), thr, f(a.classifier_keep_rate),
+                  f(a.accuracy_at_threshold), f(a.spearman))
+    row("all", cal.overall, f"{cal.threshold['default']:.3f}")
+    for b, a in sorted(cal.per_bucket.items()):
+        row(b, a, f"{cal.threshold[b]:.3f}" if b in cal.threshold else f"{cal.threshold['default']:.3f} (all)")
     Console(width=120).print(t)
-    print(f"model: {report.model_path} (report beside it: {report.model_path}.report.json)")
+    if cal.fallback:
+        print(f"buckets with fewer than {cal.min_labels} held-out labels use the overall calibrated"
+              f" threshold: {', '.join(cal.fallback)}")
+    print(f"at the judge's own thresholds the classifier keeps {f(report.holdout.classifier_keep_rate)}"
+          f" (judge {f(report.holdout.judge_keep_rate)}), accuracy {f(report.holdout.accuracy_at_threshold)}")
+    if report.weak:
+        print(f"warning: the distilled classifier learnt too little: {'; '.join(report.weak)} —"
+              f" {report.numbers()}; written because of --allow-weak", file=sys.stderr)
+    print(f"model: {report.model_path} (report and calibrated thresholds beside it:"
+          f" {report.model_path}.report.json)")
     print(f"use it: --set stages.quality.enabled=true --set stages.quality.classifier=fasttext"
           f" --set stages.quality.model_path={report.model_path}")
     return 0
+
+
+
+def cmd_serve_judge(args) -> int:
+    """Run `python -m vllm.entrypoints.openai.api_server` for the configured judge, with the
+    engine settings the in-process backend uses (the CPU build's included), until Ctrl-C."""
+    import os
+    import subprocess
+    import sys
+
+    from classifiers.judge.server import server_args
+    from pipeline.config import load_config
+
+    q = load_config(args.config, args.overrides).stages.quality
+    q = q.model_copy(update={"enabled": True, "classifier": "llama_judge"})
+    if q.problems():
+        raise ConfigError(f"config error: stages.{q.problems()[0]}")
+    try:
+        extra, env = server_args(q)
+    except Exception as e:  # noqa: BLE001 - JudgeError: one line
+        raise ConfigError(f"serve-judge: {e}") from None
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(q.model),
+           "--host", args.host, "--port", str(args.port), "--enable-prefix-caching", *extra]
+    print(f"serving {q.judge_model_name} at http://{args.host}:{args.port}/v1 "
+          f"(stages.quality.backend=openai, base_url=http://{args.host}:{args.port}/v1)", flush=True)
+    try:
+        return subprocess.call(cmd, env={**os.environ, **env})
+    except KeyboardInterrupt:
+        return 130

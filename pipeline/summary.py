@@ -30,6 +30,10 @@ def print_summary(manifest: dict, out_path: str, seconds: float, console: Consol
               f"input {led['input']:,} = {verb} {led['kept']:,} + rejected {led['rejected']:,}"
               f" + quarantined {led['quarantined']:,}")
     console.print(t)
+    q = manifest["stages"].get("quality", {})
+    if q.get("enabled") and q.get("threshold"):
+        thr = ", ".join(f"{b} {v:.3f}" for b, v in q["threshold"].items())
+        console.print(f"quality thresholds: {thr} ({q.get('threshold_source', '')})")
     if manifest["mode"] == "filter":
         b = Table(title="mixture by bucket", title_justify="left")
         for col in ("bucket", "documents", "tokens", "target", "achieved", "shards"):

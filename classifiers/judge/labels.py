@@ -8,11 +8,17 @@ A label row records who judged what, by how much:
 A rerun of `curate judge` skips every (text_hash, rubric, model) already present in the
 labels directory, so labelling a sample can be resumed and extended; changing the
 rubric's version or the model labels again.
+
+One directory can therefore hold labels of several (rubric, model) groups, which must not
+be mixed: `select_labels` picks one group (by default the newest: the group of the most
+recent labels file, `labels-YYYYmmddTHHMMSS.parquet` names sort by time) and one label per
+text within it (the newest), and says which other groups it ignored.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -115,11 +121,14 @@ def _parquet_files(src: str | Path) -> list[Path]:
         return [src]
     if not src.exists():
         return []
-    return sorted(p for p in src.rglob("*.parquet") if p.is_file())
+    # Oldest first: `curate judge` names its files labels-YYYYmmddTHHMMSS.parquet, so the
+    # file name (then the full path) orders them by time, in whichever folder they lie.
+    return sorted((p for p in src.rglob("*.parquet") if p.is_file()), key=lambda p: (p.name, str(p)))
 
 
 def read_labels(src: str | Path, columns: Sequence[str] | None = None) -> list[dict]:
-    """All label rows of a Parquet file or directory (recursively), probabilities as dicts."""
+    """All label rows of a Parquet file or directory (recursively), probabilities as dicts;
+    files oldest first (by name, see `_parquet_files`), rows in file order."""
     rows: list[dict] = []
     for path in _parquet_files(src):
         table = pq.read_table(path, columns=list(columns) if columns else None)
@@ -148,3 +157,112 @@ def labelled_keys(src: str | Path) -> set[LabelKey]:
             if flag != JUDGE_ERROR:
                 keys.add((digest, rubric, model))
     return keys
+
+
+# ----------------------------------------------------------------------- selection
+
+
+@dataclass
+class LabelGroup:
+    rubric: str | None
+    model: str | None
+    n_rows: int = 0  # label rows of this group (all of them, flagged or not)
+    n_scored: int = 0  # rows with a score
+    flags: dict[str, int] = field(default_factory=dict)  # flag -> rows
+    last_seen: int = -1  # index of its newest row (rows oldest first)
+
+    @property
+    def name(self) -> str:
+        return f"{self.rubric} / {self.model}"
+
+
+@dataclass
+class LabelSelection:
+    """Which labels distillation uses, and what it left aside."""
+
+    rubric: str | None
+    model: str | None
+    how: str  # "newest" (picked automatically) or "asked" (distill.rubric / distill.model)
+    n_rows: int  # rows of the chosen group
+    n_used: int  # one scored label per text
+    n_flagged: int  # texts of the group with no score (flagged by the judge), not used
+    n_repeats: int  # older labels of a text labelled again in the group, not used
+    flags: dict[str, int]  # flag -> rows of the chosen group
+    ignored: list[dict]  # other groups: {rubric, model, labels, scored}
+
+    def describe(self) -> str:
+        how = "the newest group" if self.how == "newest" else "as asked"
+        text = (f"labels used: {self.n_used} of rubric {self.rubric}, model {self.model} ({how}"
+                f"; {self.n_rows} rows: {self.n_flagged} flagged, {self.n_repeats} older repeats)")
+        if self.ignored:
+            text += "; ignored other groups: " + ", ".join(
+                f"{g['rubric']} / {g['model']} ({g['labels']} labels)" for g in self.ignored)
+        return text
+
+
+def label_groups(rows: Sequence[Mapping]) -> list[LabelGroup]:
+    """(rubric, model) groups of label rows (oldest first), newest group first."""
+    groups: dict[tuple, LabelGroup] = {}
+    for i, row in enumerate(rows):
+        key = (row.get("rubric"), row.get("model"))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = LabelGroup(*key)
+        g.n_rows += 1
+        g.last_seen = i
+        if row.get("score") is not None:
+            g.n_scored += 1
+        elif row.get("flag"):
+            g.flags[row["flag"]] = g.flags.get(row["flag"], 0) + 1
+    return sorted(groups.values(), key=lambda g: -g.last_seen)
+
+
+def select_labels(
+    rows: Sequence[Mapping], *, rubric: str | None = None, model: str | None = None
+) -> tuple[list[Mapping], LabelSelection]:
+    """One (rubric, model) group of label rows (given oldest first), one label per text.
+
+    `rubric`/`model` None: the newest group matching the other one (the group whose
+    newest row is the latest). A rubric given without a version (`fineweb_edu`) matches
+    every version of it (`fineweb_edu@v2`). Within the group each text keeps its newest
+    scored label; texts with no scored label are counted as flagged. Raises ValueError
+    (no prefix) when nothing matches, naming the groups present.
+    """
+    groups = label_groups(rows)
+
+    def matches(g: LabelGroup) -> bool:
+        if model is not None and g.model != model:
+            return False
+        if rubric is not None:
+            r = g.rubric or ""
+            return r == rubric if "@" in rubric else r.split("@", 1)[0] == rubric
+        return True
+
+    chosen = next((g for g in groups if matches(g)), None)
+    if chosen is None:
+        present = ", ".join(f"{g.name} ({g.n_rows} labels)" for g in groups) or "none"
+        asked = " and ".join(f"{k} {v!r}" for k, v in (("rubric", rubric), ("model", model)) if v is not None)
+        raise ValueError(f"no labels of {asked}; the labels hold: {present}")
+    by_text: dict[str, Mapping] = {}
+    texts: set[str] = set()
+    for row in rows:
+        if (row.get("rubric"), row.get("model")) != (chosen.rubric, chosen.model) or row.get("text") is None:
+            continue
+        digest = row.get("text_hash") or text_hash(row["text"])
+        texts.add(digest)
+        if row.get("score") is not None:
+            by_text[digest] = row  # rows are oldest first: the newest label wins
+    used = [by_text[d] for d in sorted(by_text)]
+    selection = LabelSelection(
+        rubric=chosen.rubric,
+        model=chosen.model,
+        how="newest" if rubric is None and model is None else "asked",
+        n_rows=chosen.n_rows,
+        n_used=len(used),
+        n_flagged=len(texts) - len(by_text),
+        n_repeats=chosen.n_scored - len(by_text),
+        flags=dict(sorted(chosen.flags.items())),
+        ignored=[{"rubric": g.rubric, "model": g.model, "labels": g.n_rows, "scored": g.n_scored}
+                 for g in groups if g is not chosen],
+    )
+    return used, selection

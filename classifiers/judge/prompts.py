@@ -350,7 +350,7 @@ class PromptBuilder:
             )
         self._run_close = run_close
         self._tail_ids = self._encode([tail], parse_special=True)[0] if tail else []
-        probes = [self._prompt(ids) for ids, _ in self._runs(list(_PROBE_DOCS))]
+        probes = [self._prompt(run[0]) for run in self._runs(list(_PROBE_DOCS))]
         self.prefix_ids = _common_prefix(probes)
         doc_ids = self._runs([_PROBE_DOCS[0]])[0][0]
         self.n_template_tokens = len(self._prompt(doc_ids)) - self._doc_count(_PROBE_DOCS[0])
@@ -378,9 +378,10 @@ class PromptBuilder:
             return [(list(i), list(o)) for i, o in zip(enc["input_ids"], enc["offset_mapping"])]
         return [list(ids) for ids in enc["input_ids"]]
 
-    def _runs(self, docs: Sequence[str]) -> list[tuple[list[int], int]]:
-        """Each document's run (open + document + close) encoded in one pass, and how many
-        of its tokens start inside the document."""
+    def _runs(self, docs: Sequence[str]) -> list[tuple[list[int], int, int]]:
+        """Each document's run (open + document + close) encoded in one pass: its ids, how
+        many of them start inside the document, and where (in the document's characters)
+        its (max_doc_tokens + 1)-th token starts, the place to cut a longer one."""
         start = len(self._run_open)
         out = []
         for doc, (ids, offs) in zip(
@@ -388,8 +389,9 @@ class PromptBuilder:
             self._encode([self._run_open + d + self._run_close for d in docs],
                          parse_special=False, offsets=True),
         ):
-            end = start + len(doc)
-            out.append((ids, sum(1 for a, _ in offs if start <= a < end)))
+            inside = [a - start for a, _ in offs if start <= a < start + len(doc)]
+            cut = inside[self.max_doc_tokens] if len(inside) > self.max_doc_tokens else len(doc)
+            out.append((ids, len(inside), cut))
         return out
 
     def _doc_count(self, doc: str) -> int:
@@ -398,15 +400,6 @@ class PromptBuilder:
     def _prompt(self, run_ids: list[int]) -> list[int]:
         return self._head_ids + run_ids + self._tail_ids
 
-    def _cut(self, doc: str, run: tuple[list[int], int]) -> str:
-        """The document cut just before its (max_doc_tokens + 1)-th token of the run."""
-        ids, _ = run
-        start = len(self._run_open)
-        _, offs = self._encode([self._run_open + doc + self._run_close],
-                               parse_special=False, offsets=True)[0]
-        inside = [a for a, _ in offs if start <= a < start + len(doc)]
-        return doc[: inside[self.max_doc_tokens] - start]
-
     def build(self, texts: Sequence[str]) -> list[BuiltPrompt]:
         char_cap = self.max_doc_tokens * _MAX_CHARS_PER_TOKEN
         docs = [fence_safe(t[:char_cap]) for t in texts]
@@ -414,17 +407,17 @@ class PromptBuilder:
         runs = self._runs(docs)
         # Cut at a token boundary of the one-pass encoding, then encode the run again (the
         # document's last tokens may merge differently before the closing fence).
-        todo = [i for i, (_, n) in enumerate(runs) if n > self.max_doc_tokens]
+        todo = [i for i, run in enumerate(runs) if run[1] > self.max_doc_tokens]
         while todo:
             for i in todo:
-                docs[i] = self._cut(docs[i], runs[i])
+                docs[i] = docs[i][: runs[i][2]]
                 cut[i] = True
             for i, run in zip(todo, self._runs([docs[i] for i in todo])):
                 runs[i] = run
             todo = [i for i in todo if runs[i][1] > self.max_doc_tokens]
         out = []
         k = len(self.prefix_ids)
-        for (ids, n), was_cut in zip(runs, cut):
+        for (ids, n, _), was_cut in zip(runs, cut):
             token_ids = self._prompt(ids)
             self.prefix_misses += token_ids[:k] != self.prefix_ids
             out.append(BuiltPrompt(token_ids, n, was_cut))
