@@ -156,7 +156,8 @@ DEFAULT_LANGUAGES: dict[str, float | None] = {
 
 
 class LangIdParams(BaseModel):
-    """Language ID of natural-language documents (code documents skip it)."""
+    """Language ID of natural-language documents (code documents skip it; code found in a text
+    source is routed to the code bucket first, see `detect_code`)."""
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
@@ -180,6 +181,9 @@ class LangIdParams(BaseModel):
     orthography_rules: bool = True
     # merge labels into another language after normalisation, e.g. {"yue": "zh", "arz": "ar"}
     label_aliases: dict[str, str] = Field(default_factory=dict)
+    # documents of text sources that are source code (classifiers/code_detect.py) go to the `code`
+    # bucket with their programming language and are judged by the code rules
+    detect_code: bool = True
 
     @field_validator("languages")
     @classmethod
@@ -582,8 +586,17 @@ def detect_programming_language(path: str | None, text: str) -> str:
         lang = _language_from_shebang(first)
         if lang:
             return lang
-    scores = {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules)
-              for lang, rules in _CONTENT_RULES.items()}
+    return language_from_scores(content_scores(head))
+
+
+def content_scores(head: str) -> dict[str, float]:
+    """Each language's score of its weighted content patterns over `head`."""
+    return {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules)
+            for lang, rules in _CONTENT_RULES.items()}
+
+
+def language_from_scores(scores: dict[str, float]) -> str:
+    """The language whose patterns clearly win (content_scores), else "unknown"."""
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
     (best, s1), (_, s2) = ranked[0], ranked[1]
     if best == "c" and scores["cpp"] >= _CODE_MIN_SCORE:

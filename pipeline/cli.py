@@ -1,6 +1,7 @@
 """`curate`: the command line.
 
-  curate run [CONFIG] [--input PATH_OR_GLOB ...] [--output DIR] [--set dotted.key=value ...]
+  curate run [CONFIG] [--input PATH_OR_GLOB ...] [--code PATH_OR_GLOB ...] [--output DIR]
+             [--set dotted.key=value ...]
              [--workers N] [--overwrite]
   curate inspect OUT [--json] [--plot FILE.png] [--verify]
   curate judge [CONFIG] --input ... --sample N --output LABELS/ [--set ...]
@@ -9,26 +10,45 @@
                 [--gpu-type T --gpu-count N] [--image IMAGE] [--max-workers N] [--dry-run DIR]
 
 Setup problems (bad config, missing input, an output directory in the way) are one line on
-stderr and exit code 2, before any work starts.
+stderr and exit code 2, before any work starts. Ctrl-C (SIGINT) or SIGTERM during `run` stops
+every worker process, deletes the run's staging directory and leaves the output as it was: one
+line on stderr, exit code 130 (143 for SIGTERM). The output directory's rules: pipeline/outdir.py.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
-from pathlib import Path
 
-from pipeline import inspect_cmd, label_cmd, submit
-from pipeline.config import ConfigError, Source, load_config
 
-# What a curate output directory may hold; --overwrite deletes only directories made of these.
-OUTPUT_ENTRIES = {"manifest.json", "mixture", "annotated", "rejected", "quarantine"}
+def _interrupted_at_start(signum, _frame):
+    print(f"interrupted ({signal.Signals(signum).name}): nothing was written", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "curate":
+    # the console script: Ctrl-C while the imports below load (seconds) is one line, not a traceback
+    for _s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_s, _interrupted_at_start)
+
+from pathlib import Path  # noqa: E402 - after the handler above, on purpose
+
+from pipeline import inspect_cmd, label_cmd, outdir, submit  # noqa: E402
+from pipeline.config import ConfigError, Source, load_config  # noqa: E402
+from pipeline.interrupt import Interrupts  # noqa: E402
+from pipeline.outdir import check_output  # noqa: E402,F401 - submit and bench clear outputs in place with it
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML run config (default: configs/default.yaml)")
-    p.add_argument("--input", action="append", default=[], metavar="PATH_OR_GLOB",
-                   help="add a text source (repeatable); local paths or any Beam filesystem URI")
+    p.add_argument("--input", action="extend", nargs="+", default=[], metavar="PATH_OR_GLOB",
+                   help="add a text source (several paths, a shell-expanded glob, repeatable); local paths"
+                        " or any Beam filesystem URI; code found in it goes to the code bucket")
+    p.add_argument("--code", action="extend", nargs="+", default=[], metavar="PATH_OR_GLOB",
+                   help="add a code source (kind code; several paths, repeatable); records' `path` names"
+                        " the programming language")
     p.add_argument("--output", help="output directory (overrides output.path)")
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="override a config key, typed by the schema (repeatable)")
@@ -49,51 +69,24 @@ def parser() -> argparse.ArgumentParser:
 
 def resolve_config(args):
     overrides = list(args.overrides)
-    if args.output:
+    if args.output is not None:
+        if not args.output.strip():
+            raise ConfigError("output error: --output is empty; name a directory")
         overrides.append(f"output.path={json.dumps(args.output)}")
     if getattr(args, "workers", None) is not None:
         overrides.append(f"runner.workers={args.workers}")
     config = load_config(args.config, overrides)
     if args.input:
-        extra = Source(name="input", paths=args.input)
+        extra = Source(name="input", paths=args.input, path_field="path")
         if any(s.name == "input" for s in config.sources):
             raise ConfigError("config error: --input adds a source named 'input', which the config already has")
         config = config.model_copy(update={"sources": [*config.sources, extra]})
+    if getattr(args, "code", None):
+        extra = Source(name="code", paths=args.code, kind="code", path_field="path")
+        if any(s.name == "code" for s in config.sources):
+            raise ConfigError("config error: --code adds a source named 'code', which the config already has")
+        config = config.model_copy(update={"sources": [*config.sources, extra]})
     return config
-
-
-def check_output(path: str, overwrite: bool) -> None:
-    """Refuse a non-empty output unless --overwrite; never delete what is not a curate output."""
-    from apache_beam.io.filesystems import FileSystems
-
-    base = path.rstrip("/")
-    try:
-        entries = [m.path for m in FileSystems.match([FileSystems.join(base, "*")])[0].metadata_list]
-    except Exception:  # noqa: BLE001 - nothing there
-        entries = []
-    if base.startswith(("gs://", "s3://")):
-        entries += [m.path for m in FileSystems.match([FileSystems.join(base, "**")])[0].metadata_list]
-    local = Path(base)
-    if not base.startswith(("gs://", "s3://")) and local.exists():
-        if not local.is_dir():
-            raise ConfigError(f"output error: {path} exists and is not a directory")
-        entries = [str(p) for p in local.iterdir()]
-    if not entries:
-        return
-    if not overwrite:
-        raise ConfigError(f"output error: {path} is not empty; pass --overwrite to replace it")
-    tops = {e[len(base) + 1:].split("/", 1)[0] for e in entries}
-    foreign = sorted(t for t in tops if t not in OUTPUT_ENTRIES and ".tmp-" not in t)
-    if foreign:
-        raise ConfigError(f"output error: refusing to overwrite {path}: it holds {foreign[0]!r},"
-                          " which a curate output never does")
-    if base.startswith(("gs://", "s3://")):
-        FileSystems.delete(entries)
-    else:
-        import shutil
-        for t in tops:
-            p = local / t
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def check_stage_setup(config) -> None:
@@ -115,22 +108,51 @@ def check_stage_setup(config) -> None:
             raise ConfigError(f"quality error: {e}") from None
 
 
-def cmd_run(args) -> int:
+def cmd_run(args, interrupts: Interrupts | None = None) -> int:
     from pipeline.demo import build_demo
-    from pipeline.runner import run_local
+    from pipeline.runner import run_local, stop_workers
     from pipeline.sources import discover
 
     config = resolve_config(args)
     check_stage_setup(config)
+    outdir.check_bucket_names(config)
+    path = config.output.path
+    outdir.precheck(path, args.overwrite, config.sources)
     if not config.sources:
         config = config.model_copy(update={"sources": build_demo(config.demo)})
+    from pipeline.stages.mixture import unfed_targets
+    if unfed := unfed_targets(config):
+        print(f"warning: mixture targets no source can feed: {'; '.join(unfed)}", file=sys.stderr)
     specs = discover(config.sources)
-    check_output(config.output.path, args.overwrite)
-    result = run_local(config, specs, config.runner.workers)
-    manifest_path = Path(config.output.path) / "manifest.json"
+    staged = None
+    if interrupts is not None:
+        def state() -> str:
+            if staged is None:
+                return f"{path} is incomplete (no manifest)" if outdir.is_remote(path) else f"{path} left as it was"
+            return f"{path} holds the new output (complete)" if staged.committed else f"{path} left as it was"
+        interrupts.state = state
+        interrupts.cleanups.append(lambda: staged is not None and staged.close())
+    try:
+        if outdir.is_remote(path):
+            check_output(path, args.overwrite)
+        else:
+            staged = outdir.StagedOutput.prepare(path, config.sources, specs, args.overwrite)
+            staged.acquire()  # the lock and the staging directory; close() below undoes them
+        result = run_local(config, specs, config.runner.workers, staged.staging if staged else None)
+        if staged is not None:
+            staged.commit()
+    except BaseException:
+        stop_workers()
+        raise
+    finally:
+        if staged is not None:
+            staged.close()
+    for note in staged.notes if staged else ():
+        print(note, file=sys.stderr)
+    manifest_path = Path(path) / "manifest.json"
     from pipeline.summary import print_summary
     manifest = json.loads(manifest_path.read_text())
-    print_summary(manifest, config.output.path, result.seconds)
+    print_summary(manifest, path, result.seconds)
     if not manifest["ledger"]["balanced"]:
         print("error: the ledger does not balance (input != kept + rejected + quarantined)", file=sys.stderr)
         return 1
@@ -139,9 +161,14 @@ def cmd_run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    for s in (signal.SIGINT, signal.SIGTERM):  # from here on each command handles them its way
+        if signal.getsignal(s) is _interrupted_at_start:
+            signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
+    interrupts = Interrupts()
     try:
         if args.cmd == "run":
-            return cmd_run(args)
+            with interrupts:
+                return cmd_run(args, interrupts)
         if args.cmd == "inspect":
             return inspect_cmd.cmd_inspect(args)
         if args.cmd == "judge":

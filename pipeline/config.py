@@ -114,7 +114,8 @@ class TokenizerConfig(_Strict):
 
 class OutputConfig(_Strict):
     path: str = "out"
-    shard_bytes: int = Field(256 * MiB, gt=0)  # target compressed bytes per shard
+    # target compressed bytes per shard; below 4 KiB a shard would be mostly Parquet's own metadata
+    shard_bytes: int = Field(256 * MiB, ge=4096)
     row_group_bytes: int = Field(32 * MiB, gt=0)  # target uncompressed bytes per row group
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compression_level: int | None = None
@@ -174,18 +175,30 @@ def _format_error(err: ValidationError) -> str:
     return f"config error: {loc}: {msg}{more}"
 
 
-def set_dotted(data: dict, dotted: str) -> None:
-    """Apply one `key.sub=value` override; the value is parsed as YAML and typed by the schema."""
+def _parse_value(key: str, raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {e.__class__.__name__}") from None
+    except (RecursionError, ValueError):  # nested too deeply; an int too long for Python
+        raise ConfigError(f"--set {key}: value is not a usable YAML value (nested too deeply or too large)") from None
+
+
+def set_dotted(data: dict, dotted: str) -> tuple[tuple[str, ...], Any, str]:
+    """Apply one `key.sub=value` override; the value is parsed as YAML and typed by the schema.
+    Returns (key parts, parsed value, raw value) for `load_config`'s literal-string fallback."""
     if "=" not in dotted:
         raise ConfigError(f"--set {dotted!r}: expected dotted.key=value")
     key, raw = dotted.split("=", 1)
     parts = key.strip().split(".")
     if not all(parts):
         raise ConfigError(f"--set {dotted!r}: empty key component")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {key}: value is not valid YAML: {e.__class__.__name__}") from None
+    value = _parse_value(key, raw)
+    _assign(data, parts, key, value)
+    return tuple(parts), value, raw
+
+
+def _assign(data: dict, parts: list[str], key: str, value: Any) -> None:
     node: Any = data
     for i, p in enumerate(parts[:-1]):
         if isinstance(node, list):
@@ -205,6 +218,31 @@ def set_dotted(data: dict, dotted: str) -> None:
         node[last] = value
 
 
+def _literal_fallbacks(data: dict, sets: list[tuple[tuple[str, ...], Any, str]], err: ValidationError) -> bool:
+    """The --set rule: a value is parsed as YAML, but where YAML made it a scalar that is not a
+    string (null, a bool, a number, a date) and the schema refuses that at its key, the value is
+    the literal string typed (`--set stages.quality.on_error=null` is the string "null" where the
+    field is an enum of strings). Applies those fallbacks; False when there were none to apply."""
+    refused = {tuple(str(p) for p in e["loc"]) for e in err.errors()}
+    changed = False
+    for parts, value, raw in sets:
+        if isinstance(value, (str, list, dict)):
+            continue
+        if any(loc[:len(parts)] == parts for loc in refused):
+            _assign(data, list(parts), ".".join(parts), raw.strip())
+            changed = True
+    return changed
+
+
+def _validate(data: dict, sets: list) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        if sets and _literal_fallbacks(data, sets, e):
+            return _validate(data, [])
+        raise ConfigError(_format_error(e)) from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     path = Path(path) if path else DEFAULT_CONFIG
     try:
@@ -217,13 +255,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config error: {path}{where}: not valid YAML") from None
+    except RecursionError:
+        raise ConfigError(f"config error: {path}: nested too deeply to be a config") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"config error: {path}: not a usable YAML value: {str(e).split(';')[0]}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config error: {path}: the top level must be a mapping")
-    for o in overrides:
-        set_dotted(data, o)
+    sets = [set_dotted(data, o) for o in overrides]
     try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_error(e)) from None
+        return _validate(data, sets)
+    except RecursionError:
+        raise ConfigError(f"config error: {path}: nested too deeply to be a config") from None

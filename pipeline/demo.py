@@ -94,13 +94,17 @@ def catalog_messages(lang_dir: Path) -> list[str]:
     return sorted(msgs)
 
 
-def multilingual_docs(per_language: int) -> list[dict]:
+def multilingual_docs(per_language: int, languages: set[str] | None = None) -> list[dict]:
+    """Up to `per_language` documents of MESSAGES_PER_DOC translated messages per locale
+    (only locales whose language, the part before `_`, is in `languages` when given)."""
     out = []
     if not LOCALE_DIR.is_dir():
         return out
     for lang_dir in sorted(LOCALE_DIR.iterdir()):
         name = lang_dir.name
         if "@" in name or name.count("_") > 1 or not (lang_dir / "LC_MESSAGES").is_dir():
+            continue
+        if languages is not None and name.split("_")[0] not in languages:
             continue
         msgs = catalog_messages(lang_dir)
         random.Random(name).shuffle(msgs)

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import apache_beam as beam
@@ -76,6 +77,19 @@ class SumLedger(beam.CombineFn):
         return acc
 
 
+def _id_keys(batch: list[dict]):
+    """(128-bit hash of the id, 1) per document: ids are counted by value, so `42` and `"42"` (both
+    the id "42") are one id; the hash keeps a hostile multi-megabyte id out of the shuffle."""
+    for d in batch:
+        yield hashlib.blake2b(d["id"].encode("utf-8"), digest_size=16).digest(), 1
+
+
+def _shared_id(kv) -> list[dict]:
+    """Ledger entries of an id that more than one document holds (manifest: duplicate_ids)."""
+    _, n = kv
+    return [{"duplicate_ids:ids": 1, "duplicate_ids:documents": n}] if n > 1 else []
+
+
 def _quarantine_row_key(row: dict, counts: dict) -> tuple:
     n = quarantine_shards(sum(counts.values()))
     return ((QUARANTINE, "", stable_hash64(f"{row['file']}\x1f{row['record']}") % n, n), [row])
@@ -109,7 +123,9 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
     return docs, routed, quarantined
 
 
-def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict) -> None:
+def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict,
+          write_root: str | None = None) -> None:
+    """The graph; shards and manifest are written under `write_root` (default output.path)."""
     st = config.stages
     partitions = shuffle_partitions(config, specs)
     signals = SIGNAL_NAMES if st.heuristics.enabled else ()
@@ -133,7 +149,11 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
              | "GroupByChunk" >> beam.GroupByKey()
              | "Finalize" >> beam.ParDo(Finalize(config, specs, signals), plan_si).with_outputs(
                  LEDGER_TAG, main="rows"))
-    ledger = final[LEDGER_TAG] | "SumLedger" >> beam.CombineGlobally(SumLedger())
+    shared_ids = (docs | "IdKeys" >> beam.FlatMap(_id_keys)
+                  | "CountIds" >> beam.CombinePerKey(sum)
+                  | "SharedIds" >> beam.FlatMap(_shared_id))
+    ledger = ((final[LEDGER_TAG], shared_ids) | "FlattenLedger" >> beam.Flatten()
+              | "SumLedger" >> beam.CombineGlobally(SumLedger()))
 
     q_counts = (quarantined
                 | "QuarantineReason" >> beam.Map(lambda r: {r["reason"]: 1})
@@ -142,7 +162,8 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
 
     shards = ((final.rows, q_rows) | "FlattenRows" >> beam.Flatten()
               | "GroupByShard" >> beam.GroupByKey()
-              | "WriteShards" >> beam.ParDo(WriteShard(config, signals)))
+              | "WriteShards" >> beam.ParDo(WriteShard(config, signals, write_root)))
     (p | "Once" >> beam.Create([None])
-     | "WriteManifest" >> beam.ParDo(WriteManifest(config, run_info, signals), beam.pvalue.AsList(shards),
+     | "WriteManifest" >> beam.ParDo(WriteManifest(config, run_info, signals, write_root),
+                                     beam.pvalue.AsList(shards),
                                      plan_si, beam.pvalue.AsSingleton(ledger), beam.pvalue.AsSingleton(q_counts)))

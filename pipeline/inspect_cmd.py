@@ -28,8 +28,12 @@ Checks against the manifest (any failure: one line per problem on stderr, naming
 exit code 1): every listed shard exists, has the listed size in bytes (a shorter file is
 reported as truncated), a readable footer and the listed row count; a mixture shard's tokens
 match; no file under the shard directories is missing from the manifest (an extra file would be
-read by anyone globbing the directory); the ledger balances. `--verify` also recomputes every
-shard's sha256. Only footers and the statistics columns are read (files in parallel).
+read by anyone globbing the directory); the ledger is recounted from the files: kept from the
+mixture (annotated) shards' rows, rejected per rule from the rejected shards' `rule` column,
+quarantined per reason from the quarantine shards' `reason` column, each compared with the
+manifest's figures, and input must equal their sum. `--verify` also recomputes every shard's
+sha256 ("checksums verified" only when every one matched). Only footers, the statistics columns
+and those two small columns are read (files in parallel).
 
 Exit codes: 0 all good, 1 a mismatch or an incomplete output, 2 a path that cannot be
 inspected (missing, no Parquet files, not the contract's columns), as `curate run`'s setup errors.
@@ -170,10 +174,12 @@ class FileScan:
     table: pa.Table | None = None  # STAT_COLUMNS, when asked for
     missing_columns: tuple[str, ...] = ()
     error: str | None = None
+    value_counts: dict[str, int] | None = None  # rows per value of LEDGER_COLUMNS[kind], when asked for
 
 
-def scan_file(fs: pafs.FileSystem, root: str, rel: str, stats: bool) -> FileScan:
-    """Footer facts of one Parquet file and, with `stats`, its statistics columns."""
+def scan_file(fs: pafs.FileSystem, root: str, rel: str, stats: bool, count_column: str | None = None) -> FileScan:
+    """Footer facts of one Parquet file and, with `stats`, its statistics columns; with
+    `count_column`, how many rows hold each value of that column (the ledger's recount)."""
     out = FileScan(rel)
     try:
         with fs.open_input_file(posixpath.join(root, rel)) as f:
@@ -191,6 +197,13 @@ def scan_file(fs: pafs.FileSystem, root: str, rel: str, stats: bool) -> FileScan
                     present = [c for c in STAT_COLUMNS if c in names]
                     out.table = _normalize(pf.read(columns=present, use_threads=True),
                                            hive_bucket(posixpath.join(root, rel)))
+            if count_column is not None:
+                if count_column in names:
+                    col = pf.read(columns=[count_column]).column(count_column)
+                    out.value_counts = {str(v["values"]): int(v["counts"])
+                                        for v in pc.value_counts(col).to_pylist()}
+                else:
+                    out.missing_columns = (count_column,)
     except (OSError, pa.ArrowException) as e:
         out.error = str(e).splitlines()[0] if str(e) else type(e).__name__
     return out
@@ -318,6 +331,30 @@ def summarize(t: pa.Table, targets: dict[str, float | None]) -> dict:
     return {"total": total, "buckets": dict(sorted(buckets.items()))}
 
 
+def missed_targets(manifest: dict | None, buckets: dict) -> tuple[dict, list[dict]]:
+    """Group targets (the manifest's `mixture.groups`) with the shares the shards hold, and every
+    target further than schema.SHARE_TOLERANCE from what the shards hold: groups first, then
+    buckets, each with the manifest's reason when it gave one."""
+    mix = (manifest or {}).get("mixture") or {}
+    if manifest is None or manifest.get("mode") == "annotate" or mix.get("enabled") is False:
+        return {}, []
+    why = {u.get("bucket"): u.get("why") for u in mix.get("unmet") or [] if isinstance(u, dict)}
+    groups, missed = {}, []
+    for g, v in (mix.get("groups") or {}).items():
+        share = sum(buckets[b]["share"] for b in v.get("buckets", []) if b in buckets)
+        groups[g] = {"target_share": v.get("target_share"), "share": share, "buckets": v.get("buckets", [])}
+        if v.get("target_share") is not None and abs(share - v["target_share"]) > schema.SHARE_TOLERANCE:
+            missed.append({"target": g, "group": True, "asked": v["target_share"], "achieved": share,
+                           "why": why.get(g)})
+    for name, b in sorted(buckets.items()):
+        if name in groups or not b.get("target_share") or b["gap"] is None:
+            continue
+        if abs(b["gap"]) > schema.SHARE_TOLERANCE:
+            missed.append({"target": name, "group": False, "asked": b["target_share"], "achieved": b["share"],
+                           "why": why.get(name)})
+    return groups, missed
+
+
 def _groups(t: pa.Table, key: str):
     """(value, rows) for each run of equal `key` in `t`, which is sorted by it."""
     if t.num_rows == 0:
@@ -372,6 +409,60 @@ def check_shard(rel: str, entry: dict | None, size: int | None, scan: FileScan |
     return row, found
 
 
+# The column each kind of shard is counted by in the ledger's recount (None: rows only).
+LEDGER_COLUMNS = {"rejected": "rule", "quarantine": "reason"}
+
+
+def _count(x) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def check_ledger(manifest: dict, kind: str, listed: dict, scans: dict, shard_problems: set[str]) -> list[dict]:
+    """The manifest's ledger against the rows of its shards: kept = rows of the `kind` (mixture or
+    annotated) shards, rejected per rule, quarantined per reason; and input = their sum. A kind
+    whose shards already have a problem (missing, unreadable, ...) is not recounted: its figure
+    cannot be known, and the problem is reported already."""
+    led = manifest.get("ledger") if isinstance(manifest.get("ledger"), dict) else {}
+    where = schema.MANIFEST_NAME
+    found: list[dict] = []
+    nums = {k: _count(led.get(k)) for k in ("input", "kept", "rejected", "quarantined")}
+    bad = [k for k, v in nums.items() if v is None]
+    if bad:
+        return [_problem(where, "ledger", f"ledger has no count for {bad[0]!r}")]
+    if nums["input"] != nums["kept"] + nums["rejected"] + nums["quarantined"] or led.get("balanced") is not True:
+        found.append(_problem(where, "ledger", f"ledger does not balance: input {nums['input']} != kept {nums['kept']}"
+                                               f" + rejected {nums['rejected']} + quarantined {nums['quarantined']}"))
+    by_kind = {kind: ("kept", None), "rejected": ("rejected", "rejected"), "quarantine": ("quarantined", "quarantined")}
+    for k, (figure, per_key) in by_kind.items():
+        paths = [p for p, e in listed.items() if e.get("kind") == k]
+        if any(p in shard_problems or p not in scans for p in paths):
+            continue
+        rows = sum(scans[p].rows or 0 for p in paths)
+        if rows != nums[figure]:
+            found.append(_problem(where, "ledger", f"{figure} is {nums[figure]:,} in the ledger, but the {k} shards"
+                                                   f" hold {rows:,} rows"))
+            continue
+        if per_key is None or (k == "rejected" and manifest.get("mode") == "annotate"):
+            continue
+        counts: dict[str, int] = {}
+        for p in paths:
+            for v, c in (scans[p].value_counts or {}).items():
+                counts[v] = counts.get(v, 0) + c
+        claimed = manifest.get(per_key) if isinstance(manifest.get(per_key), dict) else {}
+        claimed = {str(r): c for r, c in claimed.items() if c}
+        for r in sorted(set(counts) | set(claimed)):
+            if counts.get(r, 0) != claimed.get(r, 0):
+                found.append(_problem(where, "ledger", f"{per_key} {r!r} is {claimed.get(r, 0)!r} in the manifest,"
+                                                       f" but the {k} shards hold {counts.get(r, 0):,} such rows"))
+                break
+    return found
+
+
+def _only_checksum(rel: str, problems: list[dict]) -> bool:
+    """A shard whose only problem is its checksum: its rows are still readable and counted."""
+    return all(p["problem"] == "checksum" for p in problems if p["path"] == rel)
+
+
 def inspect(path: str, verify: bool = False) -> dict:
     """The report `curate inspect` prints: a dict with stable keys (see cmd_inspect)."""
     target = locate(path)
@@ -383,25 +474,26 @@ def inspect(path: str, verify: bool = False) -> dict:
     else:
         listed = {s["path"]: s for s in manifest.get("shards", [])}
         stat_paths = {p for p, s in listed.items() if s.get("kind") == target.kind}
-        if not manifest.get("ledger", {}).get("balanced", True):
-            led = manifest["ledger"]
-            problems.append(_problem(schema.MANIFEST_NAME, "ledger",
-                                     f"ledger does not balance: input {led.get('input')} != kept {led.get('kept')}"
-                                     f" + rejected {led.get('rejected')} + quarantined {led.get('quarantined')}"))
     present = [p for p in listed if p in target.files]
-    scans = {s.path: s for s in _parallel(lambda p: scan_file(fs, root, p, p in stat_paths), present)}
+    count_col = {p: LEDGER_COLUMNS.get(listed[p].get("kind")) if manifest is not None else None for p in present}
+    scans = {s.path: s for s in _parallel(lambda p: scan_file(fs, root, p, p in stat_paths, count_col[p]), present)}
     hashes = dict(zip(present, _parallel(lambda p: sha256_of(fs, posixpath.join(root, p)), present))) \
         if verify and manifest is not None else {}
 
     shards, tables = [], []
+    shard_problems: set[str] = set()
     for rel, entry in listed.items():
         row, found = check_shard(rel, entry if manifest is not None else None, target.files.get(rel),
                                  scans.get(rel), hashes.get(rel))
         problems += found
         shards.append(row)
+        if found:
+            shard_problems.add(rel)
         if rel in scans and scans[rel].table is not None:
             tables.append(scans[rel].table)
     if manifest is not None:
+        problems += check_ledger(manifest, target.kind, listed, scans,
+                                 {p for p in shard_problems if not _only_checksum(p, problems)})
         for rel in sorted(set(target.files) - set(listed)):
             problems.append(_problem(rel, "extra", f"not listed in {schema.MANIFEST_NAME}"
                                                    f" ({target.files[rel]:,} bytes)"))
@@ -426,6 +518,7 @@ def inspect(path: str, verify: bool = False) -> dict:
         n = sum(s.rows for _, s in mine)
         b["text_chars_mean"] = (sum(e["text_chars"] for e, _ in mine) / n
                                 if manifest is not None and n and all("text_chars" in e for e, _ in mine) else None)
+    stats["groups"], stats["missed"] = missed_targets(manifest, stats["buckets"])
     stats["total"]["quality_histogram"] = quality_histogram(_values(table.column("quality_score"))[0])
     stats["total"]["text_chars_mean"] = text_chars_mean
     stats["total"]["text_bytes_mean_approx"] = text_bytes_mean
@@ -439,11 +532,15 @@ def inspect(path: str, verify: bool = False) -> dict:
         "manifest": None if manifest is None else {
             k: manifest.get(k) for k in ("format", "mode", "config_sha256", "runner", "workers", "tokenizer",
                                          "tokens_approximate", "ledger")},
-        "checksums_verified": bool(verify and manifest is not None),
+        # True only when every listed shard was hashed and matched its manifest entry
+        "checksums_verified": bool(verify and manifest is not None and len(hashes) == len(listed)
+                                   and not any(p["problem"] == "checksum" for p in problems)),
         "ok": not problems,
         "problems": problems,
         "total": stats["total"],
         "buckets": stats["buckets"],
+        "groups": stats["groups"],  # the manifest's group targets (code, multilingual) vs the shards
+        "targets_missed": stats["missed"],  # groups first, then buckets
         "files": {"shards": len(shards), "present": len(ok_shards),
                   "rows": sum(s["rows"] or 0 for s in ok_shards),
                   "bytes": sum(s["bytes"] for s in ok_shards),
@@ -498,6 +595,13 @@ def render(report: dict, console) -> None:
     if annotated:
         console.print("annotated: repeats is 0 where filter mode drops a document, so tokens and shares are"
                       " those of the mixture filter mode would write")
+    for g, v in report.get("groups", {}).items():
+        console.print(f"group {g}: {_pct(v['share'])} (target {_pct(v['target_share'])},"
+                      f" {len(v['buckets'])} buckets)")
+    for u in report.get("targets_missed", []):
+        what = f"{u['target']} (group)" if u["group"] else u["target"]
+        console.print(f"[yellow]target not met[/]: {what}: asked {_pct(u['asked'])}, achieved {_pct(u['achieved'])}"
+                      + (f" — {u['why']}" if u.get("why") else ""))
 
     d = Table(title="documents by bucket", title_justify="left")
     for c in ("bucket", "quality p10", "p50", "p90", "no score", "dup mean", "dup max", "dup >1",
@@ -549,7 +653,8 @@ def plot(report: dict, dest: str) -> None:
     from matplotlib.ticker import FuncFormatter
 
     buckets = sorted(report["buckets"].items(), key=lambda kv: (-(kv[1]["target_share"] or 0), -kv[1]["share"], kv[0]))
-    names = [n for n, _ in buckets]
+    groups = [(f"{g} (group)", v) for g, v in report.get("groups", {}).items()]
+    names = [n for n, _ in groups] + [n for n, _ in buckets]
     fig = Figure(figsize=(14, max(4.5, 0.26 * len(names) + 1.5)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(1, 3, width_ratios=[2, 1.2, 1.2])
@@ -557,8 +662,9 @@ def plot(report: dict, dest: str) -> None:
     ax3 = fig.add_subplot(grid[2], sharey=ax1)
     ax2 = fig.add_subplot(grid[1])
     y = np.arange(len(names))
-    achieved = np.array([100 * b["share"] for _, b in buckets])
-    target = np.array([100 * b["target_share"] if b["target_share"] is not None else np.nan for _, b in buckets])
+    rows_ = groups + buckets
+    achieved = np.array([100 * b["share"] for _, b in rows_])
+    target = np.array([100 * b["target_share"] if b["target_share"] is not None else np.nan for _, b in rows_])
     ax1.barh(y - 0.2, achieved, height=0.4, label="achieved", color="tab:blue")
     ax1.barh(y + 0.2, target, height=0.4, label="target", color="tab:orange")
     ax1.set_yticks(y, names)
@@ -566,6 +672,16 @@ def plot(report: dict, dest: str) -> None:
     positive = np.concatenate([achieved[achieved > 0], target[target > 0]])
     if positive.size and positive.max() / positive.min() > 20:
         ax1.set_xscale("log")
+    # a bucket that got nothing has no bar (none at all on a log axis): mark it at the axis' start
+    zero = np.flatnonzero(achieved <= 0)
+    if zero.size:
+        left = positive.min() / 2 if ax1.get_xscale() == "log" and positive.size else 0.0
+        ax1.set_xlim(left=left)
+        ax1.scatter(np.full(zero.size, left), y[zero] - 0.2, marker="x", color="tab:red", zorder=3, clip_on=False,
+                    label="achieved 0")
+        for i in zero:
+            ax1.annotate("0", (left, y[i] - 0.2), xytext=(6, 0), textcoords="offset points", va="center",
+                         fontsize=7, color="tab:red")
     ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
     ax1.set_xlabel("token share (n_tokens x repeats)")
     ax1.set_title("token share by bucket: achieved vs target")
@@ -584,7 +700,8 @@ def plot(report: dict, dest: str) -> None:
         ax2.set_yticks([])
     ax2.set_title(f"quality score ({q['count']:,} scored, {q['nulls']:,} without)")
 
-    rows = [(i, b["length_tokens"]) for i, (_, b) in enumerate(buckets) if b["length_tokens"]["count"]]
+    rows = [(i, b["length_tokens"]) for i, (_, b) in enumerate(buckets, start=len(groups))
+            if b["length_tokens"]["count"]]
     if rows:
         yy = np.array([i for i, _ in rows])
         p10, p50, p90 = (np.array([d[k] for _, d in rows]) for k in ("p10", "p50", "p90"))

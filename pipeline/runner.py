@@ -9,6 +9,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shlex
+import signal
+import sys
 import time
 from dataclasses import dataclass
 
@@ -17,6 +20,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from pipeline.config import Config
 from pipeline.graph import build, input_info
+from pipeline.sdk_worker import RUNNER_PID_ENV
 from pipeline.sources import FileSpec
 from pipeline.stages.base import COUNTER_NAMESPACE
 
@@ -26,6 +30,9 @@ from pipeline.stages.base import COUNTER_NAMESPACE
 # dedup stages' SDK worker peak from 628 to 545 MB at 200k documents (bench.dedup_scale).
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8  # mallopt parameter, <malloc.h>
+# `exec`: the worker is this process's child, not a shell's (see pipeline/sdk_worker.py)
+WORKER_MODULE = "pipeline.sdk_worker"
+WORKER_COMMAND = f"exec {shlex.quote(sys.executable)} -m {WORKER_MODULE}"
 
 
 def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> None:
@@ -40,8 +47,92 @@ def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> None:
 
 
 def in_process_runner():
+    from apache_beam.portability import python_urns
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-    return FnApiRunner()
+
+    class Runner(FnApiRunner):
+        """FnApiRunner whose SDK worker processes (multi-processing mode) run pipeline.sdk_worker:
+        they ignore the terminal's Ctrl-C and die with this process."""
+
+        def run_via_runner_api(self, pipeline_proto, options):
+            for env in pipeline_proto.components.environments.values():
+                if env.urn == python_urns.SUBPROCESS_SDK:
+                    env.payload = WORKER_COMMAND.encode()
+            return super().run_via_runner_api(pipeline_proto, options)
+
+    os.environ[RUNNER_PID_ENV] = str(os.getpid())
+    return Runner()
+
+
+def _children() -> dict[int, list[int]]:
+    """{parent pid: child pids} of every process visible in /proc (Linux)."""
+    out: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        if len(fields) > 1 and fields[0] != b"Z":
+            out.setdefault(int(fields[1]), []).append(int(d))
+    return out
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Live (not zombie) descendants of `pid` (default: this process), children first."""
+    if not os.path.isdir("/proc"):
+        return []
+    tree, out, todo = _children(), [], [pid or os.getpid()]
+    while todo:
+        kids = tree.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return WORKER_MODULE.encode() in f.read()
+    except OSError:
+        return False
+
+
+def stop_workers(grace_s: float = 2.0) -> list[int]:
+    """Stop the SDK worker processes this process started (and anything they started): SIGTERM,
+    then SIGKILL for what is still alive after `grace_s`. Returns the pids it signalled."""
+    tree = descendants()
+    workers = [p for p in tree if _is_worker(p)]
+    pids = workers + [q for w in workers for q in descendants(w)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while pids and time.monotonic() < deadline:
+            alive = set(descendants())
+            pids = [p for p in pids if p in alive]
+            time.sleep(0.02)
+        if not pids:
+            break
+    return workers
+
+
+def _drop_startup_noise(record: logging.LogRecord) -> bool:
+    return "semi_persistent_directory" not in record.getMessage()
+
+
+def _quiet_worker_startup() -> None:
+    """Each SDK worker logs a warning at start that concerns only Dataflow's session files
+    ("No semi_persistent_directory found"); the runner forwards it to stderr. Drop that one."""
+    log = logging.getLogger("apache_beam.runners.portability.local_job_service")
+    if _drop_startup_noise not in log.filters:
+        log.addFilter(_drop_startup_noise)
 
 
 def local_options(workers: int) -> PipelineOptions:
@@ -59,17 +150,35 @@ class RunResult:
     runner: str
 
 
-def run_local(config: Config, specs: list[FileSpec], workers: int) -> RunResult:
+def run_local(config: Config, specs: list[FileSpec], workers: int, write_root: str | None = None) -> RunResult:
+    """Run the pipeline on this machine; shards and manifest go to `write_root` (default: the
+    output path itself; `curate run` passes its staging directory)."""
     runner_name = "FnApiRunner" + (f" (multi_processing, {workers} workers)" if workers > 1 else " (in process)")
     run_info = {"runner": runner_name, "workers": workers, **input_info(config, specs)}
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    _quiet_worker_startup()
     limit_malloc_arenas()
     t0 = time.monotonic()
     p = beam.Pipeline(runner=in_process_runner(), options=local_options(workers))
-    build(p, config, specs, run_info)
-    result = p.run()
-    result.wait_until_finish()
+    _TEMPDIRS.add(p.local_tempdir)
+    try:
+        build(p, config, specs, run_info, write_root)
+        result = p.run()
+        result.wait_until_finish()
+    finally:
+        remove_tempdirs()
     return RunResult(read_counters(result), time.monotonic() - t0, runner_name)
+
+
+_TEMPDIRS: set[str] = set()  # Beam's local temporary directories of the pipelines running here
+
+
+def remove_tempdirs() -> None:
+    """Beam removes its pipeline's temporary directory when run() returns or raises; not when
+    the process exits from a signal handler (pipeline/interrupt.py), nor before run() started."""
+    import shutil
+    while _TEMPDIRS:
+        shutil.rmtree(_TEMPDIRS.pop(), ignore_errors=True)
 
 
 def read_counters(result) -> dict[str, int]:

@@ -73,3 +73,6 @@ MIXTURE_DIR = "mixture"
 ANNOTATED_DIR = "annotated"
 REJECTED_DIR = "rejected"
 QUARANTINE_DIR = "quarantine"
+# A mixture target (a group's or a bucket's token share) is reported missed when the achieved
+# share is further than this from it (manifest `mixture.unmet`, `curate inspect`).
+SHARE_TOLERANCE = 0.005

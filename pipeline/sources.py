@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zlib
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -109,6 +110,59 @@ def _check_readable(spec: FileSpec) -> None:
 Document = dict[str, Any]
 Quarantined = dict[str, Any]
 
+UTF8_BOM = b"\xef\xbb\xbf"
+# A JSON string escapes one UTF-8 byte into at most 6 bytes (a control character as \u0001), so a
+# line longer than this many times max_record_bytes (plus LINE_SLACK for the other fields) cannot
+# hold a text within the limit: it is skipped unread.
+JSON_ESCAPE_FACTOR = 6
+LINE_SLACK = 1 << 16
+# Python refuses int() of a decimal string longer than this (CVE-2020-10735), which json.loads hits
+INT_MAX_DIGITS = sys.get_int_max_str_digits() or 1 << 62
+
+
+class HugeInt:
+    """A JSON integer of more digits than Python converts (INT_MAX_DIGITS): kept as its text, so
+    that a record holding one anywhere still parses. Not an int: as an id it is refused."""
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str):
+        self.digits = digits
+
+    def __str__(self) -> str:
+        return self.digits
+
+    __repr__ = __str__
+
+
+def _parse_int(s: str):
+    return int(s) if len(s.lstrip("-")) <= INT_MAX_DIGITS else HugeInt(s)
+
+
+def _type_name(v) -> str:
+    return f"an integer of {len(v.digits.lstrip('-'))} digits" if isinstance(v, HugeInt) else type(v).__name__
+
+
+def printable(s: str) -> str:
+    """`s` as valid UTF-8 text: a file name's undecodable bytes (surrogate escapes, as Python
+    lists them) become `\\xff`, any other lone surrogate `\\ud800`."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        pass
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _surrogate_at(s: str) -> int | None:
+    try:
+        s.encode("utf-8")
+        return None
+    except UnicodeEncodeError as e:
+        return e.start
+
 
 class _Reader:
     """Turns one file into ('doc', Document) and ('quarantine', row) items."""
@@ -121,19 +175,21 @@ class _Reader:
 
     def quarantine(self, rec: int, offset: int | None, reason: str, detail: str, raw: bytes = b"") -> tuple:
         return ("quarantine", {
-            "source": self.src.name, "file": self.spec.path, "record": rec, "byte_offset": offset,
-            "reason": reason, "detail": detail[:500], "raw": raw[: self.raw_bytes],
+            "source": self.src.name, "file": printable(self.spec.path), "record": rec, "byte_offset": offset,
+            "reason": reason, "detail": printable(detail[:500]), "raw": raw[: self.raw_bytes],
         })
 
-    def document(self, rec: int, offset: int, obj: dict, raw: bytes) -> tuple:
-        """Validate one decoded record (a dict); returns a document or a quarantine item."""
+    def document(self, rec: int, offset: int | None, obj: dict, raw: bytes) -> tuple:
+        """Validate one decoded record (a dict); returns a document or a quarantine item. Every
+        field the pipeline keeps is checked here, so nothing after the reader meets a value it
+        cannot encode (Beam's coders and Parquet refuse lone surrogates)."""
         src, norm = self.src, self.norm
         if src.text_field not in obj or obj[src.text_field] is None:
             return self.quarantine(rec, offset, "missing_text", f"no {src.text_field!r} field", raw)
         text = obj[src.text_field]
         if not isinstance(text, str):
             return self.quarantine(rec, offset, "text_not_string",
-                                   f"{src.text_field!r} is {type(text).__name__}", raw)
+                                   f"{src.text_field!r} is {_type_name(text)}", raw)
         try:
             n_bytes = len(text.encode("utf-8"))
         except UnicodeEncodeError as e:
@@ -145,16 +201,28 @@ class _Reader:
                                    f"text is {n_bytes} bytes > max_record_bytes {norm.max_record_bytes}", raw)
         doc_id = obj.get(src.id_field) if src.id_field else None
         if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int, type(None))):
-            return self.quarantine(rec, offset, "bad_id", f"{src.id_field!r} is {type(doc_id).__name__}", raw)
+            return self.quarantine(rec, offset, "bad_id", f"{src.id_field!r} is {_type_name(doc_id)}", raw)
+        if isinstance(doc_id, str) and (at := _surrogate_at(doc_id)) is not None:
+            return self.quarantine(rec, offset, "invalid_unicode", f"lone surrogate in {src.id_field!r} at char {at}",
+                                   raw)
         if doc_id is None or doc_id == "":
-            doc_id = f"{src.name}-{stable_hash64(f'{src.name}|{self.spec.path}|{offset}'):016x}"
-        text = normalize_text(text, norm.unicode_form)
+            # JSONL: the record's byte offset; Parquet (no offsets): its row index
+            where = offset if offset is not None else f"row{rec}"
+            doc_id = f"{src.name}-{stable_hash64(f'{src.name}|{self.spec.path}|{where}'):016x}"
         meta = {}
         for key in ("url_field", "timestamp_field", "path_field"):
             field = getattr(src, key)
             if field:
                 v = obj.get(field)
-                meta[key[:-6]] = None if v is None else str(v)
+                try:
+                    v = None if v is None else str(v)
+                except (ValueError, RecursionError) as e:  # an int too long for str(), nesting too deep
+                    return self.quarantine(rec, offset, "bad_field", f"{field!r}: {type(e).__name__}", raw)
+                if v is not None and (at := _surrogate_at(v)) is not None:
+                    return self.quarantine(rec, offset, "invalid_unicode", f"lone surrogate in {field!r} at char {at}",
+                                           raw)
+                meta[key[:-6]] = v
+        text = normalize_text(text, norm.unicode_form)
         return ("doc", {
             "uid": make_uid(self.spec.file_idx, rec), "id": str(doc_id), "text": text,
             "source": src.name, "kind": src.kind, "n_bytes": len(text.encode("utf-8")), **meta,
@@ -169,7 +237,9 @@ class _Reader:
         return raw, io.BufferedReader(stream, buffer_size=1 << 20)
 
     def read_jsonl(self) -> Iterator[tuple]:
-        limit = self.norm.max_record_bytes + (1 << 16)  # JSON escaping makes lines longer than text
+        # max_record_bytes bounds the text's UTF-8 bytes (checked in `document`); a line is skipped
+        # unread only when even JSON escaping cannot explain its length
+        limit = JSON_ESCAPE_FACTOR * self.norm.max_record_bytes + LINE_SLACK
         raw, f = self._open_jsonl()
         rec, offset = 0, 0
         try:
@@ -198,10 +268,13 @@ class _Reader:
                         offset += len(line)
                     if rec >= self.start:
                         yield self.quarantine(rec, start, "too_large",
-                                              f"record is over {limit} bytes (max_record_bytes)", head)
+                                              f"line is over {limit} bytes ({JSON_ESCAPE_FACTOR} x max_record_bytes"
+                                              f" + {LINE_SLACK}): skipped unread", head)
                     rec += 1
                     continue
                 stripped = line.strip()
+                if stripped.startswith(UTF8_BOM):  # a BOM (file start, or files concatenated)
+                    stripped = stripped[len(UTF8_BOM):].strip()
                 if not stripped:  # blank lines are not records
                     continue
                 if rec >= self.start:
@@ -217,9 +290,9 @@ class _Reader:
         except UnicodeDecodeError as e:
             return self.quarantine(rec, offset, "invalid_utf8", f"bad byte at {e.start}", line)
         try:
-            obj = json.loads(s)
-        except (json.JSONDecodeError, RecursionError) as e:
-            return self.quarantine(rec, offset, "bad_json", str(e)[:200], line)
+            obj = json.loads(s, parse_int=_parse_int)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+            return self.quarantine(rec, offset, "bad_json", f"{type(e).__name__}: {str(e)[:200]}", line)
         if not isinstance(obj, dict):
             return self.quarantine(rec, offset, "not_object", f"a JSON {type(obj).__name__}, not an object", line)
         return self.document(rec, offset, obj, line)
@@ -244,15 +317,33 @@ class _Reader:
                     if rec + batch.num_rows <= self.start:
                         rec += batch.num_rows
                         continue
-                    for obj in batch.to_pylist():
+                    try:
+                        rows = batch.to_pylist()
+                    except Exception:  # noqa: BLE001 - a value Python cannot take: row by row below
+                        rows = None
+                    for i in range(batch.num_rows):
                         if self.stop is not None and rec >= self.stop:
                             return
                         if rec >= self.start:
-                            yield self.document(rec, None, obj, b"")
+                            yield self._parquet_row(rec, batch, i) if rows is None else self.document(
+                                rec, None, rows[i], b"")
                         rec += 1
         except Exception as e:  # noqa: BLE001 - a broken Parquet file: the rest is one entry
             yield self.quarantine(rec, None, "truncated_or_corrupt",
                                   f"{type(e).__name__}: {str(e)[:300]}; the rest of the file is unreadable")
+
+    def _parquet_row(self, rec: int, batch, i: int) -> tuple:
+        """One row of a batch that did not convert as a whole (a string column holding invalid
+        UTF-8, say): the row's own problem is its quarantine reason; the other rows go on."""
+        obj = {}
+        for name, col in zip(batch.schema.names, batch.columns):
+            try:
+                obj[name] = col[i].as_py()
+            except UnicodeDecodeError as e:
+                return self.quarantine(rec, None, "invalid_utf8", f"column {name!r}: bad byte at {e.start}")
+            except Exception as e:  # noqa: BLE001 - e.g. a timestamp out of Python's range
+                return self.quarantine(rec, None, "bad_value", f"column {name!r}: {type(e).__name__}: {e}")
+        return self.document(rec, None, obj, b"")
 
     def __iter__(self) -> Iterator[tuple]:
         return self.read_parquet() if self.spec.format == "parquet" else self.read_jsonl()

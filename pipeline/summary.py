@@ -30,6 +30,10 @@ def print_summary(manifest: dict, out_path: str, seconds: float, console: Consol
               f"input {led['input']:,} = {verb} {led['kept']:,} + rejected {led['rejected']:,}"
               f" + quarantined {led['quarantined']:,}")
     console.print(t)
+    dup = manifest.get("duplicate_ids") or {}
+    if dup.get("ids"):
+        console.print(f"[yellow]duplicate ids[/]: {dup['ids']:,} ids are each held by more than one input document"
+                      f" ({dup['documents']:,} documents; 42 and \"42\" are the same id)")
     q = manifest["stages"].get("quality", {})
     if q.get("enabled") and q.get("threshold"):
         thr = ", ".join(f"{b} {v:.3f}" for b, v in q["threshold"].items())
@@ -47,7 +51,13 @@ def print_summary(manifest: dict, out_path: str, seconds: float, console: Consol
         mix = manifest["mixture"]
         tok = manifest.get("tokenizer", "")
         console.print(f"tokens: {mix['total_tokens']:,} ({tok}); mixture size limited by: {mix['limited_by'] or '-'}")
-        for u in mix["unmet"]:
-            console.print(f"[yellow]target not met[/]: {u['bucket']}: asked {_pct(u['asked'])},"
+        groups = mix.get("groups") or {}
+        if groups:
+            console.print("groups: " + ", ".join(
+                f"{g} {_pct(v['achieved_share'])} (target {_pct(v['target_share'])}, {len(v['buckets'])} buckets)"
+                for g, v in groups.items()))
+        for u in mix["unmet"]:  # group targets first
+            what = f"{u['bucket']} (group)" if u.get("group") else u["bucket"]
+            console.print(f"[yellow]target not met[/]: {what}: asked {_pct(u['asked'])},"
                           f" achieved {_pct(u['achieved'])} — {u['why']}")
     console.print(f"output: {out_path} ({len(manifest['shards'])} shards, manifest.json) in {seconds:.1f} s")

@@ -36,9 +36,9 @@ def test_wrong_type_and_impossible_value(tmp_path):
 
 def test_set_overrides_are_typed_by_the_schema():
     c = load_config(None, ["mode=annotate", "stages.minhash_dedup.enabled=false",
-                           "output.shard_bytes=1000", "stages.mixture.targets.code=0.3"])
+                           "output.shard_bytes=100000", "stages.mixture.targets.code=0.3"])
     assert c.mode == "annotate" and c.stages.minhash_dedup.enabled is False
-    assert c.output.shard_bytes == 1000 and c.stages.mixture.targets["code"] == 0.3
+    assert c.output.shard_bytes == 100000 and c.stages.mixture.targets["code"] == 0.3
     with pytest.raises(ConfigError, match=r"mode"):
         load_config(None, ["mode=shred"])
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
@@ -55,3 +55,27 @@ def test_digest_is_stable_and_changes_with_config():
     assert a.digest() == b.digest()
     assert load_config(None, ["stages.mixture.seed=7"]).digest() != a.digest()
     assert isinstance(Config().digest(), str)
+
+
+def test_set_value_is_the_literal_string_where_the_schema_refuses_the_yaml_scalar():
+    """A --set value is YAML, except where YAML makes it a null, bool, number or date that the
+    field refuses: then it is the string typed."""
+    c = load_config(None, ["stages.quality.on_error=null", "output.path=2024"])
+    assert c.stages.quality.on_error == "null" and c.output.path == "2024"
+    c = load_config(None, ["tokenizer.path=null", "stages.mixture.enabled=no", "output.path=2024-01-01"])
+    assert c.tokenizer.path is None  # the field admits null: YAML's null it is
+    assert c.stages.mixture.enabled is False and c.output.path == "2024-01-01"
+    with pytest.raises(ConfigError, match=r"stages\.quality\.on_error"):
+        load_config(None, ["stages.quality.on_error=maybe"])
+    with pytest.raises(ConfigError, match=r"runner\.workers"):
+        load_config(None, ["runner.workers=null"])  # an int field: "null" is no better
+
+
+def test_deep_nesting_and_huge_integers_are_one_line_errors(tmp_path):
+    for text in ("stages: " + "[" * 5000 + "]" * 5000 + "\n", "a: " + "{b: " * 3000 + "1" + "}" * 3000 + "\n",
+                 "runner: {workers: " + "9" * 5000 + "}\n"):
+        with pytest.raises(ConfigError) as e:
+            load_config(write(tmp_path, text))
+        assert "\n" not in str(e.value) and str(e.value).startswith("config error:")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(None, ["stages.mixture.targets=" + "[" * 5000 + "]" * 5000])

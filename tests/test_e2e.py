@@ -171,14 +171,14 @@ def test_overwrite_never_deletes_foreign_directories(tmp_path):
     assert (d / "thesis.tex").exists()
 
 
-def test_a_judge_server_that_does_not_answer_is_a_setup_error(tiny_llama_dir, tmp_path, capsys):
+def test_a_judge_server_that_does_not_answer_is_a_setup_error(llama2_tokenizer_dir, tmp_path, capsys):
     import socket
     with socket.socket() as s:  # a free port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     rc = main(["run", "--input", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"),
                "--set", "stages.quality.enabled=true", "--set", "stages.quality.classifier=llama_judge",
-               "--set", "stages.quality.backend=openai", "--set", f"stages.quality.model={tiny_llama_dir}",
+               "--set", "stages.quality.backend=openai", "--set", f"stages.quality.model={llama2_tokenizer_dir}",
                "--set", f"stages.quality.base_url=http://127.0.0.1:{port}/v1",
                "--set", "stages.quality.max_retries=1", "--set", "stages.quality.retry_backoff_s=0.01"])
     err = capsys.readouterr().err.strip().splitlines()

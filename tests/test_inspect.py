@@ -110,7 +110,7 @@ def test_json_parses_with_stable_keys_and_tables_print(output, capsys):
     assert rc == 0, err
     rep = json.loads(out)
     assert list(rep) == ["format", "path", "root", "kind", "manifest", "checksums_verified", "ok", "problems",
-                         "total", "buckets", "files", "shards"]
+                         "total", "buckets", "groups", "targets_missed", "files", "shards"]
     assert rep["format"] == inspect_cmd.INSPECT_FORMAT and rep["checksums_verified"] and rep["ok"]
     assert set(rep["buckets"]["en"]) >= {"documents", "tokens", "unique_tokens", "share", "target_share", "gap",
                                          "languages", "quality_score", "dup_cluster_size", "length_tokens"}

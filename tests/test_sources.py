@@ -129,3 +129,45 @@ def test_chunked_reread_yields_the_same_records(tmp_path):
     parts = [x for a in range(0, 30, 7) for k, x in read_file(spec, src, norm, 0, a, a + 7) if k == "doc"]
     assert [d["uid"] for d in parts] == [d["uid"] for d in full]
     assert all(split_uid(d["uid"])[0] == 3 for d in full)
+
+
+def test_bom_huge_ints_and_surrogates_in_fields_are_per_record(tmp_path):
+    """Issue 14: a BOM is not a bad record; a 5,000-digit integer anywhere parses (as an id it is
+    refused); a lone surrogate in the id or url is that record's quarantine, not the run's end."""
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join([
+        b'{"id": "a", "text": "first record after a BOM"}',
+        b'{"id": "b", "text": "an extra field holds a huge int", "n": ' + b"9" * 5000 + b"}",
+        b'{"id": ' + b"9" * 5000 + b', "text": "the id is a huge int"}',
+        b'{"id": "\\ud800", "text": "the id is a lone surrogate"}',
+        b'{"id": "e", "url": "http://x/\\udc00", "text": "the url is a lone surrogate"}',
+        b'{"id": "f", "url": [' + b"9" * 5000 + b'], "text": "the url is a list holding a huge int"}',
+    ]) + b"\n")
+    spec = FileSpec(0, "s", str(path), "jsonl", "none", path.stat().st_size)
+    src = Source(name="s", paths=[str(path)], url_field="url")
+    items = list(read_file(spec, src, NormalizeParams(), 64))
+    docs = [x for k, x in items if k == "doc"]
+    quar = {x["record"]: (x["reason"], x["detail"]) for k, x in items if k == "quarantine"}
+    assert [d["id"] for d in docs] == ["a", "b", "f"]
+    assert docs[2]["url"] == "[" + "9" * 5000 + "]"
+    assert quar[2][0] == "bad_id" and "5000 digits" in quar[2][1]
+    assert quar[3][0] == "invalid_unicode" and "'id'" in quar[3][1]
+    assert quar[4][0] == "invalid_unicode" and "'url'" in quar[4][1]
+
+
+def test_max_record_bytes_counts_the_texts_utf8_bytes_not_the_escaped_line(tmp_path):
+    path = tmp_path / "cjk.jsonl"
+    text = "中" * 3000  # 9,000 UTF-8 bytes; 18,000 bytes escaped as \\u4e2d
+    path.write_bytes(json.dumps({"id": "in", "text": text}).encode() + b"\n"
+                     + json.dumps({"id": "out", "text": text + "中" * 400}).encode() + b"\n")
+    docs, quar = read_all(path, max_record_bytes=10_000)
+    assert [d["id"] for d in docs] == ["in"]
+    assert [q["reason"] for q in quar] == ["too_large"] and "text is 10200 bytes" in quar[0]["detail"]
+
+
+def test_parquet_without_ids_gets_distinct_stable_ids_per_row(tmp_path):
+    path = tmp_path / "noid.parquet"
+    pq.write_table(pa.table({"text": ["same text"] * 300}), path)
+    a, _ = read_all(path, fmt="parquet")
+    b, _ = read_all(path, fmt="parquet")
+    assert len({d["id"] for d in a}) == 300 and [d["id"] for d in a] == [d["id"] for d in b]

@@ -124,7 +124,7 @@ def _events_by_chunk(events: list[tuple[int, tuple]], chunk: int) -> Iterable:
 
 
 # A document's payload in dedup, for the mixture's accounting, is a plain tuple (it is shuffled
-# once per band): (bucket, sampling-hash bin, tokens, bytes, weight), weight being the number of
+# once per band): (bucket, 64-bit sampling key, tokens, bytes, weight), weight being the number of
 # input documents it stands for (its exact-duplicate group's size).
 PAYLOAD_WEIGHT = 4
 

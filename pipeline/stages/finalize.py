@@ -9,7 +9,8 @@ from typing import Iterable
 
 import apache_beam as beam
 
-from classifiers.text import stable_hash64, unit_interval
+from classifiers.mixture import sampling_key
+from classifiers.text import stable_hash64
 from pipeline.config import Config
 from pipeline.schema import SIGNAL_PREFIX
 from pipeline.sources import FileSpec, make_uid, read_file, split_uid
@@ -69,7 +70,7 @@ class Finalize(beam.DoFn):
             repeats = 0
             if drop is None:
                 bp = buckets.get(info["bucket"])
-                repeats = bp.repeats(unit_interval(info["id"], mix.seed)) if bp is not None else 0
+                repeats = bp.repeats(sampling_key(info["id"], mix.seed)) if bp is not None else 0
                 if repeats == 0:
                     rule = "mixture/no_share" if bp is None or not bp.target_share else "mixture/downsampled"
                     drop = ("mixture", rule, None)

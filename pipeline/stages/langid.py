@@ -1,8 +1,11 @@
 """Language ID stage: natural-language documents get (language, score) from fastText and a
 bucket (`en`, a configured language, or a drop); code documents get their programming
-language and the `code` bucket."""
+language and the `code` bucket, and so do documents of text sources that the code detector
+(classifiers/code_detect.py) takes for source code: they become `kind: code` from here on, so the
+code rules judge them (counter `langid/code_in_text`)."""
 from __future__ import annotations
 
+from classifiers.code_detect import detect_code
 from classifiers.langid import LanguageIdentifier, decide, detect_programming_language
 from pipeline.stages.base import BatchStage, Doc, with_drop
 
@@ -27,9 +30,17 @@ class LanguageIdStage(BatchStage):
         self.model = LanguageIdentifier(self.params)
 
     def apply(self, docs: list[Doc]) -> list[Doc]:
-        texts = [i for i, d in enumerate(docs) if d["kind"] == "text"]
-        preds = self.model.predict([docs[i]["text"] for i in texts]) if texts else []
         out = [assign_code(d) if d["kind"] == "code" else d for d in docs]
+        if self.params.detect_code:
+            for i, d in enumerate(docs):
+                if d["kind"] == "text":
+                    v = detect_code(d["text"], d.get("path"))
+                    if v.is_code:
+                        out[i] = {**d, "kind": "code", "language": v.language, "language_score": None,
+                                  "bucket": CODE_BUCKET}
+                        self.counters.inc("langid/code_in_text")
+        texts = [i for i, d in enumerate(out) if d["kind"] == "text"]
+        preds = self.model.predict([docs[i]["text"] for i in texts]) if texts else []
         for i, (lang, score) in zip(texts, preds):
             bucket, rule = decide(lang, score, self.params)
             new = {**docs[i], "language": lang, "language_score": score, "bucket": bucket}

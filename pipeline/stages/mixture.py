@@ -6,7 +6,7 @@ from typing import Iterable
 
 import apache_beam as beam
 
-from classifiers.mixture import BucketStats, COMPRESSION_RATIO_ESTIMATE, add_deltas, plan_mixture
+from classifiers.mixture import BucketStats, COMPRESSION_RATIO_ESTIMATE, add_deltas, merge_stats, plan_mixture
 from classifiers.text import approx_token_count
 from pipeline.config import Config
 from pipeline.stages.base import BatchStage, Doc
@@ -37,7 +37,7 @@ class TokenCount(BatchStage):
 
 
 class SumStats(beam.CombineFn):
-    """Lists of (bucket, bin, docs, tokens, bytes) deltas -> {bucket: BucketStats}."""
+    """Lists of (bucket, sampling key, docs, tokens, bytes) deltas -> {bucket: BucketStats}."""
 
     def create_accumulator(self):
         return {}
@@ -47,16 +47,9 @@ class SumStats(beam.CombineFn):
         return acc
 
     def merge_accumulators(self, accs):
-        out: dict[str, BucketStats] = {}
+        out: dict = {}
         for acc in accs:
-            for b, s in acc.items():
-                if b in out:
-                    o = out[b]
-                    o.docs += s.docs
-                    o.tokens += s.tokens
-                    o.bytes += s.bytes
-                else:
-                    out[b] = BucketStats(s.docs.copy(), s.tokens.copy(), s.bytes.copy())
+            merge_stats(out, acc)
         return out
 
     def extract_output(self, acc):
@@ -76,7 +69,7 @@ def make_plan(stats: dict[str, BucketStats], config: Config) -> dict:
                         mix.alpha, mix.max_repeats, mix.total_tokens, out.shard_bytes)
     if not mix.enabled:  # everything that survived is kept once
         for p in plan.buckets.values():
-            p.rate, p.whole_repeats, p.threshold = 1.0, 1, 0.0
+            p.rate, p.whole_repeats, p.threshold, p.chosen = 1.0, 1, 0.0, None
             p.planned_tokens, p.planned_docs = float(p.available_tokens), float(p.available_docs)
             p.planned_bytes = float(live[p.bucket].bytes.sum())
             p.shards = max(1, -(-int(p.planned_bytes) // int(per_shard)))
@@ -108,3 +101,31 @@ class PlanMixture(beam.PTransform):
 def quarantine_shards(count: int) -> int:
     return max(1, -(-count // 1_000_000))
 
+
+
+def unfed_targets(config: Config) -> list[str]:
+    """Mixture targets that no configured source can feed, each with why (for a warning at start)."""
+    from classifiers.langid import normalize_label
+    mix, lid = config.stages.mixture, config.stages.langid
+    if not mix.enabled:
+        return []
+    text = any(s.kind == "text" for s in config.sources)
+    code = any(s.kind == "code" for s in config.sources)
+    languages = set(lid.languages) if lid.enabled else set()
+    out = []
+    for name, share in mix.targets.items():
+        if share <= 0:
+            continue
+        if name == "code":
+            if not code and not (text and lid.enabled and lid.detect_code):
+                out.append("code (no `kind: code` source or --code, and no text source whose code is detected)")
+        elif name == "multilingual":
+            if not text:
+                out.append("multilingual (no text source)")
+            elif not languages - {"en"}:
+                out.append("multilingual (language ID is off or lists no language but English)")
+        elif not text:
+            out.append(f"{name} (no text source)")
+        elif normalize_label(name) not in languages:
+            out.append(f"{name} (not a language of stages.langid.languages, or language ID is off)")
+    return out

@@ -5,7 +5,7 @@ let go. Out of here flow
 - url: (partition, packed [items]) — URL-dedup items of documents with a URL (when it is on);
 - dedup: (partition, packed [items]) — exact-dedup items, or MinHash band items with exact off
   (and then nodes: dedup.NODES_TAG);
-- stats: [(bucket, bin, docs, tokens, bytes), ...] — the mixture's histograms.
+- stats: [(bucket, sampling key, docs, tokens, bytes), ...] — the mixture's statistics.
 Packed: `base.pack`, one bytes value per batch and key; band keys travel as their bytes.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Iterable
 
 import apache_beam as beam
 
-from classifiers.mixture import bin_of
-from classifiers.text import normalize_url, stable_hash64, unit_interval
+from classifiers.mixture import sampling_key
+from classifiers.text import normalize_url, stable_hash64
 from pipeline.config import Config
 from pipeline.sources import split_uid
 from pipeline.stages.base import Doc, pack
@@ -37,7 +37,7 @@ def info_of(doc: Doc) -> dict:
 
 def doc_payload(d: Doc, seed: int) -> tuple:
     """A surviving document's entry in the mixture's accounting (see dedup.stat_delta)."""
-    return (d["bucket"], bin_of(unit_interval(d["id"], seed)), d["n_tokens"], d["n_bytes"], 1)
+    return (d["bucket"], sampling_key(d["id"], seed), d["n_tokens"], d["n_bytes"], 1)
 
 
 class RouteDocuments(beam.DoFn):

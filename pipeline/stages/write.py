@@ -1,9 +1,11 @@
 """Writing: one Parquet shard per (output, bucket, shard) group, and the manifest last.
 
-Shards are written to a temporary name and renamed, so a shard either exists whole or not at
-all; rows inside a shard are sorted by (id, uid), so a rerun writes the same shard byte for
-byte. The manifest is written after every shard (it takes their descriptions as a side input)
-and atomically, so an output without `manifest.json` is an incomplete run.
+Shards are written to a temporary name beside their final one (never to $TMPDIR) and renamed, so
+a shard either exists whole or not at all; rows inside a shard are sorted by (id, uid), so a
+rerun writes the same shard byte for byte. The manifest is written after every shard (it takes
+their descriptions as a side input) and atomically, so an output without `manifest.json` is an
+incomplete run. `curate run` points all of it at a staging directory beside the output
+(pipeline/outdir.py), which replaces the old output once the manifest is there.
 """
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import hashlib
 import json
 import os
 import platform
+import io
 import re
-import tempfile
 import uuid
 from importlib import metadata
 from typing import Iterable
@@ -30,7 +32,7 @@ SHARD_DIRS = {MIXTURE: schema.MIXTURE_DIR, ANNOTATED: schema.ANNOTATED_DIR,
               REJECTED: schema.REJECTED_DIR, QUARANTINE: schema.QUARANTINE_DIR}
 
 
-_SAFE_BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+SAFE_BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def shard_path(kind: str, bucket: str, shard: int, n: int) -> str:
@@ -38,7 +40,7 @@ def shard_path(kind: str, bucket: str, shard: int, n: int) -> str:
     anything but a plain lowercase name is refused, so writes stay inside OUT."""
     name = f"part-{shard:05d}-of-{n:05d}.parquet"
     if kind == MIXTURE:
-        if not _SAFE_BUCKET.fullmatch(bucket):
+        if not SAFE_BUCKET.fullmatch(bucket):
             raise ValueError(f"refusing bucket name {bucket!r} in an output path")
         return f"{SHARD_DIRS[kind]}/bucket={bucket}/{name}"
     return f"{SHARD_DIRS[kind]}/{name}"
@@ -59,29 +61,52 @@ def sort_key(kind: str):
     return lambda r: (r["id"], r["_uid"])
 
 
+class _HashingWriter(io.RawIOBase):
+    """A write-only stream that counts and hashes what passes through to `dst`."""
+
+    def __init__(self, dst):
+        super().__init__()
+        self.dst, self.sha256, self.size = dst, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        b = memoryview(b)
+        self.sha256.update(b)
+        self.dst.write(b)
+        self.size += len(b)
+        return len(b)
+
+    def tell(self) -> int:
+        return self.size
+
+
 def write_table(table: pa.Table, dest: str, config: Config, row_group_rows: int) -> dict:
-    """Write `table` to `dest` (any Beam filesystem) via a temporary name; returns bytes and
-    sha256 of the file written."""
+    """Write `table` to `dest` (any Beam filesystem) through a temporary name beside it; returns
+    bytes and sha256 of the file written."""
     out = config.output
     comp = None if out.compression == "none" else out.compression
-    with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
-        pq.write_table(table, tmp.name, compression=comp, compression_level=out.compression_level,
-                       row_group_size=max(1, row_group_rows), write_statistics=True)
-        h = hashlib.sha256()
-        size = 0
-        part = f"{dest}.tmp-{uuid.uuid4().hex}"
-        with open(tmp.name, "rb") as src, FileSystems.create(part) as dst:
-            while chunk := src.read(1 << 22):
-                h.update(chunk)
-                dst.write(chunk)
-                size += len(chunk)
-    FileSystems.rename([part], [dest])
-    return {"bytes": size, "sha256": h.hexdigest()}
+    part = f"{dest}.tmp-{uuid.uuid4().hex}"
+    try:
+        with FileSystems.create(part) as dst:
+            sink = _HashingWriter(dst)
+            pq.write_table(table, sink, compression=comp, compression_level=out.compression_level,
+                           row_group_size=max(1, row_group_rows), write_statistics=True)
+        FileSystems.rename([part], [dest])
+    except BaseException:
+        try:
+            FileSystems.delete([part])
+        except Exception:  # noqa: BLE001 - never written, or already gone
+            pass
+        raise
+    return {"bytes": sink.size, "sha256": sink.sha256.hexdigest()}
 
 
 class WriteShard(beam.DoFn):
-    def __init__(self, config: Config, signal_names: tuple[str, ...]):
+    def __init__(self, config: Config, signal_names: tuple[str, ...], root: str | None = None):
         self.config, self.signal_names = config, signal_names
+        self.root = root or config.output.path  # where to write: the output or its staging directory
 
     def process(self, kv) -> Iterable[dict]:
         (kind, bucket, shard, n), lists = kv
@@ -95,7 +120,7 @@ class WriteShard(beam.DoFn):
         rel = shard_path(kind, bucket, shard, n)
         text_bytes = sum(len(r["text"]) for r in rows if r.get("text")) if rows else 0
         avg = (table.nbytes / max(1, table.num_rows)) or 1
-        info = write_table(table, join(self.config.output.path, rel), self.config,
+        info = write_table(table, join(self.root, rel), self.config,
                            int(self.config.output.row_group_bytes // avg))
         info.update({
             "path": rel, "kind": kind, "bucket": bucket or None, "shard": shard, "of": n,
@@ -127,12 +152,13 @@ class WriteManifest(beam.DoFn):
     """Runs once, after every shard: fills gaps in shard numbering with empty shards, then
     writes manifest.json atomically."""
 
-    def __init__(self, config: Config, run_info: dict, signal_names: tuple[str, ...]):
+    def __init__(self, config: Config, run_info: dict, signal_names: tuple[str, ...], root: str | None = None):
         self.config, self.run_info, self.signal_names = config, run_info, signal_names
+        self.root = root or config.output.path
 
     def process(self, _, shards, plan, ledger, quarantined) -> Iterable[str]:
         shards = list(shards)
-        writer = WriteShard(self.config, self.signal_names)
+        writer = WriteShard(self.config, self.signal_names, self.root)
         present = {(s["kind"], s["bucket"] or "", s["shard"]) for s in shards}
         groups = {(s["kind"], s["bucket"] or "", s["of"]) for s in shards}
         for kind, bucket, n in sorted(groups):
@@ -142,7 +168,7 @@ class WriteManifest(beam.DoFn):
                     shards.append(writer.write(kind, bucket, i, n, empty, []))
         shards.sort(key=lambda s: s["path"])
         manifest = build_manifest(self.config, self.run_info, shards, plan, ledger, quarantined)
-        path = join(self.config.output.path, schema.MANIFEST_NAME)
+        path = join(self.root, schema.MANIFEST_NAME)
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
         with FileSystems.create(tmp) as f:
             f.write(json.dumps(manifest, indent=1, sort_keys=False, default=_json_default).encode())
@@ -158,10 +184,30 @@ def _json_default(o):
 
 # The mixture reports a bucket whose achieved token share is further than this from its target;
 # with at least MIN_DOCS_FOR_EXACT_SHARES documents per bucket the plan stays within it.
-SHARE_TOLERANCE = 0.005
+SHARE_TOLERANCE = schema.SHARE_TOLERANCE
 MIN_DOCS_FOR_EXACT_SHARES = 1000
 STAGE_ORDER = ("normalize", "langid", "heuristics", "quality", "url_dedup", "exact_dedup", "minhash_dedup",
                "line_dedup", "mixture")
+
+
+def mixture_groups(config: Config, mix_plan, buckets: dict, total_tokens: int, unmet: list[dict]):
+    """The user's group targets (`code`, `multilingual`) against what the shards hold, and those
+    missed: (groups, unmet entries for the groups, with `group: true`)."""
+    groups, missed = {}, []
+    check = config.stages.mixture.enabled and config.mode != "annotate"
+    for g, info in getattr(mix_plan, "groups", {}).items():
+        tokens = sum(buckets[b]["tokens"] for b in info["buckets"] if b in buckets)
+        achieved = tokens / total_tokens if total_tokens else 0.0
+        groups[g] = {"target_share": info["target"], "achieved_share": achieved, "tokens": tokens,
+                     "buckets": info["buckets"]}
+        gap = achieved - info["target"]
+        known = [u for u in unmet if u["bucket"] == g]
+        if known:  # e.g. nothing left to feed it
+            missed.append({**known[0], "achieved": achieved, "group": True})
+        elif check and abs(gap) > SHARE_TOLERANCE:
+            missed.append({"bucket": g, "group": True, "asked": info["target"], "achieved": achieved,
+                           "why": f"achieved share is {gap * 100:+.2f} points off the target"})
+    return groups, missed
 
 
 def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dict, ledger: dict,
@@ -179,6 +225,9 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         dropped = {r: c for r, c in (would if annotate else rejected).items() if r.split("/", 1)[0] == name}
         stages[name] = {"enabled": bool(params.enabled), "dropped": sum(dropped.values()), "rules": dropped}
     stages["normalize"]["quarantined"] = n_quar
+    if config.stages.quality.enabled:  # which keep thresholds the quality stage decided at
+        from pipeline.stages.quality import decision
+        stages["quality"].update(decision(config.stages.quality)[1])
     mix_plan = plan["mixture"]
     buckets: dict[str, dict] = {}
     total_tokens = 0
@@ -196,13 +245,17 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
             b["languages"][lang] = b["languages"].get(lang, 0) + t
         total_tokens += s["tokens"]
     unmet = list(mix_plan.unmet)
+    groups, group_unmet = mixture_groups(config, mix_plan, buckets, total_tokens, unmet)
     for name, bp in mix_plan.buckets.items():
         b = buckets.setdefault(name, {"documents": 0, "tokens": 0, "unique_tokens": 0, "shards": 0, "bytes": 0,
                                       "languages": {}})
         b["target_share"] = bp.target_share
         b["achieved_share"] = b["tokens"] / total_tokens if total_tokens else 0.0
         b["available_tokens"] = bp.available_tokens
+        b["available_documents"] = bp.available_docs
         b["rate"] = bp.rate
+        if getattr(bp, "group", None):
+            b["group"] = bp.group
         if config.stages.mixture.enabled and bp.target_share and not annotate:
             gap = b["achieved_share"] - bp.target_share
             if abs(gap) > SHARE_TOLERANCE and not any(u["bucket"] == name for u in unmet):
@@ -215,6 +268,7 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
     for u in unmet:
         if u["bucket"] in buckets:
             u["achieved"] = buckets[u["bucket"]]["achieved_share"]
+    unmet = group_unmet + [u for u in unmet if u["bucket"] not in groups]  # group targets first
     return {
         "format": schema.MANIFEST_FORMAT,
         "mode": config.mode,
@@ -228,8 +282,11 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         "rejected": rejected,
         "would_reject": would,  # annotate mode: what filter mode would have rejected, per rule
         "quarantined": dict(sorted(quarantined.items())),
+        # ids held by more than one input document (42 and "42" are one id), and those documents
+        "duplicate_ids": {"ids": ledger.get("duplicate_ids:ids", 0),
+                          "documents": ledger.get("duplicate_ids:documents", 0)},
         "mixture": {"enabled": config.stages.mixture.enabled, "total_tokens": total_tokens,
-                    "limited_by": mix_plan.limited_by, "unmet": unmet},
+                    "limited_by": mix_plan.limited_by, "groups": groups, "unmet": unmet},
         "buckets": dict(sorted(buckets.items())),
         "shards": shards,
     }

@@ -1,0 +1,118 @@
+"""Code inside text sources: the detector (classifiers/code_detect.py) on real code and real prose,
+the pipeline routing what it finds to the code bucket, `--input`/`--code` with several paths, and
+the warning for mixture targets no source can feed. Real text from this machine only: the
+standard library (code), pydoc topics and docstrings, the system's gettext catalogs (prose)."""
+from __future__ import annotations
+
+import json
+import sysconfig
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from classifiers.code_detect import detect_code, path_language
+from pipeline.cli import main, parser, resolve_config
+from pipeline.config import load_config
+from pipeline.demo import code_docs, multilingual_docs, prose_docs
+from tests.corpus import write_jsonl
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+@pytest.fixture(scope="module")
+def code():
+    return code_docs(200)
+
+
+@pytest.fixture(scope="module")
+def prose():
+    docs = [d["text"] for d in prose_docs(120)]
+    docs += [d["text"] for d in multilingual_docs(4, {"de", "fr", "es", "ru", "ja", "zh", "ar", "pl", "tr", "vi"})]
+    return docs
+
+
+def test_standard_library_is_code_without_its_path(code):
+    verdicts = [detect_code(d["text"]) for d in code]
+    recall = sum(v.is_code for v in verdicts) / len(verdicts)
+    assert recall >= 0.9, recall
+    named = [v.language for v in verdicts if v.is_code]
+    assert named.count("python") / len(named) >= 0.95
+
+
+def test_with_a_path_the_extension_names_the_language(code):
+    verdicts = [detect_code(d["text"], d["path"]) for d in code]
+    assert sum(v.is_code for v in verdicts) / len(verdicts) >= 0.95
+    assert {v.language for v in verdicts if v.is_code} == {"python"}
+    assert path_language("src/main.go") == "go" and path_language("index.html") is None
+    assert path_language("https://example.com/page.php?id=3") is None  # a web page is not evidence
+
+
+def test_prose_is_rarely_taken_for_code(prose):
+    assert len(prose) >= 140
+    fp = [t[:80] for t in prose if detect_code(t).is_code]
+    assert len(fp) / len(prose) <= 0.01, fp
+    # a prose document named like code is still prose
+    assert not detect_code(prose[0], "notes.py").is_code
+
+
+def test_shebang_scripts_are_code():
+    v = detect_code("#!/usr/bin/env bash\nset -e\necho hello\n")
+    assert v.is_code and v.language == "shell" and v.reason == "shebang"
+    text = (STDLIB / "base64.py").read_text()  # starts "#! /usr/bin/env python3"
+    v = detect_code(text)
+    assert text.startswith("#!") and v.is_code and v.language == "python" and v.reason == "shebang"
+
+
+def test_input_and_code_take_several_paths():
+    args = parser().parse_args(["run", "--input", "a.jsonl", "b.jsonl", "--input", "c.jsonl",
+                                "--code", "x.jsonl", "y.jsonl", "--set", "mode=filter"])
+    config = resolve_config(args)
+    src = {s.name: s for s in config.sources}
+    assert src["input"].paths == ["a.jsonl", "b.jsonl", "c.jsonl"] and src["input"].kind == "text"
+    assert src["code"].paths == ["x.jsonl", "y.jsonl"] and src["code"].kind == "code"
+    assert src["code"].path_field == "path"
+
+
+def test_warns_for_targets_no_source_can_feed():
+    from pipeline.config import Source
+    from pipeline.stages.mixture import unfed_targets
+    config = load_config(None, ["stages.mixture.targets={\"code\": 0.2, \"multilingual\": 0.1, \"de\": 0.01, \"xx\": 0.01}"])
+    only_code = config.model_copy(update={"sources": [Source(name="c", paths=["x"], kind="code")]})
+    unfed = unfed_targets(only_code)
+    assert [u.split()[0] for u in unfed] == ["multilingual", "de", "xx"]
+    text = config.model_copy(update={"sources": [Source(name="t", paths=["x"])]})
+    assert [u.split()[0] for u in unfed_targets(text)] == ["xx"]  # code comes from text by detection
+    no_detect = load_config(None, ["stages.langid.detect_code=false", "stages.mixture.targets={\"code\": 0.2}"])
+    no_detect = no_detect.model_copy(update={"sources": [Source(name="t", paths=["x"])]})
+    assert [u.split()[0] for u in unfed_targets(no_detect)] == ["code"]
+
+
+@pytest.mark.slow
+def test_code_mixed_into_a_text_source_reaches_the_code_bucket(tmp_path, code, capsys):
+    """`--input` with two files (a shell-expanded glob): code files without a path among English
+    prose; with the mixture off, what survives is what the routing and the filters decided."""
+    files = [{"id": d["id"], "text": d["text"]} for d in code[:120]]
+    english = prose_docs(120)
+    write_jsonl(tmp_path / "a.jsonl", files[:60] + english[:60])
+    write_jsonl(tmp_path / "b.jsonl", files[60:] + english[60:])
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--output", str(out),
+                 "--set", "stages.mixture.enabled=false"]) == 0
+    assert "warning: mixture targets" not in capsys.readouterr().err
+    t = ds.dataset(out / "mixture", format="parquet", partitioning="hive").to_table(
+        columns=["id", "bucket", "language"]).to_pylist()
+    code_ids = {d["id"] for d in files}
+    in_code = {r["id"] for r in t if r["bucket"] == "code"}
+    reached = len(in_code & code_ids) / len(code_ids)
+    print(f"\ncode files reaching the code bucket from a text source: {reached:.3f}")
+    assert reached >= 0.8, reached
+    assert not in_code - code_ids  # no prose in the code bucket
+    assert {r["language"] for r in t if r["bucket"] == "code"} <= {"python", "unknown"}
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["ledger"]["balanced"]
+    rejected = ds.dataset(out / "rejected", format="parquet").to_table(columns=["id", "rule"]).to_pylist()
+    prose_rules = [r for r in rejected if r["id"] in code_ids and (r["rule"].startswith("langid/") or (
+        r["rule"].startswith("heuristics/") and not r["rule"].startswith("heuristics/code.")))]
+    # code is judged by the code rules: prose rules only see what the detector missed (data tables)
+    assert len(prose_rules) <= 0.1 * len(code_ids), prose_rules[:5]
