@@ -48,6 +48,11 @@ COPY configs /src/configs
 COPY dataflow/main.py dataflow/metadata.json /src/dataflow/
 RUN pip install -e "/src[gcp,gpu]" "vllm==${VLLM_VERSION}" "apache-beam[gcp]==${BEAM_VERSION}"
 
+# Llama 3's tokenizer, the default token counter (n_tokens), built from PyPI's llama-cpp-python
+# source archive into the image's cache, so that workers count without fetching anything.
+ENV CURATE_CACHE=/opt/curate-cache
+RUN python -m classifiers.artifacts llama3 && rm -rf /opt/curate-cache/dl
+
 # Judge weights, distilled classifiers, tokenizers: whatever dataflow/models/ holds at build
 # time is at /models/ on every worker (name them by that path in the run config).
 COPY dataflow/models/ /models/

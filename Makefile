@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break transformers' imports
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	$(BIN)/python -c "import apache_beam, fasttext, pyarrow, vllm; import pipeline.cli"
+	# Llama 3's tokenizer, the default token counter, into the cache ($$CURATE_CACHE, else ~/.cache/curate)
+	$(BIN)/python -m classifiers.artifacts llama3
 	touch $(STAMP)
 
 run: setup

@@ -28,7 +28,7 @@ from pipeline.stages.dedup import DEDUP_TAG, DedupKeys, ExactDedupPartition
 from pipeline.stages.heuristics import HeuristicsStage
 from pipeline.stages.langid import LanguageIdStage
 from pipeline.stages.line_dedup import ITEMS_TAG, CountLines, LineItems, ResolveLines
-from pipeline.stages.mixture import TokenCount
+from pipeline.stages.mixture import TokenCount, tokenizer_spec
 from pipeline.stages.route import RouteDocuments
 
 CODER = coders.FastPrimitivesCoder()
@@ -54,7 +54,7 @@ def documents(max_docs: int, categories: set[str] | None) -> list[dict]:
 def measure(config: Config, docs: list[dict], partitions: int = 64, repeats: int = 3) -> dict:
     st = config.stages
     stages = [LanguageIdStage(st.langid, False), HeuristicsStage(st.heuristics, False),
-              TokenCount(config.tokenizer.path, False), DedupKeys(st.exact_dedup, st.minhash_dedup, False)]
+              TokenCount(tokenizer_spec(config.tokenizer), False), DedupKeys(st.exact_dedup, st.minhash_dedup, False)]
     for s in stages:
         s.setup()
     bs = config.runner.batch_size

@@ -23,7 +23,7 @@ from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, DedupKeys, ExactDedupPar
 from pipeline.stages.finalize import Finalize
 from pipeline.stages.heuristics import HeuristicsStage
 from pipeline.stages.langid import LanguageIdStage
-from pipeline.stages.mixture import TokenCount
+from pipeline.stages.mixture import TokenCount, tokenizer_spec
 from pipeline.stages.route import STATS_TAG, RouteDocuments, info_of
 
 CODER = coders.FastPrimitivesCoder()
@@ -36,7 +36,7 @@ def size(value) -> int:
 def measure(config, max_docs: int, partitions: int = 64) -> dict:
     st = config.stages
     stages = [LanguageIdStage(st.langid, False), HeuristicsStage(st.heuristics, False),
-              TokenCount(config.tokenizer.path, False), DedupKeys(st.exact_dedup, st.minhash_dedup, False)]
+              TokenCount(tokenizer_spec(config.tokenizer), False), DedupKeys(st.exact_dedup, st.minhash_dedup, False)]
     for s in stages:
         s.setup()
     route = RouteDocuments(config, partitions)

@@ -108,8 +108,22 @@ class Stages(_Strict):
 
 
 class TokenizerConfig(_Strict):
-    # a Hugging Face tokenizer.json (e.g. Llama 2's); None = the offline approximation
-    path: str | None = None
+    """What counts `n_tokens` (classifiers/tokens.py), exactly and without special tokens:
+    `llama3` Llama 3's tokenizer (built once into the cache), `file` the tokenizer.json at
+    `path` (setting `path` alone means `file`), `approx` UTF-8 bytes / 4 (an estimate, named so in
+    the manifest)."""
+    kind: Literal["llama3", "file", "approx"] = "llama3"
+    path: str | None = None  # a Hugging Face tokenizer.json (e.g. Llama 2's)
+
+    @model_validator(mode="after")
+    def _path_means_file(self) -> "TokenizerConfig":
+        if self.path is not None and self.kind != "file":
+            if "kind" in self.model_fields_set:
+                raise ValueError(f"path is set, so kind must be file (or left out), not {self.kind}")
+            self.kind = "file"
+        if self.kind == "file" and not self.path:
+            raise ValueError("kind file needs path: a tokenizer.json")
+        return self
 
 
 class OutputConfig(_Strict):

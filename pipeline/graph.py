@@ -20,7 +20,7 @@ from pipeline.config import Config
 from pipeline.sources import FileSpec
 from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, DedupKeys, Deduplicate
 from pipeline.stages.finalize import LEDGER_TAG, QUARANTINE, Finalize
-from pipeline.stages.mixture import PlanMixture, TokenCount, quarantine_shards
+from pipeline.stages.mixture import PlanMixture, TokenCount, quarantine_shards, tokenizer_spec
 from pipeline.stages.read import ReadDocuments
 from pipeline.stages.route import STATS_TAG, URL_TAG, RouteDocuments
 from pipeline.stages.write import WriteManifest, WriteShard
@@ -51,11 +51,12 @@ def shuffle_partitions(config: Config, specs: list[FileSpec]) -> int:
 
 
 def input_info(config: Config, specs: list[FileSpec]) -> dict:
-    """What the manifest records about the run's input, whatever the runner."""
-    from classifiers.text import APPROX_TOKENIZER_NAME
+    """What the manifest records about the run's input and tokenizer, whatever the runner. The
+    tokenizer is resolved here, before the pipeline starts (Llama 3's built on first use; one
+    that cannot be had stops the run with one line)."""
+    spec = tokenizer_spec(config.tokenizer)
     return {"input_files": len(specs), "input_bytes": sum(s.size for s in specs),
-            "tokenizer": config.tokenizer.path or APPROX_TOKENIZER_NAME,
-            "tokens_approximate": config.tokenizer.path is None}
+            "tokenizer": spec.manifest(), "tokens_approximate": spec.approximate}
 
 
 class SumLedger(beam.CombineFn):
@@ -114,7 +115,7 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
     if st.quality.enabled:
         from pipeline.stages.quality import QualityStage
         docs = docs | "Quality" >> beam.ParDo(QualityStage(st.quality, annotate))
-    docs = docs | "Tokens" >> beam.ParDo(TokenCount(config.tokenizer.path, annotate))
+    docs = docs | "Tokens" >> beam.ParDo(TokenCount(tokenizer_spec(config.tokenizer), annotate))
     if st.exact_dedup.enabled or st.minhash_dedup.enabled:
         docs = docs | "DedupKeys" >> beam.ParDo(DedupKeys(st.exact_dedup, st.minhash_dedup, False))
 
@@ -147,7 +148,8 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
 
     final = (([routed.infos] + events) | "FlattenDecisions" >> beam.Flatten()
              | "GroupByChunk" >> beam.GroupByKey()
-             | "Finalize" >> beam.ParDo(Finalize(config, specs, signals), plan_si).with_outputs(
+             | "Finalize" >> beam.ParDo(Finalize(config, specs, signals, tokenizer_spec(config.tokenizer)),
+                                         plan_si).with_outputs(
                  LEDGER_TAG, main="rows"))
     shared_ids = (docs | "IdKeys" >> beam.FlatMap(_id_keys)
                   | "CountIds" >> beam.CombinePerKey(sum)

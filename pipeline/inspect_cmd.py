@@ -562,11 +562,13 @@ def _num(x, fmt: str = ",.0f") -> str:
 def render(report: dict, console) -> None:
     from rich.table import Table
 
+    from classifiers.tokens import label as tokenizer_label
+
     m = report["manifest"]
     head = f"[bold]{report['path']}[/]: {report['kind']}"
     if m:
         head += (f" — {m.get('mode')} mode, config {str(m.get('config_sha256'))[:12]},"
-                 f" tokenizer {m.get('tokenizer')}, {m.get('runner')}")
+                 f" tokenizer {tokenizer_label(m.get('tokenizer'))}, {m.get('runner')}")
     else:
         head += " — plain Parquet, no manifest (no targets, nothing to verify against)"
     console.print(head)

@@ -49,7 +49,8 @@ def print_summary(manifest: dict, out_path: str, seconds: float, console: Consol
                       _pct(v.get("achieved_share")), str(v["shards"]))
         console.print(b)
         mix = manifest["mixture"]
-        tok = manifest.get("tokenizer", "")
+        from classifiers.tokens import label
+        tok = label(manifest.get("tokenizer"))
         console.print(f"tokens: {mix['total_tokens']:,} ({tok}); mixture size limited by: {mix['limited_by'] or '-'}")
         groups = mix.get("groups") or {}
         if groups:

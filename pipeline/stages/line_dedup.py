@@ -53,7 +53,8 @@ import apache_beam as beam
 
 from classifiers.line_dedup import (after_removal, doc_lines, flatten_indices, group_salt, remove_lines,
                                     removed_fraction)
-from classifiers.text import approx_token_count, stable_hash64
+from classifiers.text import stable_hash64
+from classifiers.tokens import TokenCounter, TokenizerSpec
 from pipeline.config import Config
 from pipeline.sources import split_uid
 from pipeline.stages.base import Counters, Doc, pack, unpack
@@ -157,7 +158,7 @@ class ResolveLines(beam.DoFn):
 
     def __init__(self, config: Config):
         self.min_chars_after = config.stages.line_dedup.min_chars_after
-        self.approx_tokens = config.tokenizer.path is None
+        self.approx_tokens = config.tokenizer.kind == "approx"
         self.counters = Counters()
 
     def process(self, kv) -> Iterable:
@@ -227,18 +228,18 @@ class ApplyLineDedup:
     """The last pass's side: the text, token count and annotate column of one document given
     its `lines` event (the line indices to remove), if any."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, tokenizer: TokenizerSpec | None = None):
         self.skip = frozenset(config.stages.line_dedup.skip_buckets)
-        self.tokenizer_path = config.tokenizer.path
-        self._tok = None
+        self.tokenizer_config, self.tokenizer = config.tokenizer, tokenizer  # spec: resolved when None
+        self._counter = None
 
     def n_tokens(self, text: str) -> int:
-        if self.tokenizer_path is None:
-            return approx_token_count(len(text.encode("utf-8", "surrogatepass")))
-        if self._tok is None:
-            from tokenizers import Tokenizer
-            self._tok = Tokenizer.from_file(self.tokenizer_path)
-        return len(self._tok.encode(text, add_special_tokens=False).ids)
+        if self._counter is None:
+            if self.tokenizer is None:
+                from pipeline.stages.mixture import tokenizer_spec
+                self.tokenizer = tokenizer_spec(self.tokenizer_config)
+            self._counter = TokenCounter.load(self.tokenizer)
+        return self._counter.count([text])[0]
 
     def apply(self, text: str | None, info: dict, indices: tuple | None, drop, annotate: bool
               ) -> tuple[str | None, int, float | None]:

@@ -7,8 +7,8 @@ from typing import Iterable
 import apache_beam as beam
 
 from classifiers.mixture import BucketStats, COMPRESSION_RATIO_ESTIMATE, add_deltas, merge_stats, plan_mixture
-from classifiers.text import approx_token_count
-from pipeline.config import Config
+from classifiers.tokens import TokenCounter, TokenizerError, TokenizerSpec, resolve
+from pipeline.config import Config, ConfigError, TokenizerConfig
 from pipeline.stages.base import BatchStage, Doc
 
 # Pseudo-bucket in the statistics counting every document read (the ledger's independent count).
@@ -19,21 +19,34 @@ REJECTED_ROW_BYTES = 120
 REJECTED_ROWS_PER_SHARD = 200_000
 
 
+_SPECS: dict[tuple, TokenizerSpec] = {}
+
+
+def tokenizer_spec(tokenizer: TokenizerConfig) -> TokenizerSpec:
+    """The run's tokenizer (classifiers/tokens.py), resolved once per process: Llama 3's is built
+    into the cache on first use. A tokenizer that cannot be had is a ConfigError (one line)."""
+    from classifiers.artifacts import default_cache
+    key = (tokenizer.kind, tokenizer.path, str(default_cache()))
+    if key not in _SPECS:
+        try:
+            _SPECS[key] = resolve(tokenizer.kind, tokenizer.path)
+        except TokenizerError as e:
+            raise ConfigError(str(e)) from None
+    return _SPECS[key]
+
+
 class TokenCount(BatchStage):
-    """n_tokens with the configured tokenizer.json, else the labelled approximation."""
+    """n_tokens, exact with the run's tokenizer (params: its TokenizerSpec), counted for the
+    documents that survived the filters (every document in annotate mode), one encode_batch per
+    batch; the approximation only when tokenizer.kind is approx."""
     name = "tokens"
 
     def setup(self) -> None:
-        self.tok = None
-        if self.params:
-            from tokenizers import Tokenizer
-            self.tok = Tokenizer.from_file(self.params)
+        self.counter = TokenCounter.load(self.params)
 
     def apply(self, docs: list[Doc]) -> list[Doc]:
-        if self.tok is None:
-            return [{**d, "n_tokens": approx_token_count(d["n_bytes"])} for d in docs]
-        enc = self.tok.encode_batch([d["text"] for d in docs], add_special_tokens=False)
-        return [{**d, "n_tokens": len(e.ids)} for d, e in zip(docs, enc)]
+        counts = self.counter.count_bytes([d["text"] for d in docs], [d["n_bytes"] for d in docs])
+        return [{**d, "n_tokens": n} for d, n in zip(docs, counts)]
 
 
 class SumStats(beam.CombineFn):
