@@ -542,7 +542,7 @@ def smol_engine(smollm2_dir):
     judge.close()
 
 
-SMOL_DOCS = 60
+SMOL_DOCS = 40
 
 
 @pytest.mark.vllm

@@ -52,7 +52,7 @@ def corpus(tmp_path_factory):
 def labels(corpus, smollm2_dir, tmp_path_factory):
     path, _ = corpus
     out = tmp_path_factory.mktemp("labels") / "labels"
-    argv = ["judge", "--input", str(path), "--sample", "150", "--output", str(out),
+    argv = ["judge", "--input", str(path), "--sample", "100", "--output", str(out),
             *judge_sets(smollm2_dir)]
     res = curate(*argv)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -62,7 +62,7 @@ def labels(corpus, smollm2_dir, tmp_path_factory):
 def test_judge_labels_a_sample_in_format_and_a_rerun_starts_no_engine(labels):
     out, argv, first = labels
     rows = read_labels(out)
-    assert 100 <= len(rows) <= 150
+    assert 70 <= len(rows) <= 100
     assert len({r["bucket"] for r in rows}) >= 5  # stratified over buckets
     assert all(r["rubric"] == "fineweb_edu@v1" for r in rows)
     in_format = [r for r in rows if r["flag"] is None]
@@ -96,11 +96,14 @@ def test_distill_then_run_with_the_classifier(labels, corpus, tmp_path):
 
 
 def test_run_with_the_llama_judge_through_beam(corpus, smollm2_dir, tmp_path):
-    path, n = corpus
+    path, _ = corpus
+    small = write_jsonl(tmp_path / "small.jsonl",
+                        [json.loads(line) for line in path.read_text().splitlines()[::4]])
     res = tmp_path / "judged"
-    assert main(["run", "--input", str(path), "--output", str(res),
+    assert main(["run", "--input", str(small), "--output", str(res),
                  "--set", "stages.quality.enabled=true", "--set", "stages.quality.classifier=llama_judge",
-                 "--set", "stages.quality.threshold.default=0", *judge_sets(smollm2_dir)]) == 0
+                 "--set", "stages.quality.threshold.default=0",
+                 *judge_sets(smollm2_dir, max_doc_tokens=128)]) == 0
     m = json.loads((res / "manifest.json").read_text())
     assert m["ledger"]["balanced"] and m["stages"]["quality"]["enabled"]
     t = pq.read_table(res / "mixture")
