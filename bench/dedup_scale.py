@@ -171,7 +171,7 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
     t0 = time.monotonic()
     stages = StageSampler()
     p = beam.Pipeline(runner=in_process_runner(), options=local_options(workers))
-    _, routed, _ = first_pass(p, config, specs, partitions)
+    _, routed, _, _ = first_pass(p, config, specs, partitions)
     (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate.for_config(config, partitions)
     res = p.run()
     res.wait_until_finish()

@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -155,6 +155,35 @@ DEFAULT_LANGUAGES: dict[str, float | None] = {
 }
 
 
+# The 75 languages of lingua-language-detector 2.1 (ISO 639-1), a fact of the package, listed
+# here so that configs are validated without importing it.
+LINGUA_LANGUAGES = frozenset(
+    "af ar az be bg bn bs ca cs cy da de el en eo es et eu fa fi fr ga gu he hi hr hu hy id is it "
+    "ja ka kk ko la lg lt lv mi mk mn mr ms nb nl nn pa pl pt ro ru sk sl sn so sq sr st sv sw ta "
+    "te th tl tn tr ts uk ur vi xh yo zh zu".split())
+# Groups of languages that lid.176 (with our re-ranking) confuses: each pair in a group has
+# >= 1% of one side's dev-set sentences going to the other (`python -m bench.langid_eval`,
+# "Cascade groups", lists every such pair); lingua knows all of them. Left out: English, whose
+# confusions are other languages' sentences quoting English (and which is half of web text);
+# Bosnian, which lingua itself identifies in only 35-42% of its own test sentences (it calls
+# them Croatian), so asking it would move Croatian to Bosnian, not the reverse; the languages
+# lid.176 knows poorly (yo, so, sw, ga, la, cy), confused with many. Only the configured members
+# of a group are asked unless `cascade_unconfigured` (so id/ms and af/nl act only when ms or af
+# is configured).
+DEFAULT_CASCADE_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("hr", "sr", "sl"),
+    ("sr", "mk", "ru", "bg", "uk", "be", "mn"),
+    ("cs", "sk", "pl"),
+    ("da", "nb", "nn", "sv"),
+    ("id", "ms"),
+    ("es", "ca", "fr", "it", "ro"),
+    ("et", "fi"),
+    ("az", "tr"),
+    ("hi", "mr"),
+    ("af", "nl"),
+)
+
+
 class LangIdParams(BaseModel):
     """Language ID of natural-language documents (code documents skip it; code found in a text
     source is routed to the code bucket first, see `detect_code`)."""
@@ -184,6 +213,32 @@ class LangIdParams(BaseModel):
     # documents of text sources that are source code (classifiers/code_detect.py) go to the `code`
     # bucket with their programming language and are judged by the code rules
     detect_code: bool = True
+    # The lingua cascade (see LinguaCascade): a second opinion from lingua, restricted to a few
+    # languages, where fastText is unsure or names a member of a group it confuses.
+    cascade: bool = True
+    # groups of languages lid.176 confuses with each other (measured: bench/results/langid.md);
+    # a winner's candidates are the members of every group that holds it
+    cascade_groups: list[list[str]] = Field(default_factory=lambda: [list(g) for g in DEFAULT_CASCADE_GROUPS])
+    # a group member that fastText gives less than this probability goes to lingua ...
+    cascade_sure: float = Field(0.8, ge=0.0, le=1.0)
+    # ... and so does one with a rival member of its group at this probability or more
+    cascade_rival: float = Field(0.1, ge=0.0, le=1.0)
+    # any other winner under this probability goes to lingua, which then chooses among the
+    # top-k labels of at least `cascade_candidate` (and their groups)
+    cascade_unsure: float = Field(0.5, ge=0.0, le=1.0)
+    cascade_candidate: float = Field(0.05, ge=0.0, le=1.0)
+    # whether lingua may also answer group members that are not in `languages` (nn, ms, mk, be
+    # by default); off, it chooses among the configured members only
+    cascade_unconfigured: bool = False
+    # lingua knows some languages in one script only (its Serbian is Cyrillic), so by default
+    # Serbian in Latin script becomes Croatian (or Slovene) where lingua decides. True: a
+    # fastText winner that lingua cannot judge in the text's script keeps fastText's answer, and
+    # such languages keep fastText's probability (Latin-script Serbian stays `sr` as often as
+    # fastText says so; Croatian is then less accurate: bench/results/langid.md)
+    cascade_keep_unjudged: bool = False
+    # lingua reads at most this many characters of the text fastText saw, from the same windows
+    # (lingua's cost grows with the text: ~1.2 us per character)
+    cascade_max_chars: int = Field(300, ge=50)
 
     @field_validator("languages")
     @classmethod
@@ -196,6 +251,21 @@ class LangIdParams(BaseModel):
             if score is not None and not 0.0 <= score <= 1.0:
                 raise ValueError(f"min score of {code!r} must be within [0, 1], got {score}")
             out[norm] = score
+        return out
+
+    @field_validator("cascade_groups")
+    @classmethod
+    def _groups(cls, v: list[list[str]]) -> list[list[str]]:
+        out = []
+        for group in v:
+            codes = list(dict.fromkeys(normalize_label(c) for c in group))
+            unknown = [c for c in codes if c not in LINGUA_LANGUAGES]
+            if unknown:
+                raise ValueError(f"lingua does not know {', '.join(unknown)} (it knows: "
+                                 f"{' '.join(sorted(LINGUA_LANGUAGES))})")
+            if len(codes) < 2:
+                raise ValueError(f"a cascade group needs two languages or more, got {group}")
+            out.append(codes)
         return out
 
     @field_validator("label_aliases")
@@ -370,6 +440,18 @@ def rerank(codes: list[str], probs: list[float], text: str, params: LangIdParams
     """Normalised top-k codes (aliases already applied, duplicates allowed) and their
     probabilities -> (language, score). `text` is the sample the model saw (before
     lower-casing)."""
+    best, merged = rerank_scores(codes, probs, text, params)
+    return best, _clamp(merged[best])
+
+
+def _clamp(score: float) -> float:
+    return 0.0 if score < 0.0 else 1.0 if score > 1.0 else score
+
+
+def rerank_scores(codes: list[str], probs: list[float], text: str,
+                  params: LangIdParams) -> tuple[str, dict[str, float]]:
+    """`rerank`'s winner and the re-ranked probabilities of every candidate (what the lingua
+    cascade re-weights)."""
     merged: dict[str, float] = {}
     for c, p in zip(codes, probs):
         merged[c] = merged.get(c, 0.0) + p
@@ -395,12 +477,136 @@ def rerank(codes: list[str], probs: list[float], text: str, params: LangIdParams
             cand = max(alt, key=merged.__getitem__)
             if merged[cand] >= ratio * merged[best]:
                 best = cand
-    score = merged[best]
-    return best, (0.0 if score < 0.0 else 1.0 if score > 1.0 else score)
+    return best, merged
+
+
+# --------------------------------------------------------------------------------------------
+# The lingua cascade
+# --------------------------------------------------------------------------------------------
+
+FASTTEXT, LINGUA = "fasttext", "lingua"  # which model decided (annotate column `language_model`)
+
+# lingua models these languages in one script only (its Serbian is Cyrillic: on Latin-script
+# Serbian it answers Croatian or Bosnian). On text in another script they are not asked, and
+# keep fastText's probability.
+_SCRIPT_ONLY: dict[str, str] = {c: "cyrillic" for c in ("sr", "mk", "ru", "uk", "bg", "be", "kk", "mn")}
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+_LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
+
+
+def text_script(text: str) -> str:
+    """`cyrillic` or `latin`, whichever has more letters in the text (`other` for neither)."""
+    cyr, lat = len(_CYRILLIC.findall(text)), len(_LATIN.findall(text))
+    if not cyr and not lat:
+        return "other"
+    return "cyrillic" if cyr > lat else "latin"
+
+
+class Prediction(NamedTuple):
+    language: str
+    score: float
+    model: str       # FASTTEXT or LINGUA: which one decided
+    fasttext: str    # fastText's answer (after re-ranking), whatever decided
+
+
+class LinguaCascade:
+    """Routing and lingua detectors, built once per worker: one detector per set of candidate
+    languages (a group, or a group with the candidates of an unsure prediction), cached; lingua
+    loads each language's model once, shared by every detector."""
+
+    def __init__(self, params: LangIdParams):
+        from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+
+        self.params = params
+        self._builder, self._language = LanguageDetectorBuilder, Language
+        self._iso = IsoCode639_1
+        self.neighbours: dict[str, frozenset[str]] = {}
+        for group in params.cascade_groups:
+            if not params.cascade_unconfigured:
+                group = [c for c in group if c in params.languages]
+            if len(group) < 2:
+                continue
+            for code in group:
+                self.neighbours[code] = self.neighbours.get(code, frozenset()) | frozenset(group)
+        self._detectors: dict[frozenset[str], object] = {}
+        self._codes: dict[object, str] = {}
+
+    def candidates(self, best: str, merged: dict[str, float]) -> frozenset[str] | None:
+        """The languages lingua chooses among for this fastText result, or None: fastText
+        decides. A group member goes to lingua when fastText is not sure of it or a rival of
+        its group is in the running; any other winner when fastText is unsure."""
+        p = self.params
+        score = merged[best]
+        group = self.neighbours.get(best)
+        if group is not None:
+            rival = max((merged.get(c, 0.0) for c in group if c != best), default=0.0)
+            if score < p.cascade_sure or rival >= p.cascade_rival or score < p.cascade_unsure:
+                cands = set(group)
+                if score < p.cascade_unsure:
+                    cands |= self._runners_up(merged)
+                return frozenset(cands)
+            return None
+        if score < p.cascade_unsure and self._askable(best):
+            return frozenset(self._runners_up(merged) | {best})
+        return None
+
+    def _askable(self, code: str) -> bool:
+        return code in LINGUA_LANGUAGES and (self.params.cascade_unconfigured or code in self.params.languages)
+
+    def _runners_up(self, merged: dict[str, float]) -> set[str]:
+        out = set()
+        for c, q in merged.items():
+            if q >= self.params.cascade_candidate and self._askable(c):
+                out |= self.neighbours.get(c, frozenset({c}))
+        return out
+
+    def detector(self, languages: frozenset[str]):
+        det = self._detectors.get(languages)
+        if det is None:
+            langs = [self._language.from_iso_code_639_1(getattr(self._iso, c.upper())) for c in sorted(languages)]
+            for lang, code in zip(langs, sorted(languages)):
+                self._codes[lang] = code
+            det = self._detectors[languages] = self._builder.from_languages(*langs).build()
+        return det
+
+    def decide(self, best: str, merged: dict[str, float], text: str) -> tuple[str, float, str]:
+        """(language, score, model) for one document: fastText's `best` and re-ranked
+        probabilities `merged`, `text` the sample fastText saw. A language lingua is asked about
+        scores lingua's confidence times the probability fastText gives it and the members of
+        its groups (fastText's mass is spread over languages it confuses, so it is pooled, but
+        only within a group); every other candidate keeps fastText's probability."""
+        cands = self.candidates(best, merged)
+        if cands is None:
+            return best, _clamp(merged[best]), FASTTEXT
+        asked = cands
+        if self.params.cascade_keep_unjudged:
+            script = text_script(text)
+            if _SCRIPT_ONLY.get(best, script) != script:
+                return best, _clamp(merged[best]), FASTTEXT
+            asked = frozenset(c for c in cands if _SCRIPT_ONLY.get(c, script) == script)
+        if len(asked) < 2:
+            return best, _clamp(merged[best]), FASTTEXT
+        sample = sample_text(text, self.params.cascade_max_chars, self.params.sample_windows)
+        confidences = self.detector(asked).compute_language_confidence_values(sample)
+        total = sum(cv.value for cv in confidences)
+        if total <= 0.0:  # lingua recognises none of them (e.g. no letters): fastText decides
+            return best, _clamp(merged[best]), FASTTEXT
+        labels = [g for g, members in GROUP_LABELS.items() if g in merged and asked & set(members)]
+        new = {c: q for c, q in merged.items() if c not in asked and c not in labels}
+        for cv in confidences:
+            code = self._codes[cv.language]
+            # fastText's probability of the languages it confuses with this one (its groups, and
+            # a group label such as hbs), not of every candidate: fastText tells es from it
+            pool = (self.neighbours.get(code, frozenset()) | {code}) & asked
+            mass = sum(merged.get(c, 0.0) for c in pool)
+            mass += sum(merged[g] for g in labels if code in GROUP_LABELS[g])
+            new[code] = mass * cv.value / total
+        winner = max(new, key=new.__getitem__)
+        return winner, _clamp(new[winner]), (LINGUA if winner in asked else FASTTEXT)
 
 
 class LanguageIdentifier:
-    """Holds a loaded fastText LID model; construct once per worker."""
+    """Holds a loaded fastText LID model (and the lingua cascade); construct once per worker."""
 
     def __init__(self, params: LangIdParams | None = None):
         self.params = params or LangIdParams()
@@ -412,6 +618,7 @@ class LanguageIdentifier:
         for label in self.model.get_labels():
             code = normalize_label(label)
             self._codes[label] = aliases.get(code, code)
+        self.cascade = LinguaCascade(self.params) if self.params.cascade else None
 
     def predict_raw(self, texts: list[str], k: int = 1) -> list[list[tuple[str, float]]]:
         """The model's own top-k (normalised labels, clamped), on folded full texts."""
@@ -420,17 +627,28 @@ class LanguageIdentifier:
                 for ls, ps in zip(labels, probs)]
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
-        """(ISO code, score in [0, 1]) per document, batched through fastText."""
+        """(ISO code, score in [0, 1]) per document, batched through fastText (and lingua
+        where the cascade asks it)."""
+        return [(p.language, p.score) for p in self.predict_detailed(texts)]
+
+    def predict_detailed(self, texts: list[str]) -> list[Prediction]:
+        """A Prediction per document: language, score, the model that decided, and fastText's
+        own answer."""
         params = self.params
         prepared = [prepare_text(t, params) for t in texts]
         labels, probs = self.model.predict([t.lower() for t in prepared], k=params.top_k)
         codes = self._codes
-        out: list[tuple[str, float]] = []
+        cascade = self.cascade
+        out: list[Prediction] = []
         for text, ls, ps in zip(prepared, labels, probs):
             if not text.strip():
-                out.append((UNDETERMINED, 0.0))
+                out.append(Prediction(UNDETERMINED, 0.0, FASTTEXT, UNDETERMINED))
                 continue
-            out.append(rerank([codes[lb] for lb in ls], ps.tolist(), text, params))
+            best, merged = rerank_scores([codes[lb] for lb in ls], ps.tolist(), text, params)
+            if cascade is None:
+                out.append(Prediction(best, _clamp(merged[best]), FASTTEXT, best))
+            else:
+                out.append(Prediction(*cascade.decide(best, merged, text), best))
         return out
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from classifiers.extract import ExtractParams
 from classifiers.heuristics import HeuristicsParams
 from classifiers.judge import QualityParams
 from classifiers.langid import LangIdParams
@@ -38,14 +39,20 @@ class _Strict(BaseModel):
 class Source(_Strict):
     name: str = Field(min_length=1)
     paths: list[str] = Field(min_length=1)
-    # jsonl covers .jsonl, .jsonl.gz and .jsonl.zst (compression from the suffix)
-    format: Literal["jsonl", "parquet"] | None = None
+    # jsonl covers .jsonl, .jsonl.gz and .jsonl.zst (compression from the suffix); warc covers
+    # .warc, .warc.gz and .warc.zst (HTML pages go through stages.extract; text_field, id_field,
+    # url_field and timestamp_field do not apply: WARC-Record-ID, WARC-Target-URI, WARC-Date)
+    format: Literal["jsonl", "parquet", "warc"] | None = None
     text_field: str = "text"
     id_field: str | None = "id"
     kind: Literal["text", "code"] = "text"
     url_field: str | None = None
     timestamp_field: str | None = None
     path_field: str | None = None  # file path metadata, used to name a code document's language
+
+    def has_urls(self) -> bool:
+        """Whether its documents can carry a URL: a url_field, or WARC (WARC-Target-URI)."""
+        return bool(self.url_field) or self.format == "warc" or any(".warc" in p.lower() for p in self.paths)
 
 
 class NormalizeParams(_Strict):
@@ -97,6 +104,7 @@ class MixtureParams(_Strict):
 
 class Stages(_Strict):
     normalize: NormalizeParams = NormalizeParams()
+    extract: ExtractParams = ExtractParams()  # WARC sources: HTML -> main text, as they are read
     langid: LangIdParams = LangIdParams()
     heuristics: HeuristicsParams = HeuristicsParams()
     quality: QualityParams = QualityParams()

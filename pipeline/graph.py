@@ -35,11 +35,16 @@ MIN_PARTITIONS = 4
 # cost little (smaller lists per batch), too few cost worker memory, so these lean high.
 JSONL_EXPANSION = {"none": 1.0, "gzip": 4.0, "zstd": 4.0}  # by FileSpec.compression
 PARQUET_EXPANSION = 3.0
+# WARC: the main text is a small share of a crawl's bytes (HTTP headers, markup, request and
+# metadata records): ~1/10 of a plain WARC's, ~1/2 of a per-record compressed one's
+WARC_TEXT_SHARE = {"none": 0.1, "gzip": 0.5, "zstd": 0.5}
 
 
 def estimated_text_bytes(spec: FileSpec) -> float:
     if spec.format == "parquet":
         return spec.size * PARQUET_EXPANSION
+    if spec.format == "warc":
+        return spec.size * WARC_TEXT_SHARE[spec.compression]
     return spec.size * JSONL_EXPANSION[spec.compression]
 
 
@@ -98,10 +103,11 @@ def _quarantine_row_key(row: dict, counts: dict) -> tuple:
 
 def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitions: int):
     """Read and the per-document stages, up to the route that lets the text go:
-    -> (docs, routed outputs (infos, URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG), quarantined records)."""
+    -> (docs, routed outputs (infos, URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG), quarantined records,
+    skipped-record counts (WARC records that are not documents))."""
     st = config.stages
     annotate = config.mode == "annotate"
-    docs, quarantined = p | "Files" >> beam.Create(specs) | "Read" >> ReadDocuments(config)
+    docs, quarantined, skipped = p | "Files" >> beam.Create(specs) | "Read" >> ReadDocuments(config)
 
     if st.langid.enabled:
         from pipeline.stages.langid import LanguageIdStage
@@ -121,7 +127,7 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
 
     routed = docs | "Route" >> beam.ParDo(RouteDocuments(config, partitions)).with_outputs(
         URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG, main="infos")
-    return docs, routed, quarantined
+    return docs, routed, quarantined, skipped
 
 
 def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict,
@@ -131,7 +137,7 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
     partitions = shuffle_partitions(config, specs)
     signals = SIGNAL_NAMES if st.heuristics.enabled else ()
     dedup = st.url_dedup.enabled or st.exact_dedup.enabled or st.minhash_dedup.enabled
-    docs, routed, quarantined = first_pass(p, config, specs, partitions)
+    docs, routed, quarantined, skipped = first_pass(p, config, specs, partitions)
     events, deltas = [], [routed[STATS_TAG]]
     if dedup:
         ev, dl = (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate.for_config(
@@ -154,7 +160,7 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
     shared_ids = (docs | "IdKeys" >> beam.FlatMap(_id_keys)
                   | "CountIds" >> beam.CombinePerKey(sum)
                   | "SharedIds" >> beam.FlatMap(_shared_id))
-    ledger = ((final[LEDGER_TAG], shared_ids) | "FlattenLedger" >> beam.Flatten()
+    ledger = ((final[LEDGER_TAG], shared_ids, skipped) | "FlattenLedger" >> beam.Flatten()
               | "SumLedger" >> beam.CombineGlobally(SumLedger()))
 
     q_counts = (quarantined

@@ -73,8 +73,9 @@ def _batches(specs, config: Config):
     size = config.runner.batch_size
     for spec in specs:
         batch = []
-        for kind, doc in read_file(spec, sources[spec.source], config.stages.normalize, 0):
-            if kind == "doc" and len(doc["text"]) >= config.stages.normalize.min_chars:
+        for kind, doc in read_file(spec, sources[spec.source], config.stages.normalize, 0,
+                                   extract=config.stages.extract):
+            if kind == "doc" and doc.get("drop") is None and len(doc["text"]) >= config.stages.normalize.min_chars:
                 batch.append(doc)
                 if len(batch) >= size:
                     yield spec, batch

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import zstandard
 
 from classifiers.text import normalize_text, stable_hash64
+from classifiers.extract import ExtractParams
 from pipeline.config import ConfigError, NormalizeParams, Source
 
 # uid = file_idx << REC_BITS | record index: a unique 64-bit key for every input record.
@@ -39,7 +40,7 @@ class FileSpec:
     file_idx: int
     source: str
     path: str
-    format: str  # jsonl | parquet
+    format: str  # jsonl | parquet | warc
     compression: str  # none | gzip | zstd
     size: int
 
@@ -56,6 +57,8 @@ def infer_format(path: str) -> tuple[str, str]:
         return "jsonl", comp
     if p.endswith(".parquet") and comp == "none":
         return "parquet", comp
+    if p.endswith((".warc", ".arc.warc")):
+        return "warc", comp
     return "", comp
 
 
@@ -84,8 +87,8 @@ def discover(sources: list[Source]) -> list[FileSpec]:
                     fmt = src.format
                 if not fmt:
                     raise ConfigError(
-                        f"input error: {m.path}: unknown format (expected .jsonl[.gz|.zst] or .parquet;"
-                        f" set sources[].format)")
+                        f"input error: {m.path}: unknown format (expected .jsonl[.gz|.zst], .parquet or"
+                        f" .warc[.gz|.zst]; set sources[].format)")
                 specs.append(FileSpec(len(specs), src.name, m.path, fmt, comp, m.size_in_bytes))
     if len(specs) >= MAX_FILES:
         raise ConfigError(f"input error: {len(specs)} files; at most {MAX_FILES - 1} per run")
@@ -168,10 +171,13 @@ class _Reader:
     """Turns one file into ('doc', Document) and ('quarantine', row) items."""
 
     def __init__(self, spec: FileSpec, source: Source, norm: NormalizeParams, raw_bytes: int,
-                 start: int = 0, stop: int | None = None):
+                 start: int = 0, stop: int | None = None, extract: ExtractParams | None = None, need=None):
         self.spec, self.src, self.norm, self.raw_bytes = spec, source, norm, raw_bytes
         # records outside [start, stop) are counted, not parsed (the last pass reads chunks)
         self.start, self.stop = start, stop
+        # WARC: how HTML becomes text; `need(record) -> bool` False: the record's text is not
+        # wanted (the last pass, for a rejected document), so it is not extracted (text "")
+        self.extract, self.need = extract, need
 
     def quarantine(self, rec: int, offset: int | None, reason: str, detail: str, raw: bytes = b"") -> tuple:
         return ("quarantine", {
@@ -345,7 +351,20 @@ class _Reader:
                 return self.quarantine(rec, None, "bad_value", f"column {name!r}: {type(e).__name__}: {e}")
         return self.document(rec, None, obj, b"")
 
+    # -- warc
+    def read_warc(self) -> Iterator[tuple]:
+        """WARC records -> documents (pipeline/warc_docs.py has the rules), ('skip', rule) for
+        records that are not documents, quarantine rows for damage."""
+        from apache_beam.io.filesystems import FileSystems
+
+        from pipeline.warc_docs import read_warc
+
+        with FileSystems.open(self.spec.path, compression_type="uncompressed") as raw:
+            yield from read_warc(self, raw)
+
     def __iter__(self) -> Iterator[tuple]:
+        if self.spec.format == "warc":
+            return self.read_warc()
         return self.read_parquet() if self.spec.format == "parquet" else self.read_jsonl()
 
 
@@ -407,5 +426,8 @@ class _Decompress(io.RawIOBase):
 
 
 def read_file(spec: FileSpec, source: Source, norm: NormalizeParams, raw_bytes: int,
-              start: int = 0, stop: int | None = None) -> Iterator[tuple]:
-    return iter(_Reader(spec, source, norm, raw_bytes, start, stop))
+              start: int = 0, stop: int | None = None, extract: ExtractParams | None = None,
+              need=None) -> Iterator[tuple]:
+    """('doc', Document), ('quarantine', row) and, for WARC records that are not documents,
+    ('skip', rule) items. `extract` (WARC: stages.extract) and `need` (see _Reader)."""
+    return iter(_Reader(spec, source, norm, raw_bytes, start, stop, extract, need))

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 
 from classifiers import artifacts
 from classifiers.artifacts import LLAMA_BPE_GGUF, read_gguf_metadata, read_vocab_tests
-from classifiers.tokens import TokenCounter, file_sha256, resolve
+from classifiers.tokens import TokenCounter, file_sha256, resolve, tiktoken_encoding
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
 from pipeline.demo import code_docs, multilingual_docs, prose_docs
@@ -42,8 +42,9 @@ def llama3(llama3_tokenizer_dir) -> Tokenizer:
 @pytest.fixture(scope="module")
 def corpus() -> list[dict]:
     """English prose, 20+ languages of translated messages and Python code, all real."""
-    multi = multilingual_docs(1)
-    return prose_docs(40) + multi[:: max(1, len(multi) // 25)] + code_docs(25)
+    langs = {"ar", "bg", "de", "el", "es", "fa", "fr", "he", "hi", "ja", "ko", "pl", "ru", "th", "tr", "uk", "vi",
+             "zh"}
+    return prose_docs(40) + multilingual_docs(1, langs) + code_docs(25)
 
 
 # --- the tokenizer ------------------------------------------------------------------------------
@@ -86,32 +87,21 @@ def test_llama3_specials_licence_and_transformers(llama3, llama3_tokenizer_dir, 
     assert hf("Cửa Việt")["input_ids"] == [128000, 34, 91163, 101798]
 
 
-def test_llama3_equals_tiktoken_on_real_text(llama3, corpus, vocab_dir):
-    """tiktoken (Meta's reference tokenizer, llama3/tokenizer.py) with the same ranks and
-    pattern gives the same ids on every document of the corpus."""
-    tiktoken = pytest.importorskip("tiktoken")
-    meta = read_gguf_metadata(vocab_dir / LLAMA_BPE_GGUF)
-    byte_of = _gpt2_unicode_to_bytes()
-    ranks = {bytes(byte_of[c] for c in tok): i for i, (tok, typ) in
-             enumerate(zip(meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"])) if typ == 1}
-    assert len(ranks) == 128_000
-    enc = tiktoken.Encoding("llama3", pat_str=artifacts.LLAMA3_PATTERN, mergeable_ranks=ranks, special_tokens={})
-    texts = [d["text"] for d in corpus]
+def test_tiktoken_engine_gives_the_tokenizer_json_ids(llama3, llama3_tokenizer_dir, corpus, vocab_dir):
+    """Llama 3 is counted through tiktoken (the library of Meta's reference tokenizer,
+    llama3/tokenizer.py), built from the tokenizer.json: the same ids as the tokenizer.json on
+    llama.cpp's vectors, on every document of a real corpus, and on special-token strings."""
+    pytest.importorskip("tiktoken")
+    enc = tiktoken_encoding(llama3_tokenizer_dir / "tokenizer.json")
+    assert enc is not None and enc.n_vocab == 128_256
+    ids = lambda t: enc.encode(t, allowed_special=enc.special_tokens_set, disallowed_special=())  # noqa: E731
+    vectors = read_vocab_tests(vocab_dir / LLAMA_BPE_GGUF)
+    assert [ids(text) for text, _ in vectors] == [want for _, want in vectors]
+    texts = [d["text"] for d in corpus] + ["a <|eot_id|> b<|begin_of_text|>", "<|reserved_special_token_1|>0|>"]
     assert sum(len(t) for t in texts) > 100_000
-    assert [e.ids for e in llama3.encode_batch(texts, add_special_tokens=False)] == \
-        enc.encode_ordinary_batch(texts)
-
-
-def _gpt2_unicode_to_bytes() -> dict[str, int]:
-    """Byte-level BPE's printable stand-ins for bytes (GPT-2's bytes_to_unicode), inverted."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, n = list(keep), 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(keep, chars)}
+    assert [ids(t) for t in texts] == [e.ids for e in llama3.encode_batch(texts, add_special_tokens=False)]
+    counter = TokenCounter.load(resolve("llama3"))
+    assert counter.encoding is not None and counter.count(texts) == [len(ids(t)) for t in texts]
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -135,6 +125,7 @@ def test_counter_kinds(llama3_tokenizer_dir, llama2_tokenizer_dir, tmp_path):
     want = [len(e.ids) for e in Tokenizer.from_file(spec.path).encode_batch(texts, add_special_tokens=False)]
     assert TokenCounter.load(spec).count(texts) == want
     l2 = resolve("file", str(llama2_tokenizer_dir / "tokenizer.json"))
+    assert tiktoken_encoding(l2.path) is None  # not Llama 3's shape: counted by `tokenizers`
     assert TokenCounter.load(l2).count(texts) == [
         len(Tokenizer.from_file(l2.path).encode(t, add_special_tokens=False).ids) for t in texts]
     approx = resolve("approx")
@@ -147,6 +138,17 @@ def test_counter_kinds(llama3_tokenizer_dir, llama2_tokenizer_dir, tmp_path):
     copy.write_bytes(Path(spec.path).read_bytes())
     with pytest.raises(RuntimeError, match="not the tokenizer this job was planned with"):
         TokenCounter.load(moved)
+
+
+def test_last_pass_recounts_a_document_that_lost_lines(llama3):
+    """Line dedup edits text in the last pass; the row's n_tokens is the edited text's count."""
+    from pipeline.config import Config
+    from pipeline.stages.line_dedup import ApplyLineDedup
+    apply = ApplyLineDedup(Config.model_validate({"stages": {"line_dedup": {"enabled": True}}})).apply
+    text = "Skip to main content\nLa première ligne du texte, en français.\n日本語の文もある。\nFooter"
+    kept = "La première ligne du texte, en français.\n日本語の文もある。"
+    n = len(llama3.encode(kept, add_special_tokens=False).ids)
+    assert apply(text, {"n_tokens": 99, "drop": None, "bucket": "fr"}, (0, 3), None, False) == (kept, n, None)
 
 
 # --- end to end ---------------------------------------------------------------------------------

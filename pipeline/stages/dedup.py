@@ -422,11 +422,11 @@ class Deduplicate(beam.PTransform):
 
     @classmethod
     def for_config(cls, config, partitions: int) -> "Deduplicate":
-        """URL dedup only where a source names a url_field: with none, its shuffle (and the
+        """URL dedup only where a source names a url_field or is WARC: with none, its shuffle (and the
         flatten that re-reads every exact item after it) would carry nothing."""
         st = config.stages
         url = st.url_dedup
-        if url.enabled and not any(s.url_field for s in config.sources):
+        if url.enabled and not any(s.has_urls() for s in config.sources):
             url = url.model_copy(update={"enabled": False})
         return cls(url, st.exact_dedup, st.minhash_dedup, partitions, config.runner.records_per_chunk)
 

@@ -90,8 +90,14 @@ class Finalize(beam.DoFn):
             spec = self.specs[file_idx]
             per = self.config.runner.records_per_chunk
             seen = 0
+            all_text = self.annotate or self.config.output.rejected_text
+
+            def need(rec: int) -> bool:  # WARC: a page whose text no row takes is not extracted again
+                fate = fates.get(rec)  # None: quarantined in the first pass, read as then
+                return fate is None or all_text or fate["drop"] is None
+
             for kind, doc in read_file(spec, self.sources[spec.source], self.config.stages.normalize,
-                                       0, chunk * per, (chunk + 1) * per):
+                                       0, chunk * per, (chunk + 1) * per, self.config.stages.extract, need):
                 if kind != "doc":
                     continue
                 rec = split_uid(doc["uid"])[1]

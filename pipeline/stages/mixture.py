@@ -2,6 +2,7 @@
 plan (sampling rates and shard counts) that the last pass reads as a side input."""
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 import apache_beam as beam
@@ -26,7 +27,8 @@ def tokenizer_spec(tokenizer: TokenizerConfig) -> TokenizerSpec:
     """The run's tokenizer (classifiers/tokens.py), resolved once per process: Llama 3's is built
     into the cache on first use. A tokenizer that cannot be had is a ConfigError (one line)."""
     from classifiers.artifacts import default_cache
-    key = (tokenizer.kind, tokenizer.path, str(default_cache()))
+    stat = os.stat(tokenizer.path) if tokenizer.path and os.path.isfile(tokenizer.path) else None
+    key = (tokenizer.kind, tokenizer.path, str(default_cache()), stat and (stat.st_size, stat.st_mtime_ns))
     if key not in _SPECS:
         try:
             _SPECS[key] = resolve(tokenizer.kind, tokenizer.path)

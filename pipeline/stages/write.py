@@ -186,7 +186,7 @@ def _json_default(o):
 # with at least MIN_DOCS_FOR_EXACT_SHARES documents per bucket the plan stays within it.
 SHARE_TOLERANCE = schema.SHARE_TOLERANCE
 MIN_DOCS_FOR_EXACT_SHARES = 1000
-STAGE_ORDER = ("normalize", "langid", "heuristics", "quality", "url_dedup", "exact_dedup", "minhash_dedup",
+STAGE_ORDER = ("normalize", "extract", "langid", "heuristics", "quality", "url_dedup", "exact_dedup", "minhash_dedup",
                "line_dedup", "mixture")
 
 
@@ -282,6 +282,9 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         "rejected": rejected,
         "would_reject": would,  # annotate mode: what filter mode would have rejected, per rule
         "quarantined": dict(sorted(quarantined.items())),
+        # WARC records that are not documents (request, warcinfo, metadata, revisit, ...), per rule:
+        # not input, so not in the ledger
+        "skipped": {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("skipped:")},
         # ids held by more than one input document (42 and "42" are one id), and those documents
         "duplicate_ids": {"ids": ledger.get("duplicate_ids:ids", 0),
                           "documents": ledger.get("duplicate_ids:documents", 0)},
