@@ -1,12 +1,15 @@
-"""Language ID stage: natural-language documents get (language, score) from fastText and a
-bucket (`en`, a configured language, or a drop); code documents get their programming
-language and the `code` bucket, and so do documents of text sources that the code detector
+"""Language ID stage: natural-language documents get (language, score) from fastText, with
+lingua's second opinion where the cascade asks for it (classifiers/langid.py), the model that
+decided (`language_model`: fasttext or lingua; counters `langid/lingua` and
+`langid/lingua_changed`, where lingua's answer differs from fastText's) and a bucket (`en`, a
+configured language, or a drop); code documents get their programming language and the `code`
+bucket, and so do documents of text sources that the code detector
 (classifiers/code_detect.py) takes for source code: they become `kind: code` from here on, so the
 code rules judge them (counter `langid/code_in_text`)."""
 from __future__ import annotations
 
 from classifiers.code_detect import detect_code
-from classifiers.langid import LanguageIdentifier, decide, detect_programming_language
+from classifiers.langid import LINGUA, LanguageIdentifier, decide, detect_programming_language
 from pipeline.stages.base import BatchStage, Doc, with_drop
 
 # Bucket of text documents when language ID is disabled: undetermined (ISO 639-2 `und`).
@@ -40,10 +43,15 @@ class LanguageIdStage(BatchStage):
                                   "bucket": CODE_BUCKET}
                         self.counters.inc("langid/code_in_text")
         texts = [i for i, d in enumerate(out) if d["kind"] == "text"]
-        preds = self.model.predict([docs[i]["text"] for i in texts]) if texts else []
-        for i, (lang, score) in zip(texts, preds):
-            bucket, rule = decide(lang, score, self.params)
-            new = {**docs[i], "language": lang, "language_score": score, "bucket": bucket}
+        preds = self.model.predict_detailed([docs[i]["text"] for i in texts]) if texts else []
+        for i, pred in zip(texts, preds):
+            bucket, rule = decide(pred.language, pred.score, self.params)
+            new = {**docs[i], "language": pred.language, "language_score": pred.score, "bucket": bucket,
+                   "language_model": pred.model}
+            if pred.model == LINGUA:
+                self.counters.inc("langid/lingua")
+                if pred.language != pred.fasttext:
+                    self.counters.inc("langid/lingua_changed")
             out[i] = with_drop(new, self.name, f"langid/{rule}") if rule else new
         return out
 
