@@ -502,11 +502,15 @@ def text_script(text: str) -> str:
     return "cyrillic" if cyr > lat else "latin"
 
 
+_MAX_DETECTORS = 512  # cached lingua detectors (a few kB each: the models are shared)
+
+
 class Prediction(NamedTuple):
     language: str
     score: float
     model: str       # FASTTEXT or LINGUA: which one decided
     fasttext: str    # fastText's answer (after re-ranking), whatever decided
+    asked: bool = False  # whether lingua was run (it decides when its answer wins)
 
 
 class LinguaCascade:
@@ -563,34 +567,37 @@ class LinguaCascade:
     def detector(self, languages: frozenset[str]):
         det = self._detectors.get(languages)
         if det is None:
+            if len(self._detectors) >= _MAX_DETECTORS:  # unsure documents' candidate sets vary
+                self._detectors.clear()
             langs = [self._language.from_iso_code_639_1(getattr(self._iso, c.upper())) for c in sorted(languages)]
             for lang, code in zip(langs, sorted(languages)):
                 self._codes[lang] = code
             det = self._detectors[languages] = self._builder.from_languages(*langs).build()
         return det
 
-    def decide(self, best: str, merged: dict[str, float], text: str) -> tuple[str, float, str]:
-        """(language, score, model) for one document: fastText's `best` and re-ranked
+    def decide(self, best: str, merged: dict[str, float], text: str) -> tuple[str, float, str, bool]:
+        """(language, score, model, whether lingua was run) for one document: fastText's `best` and re-ranked
         probabilities `merged`, `text` the sample fastText saw. A language lingua is asked about
         scores lingua's confidence times the probability fastText gives it and the members of
         its groups (fastText's mass is spread over languages it confuses, so it is pooled, but
         only within a group); every other candidate keeps fastText's probability."""
+        kept = best, _clamp(merged[best]), FASTTEXT, False
         cands = self.candidates(best, merged)
         if cands is None:
-            return best, _clamp(merged[best]), FASTTEXT
+            return kept
         asked = cands
         if self.params.cascade_keep_unjudged:
             script = text_script(text)
             if _SCRIPT_ONLY.get(best, script) != script:
-                return best, _clamp(merged[best]), FASTTEXT
+                return kept
             asked = frozenset(c for c in cands if _SCRIPT_ONLY.get(c, script) == script)
         if len(asked) < 2:
-            return best, _clamp(merged[best]), FASTTEXT
+            return kept
         sample = sample_text(text, self.params.cascade_max_chars, self.params.sample_windows)
         confidences = self.detector(asked).compute_language_confidence_values(sample)
         total = sum(cv.value for cv in confidences)
         if total <= 0.0:  # lingua recognises none of them (e.g. no letters): fastText decides
-            return best, _clamp(merged[best]), FASTTEXT
+            return best, _clamp(merged[best]), FASTTEXT, True
         labels = [g for g, members in GROUP_LABELS.items() if g in merged and asked & set(members)]
         new = {c: q for c, q in merged.items() if c not in asked and c not in labels}
         for cv in confidences:
@@ -602,7 +609,7 @@ class LinguaCascade:
             mass += sum(merged[g] for g in labels if code in GROUP_LABELS[g])
             new[code] = mass * cv.value / total
         winner = max(new, key=new.__getitem__)
-        return winner, _clamp(new[winner]), (LINGUA if winner in asked else FASTTEXT)
+        return winner, _clamp(new[winner]), (LINGUA if winner in asked else FASTTEXT), True
 
 
 class LanguageIdentifier:
@@ -648,7 +655,8 @@ class LanguageIdentifier:
             if cascade is None:
                 out.append(Prediction(best, _clamp(merged[best]), FASTTEXT, best))
             else:
-                out.append(Prediction(*cascade.decide(best, merged, text), best))
+                lang, score, model, asked = cascade.decide(best, merged, text)
+                out.append(Prediction(lang, score, model, best, asked))
         return out
 
 

@@ -35,6 +35,7 @@ ANNOTATE_EXTRA_FIELDS: tuple[pa.Field, ...] = (
     pa.field("drop_rule", pa.string()),
     pa.field("dup_cluster", pa.string()),  # id of the survivor this document's near-dup cluster keeps
     pa.field("quality_flag", pa.string()),  # judge_off_format / judge_error
+    pa.field("language_model", pa.string()),  # which model decided the language: fasttext / lingua
     pa.field("line_dedup_fraction", pa.float32()),  # share of characters line dedup would remove
 )
 SIGNAL_PREFIX = "h_"  # heuristic signal columns in annotate mode: h_<signal name>, float32

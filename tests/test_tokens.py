@@ -41,7 +41,7 @@ def llama3(llama3_tokenizer_dir) -> Tokenizer:
 
 @pytest.fixture(scope="module")
 def corpus() -> list[dict]:
-    """English prose, 20+ languages of translated messages and Python code, all real."""
+    """English prose, translated messages in 18 languages (8 scripts) and Python code, all real."""
     langs = {"ar", "bg", "de", "el", "es", "fa", "fr", "he", "hi", "ja", "ko", "pl", "ru", "th", "tr", "uk", "vi",
              "zh"}
     return prose_docs(40) + multilingual_docs(1, langs) + code_docs(25)

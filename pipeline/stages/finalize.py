@@ -82,6 +82,8 @@ class Finalize(beam.DoFn):
                 ledger["kept"] += 1
                 self.counters.inc("output/kept")
             fates[rec] = {"drop": drop, "size": size, "cluster": cluster, "repeats": repeats, "lines": lines}
+            if info.get("language_model"):  # manifest: stages.langid.models
+                ledger[f"language_model:{info['language_model']}"] += 1
         yield beam.pvalue.TaggedOutput(LEDGER_TAG, ledger)
 
         need_text = self.annotate or ledger["kept"] > 0 or self.config.output.rejected_text
@@ -130,6 +132,7 @@ class Finalize(beam.DoFn):
                 "dup_cluster_size": fate["size"], "repeats": fate["repeats"],
                 "drop_stage": drop[0] if drop else None, "drop_rule": drop[1] if drop else None,
                 "dup_cluster": fate["cluster"], "quality_flag": info["quality_flag"],
+                "language_model": info.get("language_model"),
                 "line_dedup_fraction": line_fraction,
             }
             signals = info.get("signals") or {}

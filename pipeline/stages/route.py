@@ -27,7 +27,8 @@ URL_TAG = "url"
 STATS_TAG = "stats"
 
 # Fields of a document the last pass needs (its text is re-read from the input there).
-INFO_FIELDS = ("id", "source", "bucket", "language", "language_score", "quality_score", "quality_flag",
+INFO_FIELDS = ("id", "source", "bucket", "language", "language_score", "language_model", "quality_score",
+               "quality_flag",
                "n_tokens", "n_bytes", "drop", "signals")
 
 

