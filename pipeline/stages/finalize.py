@@ -4,6 +4,8 @@ rows of every output keyed by the shard they go to. The ledger (kept, rejected p
 counted here, where each document's fate is final."""
 from __future__ import annotations
 
+import functools
+
 from collections import Counter, defaultdict
 from typing import Iterable
 
@@ -20,6 +22,13 @@ from pipeline.stages.line_dedup import EMPTIED, LINES_EVENT, ApplyLineDedup
 LEDGER_TAG = "ledger"
 MIXTURE, ANNOTATED, REJECTED, QUARANTINE = "mixture", "annotated", "rejected", "quarantine"
 
+
+
+def _needs_text(fates: dict, all_text: bool, rec: int) -> bool:
+    """WARC: a page whose text no output row takes is not extracted again in the last pass
+    (fate None: quarantined in the first pass, read as then)."""
+    fate = fates.get(rec)
+    return fate is None or all_text or fate["drop"] is None
 
 class InputChanged(RuntimeError):
     pass
@@ -94,10 +103,7 @@ class Finalize(beam.DoFn):
             seen = 0
             all_text = self.annotate or self.config.output.rejected_text
 
-            def need(rec: int) -> bool:  # WARC: a page whose text no row takes is not extracted again
-                fate = fates.get(rec)  # None: quarantined in the first pass, read as then
-                return fate is None or all_text or fate["drop"] is None
-
+            need = functools.partial(_needs_text, fates, all_text)
             for kind, doc in read_file(spec, self.sources[spec.source], self.config.stages.normalize,
                                        0, chunk * per, (chunk + 1) * per, self.config.stages.extract, need):
                 if kind != "doc":
