@@ -5,7 +5,6 @@ counted here, where each document's fate is final."""
 from __future__ import annotations
 
 import functools
-
 from collections import Counter, defaultdict
 from typing import Iterable
 
