@@ -575,20 +575,19 @@ def _server(model_dir):
                            startup_timeout_s=300).start()
 
 
-@pytest.fixture(scope="module")
-def tiny_server(tiny_llama2_dir):
-    pytest.importorskip("vllm")
-    server = _server(tiny_llama2_dir)
-    yield server
-    server.stop()
+def _server_fixture(model_fixture: str):
+    @pytest.fixture(scope="module")
+    def server(request):
+        pytest.importorskip("vllm")
+        srv = _server(request.getfixturevalue(model_fixture))
+        yield srv
+        srv.stop()
+
+    return server
 
 
-@pytest.fixture(scope="module")
-def smol_server(smollm2_dir):
-    pytest.importorskip("vllm")
-    server = _server(smollm2_dir)
-    yield server
-    server.stop()
+tiny_server = _server_fixture("tiny_llama2_dir")
+smol_server = _server_fixture("smollm2_dir")
 
 
 def _agree(server, engine, model_dir, **kw):
