@@ -33,7 +33,15 @@ What `LanguageIdentifier.predict` adds to the raw top-1 of the model (each step 
      the ruled-out candidates are down-weighted before the argmax;
   4. optionally (`prefer_configured_ratio`, off by default: it raises accuracy on the
      configured languages but not once minimum scores apply, and leaks more unconfigured
-     text) a configured language close behind an unconfigured top label takes its place.
+     text) a configured language close behind an unconfigured top label takes its place;
+  5. the lingua cascade (`cascade`, on by default; LinguaCascade): where fastText names a
+     member of a group of languages it confuses (hr/sr/sl, cs/sk, da/nb/sv, es/ca, ...: measured,
+     DEFAULT_CASCADE_GROUPS) without being sure of it, or is unsure of any language,
+     lingua-language-detector decides among the group's configured languages (or fastText's
+     candidates), on at most `cascade_max_chars` of the same windows; the score is lingua's
+     confidence times fastText's probability of the group. `Prediction.model` says which model
+     decided (the stage's `language_model` column). lingua runs on ~13% of 500-word documents
+     and of paragraphs and costs a few percent of the stage's time (bench/results/langid.md).
 Scores are probabilities clamped to [0, 1] (the quantised .ftz returns up to 1.0001).
 
 No Beam import here: the stage in pipeline/stages/langid.py wraps this module.
@@ -161,25 +169,27 @@ LINGUA_LANGUAGES = frozenset(
     "af ar az be bg bn bs ca cs cy da de el en eo es et eu fa fi fr ga gu he hi hr hu hy id is it "
     "ja ka kk ko la lg lt lv mi mk mn mr ms nb nl nn pa pl pt ro ru sk sl sn so sq sr st sv sw ta "
     "te th tl tn tr ts uk ur vi xh yo zh zu".split())
-# Groups of languages that lid.176 (with our re-ranking) confuses: each pair in a group has
-# >= 1% of one side's dev-set sentences going to the other (`python -m bench.langid_eval`,
-# "Cascade groups", lists every such pair); lingua knows all of them. Left out: English, whose
-# confusions are other languages' sentences quoting English (and which is half of web text);
-# Bosnian, which lingua itself identifies in only 35-42% of its own test sentences (it calls
-# them Croatian), so asking it would move Croatian to Bosnian, not the reverse; the languages
-# lid.176 knows poorly (yo, so, sw, ga, la, cy), confused with many. Only the configured members
-# of a group are asked unless `cascade_unconfigured` (so id/ms and af/nl act only when ms or af
-# is configured).
+# Groups of languages that lid.176 (with our re-ranking) confuses: the connected sets of pairs
+# where >= 2% of one side's dev-set sentences go to the other (`python -m bench.langid_eval`,
+# "Cascade groups", lists every pair of >= 1% and these sets); lingua knows all of them. Left
+# out: English, whose confusions are other languages' sentences quoting English (and which is
+# half of web text); Bosnian, which lingua itself identifies in only 35-42% of its own test
+# sentences (it calls them Croatian), so asking it would move Croatian to Bosnian, not the
+# reverse; the languages lid.176 knows poorly (yo, so, sw, ga, la, cy), confused with many.
+# Pairs of 1-2% (ca/fr, ca/it, ro/es, cs/pl, hi/mr, be/ru, sr/ru) are left out too: grouping
+# them sends more documents to lingua and, measured, leaks more text of languages neither
+# model knows (Occitan, Asturian, Friulian) into the Romance buckets, for no gain in accuracy.
+# Only the configured members are asked unless `cascade_unconfigured` (so id/ms and af/nl act
+# only when ms or af is configured).
 DEFAULT_CASCADE_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("hr", "sr", "sl"),
-    ("sr", "mk", "ru", "bg", "uk", "be", "mn"),
-    ("cs", "sk", "pl"),
+    ("hr", "sr", "sl", "mk"),
+    ("ru", "bg", "mn"),
+    ("cs", "sk"),
     ("da", "nb", "nn", "sv"),
     ("id", "ms"),
-    ("es", "ca", "fr", "it", "ro"),
+    ("es", "ca"),
     ("et", "fi"),
     ("az", "tr"),
-    ("hi", "mr"),
     ("af", "nl"),
 )
 
@@ -227,8 +237,8 @@ class LangIdParams(BaseModel):
     # top-k labels of at least `cascade_candidate` (and their groups)
     cascade_unsure: float = Field(0.5, ge=0.0, le=1.0)
     cascade_candidate: float = Field(0.05, ge=0.0, le=1.0)
-    # whether lingua may also answer group members that are not in `languages` (nn, ms, mk, be
-    # by default); off, it chooses among the configured members only
+    # whether lingua may also answer group members that are not in `languages` (mk, mn, nn, ms,
+    # af in the default groups); off, it chooses among the configured members only
     cascade_unconfigured: bool = False
     # lingua knows some languages in one script only (its Serbian is Cyrillic), so by default
     # Serbian in Latin script becomes Croatian (or Slovene) where lingua decides. True: a
@@ -487,8 +497,8 @@ def rerank_scores(codes: list[str], probs: list[float], text: str,
 FASTTEXT, LINGUA = "fasttext", "lingua"  # which model decided (annotate column `language_model`)
 
 # lingua models these languages in one script only (its Serbian is Cyrillic: on Latin-script
-# Serbian it answers Croatian or Bosnian). On text in another script they are not asked, and
-# keep fastText's probability.
+# Serbian it answers Croatian or Bosnian). With `cascade_keep_unjudged`, on text in another
+# script they are not asked and keep fastText's probability.
 _SCRIPT_ONLY: dict[str, str] = {c: "cyrillic" for c in ("sr", "mk", "ru", "uk", "bg", "be", "kk", "mn")}
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
 _LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
@@ -576,8 +586,8 @@ class LinguaCascade:
         return det
 
     def decide(self, best: str, merged: dict[str, float], text: str) -> tuple[str, float, str, bool]:
-        """(language, score, model, whether lingua was run) for one document: fastText's `best` and re-ranked
-        probabilities `merged`, `text` the sample fastText saw. A language lingua is asked about
+        """(language, score, model, whether lingua was run) for one document: fastText's `best`
+        and re-ranked probabilities `merged`, `text` the sample fastText saw. A language lingua is asked about
         scores lingua's confidence times the probability fastText gives it and the members of
         its groups (fastText's mass is spread over languages it confuses, so it is pooled, but
         only within a group); every other candidate keeps fastText's probability."""
