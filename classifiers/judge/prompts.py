@@ -350,10 +350,10 @@ class PromptBuilder:
             )
         self._run_close = run_close
         self._tail_ids = self._encode([tail], parse_special=True)[0] if tail else []
-        probes = [self._prompt(run[0]) for run in self._runs(list(_PROBE_DOCS))]
-        self.prefix_ids = _common_prefix(probes)
-        doc_ids = self._runs([_PROBE_DOCS[0]])[0][0]
-        self.n_template_tokens = len(self._prompt(doc_ids)) - self._doc_count(_PROBE_DOCS[0])
+        runs = self._runs(list(_PROBE_DOCS))
+        self.prefix_ids = _common_prefix([self._prompt(run[0]) for run in runs])
+        ids, n_doc, _ = runs[0]
+        self.n_template_tokens = len(self._prompt(ids)) - n_doc
         self.prefix_misses = 0
         if self.max_model_len is not None:
             need = self.n_template_tokens + self.max_doc_tokens + 1
@@ -393,9 +393,6 @@ class PromptBuilder:
             cut = inside[self.max_doc_tokens] if len(inside) > self.max_doc_tokens else len(doc)
             out.append((ids, len(inside), cut))
         return out
-
-    def _doc_count(self, doc: str) -> int:
-        return self._runs([doc])[0][1]
 
     def _prompt(self, run_ids: list[int]) -> list[int]:
         return self._head_ids + run_ids + self._tail_ids
