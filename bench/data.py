@@ -1,11 +1,13 @@
-"""Readers for the shared real data the benchmarks and tests use.
+"""Readers for the shared real data the benchmarks use.
 
 * the language-ID dev set (`lingua_sentences.tsv.zst`: `lang<TAB>sentence`, 75 languages, in
   the file's order, which keeps each language's sentences consecutive);
 * the benchmark corpus (`part-*.jsonl.zst` + `manifest.tsv.zst`).
 
-The data directory is ../shared/data beside the repository (as in a checkout and in CI) unless
-$CURATE_DATA_DIR says otherwise.
+The data directory is $CURATE_DATA_DIR, else ../shared/data beside the repository. This module is
+the benchmarks' one way to it: no other file names it. The tests never read it: they read the
+small samples committed under tests/data (built from it by tests/data/build_fixtures.py), with
+these same parsers given those paths (tests/corpus.py).
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import io
 import json
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import zstandard
 
-DATA_DIR = Path(os.environ.get("CURATE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = Path(os.environ.get("CURATE_DATA_DIR") or DEFAULT_DATA_DIR)
 DEV_SET = DATA_DIR / "langid-dev" / "lingua_sentences.tsv.zst"
 BENCH_CORPUS = DATA_DIR / "bench-corpus"
 

@@ -12,46 +12,30 @@
 3. The benchmark corpus: drops per category, and documents per second on one core (evaluate()
    only, data already in memory; best of several runs, since the machine is shared).
 
-Writes bench/results/heuristics.md.
+Reads the shared data through bench/data.py ($CURATE_DATA_DIR). Writes bench/results/heuristics.md.
 """
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
 import platform
 import sys
 import time
 from collections import Counter, defaultdict
+from itertools import islice
 from pathlib import Path
 
-import zstandard
-
+from bench import data
 from classifiers.heuristics import HeuristicsParams, evaluate
 
-DEV_SET = Path("/work/shared/data/langid-dev/lingua_sentences.tsv.zst")
-BENCH_CORPUS = Path("/work/shared/data/bench-corpus")
 STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 RESULTS = Path(__file__).parent / "results" / "heuristics.md"
 PARAGRAPH_SIZES = (5, 10, 15)
 
 
-def _zstd_lines(path: Path):
-    with open(path, "rb") as f:
-        yield from io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(f), encoding="utf-8")
-
-
-def read_dev_sentences(path: Path = DEV_SET) -> dict[str, list[str]]:
-    by_lang: dict[str, list[str]] = defaultdict(list)
-    for line in _zstd_lines(path):
-        lang, sentence = line.rstrip("\n").split("\t", 1)
-        by_lang[lang].append(sentence)
-    return dict(by_lang)
-
-
 def paragraphs(sentences: list[str], size: int, limit: int | None = None) -> list[str]:
-    out = [" ".join(sentences[i:i + size]) for i in range(0, len(sentences) - size + 1, size)]
+    """The first `limit` (all if None) paragraphs of `size` consecutive sentences (bench/data.py)."""
+    out = [text for _, text in data.paragraphs({"": sentences}, size)]
     return out[:limit] if limit else out
 
 
@@ -64,22 +48,12 @@ def stdlib_files(limit: int | None = None) -> list[Path]:
 
 
 def read_bench_corpus(limit: int | None = None) -> list[dict]:
-    meta = {}
-    for i, line in enumerate(_zstd_lines(BENCH_CORPUS / "manifest.tsv.zst")):
-        if i == 0:
-            continue
-        doc_id, category, _source, lang, *_ = line.rstrip("\n").split("\t")
-        meta[doc_id] = (category, lang)
-    docs = []
-    for part in sorted(BENCH_CORPUS.glob("part-*.jsonl.zst")):
-        for line in _zstd_lines(part):
-            d = json.loads(line)
-            category, lang = meta[d["id"]]
-            kind = "code" if category == "c_code" else "text"
-            docs.append({"id": d["id"], "text": d["text"], "category": category,
-                         "language": lang, "kind": kind})
-            if limit and len(docs) >= limit:
-                return docs
+    """The first `limit` (all if None) documents of the benchmark corpus (bench/data.py)."""
+    docs = [{"id": d["id"], "text": d["text"], "category": d["category"], "language": d["lang"],
+             "kind": "code" if d["category"] == "c_code" else "text"}
+            for d in islice(data.iter_bench_corpus(), limit)]
+    if not docs:
+        raise SystemExit(f"no documents under {data.BENCH_CORPUS} (set CURATE_DATA_DIR)")
     return docs
 
 
@@ -280,7 +254,9 @@ def main(argv: list[str] | None = None) -> None:
     params = HeuristicsParams()
 
     t0 = time.perf_counter()
-    dev = read_dev_sentences()
+    if not data.DEV_SET.exists():
+        raise SystemExit(f"{data.DEV_SET} not found (set CURATE_DATA_DIR)")
+    dev = data.dev_sentences_by_language()
     prose = eval_prose(dev, params, per_lang_limit=20 if args.quick else None)
     print(f"prose done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
     files = stdlib_files(limit=200 if args.quick else None)

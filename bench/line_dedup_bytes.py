@@ -9,7 +9,8 @@ as bench/shuffle_bytes.py does for the other shuffles. MinHash's drop events are
 
   python -m bench.line_dedup_bytes [--docs N] [--category b_english ...] [--set key=value ...]
 
-Reads the bench corpus (../shared/data/bench-corpus); line dedup is switched on.
+Reads the bench corpus (../shared/data/bench-corpus); line dedup is switched on. Recorded
+results: bench/results/line-dedup-bytes.md.
 """
 from __future__ import annotations
 

@@ -19,12 +19,14 @@ from apache_beam.coders import coders
 
 from pipeline.config import load_config
 from pipeline.sources import discover, read_file
-from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, DedupKeys, ExactDedupPartition
+from classifiers.decisions import Fate
+from pipeline.records import Info
+from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, STATS_TAG, DedupKeys, ExactDedupPartition
 from pipeline.stages.finalize import Finalize
 from pipeline.stages.heuristics import HeuristicsStage
 from pipeline.stages.langid import LanguageIdStage
 from pipeline.stages.mixture import TokenCount, tokenizer_spec
-from pipeline.stages.route import STATS_TAG, RouteDocuments, info_of
+from pipeline.stages.route import RouteDocuments
 
 CODER = coders.FastPrimitivesCoder()
 
@@ -89,8 +91,8 @@ def _route(batch, stages, route, finalize, out, exact_groups) -> int:
     # survivor, as if dedup and the mixture dropped none), built by the last pass's own code
     rows: dict = defaultdict(list)
     for d in batch:
-        fate = {"drop": d.get("drop"), "size": 1, "cluster": d["id"], "repeats": 1}
-        finalize.route(d["uid"], info_of(d), fate, d["text"] if fate["drop"] is None else None, PLAN, rows)
+        fate = Fate(d.get("drop"), 1, d["id"], None, 1)
+        finalize.route(d["uid"], Info.of(d), fate, d["text"] if fate.drop is None else None, PLAN, rows)
     for key, lst in rows.items():
         for row in lst:
             out["GroupByShard"] += size((key, [row]))

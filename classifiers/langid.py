@@ -671,12 +671,11 @@ class LanguageIdentifier:
 
 
 def _load_fasttext(path: Path):
-    import fasttext
+    from classifiers.fasttext_quiet import load_model
 
     if not Path(path).exists():
         raise FileNotFoundError(f"fastText LID model not found: {path}")
-    fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence its load warning
-    return fasttext.load_model(str(path))
+    return load_model(path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -174,6 +174,12 @@ def removed_fraction(text: str, indices) -> float:
     return 1.0 - len(remove_lines(text, indices)) / len(text)
 
 
+def emptied(kept_content: int, min_chars_after: int) -> bool:
+    """A document left with fewer than `min_chars_after` content characters once its frequent
+    lines are removed is dropped (`line_dedup/emptied`), not kept as scraps."""
+    return kept_content < min_chars_after
+
+
 def after_removal(n_bytes: int, n_tokens: int, n_content: int, removed_bytes: int, removed_content: int,
                   approx_tokens: bool) -> tuple[int, int, int]:
     """(bytes, tokens, content chars) a document keeps once lines taking `removed_bytes` bytes

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from classifiers.decisions import Drop
 from classifiers.text import stable_hash64
 
 BINS = 4096
@@ -49,6 +50,8 @@ MULTILINGUAL = "multilingual"
 # Assumed zstd compression ratio of text in Parquet, to turn a compressed shard-size target
 # into uncompressed bytes per shard (zstd level 3 gives about 3-4x on web text and code).
 COMPRESSION_RATIO_ESTIMATE = 3.0
+NO_SHARE = Drop("mixture", "mixture/no_share")
+DOWNSAMPLED = Drop("mixture", "mixture/downsampled")
 
 
 @dataclass
@@ -171,13 +174,15 @@ class MixturePlan:
     unmet: list[dict]  # buckets whose share could not be met: bucket, asked, achieved, why
     groups: dict[str, dict] = field(default_factory=dict)  # group -> {"target", "buckets"}
 
-    def to_json(self) -> dict:
-        return {
-            "total_tokens": self.total_tokens, "limited_by": self.limited_by, "unmet": self.unmet,
-            "groups": self.groups,
-            "buckets": {b: {k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in vars(p).items()}
-                        for b, p in sorted(self.buckets.items())},
-        }
+    def uses(self, bucket: str, doc_id: str, seed: int) -> tuple[int, Drop | None]:
+        """How many times the mixture uses a document that survived every filter: (repeats,
+        None), or (0, the drop): `mixture/no_share` for a bucket the plan gives no share (or does
+        not know), `mixture/downsampled` for one the sampling left out."""
+        plan = self.buckets.get(bucket)
+        repeats = plan.repeats(sampling_key(doc_id, seed)) if plan is not None else 0
+        if repeats:
+            return repeats, None
+        return 0, NO_SHARE if plan is None or not plan.target_share else DOWNSAMPLED
 
 
 def resolve_shares(targets: dict[str, float], available: dict[str, int], languages: list[str],

@@ -48,7 +48,8 @@ from typing import Iterable, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from classifiers.judge.labels import LabelSelection, read_labels, select_labels, text_hash
-from classifiers.judge.scoring import JudgeResult
+from classifiers.fasttext_quiet import fasttext_module, load_model
+from classifiers.scorer import QualityResult
 
 N_CLASSES = 6  # scores 0..5
 LABEL_PREFIX = "__label__"
@@ -354,10 +355,7 @@ def _threshold_fn(threshold: Mapping[str, float] | float):
 
 
 def _load_fasttext(path: str | Path):
-    import fasttext
-
-    fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence its load warning
-    return fasttext.load_model(str(path))
+    return load_model(path)
 
 
 def _expected_scores(model, lines: list[str]) -> list[tuple[float, dict[str, float]]]:
@@ -385,12 +383,12 @@ class FastTextQualityScorer:
         self.max_words = max_words
         self._model = _load_fasttext(self.model_path)
 
-    def score(self, texts: list[str]) -> list[JudgeResult]:
+    def score(self, texts: list[str]) -> list[QualityResult]:
         if self._model is None:
             raise RuntimeError("FastTextQualityScorer is closed")
         lines = [normalize(t, self.max_words) for t in texts]
         return [
-            JudgeResult(score=s, candidate_mass=sum(dist.values()), probabilities=dist, flag=None)
+            QualityResult(score=s, candidate_mass=sum(dist.values()), probabilities=dist, flag=None)
             for s, dist in _expected_scores(self._model, lines)
         ]
 
@@ -481,8 +479,7 @@ def train(
     (rubric, model) group; write the model and `<model>.report.json` (with the calibrated
     thresholds); return the report. Raises ValueError (no prefix) when the labels cannot
     train a model, WeakClassifierError when it learnt too little (nothing is written)."""
-    import fasttext
-
+    fasttext = fasttext_module()
     params = params or DistillParams()
     if isinstance(threshold, Mapping):
         threshold = dict(threshold)
@@ -511,7 +508,6 @@ def train(
             class_counts[cls] = class_counts.get(cls, 0) + 1
             fh.write(f"{LABEL_PREFIX}{cls} {normalize(row['text'], params.max_words)}\n")
     try:
-        fasttext.FastText.eprint = lambda *args, **kwargs: None
         model = fasttext.train_supervised(
             input=train_file,
             epoch=params.epochs,

@@ -110,6 +110,7 @@ def resolve(kind: str = LLAMA3, path: str | None = None, cache: Path | None = No
     if kind == FILE:
         if not path or not Path(path).is_file():
             raise TokenizerError(f"config error: tokenizer.path: {path} does not exist")
+        check_tokenizer_file(path)
         return TokenizerSpec(FILE, path, "tokenizer.path", str(path), file_sha256(path))
     if kind == LLAMA3:
         from classifiers.artifacts import LLAMA_CPP_PYTHON
@@ -117,6 +118,20 @@ def resolve(kind: str = LLAMA3, path: str | None = None, cache: Path | None = No
         return TokenizerSpec(LLAMA3, LLAMA3, LLAMA3_SOURCE.format(version=LLAMA_CPP_PYTHON.split("==")[1]),
                              str(json_path), file_sha256(json_path))
     raise TokenizerError(f"config error: tokenizer.kind: {kind!r} is not one of {', '.join(KINDS)}")
+
+
+def check_tokenizer_file(path: str | Path) -> None:
+    """Load the tokenizer.json at `path` once, so that a file that is not one is a setup error
+    (one line) rather than a failure of every worker at its first batch."""
+    try:
+        from tokenizers import Tokenizer
+        Tokenizer.from_file(str(path))
+    except ImportError:
+        return  # counted with tokenizers: the workers say so
+    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a bad file
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise TokenizerError(f"config error: tokenizer.path: {path} is not a Hugging Face tokenizer.json"
+                             f" ({detail})") from None
 
 
 def _byte_decoder() -> dict[str, int]:

@@ -4,6 +4,9 @@
              [--set dotted.key=value ...]
              [--workers N] [--overwrite]
   curate inspect OUT [--json] [--plot FILE.png] [--verify]
+  curate config show [CONFIG] [--set dotted.key=value ...]
+  curate --version
+  curate report OUT [-o FILE.html]
   curate judge [CONFIG] --input ... --sample N --output LABELS/ [--set ...]
   curate distill --labels LABELS/ --output MODEL [CONFIG] [--set ...]
   curate submit [CONFIG] --project P --region R --temp-location gs://B/tmp [--output gs://B/out]
@@ -36,57 +39,78 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "curate":
 from pathlib import Path  # noqa: E402 - after the handler above, on purpose
 
 from pipeline import inspect_cmd, label_cmd, outdir, submit  # noqa: E402
-from pipeline.config import ConfigError, Source, load_config  # noqa: E402
+from pipeline import report as report_cmd  # noqa: E402
+from pipeline.cli_common import add_config_args, resolve_config  # noqa: E402
+from pipeline.config import ConfigError  # noqa: E402
 from pipeline.interrupt import Interrupts  # noqa: E402
-from pipeline.outdir import check_output  # noqa: E402,F401 - submit and bench clear outputs in place with it
+from pipeline.outdir import check_output  # noqa: E402 - bench clears outputs in place with it too
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="YAML run config (default: configs/default.yaml)")
-    p.add_argument("--input", action="extend", nargs="+", default=[], metavar="PATH_OR_GLOB",
-                   help="add a text source (several paths, a shell-expanded glob, repeatable); local paths"
-                        " or any Beam filesystem URI; code found in it goes to the code bucket")
-    p.add_argument("--code", action="extend", nargs="+", default=[], metavar="PATH_OR_GLOB",
-                   help="add a code source (kind code; several paths, repeatable); records' `path` names"
-                        " the programming language")
-    p.add_argument("--output", help="output directory (overrides output.path)")
-    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                   help="override a config key, typed by the schema (repeatable)")
+RUN_DESCRIPTION = """\
+Run the pipeline on this machine: read the sources, normalize, identify languages, filter,
+deduplicate, (optionally) score quality, sample the mixture and write it as sharded Parquet with
+manifest.json, rejected/ and quarantine/ under the output directory. While it runs, progress is
+shown (a live display on a terminal, a plain line every 10 s otherwise); the full log, Beam's
+included, goes to OUT/logs/run.log. With no source configured and no --input, it runs on a demo
+corpus built from text every Python installation has."""
+
+RUN_EXAMPLES = """\
+examples:
+  curate run                                        # the demo corpus, configs/default.yaml -> out/demo
+  curate run --input 'data/*.jsonl.zst' --output out/web
+  curate run configs/default.yaml --input web/*.jsonl.gz --code repos/*.jsonl --workers 4
+  curate run --set stages.minhash_dedup.threshold=0.8 --set mode=annotate --output out/annotated
+  curate run --output out/web --overwrite           # replace a previous run's output
+  curate config show --set runner.workers=4         # the configuration a run would use
+
+setup problems are one line on stderr and exit code 2; Ctrl-C leaves the output as it was (130)."""
+
+
+def version() -> str:
+    from importlib import metadata
+    try:
+        mine = metadata.version("curate")
+    except metadata.PackageNotFoundError:  # a source checkout that was not installed
+        mine = "unknown (not installed)"
+    try:
+        beam_version = metadata.version("apache-beam")
+    except metadata.PackageNotFoundError:
+        beam_version = "missing"
+    return f"curate {mine} (apache-beam {beam_version}, Python {sys.version.split()[0]})"
+
+
+class _Version(argparse.Action):
+    """--version: resolved only when asked for (package metadata reads are not free)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version())
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="curate", description="LLM pretraining data curation on Apache Beam")
+    ap.add_argument("--version", action=_Version, help="print curate's version (and Beam's, Python's) and exit")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="run the pipeline on this machine")
-    _add_config_args(run)
+    run = sub.add_parser("run", help="run the pipeline on this machine", description=RUN_DESCRIPTION,
+                         epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(run)
     run.add_argument("--workers", type=int, help="worker processes (default: runner.workers)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     inspect_cmd.add_parser(sub)
-    label_cmd.add_parsers(sub, _add_config_args)
+    cfg = sub.add_parser("config", help="show the effective configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_cmd", required=True)
+    show = cfg_sub.add_parser("show", help="print the effective configuration: every key, its value, one line of help",
+                              description="Print the configuration a run with these arguments would use, as YAML"
+                                          " that loads back: every key with its value (defaults included), one line"
+                                          " of help, and the default where the value differs.")
+    add_config_args(show)
+    report_cmd.add_parser(sub)
+    label_cmd.add_parsers(sub)
     submit.add_parser(sub)
     return ap
-
-
-def resolve_config(args):
-    overrides = list(args.overrides)
-    if args.output is not None:
-        if not args.output.strip():
-            raise ConfigError("output error: --output is empty; name a directory")
-        overrides.append(f"output.path={json.dumps(args.output)}")
-    if getattr(args, "workers", None) is not None:
-        overrides.append(f"runner.workers={args.workers}")
-    config = load_config(args.config, overrides)
-    if args.input:
-        extra = Source(name="input", paths=args.input, path_field="path")
-        if any(s.name == "input" for s in config.sources):
-            raise ConfigError("config error: --input adds a source named 'input', which the config already has")
-        config = config.model_copy(update={"sources": [*config.sources, extra]})
-    if getattr(args, "code", None):
-        extra = Source(name="code", paths=args.code, kind="code", path_field="path")
-        if any(s.name == "code" for s in config.sources):
-            raise ConfigError("config error: --code adds a source named 'code', which the config already has")
-        config = config.model_copy(update={"sources": [*config.sources, extra]})
-    return config
 
 
 def check_stage_setup(config) -> None:
@@ -94,8 +118,9 @@ def check_stage_setup(config) -> None:
     st = config.stages
     if st.langid.enabled and st.langid.model_path and not Path(st.langid.model_path).exists():
         raise ConfigError(f"config error: stages.langid.model_path: {st.langid.model_path} does not exist")
-    if config.tokenizer.path and not Path(config.tokenizer.path).is_file():
-        raise ConfigError(f"config error: tokenizer.path: {config.tokenizer.path} does not exist")
+    if config.tokenizer.path:  # exists and is a tokenizer.json (resolved once per process, cached)
+        from pipeline.stages.mixture import tokenizer_spec
+        tokenizer_spec(config.tokenizer)
     problems = st.quality.problems()
     if problems:
         raise ConfigError(f"config error: stages.{problems[0]}")
@@ -109,6 +134,17 @@ def check_stage_setup(config) -> None:
 
 
 def cmd_run(args, interrupts: Interrupts | None = None) -> int:
+    """Python's logging (Beam's included) goes to OUT/logs/run.log, the terminal shows our lines."""
+    from pipeline.progress import RunLog, command_started
+    started = command_started()
+    log = RunLog.start()
+    try:
+        return _run(args, interrupts, log, started)
+    finally:
+        log.close()
+
+
+def _run(args, interrupts: Interrupts | None, log, started: float) -> int:
     from pipeline.demo import build_demo
     from pipeline.runner import run_local, stop_workers
     from pipeline.sources import discover
@@ -135,14 +171,22 @@ def cmd_run(args, interrupts: Interrupts | None = None) -> int:
     try:
         if outdir.is_remote(path):
             check_output(path, args.overwrite)
+            import tempfile
+            fd, local_log = tempfile.mkstemp(prefix="curate-run-", suffix=".log")  # no staging directory
+            os.close(fd)
+            log.open(local_log)
+            print(f"the run's log: {local_log}", file=sys.stderr)
         else:
             staged = outdir.StagedOutput.prepare(path, config.sources, specs, args.overwrite)
             staged.acquire()  # the lock and the staging directory; close() below undoes them
-        result = run_local(config, specs, config.runner.workers, staged.staging if staged else None)
+            log.open(os.path.join(staged.staging, outdir.RUN_LOG))
+        result = run_local(config, specs, config.runner.workers, staged.staging if staged else None, started)
         if staged is not None:
             staged.commit()
-    except BaseException:
+    except BaseException as e:
         stop_workers()
+        if isinstance(e, Exception) and not isinstance(e, ConfigError) and (kept := log.keep()):
+            print(f"the run's log: {kept}", file=sys.stderr)
         raise
     finally:
         if staged is not None:
@@ -152,7 +196,9 @@ def cmd_run(args, interrupts: Interrupts | None = None) -> int:
     manifest_path = Path(path) / "manifest.json"
     from pipeline.summary import print_summary
     manifest = json.loads(manifest_path.read_text())
-    print_summary(manifest, path, result.seconds)
+    import time
+    print_summary(manifest, path, time.time() - started,
+                  result.first_read - started if result.first_read is not None else None)
     if not manifest["ledger"]["balanced"]:
         print("error: the ledger does not balance (input != kept + rejected + quarantined)", file=sys.stderr)
         return 1
@@ -171,8 +217,14 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_run(args, interrupts)
         if args.cmd == "inspect":
             return inspect_cmd.cmd_inspect(args)
+        if args.cmd == "config":
+            from pipeline.config import show
+            sys.stdout.write(show(resolve_config(args)))
+            return 0
+        if args.cmd == "report":
+            return report_cmd.cmd_report(args)
         if args.cmd == "judge":
-            return label_cmd.cmd_judge(args, resolve_config)
+            return label_cmd.cmd_judge(args)
         if args.cmd == "distill":
             return label_cmd.cmd_distill(args)
         if args.cmd == "example-judge":

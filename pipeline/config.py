@@ -142,6 +142,10 @@ class OutputConfig(_Strict):
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compression_level: int | None = None
     rejected_text: bool = False  # also write the text of rejected documents to OUT/rejected/
+    # filter mode: the text of this many rejected documents per rule (those with the smallest id
+    # hashes) is written in their OUT/rejected/ rows anyway, so that a user (and `curate report`)
+    # can see what each rule drops; 0: none (the text column stays null unless rejected_text)
+    rejected_text_sample: int = Field(20, ge=0)
     quarantine_raw_bytes: int = Field(1024, ge=0)
 
 
@@ -192,7 +196,8 @@ def _format_error(err: ValidationError) -> str:
     loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
     msg = e["msg"]
     if e["type"] == "extra_forbidden":
-        msg = "unknown key"
+        near = suggest(e["loc"])
+        msg = "unknown key" + (f" (did you mean {near}?)" if near else "")
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"config error: {loc}: {msg}{more}"
 
@@ -290,3 +295,139 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         return _validate(data, sets)
     except RecursionError:
         raise ConfigError(f"config error: {path}: nested too deeply to be a config") from None
+
+
+# ----------------------------------------------------------------------------- every key, with its help
+
+HELP_WIDTH = 110  # characters of help shown per key (`curate config show`)
+
+
+def _comments(cls: type) -> dict[str, str]:
+    """{field: its comment} from the class's source: a trailing comment on the field's lines,
+    else the comment lines right above it (the models document their keys there)."""
+    import ast
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    try:
+        src = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    lines = src.splitlines()
+    comments: dict[int, str] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+            if tok.type == tokenize.COMMENT:
+                text = tok.string.lstrip("#").strip()
+                # a section rule (`# --- the judge ----`) names a group of keys, not the next key
+                comments[tok.start[0]] = "" if text.startswith("---") else text
+    except (tokenize.TokenError, SyntaxError):
+        return {}
+    out: dict[str, str] = {}
+    body = ast.parse(src).body[0].body
+    for node in body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        text = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
+        if not text:
+            above, n = [], node.lineno - 1
+            while n >= 1 and n in comments and lines[n - 1].lstrip().startswith("#"):
+                above.insert(0, comments[n])
+                n -= 1
+            text = above
+        if any(text):
+            out[node.target.id] = " ".join(t for t in text if t)
+    return out
+
+
+def field_help(cls: type, name: str) -> str:
+    """One line of help for `cls.name`: its Field description, else its comment in the source,
+    else (a nested model) the first sentence of the model's docstring."""
+    info = cls.model_fields[name]
+    text = info.description
+    if not text:
+        for klass in cls.__mro__:
+            if issubclass(klass, BaseModel) and name in getattr(klass, "__annotations__", {}):
+                text = _comments(klass).get(name)
+                break
+    sub = info.annotation
+    if not text and isinstance(sub, type) and issubclass(sub, BaseModel) and sub.__doc__:
+        text = sub.__doc__.strip().split("\n\n")[0]
+    import typing
+    choices = [a for t in (sub, *typing.get_args(sub)) if typing.get_origin(t) is Literal for a in typing.get_args(t)]
+    if len(choices) > 1:
+        text = f"{' | '.join(map(str, choices))}" + (f"; {text}" if text else "")
+    text = " ".join((text or "").split())
+    if len(text) > HELP_WIDTH:
+        text = text[:HELP_WIDTH - 1].rsplit(" ", 1)[0] + " …"
+    return text
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of YAML (flow style)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    dumped = yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True, sort_keys=False)
+    return dumped.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _show(model: BaseModel, depth: int, out: list[str]) -> None:
+    cls = type(model)
+    pad = "  " * depth
+    for name, info in cls.model_fields.items():
+        value = getattr(model, name)
+        help_ = field_help(cls, name)
+        if isinstance(value, BaseModel):
+            out.append((f"{pad}{name}:", help_))
+            _show(value, depth + 1, out)
+            continue
+        default = info.get_default(call_default_factory=True)
+        same = _flow(value) == _flow(default)
+        out.append((f"{pad}{name}: {_flow(value)}", help_ if same else f"(default: {_flow(default)}) {help_}".strip()))
+
+
+def show(config: Config) -> str:
+    """The effective configuration as YAML that loads back: every key, its value, and one line
+    of help; a value that is not the default says what the default is."""
+    rows: list = []
+    _show(config, 0, rows)
+    width = min(48, max(len(k) for k, _ in rows))
+    return "\n".join(f"{k:<{width}}  # {h}" if h else k for k, h in rows) + "\n"
+
+
+def known_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema (a list's items as `*`)."""
+    import typing
+    out = []
+    for name, info in cls.model_fields.items():
+        key = f"{prefix}{name}"
+        out.append(key)
+        sub = info.annotation
+        if typing.get_origin(sub) is list and typing.get_args(sub):
+            sub, key = typing.get_args(sub)[0], f"{key}.*"
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out += known_keys(sub, f"{key}.")
+    return out
+
+
+def suggest(loc: tuple) -> str | None:
+    """The known key nearest to an unknown one (`stages.langid.enable` -> `stages.langid.enabled`)."""
+    import difflib
+    parts = [str(p) for p in loc]
+    pattern = ".".join("*" if p.isdigit() else p for p in parts)
+    keys = known_keys()
+    same_level = [k for k in keys if k.count(".") == pattern.count(".")]
+    best = (difflib.get_close_matches(pattern, same_level, n=1, cutoff=0.75)
+            or difflib.get_close_matches(parts[-1], [k.rsplit(".", 1)[-1] for k in same_level
+                                                     if k.rsplit(".", 1)[0] == pattern.rpartition(".")[0]],
+                                         n=1, cutoff=0.6)
+            or difflib.get_close_matches(pattern, keys, n=1, cutoff=0.75))
+    if not best:
+        return None
+    hit = best[0] if "." in best[0] or not pattern.count(".") else best[0]
+    if "." not in hit and pattern.count("."):  # a leaf name matched under the same parent
+        hit = f"{pattern.rpartition('.')[0]}.{hit}"
+    indices = iter(p for p in parts if p.isdigit())
+    return ".".join(next(indices, "0") if p == "*" else p for p in hit.split("."))

@@ -1,4 +1,4 @@
-"""The pipeline graph. `build()` reads like the data flow in ../shared/DESIGN.md:
+"""The pipeline graph. `build()` reads like the data flow:
 
   read -> normalize/validate -> langid -> heuristics -> quality -> tokens -> dedup keys
        -> route (text let go: small records only from here)
@@ -18,11 +18,11 @@ from classifiers.heuristics import SIGNAL_NAMES
 from classifiers.text import stable_hash64
 from pipeline.config import Config
 from pipeline.sources import FileSpec
-from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, DedupKeys, Deduplicate
-from pipeline.stages.finalize import LEDGER_TAG, QUARANTINE, Finalize
+from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, STATS_TAG, DedupKeys, Deduplicate
+from pipeline.stages.finalize import LEDGER_TAG, QUARANTINE, SAMPLE_TAG, Finalize
 from pipeline.stages.mixture import PlanMixture, TokenCount, quarantine_shards, tokenizer_spec
 from pipeline.stages.read import ReadDocuments
-from pipeline.stages.route import STATS_TAG, URL_TAG, RouteDocuments
+from pipeline.stages.route import URL_TAG, RouteDocuments
 from pipeline.stages.write import WriteManifest, WriteShard
 
 # Automatic shuffle partitions: one per this much text, so that the largest group a dedup worker
@@ -156,7 +156,11 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
              | "GroupByChunk" >> beam.GroupByKey()
              | "Finalize" >> beam.ParDo(Finalize(config, specs, signals, tokenizer_spec(config.tokenizer)),
                                          plan_si).with_outputs(
-                 LEDGER_TAG, main="rows"))
+                 LEDGER_TAG, SAMPLE_TAG, main="rows"))
+    # the rejected-text sample: per rule, the keys of the output.rejected_text_sample documents
+    # whose text rejected/ keeps (combined per bundle first: a few keys per rule cross the shuffle)
+    sample = beam.pvalue.AsDict(final[SAMPLE_TAG] | "RejectedSample" >> beam.combiners.Top.SmallestPerKey(
+        max(1, config.output.rejected_text_sample)))
     shared_ids = (docs | "IdKeys" >> beam.FlatMap(_id_keys)
                   | "CountIds" >> beam.CombinePerKey(sum)
                   | "SharedIds" >> beam.FlatMap(_shared_id))
@@ -170,8 +174,9 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
 
     shards = ((final.rows, q_rows) | "FlattenRows" >> beam.Flatten()
               | "GroupByShard" >> beam.GroupByKey()
-              | "WriteShards" >> beam.ParDo(WriteShard(config, signals, write_root)))
+              | "WriteShards" >> beam.ParDo(WriteShard(config, signals, write_root), sample))
     (p | "Once" >> beam.Create([None])
      | "WriteManifest" >> beam.ParDo(WriteManifest(config, run_info, signals, write_root),
                                      beam.pvalue.AsList(shards),
-                                     plan_si, beam.pvalue.AsSingleton(ledger), beam.pvalue.AsSingleton(q_counts)))
+                                     plan_si, beam.pvalue.AsSingleton(ledger), beam.pvalue.AsSingleton(q_counts),
+                                     sample))

@@ -146,14 +146,37 @@ def locate(path: str) -> Target:
         manifest = read_manifest(fs, parent)
         if manifest is not None:
             return Target(fs, parent, name, manifest, _shard_files(fs, parent))
+    if name in SHARD_DIRS and read_manifest(fs, parent) is not None:
+        raise InspectError(f"{path}: not a curate output: the {name}/ directory of the output {parent};"
+                           " inspect that", 2)
     subdirs = [d for d in SHARD_DIRS if fs.get_file_info(posixpath.join(root, d)).type == pafs.FileType.Directory]
     if subdirs:
         raise InspectError(f"{path}: no {schema.MANIFEST_NAME}: not a complete curate output"
                            f" (it has {subdirs[0]}/, but a run writes the manifest last)", 1)
-    files = {rel: size for rel, size in list_files(fs, root).items() if _is_data_file(rel)}
+    try:
+        listing = list_files(fs, root)
+    except (OSError, UnicodeDecodeError, pa.ArrowException) as e:
+        raise InspectError(f"{path}: not a curate output, and it cannot be listed ({type(e).__name__})", 2) from None
+    files = {rel: size for rel, size in listing.items() if _is_data_file(rel)}
+    outputs = _outputs_inside(listing)
+    if outputs:  # a folder holding outputs is none: its files belong to them
+        more = f" and {len(outputs) - 3} more" if len(outputs) > 3 else ""
+        raise InspectError(f"{path}: not a curate output (no {schema.MANIFEST_NAME}); it holds the curate"
+                           f" output{'s' if len(outputs) > 1 else ''} {', '.join(outputs[:3])}{more}:"
+                           " inspect one of them", 2)
     if not files:
-        raise InspectError(f"{path}: no Parquet files", 2)
+        raise InspectError(f"{path}: not a curate output (no {schema.MANIFEST_NAME}) and no Parquet files", 2)
     return Target(fs, root, "parquet", None, files)
+
+
+def _outputs_inside(listing: dict[str, int]) -> list[str]:
+    """Subdirectories (relative) that hold a manifest beside curate's shard directories."""
+    tops = {posixpath.dirname(rel) for rel in listing if posixpath.basename(rel) == schema.MANIFEST_NAME}
+    holders = set()  # directories that hold a shard directory
+    for rel in listing:
+        parts = rel.split("/")
+        holders.update("/".join(parts[:i]) for i, p in enumerate(parts[:-1]) if p in SHARD_DIRS)
+    return sorted(t for t in tops & holders if t)
 
 
 def _shard_files(fs: pafs.FileSystem, out_dir: str) -> dict[str, int]:
@@ -499,7 +522,8 @@ def inspect(path: str, verify: bool = False) -> dict:
                                                    f" ({target.files[rel]:,} bytes)"))
     if manifest is None and any(p["problem"] == "schema" for p in problems):
         bad = next(p for p in problems if p["problem"] == "schema")
-        raise InspectError(f"{posixpath.join(root, bad['path'])}: not a curate mixture: {bad['detail']}", 2)
+        raise InspectError(f"{path}: not a curate output (no {schema.MANIFEST_NAME}) nor Parquet with the"
+                           f" contract's columns: {bad['path']}: {bad['detail']}", 2)
 
     table = pa.concat_tables(tables) if tables else pa.schema(STAT_COLUMNS).empty_table()
     targets = {}

@@ -13,7 +13,6 @@ files to sample from (a few GB of input is plenty for a sample of 100k documents
 """
 from __future__ import annotations
 
-import argparse
 import heapq
 import sys
 import time
@@ -24,12 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 from classifiers.text import unit_interval
+from pipeline.cli_common import add_config_args, resolve_config
 from pipeline.config import ConfigError, Config
 
 LABELS_FILE = "labels-{stamp}.parquet"
 
 
-def add_parsers(sub, add_config_args) -> None:
+def add_parsers(sub) -> None:
     j = sub.add_parser("judge", help="judge a stratified sample with the Llama judge, write labels")
     add_config_args(j)
     j.add_argument("--sample", type=int, required=True, help="documents to sample (over all buckets)")
@@ -67,6 +67,7 @@ def _stage_dofns(config: Config):
 
 
 def _batches(specs, config: Config):
+    from classifiers.decisions import empty_document
     from pipeline.sources import read_file
 
     sources = {s.name: s for s in config.sources}
@@ -75,7 +76,8 @@ def _batches(specs, config: Config):
         batch = []
         for kind, doc in read_file(spec, sources[spec.source], config.stages.normalize, 0,
                                    extract=config.stages.extract):
-            if kind == "doc" and doc.get("drop") is None and len(doc["text"]) >= config.stages.normalize.min_chars:
+            if (kind == "doc" and doc.get("drop") is None
+                    and empty_document(doc["text"], config.stages.normalize.min_chars) is None):
                 batch.append(doc)
                 if len(batch) >= size:
                     yield spec, batch
@@ -133,9 +135,10 @@ def sample(config: Config, specs, n: int, seed: int) -> list[dict]:
     return out
 
 
-def cmd_judge(args, resolve_config) -> int:
+def cmd_judge(args) -> int:
     from classifiers.judge import (JudgeError, get_rubric, label_records, labelled_keys,
-                                   make_scorer, text_hash, write_labels)
+                                   text_hash, write_labels)
+    from classifiers.quality import make_scorer
     from pipeline.sources import discover
 
     if args.sample < 1:

@@ -31,16 +31,20 @@ from dataclasses import dataclass, field
 
 from pipeline import schema
 from pipeline.config import ConfigError
-from pipeline.stages.write import SAFE_BUCKET
+from pipeline.stages.write import SAFE_BUCKET, SHARD_DIRS, shard_path
 
 _PART = r"part-\d{5,}-of-\d{5,}\.parquet"
+RUN_LOG = "logs/run.log"  # the run's full log (pipeline/progress.py RunLog), beside its manifest
 _BUCKET = SAFE_BUCKET.pattern
-# Every path (relative to OUT) a curate run writes, and the directories that hold them.
+# Every path (relative to OUT) a curate run writes, and the directories that hold them; also the
+# mixture's hive directories of outputs written before the flat layout (mixture/bucket=<b>/part-*),
+# which --overwrite replaces like any curate output.
 LAYOUT = re.compile(
-    rf"{re.escape(schema.MANIFEST_NAME)}|{schema.MIXTURE_DIR}/bucket={_BUCKET}/{_PART}"
+    rf"{re.escape(schema.MANIFEST_NAME)}|{re.escape(RUN_LOG)}|{re.escape(schema.DATASET_CARD)}"
+    rf"|{schema.MIXTURE_DIR}/{_BUCKET}\.{_PART}|{schema.MIXTURE_DIR}/bucket={_BUCKET}/{_PART}"
     rf"|(?:{schema.REJECTED_DIR}|{schema.QUARANTINE_DIR}|{schema.ANNOTATED_DIR})/{_PART}")
 PARTIAL = re.compile(rf"(?:{LAYOUT.pattern})\.tmp-[0-9a-f]{{32}}")  # a write cut short
-LAYOUT_DIRS = re.compile(rf"{schema.MIXTURE_DIR}(?:/bucket={_BUCKET})?"
+LAYOUT_DIRS = re.compile(rf"{schema.MIXTURE_DIR}(?:/bucket={_BUCKET})?|{os.path.dirname(RUN_LOG)}"
                          rf"|{schema.REJECTED_DIR}|{schema.QUARANTINE_DIR}|{schema.ANNOTATED_DIR}")
 # What the staging directory and the lock are called, beside OUT.
 STAGING_SUFFIX = ".tmp-"
@@ -81,12 +85,19 @@ def listed_in_manifest(root: str) -> set[str]:
         shards = manifest.get("shards") if isinstance(manifest, dict) else None
         if not isinstance(shards, list):
             return set()
-        paths = {s.get("path") for s in shards if isinstance(s, dict)}
-        return {p for p in paths if isinstance(p, str) and LAYOUT.fullmatch(p)} | {schema.MANIFEST_NAME}
+        paths = {s.get("path") for s in shards if isinstance(s, dict)} | {_card_path(manifest)}
+        # the run log is not listed (it is written to the end of the run): a manifest's run wrote it
+        return {p for p in paths if isinstance(p, str) and LAYOUT.fullmatch(p)} | {schema.MANIFEST_NAME, RUN_LOG, schema.REPORT_NAME}
     except (OSError, ValueError, RecursionError):
         return set()
     finally:
         os.close(fd)
+
+
+def _card_path(manifest: dict):
+    """The dataset card's path the manifest lists (None for a manifest from before cards)."""
+    card = manifest.get("dataset_card")
+    return card.get("path") if isinstance(card, dict) else None
 
 
 @dataclass
@@ -246,10 +257,7 @@ def _roots(path: str, root: str) -> set[str]:
 def check_input_patterns(path: str, root: str, sources) -> None:
     """Refuse an input glob that matches where curate writes (`--input 'w/**' --output w/out`),
     whether the output exists yet or not: a rerun would read the output as input."""
-    probes = [schema.MANIFEST_NAME, f"{schema.MIXTURE_DIR}/bucket=en/part-00000-of-00001.parquet",
-              f"{schema.REJECTED_DIR}/part-00000-of-00001.parquet",
-              f"{schema.QUARANTINE_DIR}/part-00000-of-00001.parquet",
-              f"{schema.ANNOTATED_DIR}/part-00000-of-00001.parquet"]
+    probes = [schema.MANIFEST_NAME, schema.DATASET_CARD] + [shard_path(kind, "en", 0, 1) for kind in SHARD_DIRS]
     for src in sources:
         for pattern in src.paths:
             if is_remote(pattern) or not re.search(r"[*?\[]", pattern):  # a plain path: check_input_files
@@ -273,7 +281,7 @@ def check_input_files(path: str, root: str, specs) -> None:
 
 
 def check_bucket_names(config) -> None:
-    """Bucket names become directory names (mixture/bucket=<b>/): refuse unsafe ones up front."""
+    """Bucket names become file names (mixture/<b>.part-*): refuse unsafe ones up front."""
     names = [("stages.langid.languages", n) for n in config.stages.langid.languages]
     names += [("stages.mixture.targets", n) for n in config.stages.mixture.targets]
     for key, n in names:
@@ -553,7 +561,8 @@ def check_output(path: str, overwrite: bool) -> None:
         with FileSystems.open(FileSystems.join(base, schema.MANIFEST_NAME),
                               compression_type="uncompressed") as f:
             m = json.loads(f.read(MAX_MANIFEST_BYTES))
-        listed = {s["path"] for s in m["shards"] if isinstance(s.get("path"), str) and LAYOUT.fullmatch(s["path"])}
+        listed = {p for p in [s.get("path") for s in m["shards"]] + [_card_path(m)]
+                  if isinstance(p, str) and LAYOUT.fullmatch(p)}
         listed.add(schema.MANIFEST_NAME)
     except Exception:  # noqa: BLE001 - no readable manifest: nothing is ours
         pass

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
+from pipeline import progress
 from pipeline.config import Config
 from pipeline.graph import build, input_info
 from pipeline.sdk_worker import RUNNER_PID_ENV
@@ -129,7 +130,8 @@ def _drop_startup_noise(record: logging.LogRecord) -> bool:
 
 def _quiet_worker_startup() -> None:
     """Each SDK worker logs a warning at start that concerns only Dataflow's session files
-    ("No semi_persistent_directory found"); the runner forwards it to stderr. Drop that one."""
+    ("No semi_persistent_directory found"); the runner forwards it to stderr. Without a run log
+    (a pipeline not started by `curate run`), drop that one."""
     log = logging.getLogger("apache_beam.runners.portability.local_job_service")
     if _drop_startup_noise not in log.filters:
         log.addFilter(_drop_startup_noise)
@@ -146,28 +148,43 @@ def local_options(workers: int) -> PipelineOptions:
 @dataclass
 class RunResult:
     counters: dict[str, int]
-    seconds: float
+    seconds: float  # the pipeline's own run, from building the graph to the last write
     runner: str
+    first_read: float | None = None  # wall time the first document was read (with `started`)
 
 
-def run_local(config: Config, specs: list[FileSpec], workers: int, write_root: str | None = None) -> RunResult:
+def run_local(config: Config, specs: list[FileSpec], workers: int, write_root: str | None = None,
+              started: float | None = None) -> RunResult:
     """Run the pipeline on this machine; shards and manifest go to `write_root` (default: the
-    output path itself; `curate run` passes its staging directory)."""
+    output path itself; `curate run` passes its staging directory). With `started` (the wall time
+    the command started), the run's live progress is shown on stderr (pipeline/progress.py)."""
     runner_name = "FnApiRunner" + (f" (multi_processing, {workers} workers)" if workers > 1 else " (in process)")
     run_info = {"runner": runner_name, "workers": workers, **input_info(config, specs)}
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    _quiet_worker_startup()
+    if not progress.run_log_active():  # no run log (pipeline/progress.py RunLog): Beam's warnings only
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        _quiet_worker_startup()
     limit_malloc_arenas()
     t0 = time.monotonic()
+    monitor = None
+    if started is not None:
+        monitor = progress.Monitor(len(specs), sum(s.size for s in specs), started)
     p = beam.Pipeline(runner=in_process_runner(), options=local_options(workers))
     _TEMPDIRS.add(p.local_tempdir)
     try:
+        if monitor is not None:
+            monitor.__enter__()
+            _TEMPDIRS.add(monitor.dir)
         build(p, config, specs, run_info, write_root)
         result = p.run()
         result.wait_until_finish()
+        if monitor is not None:
+            monitor.close(finished=True)
     finally:
+        if monitor is not None:
+            monitor.close(finished=False)
         remove_tempdirs()
-    return RunResult(read_counters(result), time.monotonic() - t0, runner_name)
+    return RunResult(read_counters(result), time.monotonic() - t0, runner_name,
+                     monitor.first_read if monitor is not None else None)
 
 
 _TEMPDIRS: set[str] = set()  # Beam's local temporary directories of the pipelines running here

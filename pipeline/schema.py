@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# OUT/mixture/bucket=<bucket>/part-NNNNN-of-MMMMM.parquet
+# OUT/mixture/<bucket>.part-NNNNN-of-MMMMM.parquet: one flat directory, the bucket a column of every
+# file (see MIXTURE_SHARD below)
 MIXTURE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("id", pa.string(), nullable=False),
     pa.field("text", pa.string(), nullable=False),
@@ -16,17 +17,21 @@ MIXTURE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("language", pa.string()),
     pa.field("language_score", pa.float32()),
     pa.field("quality_score", pa.float32()),
-    pa.field("n_tokens", pa.int32()),
+    pa.field("n_tokens", pa.int64()),  # int64: a reader's sum over the column must not wrap past 2**31
     pa.field("dup_cluster_size", pa.int32()),
     pa.field("repeats", pa.int16()),
 )
 MIXTURE_SCHEMA = pa.schema(MIXTURE_FIELDS)
-# `bucket` is the hive partition key (`bucket=<b>/` in the path), so it is not stored inside the
-# files: Spark refuses a column that is both in the files and in the partition path, pyarrow's
-# read_table and DuckDB's hive_partitioning add it from the path. Reading one shard alone, the
-# bucket is its directory's name.
+# Where a mixture shard goes: flat in mixture/, the bucket both in the file (its `bucket` column)
+# and, for globbing one bucket (`mixture/en.part-*.parquet`; '.' is not in a bucket name), in its name.
+# Not hive directories (mixture/bucket=<b>/): Hugging Face's Parquet loader does not read a partition
+# key from the path, pyarrow's read_table infers it as a dictionary that clashes with the same
+# column stored in the files, and Spark's read.parquet(dir) does not descend into directories
+# that are not partitions. Every reader's plain call on the directory gives `bucket` exactly once.
+MIXTURE_SHARD = "{bucket}.part-{shard:05d}-of-{n:05d}.parquet"
+# The hive partition key of older outputs (mixture/bucket=<b>/part-*.parquet, the bucket not stored in
+# the files): `curate inspect` still fills the column from such a path.
 PARTITION_KEY = "bucket"
-MIXTURE_FILE_SCHEMA = pa.schema([f for f in MIXTURE_FIELDS if f.name != PARTITION_KEY])
 
 # Extra columns of OUT/annotated/part-*.parquet (annotate mode): the contract's columns (nullable,
 # since a document dropped early has no value for later stages) plus why filter mode would drop it.
@@ -54,8 +59,14 @@ REJECTED_SCHEMA = pa.schema([
     pa.field("stage", pa.string(), nullable=False),
     pa.field("rule", pa.string(), nullable=False),
     pa.field("detail", pa.string()),  # e.g. the survivor's id for a duplicate
-    pa.field("text", pa.string()),  # only with output.rejected_text: true
+    # every row's with output.rejected_text: true; else output.rejected_text_sample rows per rule
+    # (smallest id hashes; the manifest's rejected_text.sampled) have it, the others null
+    pa.field("text", pa.string()),
 ])
+
+# The rejected-text sample's order: per rule, the rows with the smallest
+# classifiers.text.stable_hash64(id, salt=REJECTED_SAMPLE_SALT) keep their text.
+REJECTED_SAMPLE_SALT = b"rejected-sample"
 
 # OUT/quarantine/part-*.parquet: one row per unreadable record (or unreadable rest of a file).
 QUARANTINE_SCHEMA = pa.schema([
@@ -69,11 +80,15 @@ QUARANTINE_SCHEMA = pa.schema([
 ])
 
 MANIFEST_NAME = "manifest.json"
+REPORT_NAME = "report.html"  # `curate report OUT` writes OUT/report.html (an overwrite deletes it)
 MANIFEST_FORMAT = "curate-manifest/1"
 MIXTURE_DIR = "mixture"
 ANNOTATED_DIR = "annotated"
 REJECTED_DIR = "rejected"
 QUARANTINE_DIR = "quarantine"
+# The Hugging Face dataset card: its `configs:` let datasets.load_dataset(OUT) load the mixture (the
+# default config), annotated, rejected and quarantine as separate configs.
+DATASET_CARD = "README.md"
 # A mixture target (a group's or a bucket's token share) is reported missed when the achieved
 # share is further than this from it (manifest `mixture.unmet`, `curate inspect`).
 SHARE_TOLERANCE = 0.005

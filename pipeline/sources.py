@@ -21,18 +21,8 @@ import zstandard
 from classifiers.text import normalize_text, stable_hash64
 from classifiers.extract import ExtractParams
 from pipeline.config import ConfigError, NormalizeParams, Source
+from pipeline.records import MAX_FILES, REC_BITS, make_uid, split_uid  # noqa: F401 - the uid layout
 
-# uid = file_idx << REC_BITS | record index: a unique 64-bit key for every input record.
-REC_BITS = 40
-MAX_FILES = 1 << (63 - REC_BITS)
-
-
-def make_uid(file_idx: int, rec: int) -> int:
-    return (file_idx << REC_BITS) | rec
-
-
-def split_uid(uid: int) -> tuple[int, int]:
-    return uid >> REC_BITS, uid & ((1 << REC_BITS) - 1)
 
 
 @dataclass(frozen=True)
@@ -111,7 +101,6 @@ def _check_readable(spec: FileSpec) -> None:
 # ----------------------------------------------------------------------------- records
 
 Document = dict[str, Any]
-Quarantined = dict[str, Any]
 
 UTF8_BOM = b"\xef\xbb\xbf"
 # A JSON string escapes one UTF-8 byte into at most 6 bytes (a control character as \u0001), so a

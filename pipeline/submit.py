@@ -45,7 +45,9 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.cli_common import add_config_args, resolve_config
 from pipeline.config import Config, ConfigError, Source
+from pipeline.outdir import check_output
 from pipeline.sources import MAX_FILES, FileSpec, infer_format
 
 RUNNERS = ("dataflow", "flink", "spark")
@@ -66,6 +68,11 @@ GPU_MACHINES: dict[str, tuple[str, dict[int, str]]] = {
 # --template_location makes the client write the job description instead of creating the job.
 DRY_RUN_ENDPOINT = "http://localhost:1"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+# How long a real portable submission waits for its job server (and, with the embedded job
+# service, its EXTERNAL worker pool) to answer before saying so; Beam alone would wait 300 s for a
+# job server, and fail the job with a traceback per attempt on a worker pool that is not there.
+ENDPOINT_WAIT_S = 10.0
+EMBEDDED_JOB_ENDPOINT = "embed"  # Beam's in-process job service: the job runs in this process
 
 
 class SubmitParams(BaseModel):
@@ -200,6 +207,45 @@ def check_gpu(params: SubmitParams) -> None:
                           f" carry {sorted(sizes)} GPUs; pass --machine-type for another count")
 
 
+def _grpc_answers(address: str, wait_s: float) -> bool:
+    """Whether a gRPC server completes a connection at HOST:PORT within wait_s (a port that
+    accepts TCP but speaks something else does not)."""
+    import grpc
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=wait_s)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        channel.close()
+
+
+def check_endpoints(params: SubmitParams, wait_s: float | None = None) -> None:
+    """Before a real Flink/Spark submission: the job server named by --job-endpoint answers, and,
+    with the embedded job service, so does an EXTERNAL worker pool (that service starts workers
+    from this machine; a cluster's job server reaches pools on its own hosts, not checked here)."""
+    if params.runner == "dataflow" or not params.job_endpoint:
+        return
+    wait_s = ENDPOINT_WAIT_S if wait_s is None else wait_s
+    if params.job_endpoint != EMBEDDED_JOB_ENDPOINT:
+        if not _grpc_answers(params.job_endpoint, wait_s):
+            raise ConfigError(f"submit error: --job-endpoint {params.job_endpoint}: no Beam job server answered"
+                              f" within {wait_s:g} s; start it first (docs/scaling.md, section 6)")
+        return
+    if params.environment_type == "EXTERNAL":
+        url = params.environment_config or ""
+        if url.lstrip().startswith("{"):  # Beam also takes {"url": ..., "params": ...}
+            try:
+                url = str(json.loads(url).get("url") or "")
+            except (ValueError, AttributeError):
+                raise ConfigError("submit error: --environment-config: not valid JSON") from None
+        if not url or not _grpc_answers(url, wait_s):
+            raise ConfigError(f"submit error: --environment-config {url}: no Beam worker pool answered within"
+                              f" {wait_s:g} s; start one there (python -m apache_beam.runners.worker.worker_pool_main"
+                              " --service_port=PORT, with this project's python first on its PATH)")
+
+
 def _worker_path_problem(key: str, path: str | None) -> str | None:
     """A model or tokenizer path is opened by the workers, inside the worker image."""
     if not path:
@@ -287,14 +333,14 @@ def judge_input_sources(out1: str, config: Config, dry_run: bool) -> tuple[list[
 
     from pipeline import schema
     from pipeline.stages.langid import CODE_BUCKET
+    from pipeline.stages.write import bucket_glob
 
     base = out1.rstrip("/")
-    mixture = f"{base}/{schema.MIXTURE_DIR}"
     notes: list[str] = []
     if dry_run and is_remote(base):
         langs = ["en", *config.stages.langid.languages] if config.stages.langid.enabled else ["und"]
-        text = [f"{mixture}/bucket={b}/*.parquet" for b in dict.fromkeys(langs) if b != CODE_BUCKET]
-        code = [f"{mixture}/bucket={CODE_BUCKET}/*.parquet"]
+        text = [f"{base}/{bucket_glob(b)}" for b in dict.fromkeys(langs) if b != CODE_BUCKET]
+        code = [f"{base}/{bucket_glob(CODE_BUCKET)}"]
         notes.append(f"{base}/manifest.json not read (dry run): one pattern per bucket the config can produce")
     else:
         path = f"{base}/{schema.MANIFEST_NAME}"
@@ -505,7 +551,12 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
                                   f"?project={params.project}")
         # on Flink/Spark this process may hold the job server (Beam started it): stay to the end
         if wait or params.runner != "dataflow":
-            summary["state"] = str(result.wait_until_finish())
+            try:
+                summary["state"] = str(result.wait_until_finish())
+            except Exception as e:  # noqa: BLE001 - Beam raises when a job ends in another state than DONE
+                summary["state"] = str(getattr(result, "_state", None) or "FAILED")
+                lines = [x.strip() for x in str(e).splitlines() if x.strip() and x.strip() != ">"]
+                summary["error"] = lines[-1] if lines else type(e).__name__
         return summary
 
     dry_dir = dry_dir.resolve()
@@ -529,13 +580,11 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
 # ----------------------------------------------------------------------------- CLI
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from pipeline.cli import _add_config_args
-
     d = SubmitParams()
     sp = subparsers.add_parser("submit", help="run the pipeline on Dataflow, Flink or Spark",
                                description="Build the pipeline and submit it to a distributed runner"
                                            " (docs/scaling.md). --dry-run DIR writes the job instead.")
-    _add_config_args(sp)
+    add_config_args(sp)
     sp.add_argument("--runner", choices=RUNNERS, default=d.runner)
     sp.add_argument("--image", help="worker container image (Dockerfile); default for dataflow:"
                                     " REGION-docker.pkg.dev/PROJECT/curate/worker:VERSION")
@@ -584,13 +633,18 @@ def params_from_args(args) -> SubmitParams:
 
 def prepare(args) -> tuple[Config, SubmitParams, list[FileSpec], list[str], list[str]]:
     """Everything a submission decides before building the graph; every user error is a ConfigError."""
-    from pipeline.cli import resolve_config
-
     dry_run = bool(args.dry_run)
     params = params_from_args(args)
     if params.runner == "dataflow":
         check_gcp_extra()
     check_params(params, dry_run)
+    config, specs, unlisted, notes = plan_job(args, params, dry_run)
+    return config, params, specs, unlisted, notes
+
+
+def plan_job(args, params: SubmitParams, dry_run: bool) -> tuple[Config, list[FileSpec], list[str], list[str]]:
+    """The job's config (a split run's half, if asked) and input files, from the config arguments
+    (`cli_common.add_config_args`) and the split-run ones; `submit` and the flex template share it."""
     config = resolve_config(args)
     notes: list[str] = []
     if args.defer_judge and args.judge_input:
@@ -611,14 +665,13 @@ def prepare(args) -> tuple[Config, SubmitParams, list[FileSpec], list[str], list
                      f" {config.runner.shuffle_partitions or 'the minimum'}; set runner.shuffle_partitions to choose")
     if params.runner != "dataflow" and any(s.path.startswith("gs://") for s in specs):
         check_gcp_extra()  # gs:// through Beam's GCS filesystem
-    return config, params, specs, unlisted, notes
+    return config, specs, unlisted, notes
 
 
 def cmd_submit(args) -> int:
-    from pipeline.cli import check_output
-
     config, params, specs, unlisted, notes = prepare(args)
     if not args.dry_run:
+        check_endpoints(params)  # before check_output, which may clear an old output
         check_output(config.output.path, args.overwrite)
     dry_dir = Path(args.dry_run) if args.dry_run else None
     summary = submit(config, params, specs, dry_dir=dry_dir, unlisted=unlisted, notes=notes, wait=args.wait)
@@ -636,6 +689,8 @@ def cmd_submit(args) -> int:
           + (f" ({summary['job_id']}): {summary['console']}" if "job_id" in summary else ""))
     if "state" in summary:
         print(f"final state: {summary['state']}")
+        if "error" in summary:
+            print(f"job error: {summary['error']}", file=sys.stderr)
         return 0 if summary["state"].endswith("DONE") else 1
     return 0
 
@@ -667,26 +722,18 @@ def template_main(argv: list[str]) -> int:
     template's parameters and the job's Beam options (project, region, temp and staging
     locations, sdk_container_image, ...); those are passed through as given, after this
     project's own options, so that they win."""
-    from pipeline.cli import check_output, resolve_config
-
     args, beam_flags = template_parser().parse_known_args(argv)
     try:
         ns = argparse.Namespace(
             config=_local_config(args.config) if args.config else None,
             input=[p for p in args.input.split(",") if p.strip()], output=args.output,
             overrides=[o for o in args.overrides.split(";") if o.strip()],
-            gpu_type=args.gpu_type, gpu_count=args.gpu_count, job_name=args.job_name)
+            gpu_type=args.gpu_type, gpu_count=args.gpu_count, job_name=args.job_name,
+            defer_judge=args.defer_judge == "true", judge_input=args.judge_input)
         params = params_from_args(ns)
         check_gcp_extra()
-        check_gpu(params)
-        config = resolve_config(ns)
-        notes: list[str] = []
-        if args.defer_judge == "true":
-            config = defer_judge(config)
-        if args.judge_input:
-            config, notes = judge_after(config, args.judge_input, dry_run=False)
-        check_config(config, params, dry_run=False)
-        specs, _ = plan_inputs(config, dry_run=False)
+        check_gpu(params)  # project, region and locations come from the launcher's options
+        config, specs, _, notes = plan_job(ns, params, dry_run=False)
         check_output(config.output.path, args.overwrite == "true")
     except ConfigError as e:
         print(str(e), file=sys.stderr)

@@ -9,7 +9,16 @@ def _pct(x) -> str:
     return "" if x is None else f"{100 * x:.2f}%"
 
 
-def print_summary(manifest: dict, out_path: str, seconds: float, console: Console | None = None) -> None:
+def timing(seconds: float, startup: float | None = None) -> str:
+    """`in 35.2 s (start-up 12.1 s)`: wall time from the start of the command, and the part of
+    it before the first document was read (imports, config, demo corpus, tokenizer, workers)."""
+    return f"in {seconds:.1f} s" + (f" (start-up {startup:.1f} s)" if startup is not None else "")
+
+
+def print_summary(manifest: dict, out_path: str, seconds: float, startup: float | None = None,
+                  console: Console | None = None) -> None:
+    """`seconds`: wall time since the command started; `startup`: the part of it before the
+    first document was read."""
     console = console or Console(width=None if Console().is_terminal else 120)
     led = manifest["ledger"]
     t = Table(title=f"curate run — {manifest['mode']} mode, {manifest.get('runner', '')}", title_justify="left")
@@ -61,4 +70,6 @@ def print_summary(manifest: dict, out_path: str, seconds: float, console: Consol
             what = f"{u['bucket']} (group)" if u.get("group") else u["bucket"]
             console.print(f"[yellow]target not met[/]: {what}: asked {_pct(u['asked'])},"
                           f" achieved {_pct(u['achieved'])} — {u['why']}")
-    console.print(f"output: {out_path} ({len(manifest['shards'])} shards, manifest.json) in {seconds:.1f} s")
+    from pipeline.outdir import RUN_LOG
+    console.print(f"output: {out_path} ({len(manifest['shards'])} shards, manifest.json, {RUN_LOG})"
+                  f" {timing(seconds, startup)}")

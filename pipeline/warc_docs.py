@@ -27,6 +27,7 @@ from typing import Iterator
 
 from classifiers.extract import ExtractParams, Extractor
 from classifiers.text import normalize_text, stable_hash64
+from pipeline.records import make_uid
 from pipeline.warc import SKIP_TYPES, WarcDamage, iter_records, parse_http_response
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xhtml", "text/xhtml")
@@ -90,7 +91,6 @@ def _document(reader, ex: Extractor, rec, rtype: str) -> tuple:
     ts = h.get("warc-date", "").strip() or None
     doc = {"uid": None, "id": rid, "text": "", "source": src.name, "kind": src.kind, "n_bytes": 0,
            "url": url, "timestamp": ts}
-    from pipeline.sources import make_uid
     doc["uid"] = make_uid(spec.file_idx, rec.index)
 
     def rejected(rule: str, detail: str | None) -> tuple:

@@ -12,7 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from classifiers.minhash import bucket_edges, connected_components
 from pipeline.runner import in_process_runner, local_options
 from pipeline.stages import dedup
-from pipeline.stages.base import unpack
+from pipeline.records import pack, unpack
 from pipeline.stages.dedup import ConnectedComponents
 
 
@@ -45,7 +45,7 @@ def test_tuple_nodes_pick_the_smallest_id_as_survivor():
 
 
 def test_survivor_policy_orders_nodes():
-    from pipeline.stages.dedup import node_id, node_of
+    from classifiers.duplicates import node_id, node_of
     docs = [("b", 2, 4.5), ("a", 1, 1.0), ("c", 3, None)]
     assert node_id(min(node_of(i, u, q, "lowest_id") for i, u, q in docs)) == "a"
     assert node_id(min(node_of(i, u, q, "highest_quality") for i, u, q in docs)) == "b"
@@ -137,7 +137,7 @@ def test_shuffle_partitions_follow_estimated_text_bytes():
 def test_attach_nodes_is_deterministic_for_an_unconverged_chain():
     """Labels 5 -> 3 and 3 -> 1 (a chain the round budget left): 3 joins 1's component and 5
     stays in 3's group whatever order the values arrive in."""
-    nodes = dedup.pack([(u, (f"d{u}", u), ("en", 0, 1, 1, 1)) for u in (1, 3, 5, 7)])
+    nodes = pack([(u, (f"d{u}", u), ("en", 0, 1, 1, 1)) for u in (1, 3, 5, 7)])
     parts = [("label", (5, 3)), ("label", (3, 3)), ("label", (3, 1)), ("label", (1, 1)), ("nodes", nodes)]
     results = set()
     for seed in range(8):

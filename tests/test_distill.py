@@ -25,16 +25,16 @@ import pytest
 from classifiers.judge import (
     JUDGE_ERROR,
     OFF_FORMAT,
-    JudgeResult,
+    QualityResult,
     QualityParams,
     label_records,
     labelled_keys,
-    make_scorer,
     read_labels,
     text_hash,
     write_labels,
 )
 from classifiers.judge.labels import select_labels
+from classifiers.quality import make_scorer
 from classifiers.quality_fasttext import (
     REPORT_SUFFIX,
     DistillParams,
@@ -251,7 +251,7 @@ def test_label_records_skips_what_is_labelled(trained, tmp_path):
     back = read_labels(tmp_path / "labels")
     assert back[0]["probabilities"] == pytest.approx(first[0]["probabilities"], abs=1e-6)
     assert labelled_keys(tmp_path / "nothing-here") == set()
-    assert isinstance(scorer.score(["x"])[0], JudgeResult)
+    assert isinstance(scorer.score(["x"])[0], QualityResult)
 
 
 # ------------------------------------------------------------------ calibration

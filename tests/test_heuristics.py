@@ -2,7 +2,6 @@
 off, unspaced scripts on real dev-set paragraphs, and the code rules on real stdlib files."""
 from __future__ import annotations
 
-import io
 import random
 import re
 import sys
@@ -10,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import zstandard
 from pydantic import BaseModel, ValidationError
 
 from classifiers.heuristics import (
@@ -25,9 +23,8 @@ from classifiers.heuristics import (
     evaluate,
 )
 from classifiers.heuristics.textstats import TextStats
+from tests.corpus import dev_sentences_by_language, sample_docs
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-LANGID_DEV = SHARED / "data" / "langid-dev" / "lingua_sentences.tsv.zst"
 STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 # An English paragraph that passes every default rule (~120 words, 7 sentences, one line each).
@@ -401,21 +398,11 @@ def test_fineweb_rules():
 
 # --- scripts, punctuation and languages -----------------------------------------------------
 
-def _dev_sentences(langs: set[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {lang: [] for lang in langs}
-    with open(LANGID_DEV, "rb") as f:
-        for line in io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(f), encoding="utf-8"):
-            lang, sentence = line.rstrip("\n").split("\t", 1)
-            if lang in out:
-                out[lang].append(sentence)
-    return out
-
-
 @pytest.fixture(scope="module")
 def dev():
-    if not LANGID_DEV.exists():
-        pytest.skip(f"dev set not found at {LANGID_DEV}")
-    return _dev_sentences({"zh", "ja", "ko", "th", "hi", "ur", "hy", "en", "de", "ru"})
+    """The language-ID sample's sentences (tests/corpus.py): 300 of en, de, ru and hi, 250 of zh,
+    ja, ko and th, 100 of ur and hy."""
+    return dev_sentences_by_language({"zh", "ja", "ko", "th", "hi", "ur", "hy", "en", "de", "ru"})
 
 
 def _paragraphs(sentences, size, count):
@@ -577,15 +564,12 @@ def _reference_ngram_chars(words, sizes):
 
 
 def test_compiled_ngram_signals_equal_the_reference_on_real_text():
-    from itertools import islice
-
-    from bench.data import iter_bench_corpus
     from classifiers.heuristics.ngrams import ngram_chars
     from classifiers.heuristics.textstats import TextStats
 
     sizes = [("top", 2), ("top", 3), ("top", 4)] + [("dup", n) for n in range(5, 11)]
     checked = repeated = 0
-    for doc in islice(iter_bench_corpus(), 0, 3000, 7):
+    for doc in sample_docs()[::2]:  # every other document of the benchmark sample (476)
         words = TextStats(doc["text"], doc.get("lang"))._word_pass[4][:20_000]
         got, want = ngram_chars(words, sizes), _reference_ngram_chars(words, sizes)
         assert got == want, doc["id"]
@@ -596,12 +580,8 @@ def test_compiled_ngram_signals_equal_the_reference_on_real_text():
 
 
 def test_first_failure_only_gives_the_same_verdict_on_real_text():
-    from itertools import islice
-
-    from bench.data import iter_bench_corpus
-
     n = dropped = 0
-    for doc in islice(iter_bench_corpus(), 0, 4000, 5):
+    for doc in sample_docs():  # the benchmark sample's 952 documents
         kind = "code" if doc.get("category") == "c_code" else "text"
         full = evaluate(doc["text"], doc.get("lang"), kind)
         fast = evaluate(doc["text"], doc.get("lang"), kind, first_failure_only=True)

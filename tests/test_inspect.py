@@ -197,8 +197,8 @@ def test_plain_parquet_is_inspected_without_manifest(output, tmp_path, capsys):
     assert single["total"]["documents"] == one["rows"] and single["total"]["tokens"] == one["tokens"]
     sub = inspect_cmd.inspect(str(output / "mixture"))
     assert sub["kind"] == "mixture" and sub["manifest"] is not None and sub["buckets"] == with_manifest["buckets"]
-    rc, out, err = curate_inspect(capsys, output / "rejected")
-    assert rc == 2 and "no column 'n_tokens'" in err
+    rc, out, err = curate_inspect(capsys, output / "rejected")  # not a mixture, nor an output
+    assert rc == 2 and f"not a curate output: the rejected/ directory of the output {output}" in err
     rc, out, err = curate_inspect(capsys, tmp_path / "nothing")
     assert rc == 2 and "no such file" in err
 

@@ -14,15 +14,17 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from bench.data import dev_sentences_by_language, iter_bench_corpus
 from classifiers.line_dedup import (LINE_HASH_BITS, LineDedupParams, after_removal, content_chars, doc_lines,
                                     group_salt, line_hash, line_key, remove_lines, removed_fraction)
 from classifiers.text import approx_token_count
 from pipeline.config import Config
 from pipeline.sources import make_uid
 from pipeline.stages.base import pack, unpack
-from pipeline.stages.line_dedup import ITEMS_TAG, LINES_EVENT, CountLines, LineItems, ResolveLines
-from tests.corpus import write_jsonl
+from classifiers.decisions import Drop
+from pipeline.records import LINES as LINES_EVENT
+from pipeline.records import Info
+from pipeline.stages.line_dedup import ITEMS_TAG, CountLines, LineItems, ResolveLines
+from tests.corpus import bench_docs, dev_sentences_by_language, write_jsonl
 
 SALT = group_salt("en", 0)
 
@@ -35,15 +37,9 @@ def clean(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def english() -> list[dict]:
-    out = []
-    for r in iter_bench_corpus():
-        if r["category"] == "b_english":
-            text = clean(r["text"])
-            if text:
-                out.append({"id": r["id"], "text": text})
-            if len(out) >= 320:
-                break
-    return out
+    """The benchmark corpus's first 320 English documents, cleaned."""
+    return [{"id": r["id"], "text": clean(r["text"])} for r in bench_docs(320, categories=["b_english"])
+            if clean(r["text"])]
 
 
 # --- the pure part ---------------------------------------------------------------------------
@@ -382,7 +378,7 @@ def test_apply_in_the_last_pass_recounts_tokens_with_the_tokenizer(tmp_path):
                                     "stages": {"line_dedup": {"enabled": True}}})
     apply = ApplyLineDedup(config).apply
     text = "Skip to main content\nThe body of the page, in words.\nFooter line here"
-    info = {"n_tokens": 99, "drop": None, "bucket": "en"}
+    info = Info.of({"n_tokens": 99, "drop": None, "bucket": "en"})
     assert apply(text, info, (0, 2), None, False) == ("The body of the page, in words.", 9, None)  # words and punctuation
     assert apply(text, info, None, None, False) == (text, 99, None)  # no frequent line: untouched
     dropped = ("exact_dedup", "exact_dedup/duplicate", "x")
@@ -390,5 +386,5 @@ def test_apply_in_the_last_pass_recounts_tokens_with_the_tokenizer(tmp_path):
     new, n, frac = apply(text, info, (0, 2), None, True)  # annotate: text whole, fraction reported
     assert (new, n) == (text, 99) and frac == pytest.approx(1 - 31 / len(text))
     assert apply(text, info, None, None, True)[2] == 0.0
-    assert apply(text, {**info, "bucket": "code"}, None, None, True)[2] is None
-    assert apply(text, {**info, "drop": ("heuristics", "heuristics/x", None)}, None, None, True)[2] is None
+    assert apply(text, info._replace(bucket="code"), None, None, True)[2] is None
+    assert apply(text, info._replace(drop=Drop("heuristics", "heuristics/x")), None, None, True)[2] is None

@@ -1,7 +1,6 @@
 """classifiers.minhash: datasketch-equal signatures, LSH parameters, band keys, clustering."""
 from __future__ import annotations
 
-import io
 import pickle
 import random
 import time
@@ -9,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zstandard
 from datasketch import LeanMinHash, MinHash
 from datasketch.lsh import _optimal_param
 from pydantic import ValidationError
@@ -26,8 +24,7 @@ from classifiers.minhash import (
     s_curve,
     shingles,
 )
-
-DEV_SET = Path(__file__).resolve().parents[2] / "shared/data/langid-dev/lingua_sentences.tsv.zst"
+from tests.corpus import dev_sentences_by_language
 
 
 def reference(text: str, params: MinHashParams, char_level: bool = False) -> MinHash:
@@ -49,16 +46,10 @@ def assert_equal_to_datasketch(texts, params: MinHashParams, char_level=None):
 
 @pytest.fixture(scope="module")
 def dev_paragraphs() -> dict[str, list[str]]:
-    """lang -> paragraphs of 10 consecutive dev-set sentences (a sample of languages)."""
-    if not DEV_SET.exists():
-        pytest.skip("dev set not available")
+    """lang -> paragraphs of 10 consecutive dev-set sentences (a sample of languages; 25 paragraphs
+    or more of each: tests/corpus.py)."""
     wanted = {"en", "de", "ru", "hi", "ar", "el", "ta", "zh", "ja", "ko", "th", "vi"}
-    sents: dict[str, list[str]] = {}
-    with open(DEV_SET, "rb") as f:
-        for line in io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(f), "utf-8"):
-            lang, sentence = line.rstrip("\n").split("\t", 1)
-            if lang in wanted:
-                sents.setdefault(lang, []).append(sentence)
+    sents = dev_sentences_by_language(wanted, per_language=250)
     sep = {"zh": "", "ja": ""}
     return {lang: [sep.get(lang, " ").join(s[i:i + 10]) for i in range(0, len(s) - 9, 10)]
             for lang, s in sents.items()}

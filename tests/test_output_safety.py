@@ -19,7 +19,7 @@ import pytest
 
 from pipeline import outdir
 from pipeline.cli import main
-from tests.corpus import bench_docs, write_jsonl
+from tests.corpus import sample_docs, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,8 @@ def leftovers(out: Path) -> list[str]:
 
 
 def stderr_lines(err: str) -> list[str]:
-    return [x for x in err.splitlines() if x.strip()]
+    """Its lines, less the live progress (a plain line every 10 s off a terminal)."""
+    return [x for x in err.splitlines() if x.strip() and not x.startswith("progress: ")]
 
 
 def run_main(capsys, *argv) -> tuple[int, list[str]]:
@@ -57,9 +58,11 @@ def run_main(capsys, *argv) -> tuple[int, list[str]]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("safety-corpus")
-    docs = [{"id": x["id"], "text": x["text"]} for x in bench_docs(500)]
-    write_jsonl(d / "small.jsonl", docs[::10])  # ~200 documents: complete runs
-    write_jsonl(d / "big.jsonl", docs)  # ~2,000: runs that get interrupted
+    docs = [{"id": x["id"], "text": x["text"]} for x in sample_docs()]  # 952 real documents
+    write_jsonl(d / "small.jsonl", docs[::5])  # ~200 documents: complete runs
+    # ~2,000 (the sample and a copy of it under new ids, as bench/build_corpus.py --scale
+    # repeats a corpus): runs that get interrupted
+    write_jsonl(d / "big.jsonl", docs + [{**x, "id": f"{x['id']}~r1"} for x in docs])
     return {"dir": d, "small": d / "small.jsonl", "big": d / "big.jsonl"}
 
 
@@ -83,7 +86,7 @@ def old(baseline, tmp_path) -> Path:
 def test_an_output_that_overlaps_an_input_is_refused(corpus, old, tmp_path, capsys):
     before = snapshot(old)
     # the old output's shards as input, written over with --overwrite (issue: documents lost)
-    rc, err = run_main(capsys, "--input", f"{old}/mixture/*/*.parquet", "--output", old, "--overwrite")
+    rc, err = run_main(capsys, "--input", f"{old}/mixture/*.parquet", "--output", old, "--overwrite")
     assert rc == 2 and len(err) == 1 and "reaches into the output" in err[0], err
     # a glob that reaches into the output, whether or not the output exists yet
     w = tmp_path / "w"
@@ -96,7 +99,7 @@ def test_an_output_that_overlaps_an_input_is_refused(corpus, old, tmp_path, caps
         assert rc == 2 and len(err) == 1 and "reaches into the output" in err[0], err
     # an input that is a symlink to a file inside the output
     link = tmp_path / "link.parquet"
-    link.symlink_to(next((old / "mixture").glob("*/*.parquet")))
+    link.symlink_to(next((old / "mixture").glob("*.parquet")))
     rc, err = run_main(capsys, "--input", link, "--output", old, "--overwrite")
     assert rc == 2 and len(err) == 1 and "is inside the output" in err[0], err
     assert snapshot(old) == before and snapshot(w / "out") == before
@@ -144,7 +147,7 @@ def test_overwrite_replaces_only_the_listed_files_once_the_new_output_is_complet
     import tempfile as tf
 
     # a shard left half-written by an older run, and things beside the output that are not ours
-    partial = old / "mixture" / "bucket=en" / ("part-00000-of-00001.parquet.tmp-" + "a" * 32)
+    partial = old / "mixture" / ("en.part-00000-of-00001.parquet.tmp-" + "a" * 32)
     partial.write_bytes(b"half")
     (tmp_path / "out.tmp-2024").mkdir()
     (tmp_path / "out.tmp-2024" / "important.txt").write_text("not ours")
@@ -161,7 +164,8 @@ def test_overwrite_replaces_only_the_listed_files_once_the_new_output_is_complet
     m = json.loads((old / "manifest.json").read_text())
     assert m["config_sha256"] != old_manifest["config_sha256"]
     assert old.stat().st_ino != ino  # a new directory, swapped in
-    assert set(snapshot(old)) == {"manifest.json"} | {s["path"] for s in m["shards"]}
+    assert set(snapshot(old)) == {"manifest.json", "logs/run.log", m["dataset_card"]["path"]} | {
+        s["path"] for s in m["shards"]}
     assert not partial.exists()
     assert (tmp_path / "out.tmp-2024" / "important.txt").read_text() == "not ours"
     assert (tmp_path / "out.backup").exists() and leftovers(old) == ["out.tmp-2024"]
@@ -324,12 +328,12 @@ def test_sigkill_takes_the_workers_along_and_the_next_run_cleans_up(corpus, old,
 
 # ----------------------------------------------------------------------------- the swap itself
 
-SHARD = "mixture/bucket=en/part-00000-of-00001.parquet"
+SHARD = "mixture/en.part-00000-of-00001.parquet"
 
 
 def fake_output(root: Path, tag: str) -> None:
     """A minimal curate output: one shard and the manifest that lists it."""
-    (root / "mixture" / "bucket=en").mkdir(parents=True)
+    (root / "mixture").mkdir(parents=True)
     (root / SHARD).write_text(tag)
     (root / "manifest.json").write_text(json.dumps({"shards": [{"path": SHARD}], "tag": tag}))
 

@@ -204,8 +204,8 @@ def test_judge_input_on_gcs_in_a_dry_run_uses_the_config_buckets():
     config = load_config(None, ["stages.quality.enabled=true"])
     out, notes = sub.judge_after(config, "gs://b/out1", dry_run=True)
     code, text = ([x for x in out.sources if x.kind == k] for k in ("code", "text"))
-    assert [x.paths for x in code] == [["gs://b/out1/mixture/bucket=code/*.parquet"]]
-    assert text[0].paths[0] == "gs://b/out1/mixture/bucket=en/*.parquet"
+    assert [x.paths for x in code] == [["gs://b/out1/mixture/code.part-*.parquet"]]
+    assert text[0].paths[0] == "gs://b/out1/mixture/en.part-*.parquet"
     assert len(text[0].paths) == len(set(["en", *config.stages.langid.languages]))
     assert notes and "not read" in notes[0]
 
@@ -317,11 +317,9 @@ def test_flex_template_entrypoint_passes_launcher_options_through(tmp_path, monk
     """The launcher's options (project, region, locations, image) reach the job as given, with
     this project's options and the template's parameters. Listing gs:// needs the network, so
     the inputs are planned as a dry run would and the output check is skipped here."""
-    import pipeline.cli
-
     plan = sub.plan_inputs
     monkeypatch.setattr(sub, "plan_inputs", lambda config, dry_run: plan(config, True))
-    monkeypatch.setattr(pipeline.cli, "check_output", lambda path, overwrite: None)
+    monkeypatch.setattr(sub, "check_output", lambda path, overwrite: None)
     d = tmp_path / "tpl"
     (d / "staging").mkdir(parents=True)
     rc = sub.template_main([

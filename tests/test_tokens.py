@@ -143,12 +143,14 @@ def test_counter_kinds(llama3_tokenizer_dir, llama2_tokenizer_dir, tmp_path):
 def test_last_pass_recounts_a_document_that_lost_lines(llama3):
     """Line dedup edits text in the last pass; the row's n_tokens is the edited text's count."""
     from pipeline.config import Config
+    from pipeline.records import Info
     from pipeline.stages.line_dedup import ApplyLineDedup
     apply = ApplyLineDedup(Config.model_validate({"stages": {"line_dedup": {"enabled": True}}})).apply
     text = "Skip to main content\nLa première ligne du texte, en français.\n日本語の文もある。\nFooter"
     kept = "La première ligne du texte, en français.\n日本語の文もある。"
     n = len(llama3.encode(kept, add_special_tokens=False).ids)
-    assert apply(text, {"n_tokens": 99, "drop": None, "bucket": "fr"}, (0, 3), None, False) == (kept, n, None)
+    info = Info.of({"id": "d", "n_tokens": 99, "drop": None, "bucket": "fr"})
+    assert apply(text, info, (0, 3), None, False) == (kept, n, None)
 
 
 # --- end to end ---------------------------------------------------------------------------------

@@ -18,9 +18,8 @@ from .prompts import RUBRICS, PromptBuilder, Rubric, get_rubric
 from .scoring import (
     JUDGE_ERROR,
     OFF_FORMAT,
-    JudgeResult,
+    QualityResult,
     Scorer,
-    make_scorer,
     result_from_probabilities,
 )
 
@@ -30,8 +29,8 @@ __all__ = [
     "OFF_FORMAT",
     "RUBRICS",
     "JudgeError",
-    "JudgeResult",
     "PromptBuilder",
+    "QualityResult",
     "QualityConfigError",
     "QualityParams",
     "Rubric",
@@ -41,7 +40,6 @@ __all__ = [
     "label_row",
     "labelled_keys",
     "labels_table",
-    "make_scorer",
     "read_labels",
     "result_from_probabilities",
     "text_hash",

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .scoring import JUDGE_ERROR, JudgeResult, Scorer
+from classifiers.scorer import JUDGE_ERROR, QualityResult, Scorer
 
 LabelKey = tuple[str, str, str]  # (text_hash, rubric id, model)
 
@@ -50,7 +50,7 @@ def text_hash(text: str) -> str:
 
 
 def label_row(
-    record: Mapping, result: JudgeResult, *, rubric: str, model: str
+    record: Mapping, result: QualityResult, *, rubric: str, model: str
 ) -> dict:
     text = record["text"]
     return {

@@ -35,7 +35,7 @@ from typing import Any, Callable
 from .errors import JudgeError, one_line
 from .params import QualityParams
 from .prompts import BuiltPrompt, PromptBuilder
-from .scoring import JudgeResult, judge_error, label_probabilities, result_from_probabilities
+from .scoring import QualityResult, judge_error, label_probabilities, result_from_probabilities
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -165,7 +165,7 @@ class OpenAIJudge:
             )
 
     # ------------------------------------------------------------------ scoring
-    def _score_one(self, prompt: BuiltPrompt) -> JudgeResult:
+    def _score_one(self, prompt: BuiltPrompt) -> QualityResult:
         payload = {
             "model": self.model_name,
             "prompt": prompt.token_ids,
@@ -200,11 +200,11 @@ class OpenAIJudge:
             self.stats["truncated_documents"] += int(prompt.truncated)
         return result_from_probabilities(probs, self.rubric.values, self.params.min_candidate_mass)
 
-    def score(self, texts: list[str]) -> list[JudgeResult]:
+    def score(self, texts: list[str]) -> list[QualityResult]:
         if self._closed:
             raise JudgeError("the openai judge is closed")
         pool = self._pool
-        results: list[JudgeResult] = []
+        results: list[QualityResult] = []
         size = self.params.batch_size
         for start in range(0, len(texts), size):
             prompts = self.builder.build(texts[start : start + size])

@@ -10,34 +10,13 @@ in the rubric's format at all: below `min_candidate_mass` the result is flagged
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Mapping, Protocol, Sequence
+from typing import Mapping, Sequence
 
-if TYPE_CHECKING:
-    from .params import QualityParams
-
-Flag = Literal["judge_off_format", "judge_error"]
-OFF_FORMAT: Flag = "judge_off_format"
-JUDGE_ERROR: Flag = "judge_error"
+from classifiers.scorer import JUDGE_ERROR, OFF_FORMAT, Flag, QualityResult, Scorer  # noqa: F401 - the judge's API
 
 
-@dataclass(frozen=True)
-class JudgeResult:
-    """One document's verdict.
-
-    score: 0..5, or None when flagged. candidate_mass: total probability of the
-    candidate answers (1.0 for the fastText classifier, whose classes are exhaustive).
-    probabilities: label -> probability, unnormalised (as the model gave them).
-    """
-
-    score: float | None
-    candidate_mass: float
-    probabilities: dict[str, float] = field(default_factory=dict)
-    flag: Flag | None = None
-
-
-def judge_error() -> JudgeResult:
-    return JudgeResult(None, 0.0, {}, JUDGE_ERROR)
+def judge_error() -> QualityResult:
+    return QualityResult(None, 0.0, {}, JUDGE_ERROR)
 
 
 def label_probabilities(
@@ -56,37 +35,13 @@ def result_from_probabilities(
     probabilities: Mapping[str, float],
     values: Mapping[str, float],
     min_candidate_mass: float,
-) -> JudgeResult:
+) -> QualityResult:
     """Expected score over the candidates, normalised by their mass; flag low mass."""
     probs = {label: float(probabilities.get(label, 0.0)) for label in values}
     mass = sum(probs.values())
     if mass <= 0.0 or mass < min_candidate_mass:
-        return JudgeResult(None, mass, probs, OFF_FORMAT)
+        return QualityResult(None, mass, probs, OFF_FORMAT)
     score = sum(values[label] * p for label, p in probs.items()) / mass
     lo, hi = min(values.values()), max(values.values())
-    return JudgeResult(min(hi, max(lo, score)), mass, probs, None)
+    return QualityResult(min(hi, max(lo, score)), mass, probs, None)
 
-
-class Scorer(Protocol):
-    """What the Beam stage calls: one object per worker, built in DoFn.setup."""
-
-    def score(self, texts: list[str]) -> list[JudgeResult]: ...
-
-    def close(self) -> None: ...
-
-
-def make_scorer(params: "QualityParams") -> Scorer:
-    """Build the configured scorer; raises QualityConfigError (one line) if it cannot."""
-    # Checked as if enabled: asking for a scorer means the stage is meant to run.
-    params.model_copy(update={"enabled": True}).check()
-    if params.classifier == "fasttext":
-        from classifiers.quality_fasttext import FastTextQualityScorer
-
-        return FastTextQualityScorer(params.model_path)  # type: ignore[arg-type]
-    if params.backend == "vllm":
-        from .vllm_backend import VllmJudge
-
-        return VllmJudge(params)
-    from .openai_backend import OpenAIJudge
-
-    return OpenAIJudge(params)

@@ -21,7 +21,7 @@ from typing import Any
 from .errors import JudgeError
 from .params import QualityParams
 from .prompts import PromptBuilder
-from .scoring import JudgeResult, judge_error, label_probabilities, result_from_probabilities
+from .scoring import QualityResult, judge_error, label_probabilities, result_from_probabilities
 
 
 def vllm_on_cpu() -> bool:
@@ -182,14 +182,14 @@ class VllmJudge:
             raise JudgeError("the vLLM judge is closed")
         return self._llm
 
-    def score(self, texts: list[str]) -> list[JudgeResult]:
-        results: list[JudgeResult] = []
+    def score(self, texts: list[str]) -> list[QualityResult]:
+        results: list[QualityResult] = []
         size = self.params.batch_size
         for start in range(0, len(texts), size):
             results.extend(self._score_batch(texts[start : start + size]))
         return results
 
-    def _score_batch(self, texts: list[str]) -> list[JudgeResult]:
+    def _score_batch(self, texts: list[str]) -> list[QualityResult]:
         prompts = self.builder.build(texts)
         try:
             outputs = self.llm.generate(
@@ -206,7 +206,7 @@ class VllmJudge:
                 ) from exc
             return [judge_error() for _ in texts]
         values = self.rubric.values
-        out: list[JudgeResult] = []
+        out: list[QualityResult] = []
         for prompt, output in zip(prompts, outputs):
             self.stats["documents"] += 1
             self.stats["prompt_tokens"] += len(prompt.token_ids)

@@ -2,17 +2,20 @@
 
 Documents travel through the first pass as lists (a few hundred at a time) so that Beam's
 per-element overhead stays off the hot path. A stage never mutates its input: it returns new
-document dicts. A document keeps the first drop it gets (`drop` = (stage, rule, detail)); later
+document dicts. A document keeps the first drop it gets (`drop`: a `classifiers.decisions.Drop`); later
 stages skip dropped documents in filter mode and still compute their columns in annotate mode.
 Every drop increments the Beam counter `stage/rule` where it is decided.
 """
 from __future__ import annotations
 
-import pickle
 from typing import Any, Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+
+from classifiers.decisions import Drop
+from pipeline import progress
+from pipeline.records import pack, unpack  # noqa: F401 - the stages' packing
 
 Doc = dict[str, Any]
 
@@ -30,19 +33,7 @@ class Counters:
         if c is None:
             c = self._c[name] = Metrics.counter(COUNTER_NAMESPACE, name)
         c.inc(n)
-
-
-def pack(records: list) -> bytes:
-    """A list of small records as ONE bytes value, for a shuffle. Beam's local runner keeps every
-    GroupByKey's values decoded in its own process (fn_api_runner GroupingBuffer): a list of
-    tuples and dicts costs there several times its encoded size, one bytes object about its size
-    (bench/dedup_scale.py measures it). Other runners gain a smaller per-element cost."""
-    return pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpack(blob: bytes) -> list:
-    """The records `pack` made (values that this pipeline's own DoFns produced)."""
-    return pickle.loads(blob)
+        progress.add(name, n)  # the live display of `curate run` (pipeline/progress.py)
 
 
 def dropped(doc: Doc) -> bool:
@@ -51,7 +42,7 @@ def dropped(doc: Doc) -> bool:
 
 def with_drop(doc: Doc, stage: str, rule: str, detail: str | None = None) -> Doc:
     """`rule` is the full `stage/rule` name (e.g. `langid/low_score`)."""
-    return {**doc, "drop": (stage, rule, detail)}
+    return {**doc, "drop": Drop(stage, rule, detail)}
 
 
 class BatchStage(beam.DoFn):

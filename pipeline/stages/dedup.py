@@ -22,8 +22,9 @@ label, and the smallest node (the survivor policy's order) survives; the others 
 `minhash_dedup/near_duplicate`, and the survivor's `dup_cluster_size` is the sum of the
 weights of its component.
 
-A node is a tuple ordered by the survivor policy, ending with the document's uid:
-(id, uid) for lowest_id, (-quality, id, uid) for highest_quality.
+Which document of a group survives, and what the others become, is decided in
+`classifiers.duplicates` (nodes: the survivor policy's ordering tuples); the records shuffled
+here are named in pipeline/records.py.
 """
 from __future__ import annotations
 
@@ -34,17 +35,19 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.transforms.window import GlobalWindows
 
+from classifiers.duplicates import by_node, by_url_policy, node_uid, resolve
 from classifiers.minhash import MinHasher, bucket_edges
 from classifiers.text import dedup_key_text, stable_hash64
-from pipeline.sources import split_uid
-from pipeline.stages.base import BatchStage, Counters, Doc, pack, unpack
+from pipeline.records import (ExactItem, NodeRecord, Payload, UrlItem, event, pack_records, split_uid, stat_delta,
+                              unpack_records)
+from pipeline.stages.base import BatchStage, Counters, Doc
 
 EVENTS_TAG = "events"
 DEDUP_TAG = "dedup"  # the route's output of dedup items (exact items, or band items with exact off)
-NODES_TAG = "nodes"  # (partition of uid, ("nodes", packed [(uid, node, payload)])): MinHash's documents
+NODES_TAG = "nodes"  # (partition of uid, ("nodes", packed [NodeRecord])): MinHash's documents
 # Dedup keys are 63-bit: Beam's coder writes a Python int >= 2**63 in 24 bytes instead of <= 10.
 KEY_SHIFT = 1
-STATS_TAG = "stats"
+STATS_TAG = "stats"  # lists of StatDelta tuples, from the route, dedup and line dedup
 
 # splitmix64 finaliser constants (Steele et al. 2014): mixes band hashes with scope and band index
 _M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
@@ -67,20 +70,6 @@ def scope_value(doc: Doc, scope: str) -> str:
     if scope == "bucket":
         return doc.get("bucket") or ""
     return doc.get("language") or doc.get("bucket") or ""
-
-
-def node_of(doc_id: str, uid: int, quality: float | None, survivor: str) -> tuple:
-    if survivor == "highest_quality":
-        return (-(quality if quality is not None else -1.0), doc_id, uid)
-    return (doc_id, uid)
-
-
-def node_uid(node: tuple) -> int:
-    return node[-1]
-
-
-def node_id(node: tuple) -> str:
-    return node[-2]
 
 
 class DedupKeys(BatchStage):
@@ -113,54 +102,54 @@ class DedupKeys(BatchStage):
         return out
 
 
-def _events_by_chunk(events: list[tuple[int, tuple]], chunk: int) -> Iterable:
-    """(uid, event) -> ((file_idx, chunk), ("events", [(rec, *event)])), the last pass's keys."""
+def _events_by_chunk(events: list[tuple], chunk: int) -> Iterable:
+    """(uid, decision) -> ((file_idx, chunk), ("events", packed [records.event])), the last pass's keys."""
     per_chunk: dict[tuple, list] = defaultdict(list)
-    for uid, ev in events:
+    for uid, decision in events:
         f, rec = split_uid(uid)
-        per_chunk[(f, rec // chunk)].append((rec, *ev))
+        per_chunk[(f, rec // chunk)].append(event(rec, decision))
     for key, evs in per_chunk.items():
-        yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", pack(evs))))
+        yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", pack_records(evs))))
 
 
-# A document's payload in dedup, for the mixture's accounting, is a plain tuple (it is shuffled
-# once per band): (bucket, 64-bit sampling key, tokens, bytes, weight), weight being the number of
-# input documents it stands for (its exact-duplicate group's size).
-PAYLOAD_WEIGHT = 4
-
-
-def stat_delta(payload: tuple, sign: int) -> tuple:
-    bucket, b, tokens, nbytes, _ = payload
-    return (bucket, b, sign, sign * tokens, sign * nbytes)
-
-
-def _group(blobs) -> dict:
+def _group(blobs, record: type) -> dict:
+    """A partition's packed records grouped by their first field (the dedup key)."""
     groups: dict = defaultdict(list)
     for blob in blobs:
-        for item in unpack(blob):
+        for item in unpack_records(blob, record):
             groups[item[0]].append(item)
     return groups
 
 
-def _merge(root_payload: tuple, members_payloads) -> tuple:
-    """The survivor's payload, standing for the weights of every member of its group."""
-    return (*root_payload[:PAYLOAD_WEIGHT], sum(p[PAYLOAD_WEIGHT] for p in members_payloads))
+def _node(item) -> tuple:
+    return item.node
 
 
-def timestamp_key(ts: str | None) -> tuple:
-    """Orders timestamps: missing < numbers (epoch) < strings (ISO 8601 sorts as text)."""
-    if ts is None or ts == "":
-        return (0,)
-    try:
-        return (1, float(ts))
-    except ValueError:
-        return (2, ts)
+def _weight(item) -> int:
+    return item.payload.weight
+
+
+def _timestamp(item: UrlItem) -> tuple:
+    return item.timestamp
+
+
+def _resolve_group(resolution, events: list, deltas: list, counters: Counters):
+    """A group's decisions: each duplicate's drop and stat delta, the survivor's cluster; ->
+    the survivor, its payload's weight now the group's."""
+    survivor = resolution.survivor
+    if not resolution.duplicates:
+        return survivor
+    for m in resolution.duplicates:
+        events.append((node_uid(m.node), resolution.drop))
+        deltas.append(stat_delta(m.payload, -1))
+    counters.inc(resolution.drop.rule, len(resolution.duplicates))
+    events.append((node_uid(survivor.node), resolution.cluster))
+    return survivor._replace(payload=survivor.payload._replace(weight=resolution.cluster.size))
 
 
 class UrlDedupPartition(beam.DoFn):
-    """(partition, [packed lists of url items]) -> exact items (or band items and nodes) of the
-    survivors (main), events, stat deltas. url item = (url_key, timestamp_key, node, payload, exact_key,
-    band_keys); the survivor is the latest (ties: the smallest node) or the first read."""
+    """(partition, [packed lists of UrlItems]) -> exact items (or band items and nodes) of the
+    survivors (main), events, stat deltas. The survivor: `classifiers.duplicates.by_url_policy`."""
 
     def __init__(self, keep: str, partitions: int, exact_enabled: bool, minhash_enabled: bool, chunk: int):
         self.keep = keep
@@ -170,39 +159,26 @@ class UrlDedupPartition(beam.DoFn):
     def process(self, kv) -> Iterable:
         _, lists = kv
         events, deltas, survivors = [], [], []
-        for members in _group(lists).values():
-            if self.keep == "first":
-                members.sort(key=lambda it: node_uid(it[2]))
-            else:  # stable sorts: latest first, then the smallest node among equal timestamps
-                members.sort(key=lambda it: it[2])
-                members.sort(key=lambda it: it[1], reverse=True)
-            root = members[0]
-            for _, _, node, payload, _, _ in members[1:]:
-                events.append((node_uid(node), ("drop", "url_dedup", "url_dedup/duplicate", node_id(root[2]))))
-                deltas.append(stat_delta(payload, -1))
-            if len(members) > 1:
-                self.counters.inc("url_dedup/duplicate", len(members) - 1)
-                root = (*root[:3], _merge(root[3], (m[3] for m in members)), *root[4:])
-                events.append((node_uid(root[2]), ("cluster", root[3][PAYLOAD_WEIGHT], node_id(root[2]))))
-            survivors.append(root)
+        for members in _group(lists, UrlItem).values():
+            preferred = by_url_policy(members, self.keep, _node, _timestamp)
+            survivors.append(_resolve_group(resolve(preferred, "url_dedup", _node, _weight), events, deltas,
+                                            self.counters))
         yield from _events_by_chunk(events, self.chunk)
         if deltas:
             yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
         if self.exact:
             per_part: dict[int, list] = defaultdict(list)
-            for _, _, node, payload, exact_key, bands in survivors:
-                per_part[exact_key % self.partitions].append((exact_key, node, payload, bands))
+            for s in survivors:
+                per_part[s.exact_key % self.partitions].append(ExactItem(s.exact_key, s.node, s.payload, s.bands))
             for part, lst in per_part.items():
-                yield part, pack(lst)
+                yield part, pack_records(lst)
         elif self.minhash:
-            yield from band_items(((node, payload, bands) for _, _, node, payload, _, bands in survivors),
-                                  self.partitions, main=True)
+            yield from band_items(((s.node, s.payload, s.bands) for s in survivors), self.partitions, main=True)
 
 
 class ExactDedupPartition(beam.DoFn):
-    """(partition, [packed lists of items]) -> band items (main) and nodes of the survivors,
-    events, stat deltas.
-    item = (exact_key, node, payload, band_keys)."""
+    """(partition, [packed lists of ExactItems]) -> band items (main) and nodes of the survivors,
+    events, stat deltas. The survivor: the smallest node."""
 
     def __init__(self, partitions: int, minhash_enabled: bool, chunk: int):
         self.partitions, self.minhash_enabled, self.chunk = partitions, minhash_enabled, chunk
@@ -211,43 +187,35 @@ class ExactDedupPartition(beam.DoFn):
     def process(self, kv) -> Iterable:
         _, lists = kv
         events, deltas, survivors = [], [], []
-        for members in _group(lists).values():
-            if len(members) > 1:
-                members.sort(key=lambda it: it[1])
-                root = members[0]
-                for _, node, payload, _ in members[1:]:
-                    events.append((node_uid(node), ("drop", "exact_dedup", "exact_dedup/duplicate", node_id(root[1]))))
-                    deltas.append(stat_delta(payload, -1))
-                self.counters.inc("exact_dedup/duplicate", len(members) - 1)
-                merged = _merge(root[2], (m[2] for m in members))
-                events.append((node_uid(root[1]), ("cluster", merged[PAYLOAD_WEIGHT], node_id(root[1]))))
-                survivors.append((root[0], root[1], merged, root[3]))
-            else:
+        for members in _group(lists, ExactItem).values():
+            if len(members) == 1:
                 survivors.append(members[0])
+                continue
+            survivors.append(_resolve_group(resolve(by_node(members, _node), "exact_dedup", _node, _weight),
+                                            events, deltas, self.counters))
         yield from _events_by_chunk(events, self.chunk)
         if deltas:
             yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
         if self.minhash_enabled:
-            yield from band_items(((node, payload, bands) for _, node, payload, bands in survivors), self.partitions,
-                                  main=True)
+            yield from band_items(((s.node, s.payload, s.bands) for s in survivors), self.partitions, main=True)
 
 
 def band_items(nodes: Iterable[tuple], partitions: int, main: bool) -> Iterable:
     """(node, payload, band keys' bytes) -> band items (partition, uint64 [(band_key, uid)] bytes)
-    and nodes (tagged NODES_TAG: (partition of uid, ("nodes", packed [(uid, node, payload)]))).
+    and nodes (tagged NODES_TAG: (partition of uid, ("nodes", packed [NodeRecord]))).
     Band items are the main output when `main`, else tagged DEDUP_TAG (the route's tag)."""
     keys: dict[int, list] = defaultdict(list)
     infos: dict[int, list] = defaultdict(list)
     for node, payload, bands in nodes:
         uid = node_uid(node)
-        infos[uid % partitions].append((uid, node, payload))
+        infos[uid % partitions].append(NodeRecord(uid, node, payload))
         for key in np.frombuffer(bands, dtype=np.uint64).tolist():
             keys[key % partitions] += (key, uid)
     for part, flat in keys.items():
         item = (part, np.array(flat, dtype=np.uint64).tobytes())
         yield item if main else beam.pvalue.TaggedOutput(DEDUP_TAG, item)
     for part, lst in infos.items():
-        yield beam.pvalue.TaggedOutput(NODES_TAG, (part, ("nodes", pack(lst))))
+        yield beam.pvalue.TaggedOutput(NODES_TAG, (part, ("nodes", pack_records(lst))))
 
 
 def band_records(blobs) -> np.ndarray:
@@ -368,8 +336,9 @@ def label_keys(kv, partitions: int) -> Iterable[tuple]:
 
 
 class AttachNodes(beam.DoFn):
-    """(partition, [("label", (uid, root)) ..., ("nodes", packed [(uid, node, payload)]) ...])
-    -> (root, (node, payload)) for every uid of the partition in a component."""
+    """(partition, [("label", (uid, root)) ..., ("nodes", packed [NodeRecord]) ...])
+    -> (root, (node, payload)) for every uid of the partition in a component (plain tuples: they
+    cross GroupComponents unpacked)."""
 
     def process(self, kv) -> Iterable:
         _, parts = kv
@@ -383,10 +352,10 @@ class AttachNodes(beam.DoFn):
             root_of.setdefault(uid, uid)
         for tag, blob in parts:
             if tag == "nodes":
-                for uid, node, payload in unpack(blob):
-                    root = root_of.get(uid)
+                for r in unpack_records(blob, NodeRecord):
+                    root = root_of.get(r.uid)
                     if root is not None:
-                        yield (root, (node, payload))
+                        yield (root, (r.node, tuple(r.payload)))
 
 
 class ResolveClusters(beam.DoFn):
@@ -399,14 +368,13 @@ class ResolveClusters(beam.DoFn):
 
     def process(self, kv) -> Iterable:
         _, members = kv
-        members = sorted(members)
-        survivor = members[0][0]
-        events = [(node_uid(node), ("drop", "minhash_dedup", "minhash_dedup/near_duplicate", node_id(survivor)))
-                  for node, _ in members[1:]]
-        events.append((node_uid(survivor), ("cluster", sum(p[PAYLOAD_WEIGHT] for _, p in members), node_id(survivor))))
-        self.counters.inc("minhash_dedup/near_duplicate", len(members) - 1)
+        members = [NodeRecord(node_uid(node), node, Payload._make(p)) for node, p in members]
+        res = resolve(by_node(members, _node), "minhash_dedup", _node, _weight)
+        events = [(r.uid, res.drop) for r in res.duplicates]
+        events.append((res.survivor.uid, res.cluster))
+        self.counters.inc(res.drop.rule, len(res.duplicates))
         yield from _events_by_chunk(events, self.chunk)
-        yield beam.pvalue.TaggedOutput(STATS_TAG, [stat_delta(p, -1) for _, p in members[1:]])
+        yield beam.pvalue.TaggedOutput(STATS_TAG, [stat_delta(r.payload, -1) for r in res.duplicates])
 
 
 class Deduplicate(beam.PTransform):

@@ -1,7 +1,8 @@
 """The last pass: per chunk of an input file, merge every decision made about its documents
 (first-pass info, dedup events, the mixture plan), re-read the chunk's text once, and emit the
 rows of every output keyed by the shard they go to. The ledger (kept, rejected per rule) is
-counted here, where each document's fate is final."""
+counted here, where each document's fate is final. The fate is decided in classifiers
+(`decisions.settle`, then `MixturePlan.uses`); this stage gathers what they need and writes."""
 from __future__ import annotations
 
 import functools
@@ -10,24 +11,46 @@ from typing import Iterable
 
 import apache_beam as beam
 
-from classifiers.mixture import sampling_key
+from classifiers.decisions import Fate, settle
 from classifiers.text import stable_hash64
 from pipeline.config import Config
-from pipeline.schema import SIGNAL_PREFIX
-from pipeline.sources import FileSpec, make_uid, read_file, split_uid
-from pipeline.stages.base import Counters, unpack
-from pipeline.stages.line_dedup import EMPTIED, LINES_EVENT, ApplyLineDedup
+from pipeline.records import Info, make_uid, read_event, split_uid, unpack
+from pipeline.schema import REJECTED_SAMPLE_SALT, SIGNAL_PREFIX
+from pipeline.sources import FileSpec, read_file
+from pipeline.stages.base import Counters
+from pipeline.stages.line_dedup import ApplyLineDedup
 
 LEDGER_TAG = "ledger"
+SAMPLE_TAG = "rejected_sample"  # (rule, sample key): candidates for the rejected-text sample
 MIXTURE, ANNOTATED, REJECTED, QUARANTINE = "mixture", "annotated", "rejected", "quarantine"
 
 
-
-def _needs_text(fates: dict, all_text: bool, rec: int) -> bool:
+def _needs_text(fates: dict, sampled: dict, all_text: bool, rec: int) -> bool:
     """WARC: a page whose text no output row takes is not extracted again in the last pass
     (fate None: quarantined in the first pass, read as then)."""
     fate = fates.get(rec)
-    return fate is None or all_text or fate["drop"] is None
+    return fate is None or all_text or fate.drop is None or rec in sampled
+
+
+def sample_key(doc_id: str, uid: int) -> tuple[int, int]:
+    """Order of the rejected-text sample (output.rejected_text_sample): per rule, the documents
+    with the smallest keys keep their text; the id's hash, then the uid for ids held twice, so
+    that every runner and worker count chooses the same documents."""
+    return (stable_hash64(doc_id, salt=REJECTED_SAMPLE_SALT), uid)
+
+
+def sample_candidates(infos: dict[int, Info], fates: dict[int, Fate], file_idx: int, k: int) -> dict[int, tuple]:
+    """Per rule, the `k` dropped documents of this chunk with the smallest sample keys (only
+    those can be among the run's `k` smallest): record -> (rule, key)."""
+    per_rule: dict[str, list] = defaultdict(list)
+    for rec, fate in fates.items():
+        if fate.drop is not None:
+            per_rule[fate.drop.rule].append((sample_key(infos[rec].id, make_uid(file_idx, rec)), rec))
+    out = {}
+    for rule, keys in per_rule.items():
+        for key, rec in sorted(keys)[:k]:
+            out[rec] = (rule, key)
+    return out
 
 class InputChanged(RuntimeError):
     pass
@@ -50,51 +73,50 @@ class Finalize(beam.DoFn):
 
     def process(self, kv, plan) -> Iterable:
         (file_idx, chunk), parts = kv
-        infos: dict[int, dict] = {}
+        infos: dict[int, Info] = {}
         events: dict[int, list] = defaultdict(list)
         for tag, blob in parts:
             if tag == "info":
-                infos.update(unpack(blob))
+                infos.update((rec, Info.read(fields)) for rec, fields in unpack(blob))
             else:
-                for ev in unpack(blob):
-                    events[ev[0]].append(ev[1:])
-        mix = self.config.stages.mixture
-        buckets = plan["mixture"].buckets
+                for rec, decision in map(read_event, unpack(blob)):
+                    events[rec].append(decision)
+        seed = self.config.stages.mixture.seed
         ledger: Counter = Counter()
-        fates: dict[int, dict] = {}
+        fates: dict[int, Fate] = {}
         for rec in sorted(infos):
             info = infos[rec]
-            drop, size, cluster, lines = info["drop"], 1, info["id"], None
-            for ev in events.get(rec, ()):
-                if ev[0] == "drop":
-                    if drop is None:
-                        drop = ev[1:]
-                    cluster = ev[3]
-                elif ev[0] == "cluster":
-                    size = max(size, ev[1])
-                elif ev[0] == LINES_EVENT:  # (indices, emptied); never emptied for a dedup drop
-                    lines = ev[1]
-                    if ev[2] and drop is None:
-                        drop = EMPTIED
-            repeats = 0
-            if drop is None:
-                bp = buckets.get(info["bucket"])
-                repeats = bp.repeats(sampling_key(info["id"], mix.seed)) if bp is not None else 0
-                if repeats == 0:
-                    rule = "mixture/no_share" if bp is None or not bp.target_share else "mixture/downsampled"
-                    drop = ("mixture", rule, None)
-                    self.counters.inc(rule)
+            fate = settle(info.id, info.drop, events.get(rec, ()))
+            if fate.drop is None:
+                repeats, drop = plan["mixture"].uses(info.bucket, info.id, seed)
+                fate = fate._replace(drop=drop, repeats=repeats)
+                if drop is not None:
+                    self.counters.inc(drop.rule)
+            drop = fate.drop
             if drop is not None:  # annotate mode writes it anyway, with the rule that would drop it
-                ledger[f"{'would_reject' if self.annotate else 'rejected'}:{drop[1]}"] += 1
+                ledger[f"{'would_reject' if self.annotate else 'rejected'}:{drop.rule}"] += 1
             if drop is None or self.annotate:
                 ledger["kept"] += 1
                 self.counters.inc("output/kept")
-            fates[rec] = {"drop": drop, "size": size, "cluster": cluster, "repeats": repeats, "lines": lines}
-            if info.get("language_model"):  # manifest: stages.langid.models
-                ledger[f"language_model:{info['language_model']}"] += 1
+            fates[rec] = fate
+            if info.language_model:  # manifest: stages.langid.models
+                ledger[f"language_model:{info.language_model}"] += 1
+            # text bytes and tokens (where counted) per rule, and of everything (manifest: volume)
+            ledger["volume:bytes"] += info.n_bytes or 0
+            ledger["volume:tokens"] += info.n_tokens or 0
+            if drop is not None:
+                ledger[f"dropped_bytes:{drop.rule}"] += info.n_bytes or 0
+                if info.n_tokens is not None:
+                    ledger[f"dropped_tokens:{drop.rule}"] += info.n_tokens
         yield beam.pvalue.TaggedOutput(LEDGER_TAG, ledger)
+        out = self.config.output
+        sample = {}
+        if not self.annotate and not out.rejected_text and out.rejected_text_sample:
+            sample = sample_candidates(infos, fates, file_idx, out.rejected_text_sample)
+            for rule, key in sample.values():
+                yield beam.pvalue.TaggedOutput(SAMPLE_TAG, (rule, key))
 
-        need_text = self.annotate or ledger["kept"] > 0 or self.config.output.rejected_text
+        need_text = self.annotate or ledger["kept"] > 0 or self.config.output.rejected_text or bool(sample)
         rows: dict[tuple, list] = defaultdict(list)
         if need_text:
             spec = self.specs[file_idx]
@@ -102,59 +124,63 @@ class Finalize(beam.DoFn):
             seen = 0
             all_text = self.annotate or self.config.output.rejected_text
 
-            need = functools.partial(_needs_text, fates, all_text)
+            need = functools.partial(_needs_text, fates, sample, all_text)
             for kind, doc in read_file(spec, self.sources[spec.source], self.config.stages.normalize,
                                        0, chunk * per, (chunk + 1) * per, self.config.stages.extract, need):
                 if kind != "doc":
                     continue
                 rec = split_uid(doc["uid"])[1]
                 info = infos.get(rec)
-                if info is None or info["id"] != doc["id"]:
+                if info is None or info.id != doc["id"]:
                     raise InputChanged(f"{spec.path}: record {rec} differs from the first pass's read;"
                                        " the input changed during the run")
                 seen += 1
-                self.route(doc["uid"], info, fates[rec], doc["text"], plan, rows)
+                self.route(doc["uid"], info, fates[rec], doc["text"], plan, rows, rec in sample)
             if seen != len(infos):
                 raise InputChanged(f"{spec.path}: {len(infos) - seen} records of chunk {chunk} missing on re-read;"
                                    " the input changed during the run")
         else:
             for rec, info in infos.items():
-                self.route(make_uid(file_idx, rec), info, fates[rec], None, plan, rows)
+                self.route(make_uid(file_idx, rec), info, fates[rec], None, plan, rows, rec in sample)
         for key, lst in rows.items():
             yield (key, lst)
 
-    def route(self, uid: int, info: dict, fate: dict, text: str | None, plan: dict, rows: dict) -> None:
-        drop = fate["drop"]
-        n_tokens, line_fraction = info["n_tokens"], None
+    def route(self, uid: int, info: Info, fate: Fate, text: str | None, plan: dict, rows: dict,
+              sampled: bool = False) -> None:
+        """`sampled`: a rejected document of the rejected-text sample's candidates (keeps its text)."""
+        drop = fate.drop
+        n_tokens, line_fraction = info.n_tokens, None
         if self.lines is not None:  # removes the frequent lines (filter) or reports their share (annotate)
-            text, n_tokens, line_fraction = self.lines.apply(text, info, fate.get("lines"), drop, self.annotate)
+            text, n_tokens, line_fraction = self.lines.apply(text, info, fate.lines, drop, self.annotate)
         if self.annotate:
             n = plan["annotated_shards"]
             row = {
-                "_uid": uid, "id": info["id"], "text": text, "source": info["source"], "bucket": info["bucket"],
-                "language": info["language"], "language_score": info["language_score"],
-                "quality_score": info["quality_score"], "n_tokens": n_tokens,
-                "dup_cluster_size": fate["size"], "repeats": fate["repeats"],
-                "drop_stage": drop[0] if drop else None, "drop_rule": drop[1] if drop else None,
-                "dup_cluster": fate["cluster"], "quality_flag": info["quality_flag"],
-                "language_model": info.get("language_model"),
+                "_uid": uid, "id": info.id, "text": text, "source": info.source, "bucket": info.bucket,
+                "language": info.language, "language_score": info.language_score,
+                "quality_score": info.quality_score, "n_tokens": n_tokens,
+                "dup_cluster_size": fate.size, "repeats": fate.repeats,
+                "drop_stage": drop.stage if drop else None, "drop_rule": drop.rule if drop else None,
+                "dup_cluster": fate.cluster, "quality_flag": info.quality_flag,
+                "language_model": info.language_model,
                 "line_dedup_fraction": line_fraction,
             }
-            signals = info.get("signals") or {}
+            signals = info.signals or {}
             for name in self.signal_names:
                 row[SIGNAL_PREFIX + name] = signals.get(name)
             rows[(ANNOTATED, "", shard_of(uid, n), n)].append(row)
         elif drop is None:
-            n = plan["mixture"].buckets[info["bucket"]].shards
-            rows[(MIXTURE, info["bucket"], shard_of(uid, n), n)].append({
-                "_uid": uid, "id": info["id"], "text": text, "source": info["source"], "bucket": info["bucket"],
-                "language": info["language"], "language_score": info["language_score"],
-                "quality_score": info["quality_score"], "n_tokens": n_tokens,
-                "dup_cluster_size": fate["size"], "repeats": fate["repeats"],
+            n = plan["mixture"].buckets[info.bucket].shards
+            rows[(MIXTURE, info.bucket, shard_of(uid, n), n)].append({
+                "_uid": uid, "id": info.id, "text": text, "source": info.source, "bucket": info.bucket,
+                "language": info.language, "language_score": info.language_score,
+                "quality_score": info.quality_score, "n_tokens": n_tokens,
+                "dup_cluster_size": fate.size, "repeats": fate.repeats,
             })
         else:
             n = plan["rejected_shards"]
             rows[(REJECTED, "", shard_of(uid, n), n)].append({
-                "_uid": uid, "id": info["id"], "source": info["source"], "stage": drop[0], "rule": drop[1],
-                "detail": drop[2], "text": text if self.config.output.rejected_text else None,
+                "_uid": uid, "id": info.id, "source": info.source, "stage": drop.stage, "rule": drop.rule,
+                "detail": drop.detail,
+                # the sample's candidates carry it to the writer, which keeps the run's sample only
+                "text": text if self.config.output.rejected_text or sampled else None,
             })

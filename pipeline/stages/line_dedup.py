@@ -30,19 +30,9 @@ dedup at all, is exposed to the same).
 The last pass applies the removal to the re-read text (`ApplyLineDedup`), recounts its tokens,
 and in annotate mode leaves the text whole and writes `line_dedup_fraction` instead.
 
-Shuffle bytes per input document (Beam's coder for untyped values, `python -m
-bench.line_dedup_bytes [--category b_english]`, 64 partitions):
-
-| shuffle | carries | English help pages (2,987) | whole bench corpus (16,303) |
-| --- | --- | ---: | ---: |
-| GroupLines | a ~26-byte item per distinct counted line of a survivor | 219 B | 75 B |
-| GroupLineDocs | payloads (~25 B) of documents with a counted line, frequent lines' occurrences | 24 B | 12 B |
-| GroupByChunk | `lines` events (only documents that lose lines) | 8 B | 2 B |
-
-GroupLines dominates: 13.4 counted lines per surviving help page here; web pages with 30-60
-lines would ship ~0.8-1.5 KB each, as much as MinHash's 14 band items. Code (skipped) and the
-single-paragraph multilingual documents ship almost nothing. The line hash is 56 bits and the
-text key 24 bits because Beam's coder writes a Python int >= 2**63 in 24 bytes.
+What each of its shuffles carries per input document, measured by bench/line_dedup_bytes.py:
+bench/results/line-dedup-bytes.md. The line hash is 56 bits and the text key 24 bits because
+Beam's coder writes a Python int >= 2**63 in 24 bytes.
 """
 from __future__ import annotations
 
@@ -51,19 +41,19 @@ from typing import Iterable
 
 import apache_beam as beam
 
-from classifiers.line_dedup import (after_removal, doc_lines, flatten_indices, group_salt, remove_lines,
+from classifiers.decisions import LINES_EMPTIED, LinesRemoved
+from classifiers.line_dedup import (after_removal, doc_lines, emptied, flatten_indices, group_salt, remove_lines,
                                     removed_fraction)
 from classifiers.text import stable_hash64
 from classifiers.tokens import TokenCounter, TokenizerSpec
 from pipeline.config import Config
-from pipeline.sources import split_uid
-from pipeline.stages.base import Counters, Doc, pack, unpack
-from pipeline.stages.dedup import EVENTS_TAG, STATS_TAG, scope_value, stat_delta
+from pipeline.records import (DROP, Info, LineDoc, LineItem, LineOccurrence, event, pack_records, split_uid,
+                              stat_delta, unpack, unpack_records)
+from pipeline.stages.base import Counters, Doc
+from pipeline.stages.dedup import EVENTS_TAG, STATS_TAG, scope_value
 from pipeline.stages.route import doc_payload
 
-STAGE = "line_dedup"
-LINES_EVENT = "lines"  # last-pass event: (record, "lines", line indices, emptied)
-EMPTIED = (STAGE, f"{STAGE}/emptied", None)
+STAGE = LINES_EMPTIED.stage
 ITEMS_TAG = "items"
 # A document's text key for counting: 24 bits of its exact-dedup key. Two different documents
 # sharing a line also share this key with probability 2**-24, which only undercounts that line
@@ -106,17 +96,17 @@ class LineItems(beam.DoFn):
             uid = d["uid"]
             text_key = d["exact_key"] & TEXT_KEY_MASK if self.exact else None
             for h, ix, nbytes, nchars in lines:
-                items[h % self.partitions].append((h, uid, text_key, ix, nbytes, nchars))
+                items[h % self.partitions].append(LineItem(h, uid, text_key, ix, nbytes, nchars))
             f, rec = split_uid(uid)
-            docs[(f, rec // self.chunk)].append((rec, doc_payload(d, self.seed), content))
+            docs[(f, rec // self.chunk)].append(LineDoc(rec, doc_payload(d, self.seed), content))
         for part, lst in items.items():
-            yield beam.pvalue.TaggedOutput(ITEMS_TAG, (part, pack(lst)))
+            yield beam.pvalue.TaggedOutput(ITEMS_TAG, (part, pack_records(lst)))
         for key, lst in docs.items():
-            yield (key, ("docs", pack(lst)))
+            yield (key, ("docs", pack_records(lst)))
 
 
 class CountLines(beam.DoFn):
-    """(partition, [packed item lists]) -> ((file, chunk), ("lines", packed [(record, index, bytes, chars)]))
+    """(partition, [packed LineItem lists]) -> ((file, chunk), ("lines", packed [LineOccurrence]))
     for every occurrence of a line found in more than `max_line_repeats` distinct documents."""
 
     def __init__(self, max_line_repeats: int, chunk: int):
@@ -127,7 +117,7 @@ class CountLines(beam.DoFn):
         _, blobs = kv
         counts: dict[int, int] = defaultdict(int)
         for blob in blobs:
-            for item in unpack(blob):
+            for item in unpack(blob):  # plain tuples: the line hash first
                 counts[item[0]] += 1
         candidates = {h for h, n in counts.items() if n > self.max_repeats}
         del counts
@@ -137,19 +127,19 @@ class CountLines(beam.DoFn):
         for blob in blobs:  # unpacked again, one batch at a time
             for item in unpack(blob):
                 if item[0] in candidates:
-                    occurrences[item[0]].append(item)
+                    occurrences[item[0]].append(LineItem._make(item))
         per_chunk: dict[tuple, list] = defaultdict(list)
         frequent = 0
         for occ in occurrences.values():
-            if len({uid if tk is None else tk for _, uid, tk, *_ in occ}) <= self.max_repeats:
+            if len({it.uid if it.text_key is None else it.text_key for it in occ}) <= self.max_repeats:
                 continue
             frequent += 1
-            for _, uid, _, ix, nbytes, nchars in occ:
-                f, rec = split_uid(uid)
-                per_chunk[(f, rec // self.chunk)].append((rec, ix, nbytes, nchars))
+            for it in occ:
+                f, rec = split_uid(it.uid)
+                per_chunk[(f, rec // self.chunk)].append(LineOccurrence(rec, it.index, it.nbytes, it.nchars))
         self.counters.inc(f"{STAGE}/frequent_lines", frequent)
         for key, lst in per_chunk.items():
-            yield (key, ("lines", pack(lst)))
+            yield (key, ("lines", pack_records(lst)))
 
 
 class ResolveLines(beam.DoFn):
@@ -163,39 +153,38 @@ class ResolveLines(beam.DoFn):
 
     def process(self, kv) -> Iterable:
         key, parts = kv
-        payloads: dict[int, tuple] = {}
-        removed: dict[int, list] = defaultdict(list)
+        docs: dict[int, LineDoc] = {}
+        removed: dict[int, list[LineOccurrence]] = defaultdict(list)
         dropped: set[int] = set()
         for tag, blob in parts:
             if tag == "docs":
-                for rec, payload, content in unpack(blob):
-                    payloads[rec] = (payload, content)
+                docs.update((d.rec, d) for d in unpack_records(blob, LineDoc))
             elif tag == "lines":
-                for rec, *occ in unpack(blob):
-                    removed[rec].append(occ)
-            else:  # dedup events: (record, "drop" | "cluster", ...)
-                dropped.update(ev[0] for ev in unpack(blob) if ev[1] == "drop")
+                for occ in unpack_records(blob, LineOccurrence):
+                    removed[occ.rec].append(occ)
+            else:  # dedup events: only their drops matter here
+                dropped.update(ev[0] for ev in unpack(blob) if ev[1] == DROP)
         events, deltas = [], []
         for rec in sorted(removed):
             occ = removed[rec]
-            indices = tuple(flatten_indices(o[0] for o in occ))
+            indices = tuple(flatten_indices(o.index for o in occ))
             if rec in dropped:  # dedup drops it whole; annotate mode still shows the fraction
-                events.append((rec, LINES_EVENT, indices, False))
+                events.append(event(rec, LinesRemoved(indices, False)))
                 continue
-            payload, content = payloads[rec]
-            _, _, n_tokens, n_bytes, _ = payload
+            payload, content = docs[rec].payload, docs[rec].content
             kept_bytes, tokens, kept_content = after_removal(
-                n_bytes, n_tokens, content, sum(o[1] for o in occ), sum(o[2] for o in occ), self.approx_tokens)
-            emptied = kept_content < self.min_chars_after
-            if emptied:
-                self.counters.inc(EMPTIED[1])
+                payload.nbytes, payload.tokens, content, sum(o.nbytes for o in occ), sum(o.nchars for o in occ),
+                self.approx_tokens)
+            gone = emptied(kept_content, self.min_chars_after)
+            if gone:
+                self.counters.inc(LINES_EMPTIED.rule)
                 deltas.append(stat_delta(payload, -1))
             else:
                 self.counters.inc(f"{STAGE}/lines_removed", len(indices))
-                deltas.append((payload[0], payload[1], 0, tokens - n_tokens, kept_bytes - n_bytes))
-            events.append((rec, LINES_EVENT, indices, emptied))
+                deltas.append((payload.bucket, payload.key, 0, tokens - payload.tokens, kept_bytes - payload.nbytes))
+            events.append(event(rec, LinesRemoved(indices, gone)))
         if events:
-            yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", pack(events))))
+            yield beam.pvalue.TaggedOutput(EVENTS_TAG, (key, ("events", pack_records(events))))
         if deltas:
             yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
 
@@ -241,15 +230,15 @@ class ApplyLineDedup:
             self._counter = TokenCounter.load(self.tokenizer)
         return self._counter.count([text])[0]
 
-    def apply(self, text: str | None, info: dict, indices: tuple | None, drop, annotate: bool
+    def apply(self, text: str | None, info: Info, indices: tuple | None, drop, annotate: bool
               ) -> tuple[str | None, int, float | None]:
         """(text to write, its n_tokens, line_dedup_fraction for annotate mode): filter mode
         removes the lines from a kept document; annotate mode keeps the text and reports the
         fraction of characters the removal would take (0.0 for a document that took part
         without a frequent line, null for one that did not take part)."""
-        n_tokens = info["n_tokens"]
+        n_tokens = info.n_tokens
         if annotate:
-            if text is None or (indices is None and (info["drop"] is not None or info["bucket"] in self.skip)):
+            if text is None or (indices is None and (info.drop is not None or info.bucket in self.skip)):
                 return text, n_tokens, None
             return text, n_tokens, removed_fraction(text, indices) if indices else 0.0
         if drop is None and indices and text is not None:

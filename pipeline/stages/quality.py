@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from classifiers.judge import QualityParams, make_scorer
+from classifiers.judge import QualityParams
+from classifiers.quality import make_scorer
 from pipeline.stages.base import BatchStage, Doc, with_drop
 
 log = logging.getLogger(__name__)

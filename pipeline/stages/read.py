@@ -5,6 +5,8 @@ from typing import Iterable
 
 import apache_beam as beam
 
+from classifiers.decisions import empty_document
+from pipeline import progress
 from pipeline.config import Config
 from pipeline.sources import FileSpec, read_file
 from pipeline.stages.base import Counters
@@ -38,15 +40,16 @@ class ReadFile(beam.DoFn):
                 continue
             if item.get("drop") is not None:  # rejected as it was read (WARC: stages.extract)
                 self.counters.inc(item["drop"][1])
-            elif len(item["text"]) < self.norm.min_chars:
-                item["drop"] = ("normalize", "normalize/empty", None)
-                self.counters.inc("normalize/empty")
+            elif (drop := empty_document(item["text"], self.norm.min_chars)) is not None:
+                item["drop"] = drop
+                self.counters.inc(drop.rule)
             batch.append(item)
             if len(batch) >= self.batch_size:
                 yield batch
                 batch = []
         if batch:
             yield batch
+        progress.file_read(spec.size)
         if skipped:
             yield beam.pvalue.TaggedOutput(SKIPPED_TAG, skipped)
 

@@ -1,12 +1,12 @@
-"""End of the first pass: each document batch becomes small keyed records, and the text is
-let go. Out of here flow
-- main: ((file_idx, chunk), ("info", packed [(record, info), ...])) — what the last pass needs
+"""End of the first pass: each document batch becomes small keyed records (pipeline/records.py),
+and the text is let go. Out of here flow
+- main: ((file_idx, chunk), ("info", packed [(record, Info), ...])) — what the last pass needs
   per document;
-- url: (partition, packed [items]) — URL-dedup items of documents with a URL (when it is on);
-- dedup: (partition, packed [items]) — exact-dedup items, or MinHash band items with exact off
-  (and then nodes: dedup.NODES_TAG);
-- stats: [(bucket, sampling key, docs, tokens, bytes), ...] — the mixture's statistics.
-Packed: `base.pack`, one bytes value per batch and key; band keys travel as their bytes.
+- url: (partition, packed [UrlItem]) — documents with a URL (when URL dedup is on);
+- dedup: (partition, packed [ExactItem]) — exact dedup's items, or MinHash band items with exact
+  off (and then NodeRecords: dedup.NODES_TAG);
+- stats: [StatDelta, ...] — the mixture's statistics.
+Packed: `records.pack_records`, one bytes value per batch and key.
 """
 from __future__ import annotations
 
@@ -15,30 +15,21 @@ from typing import Iterable
 
 import apache_beam as beam
 
+from classifiers.duplicates import node_of, timestamp_key
 from classifiers.mixture import sampling_key
 from classifiers.text import normalize_url, stable_hash64
 from pipeline.config import Config
-from pipeline.sources import split_uid
-from pipeline.stages.base import Doc, pack
-from pipeline.stages.dedup import DEDUP_TAG, KEY_SHIFT, NODES_TAG, band_items, node_of, stat_delta, timestamp_key
+from pipeline.records import ExactItem, Info, Payload, UrlItem, pack_records, split_uid, stat_delta
+from pipeline.stages.base import Doc
+from pipeline.stages.dedup import DEDUP_TAG, KEY_SHIFT, STATS_TAG, band_items
 from pipeline.stages.mixture import READ
 
 URL_TAG = "url"
-STATS_TAG = "stats"
-
-# Fields of a document the last pass needs (its text is re-read from the input there).
-INFO_FIELDS = ("id", "source", "bucket", "language", "language_score", "language_model", "quality_score",
-               "quality_flag",
-               "n_tokens", "n_bytes", "drop", "signals")
 
 
-def info_of(doc: Doc) -> dict:
-    return {k: doc.get(k) for k in INFO_FIELDS}
-
-
-def doc_payload(d: Doc, seed: int) -> tuple:
-    """A surviving document's entry in the mixture's accounting (see dedup.stat_delta)."""
-    return (d["bucket"], sampling_key(d["id"], seed), d["n_tokens"], d["n_bytes"], 1)
+def doc_payload(d: Doc, seed: int) -> Payload:
+    """A surviving document's entry in the mixture's accounting."""
+    return Payload(d["bucket"], sampling_key(d["id"], seed), d["n_tokens"], d["n_bytes"], 1)
 
 
 class RouteDocuments(beam.DoFn):
@@ -50,7 +41,7 @@ class RouteDocuments(beam.DoFn):
         self.partitions = partitions
         self.chunk = config.runner.records_per_chunk
 
-    def payload(self, d: Doc) -> tuple:
+    def payload(self, d: Doc) -> Payload:
         return doc_payload(d, self.seed)
 
     def process(self, batch: list[Doc]) -> Iterable:
@@ -60,7 +51,7 @@ class RouteDocuments(beam.DoFn):
         band_nodes, deltas = [], []
         for d in batch:
             f, rec = split_uid(d["uid"])
-            infos[(f, rec // self.chunk)].append((rec, info_of(d)))
+            infos[(f, rec // self.chunk)].append((rec, Info.of(d)))
             deltas.append((READ, 0, 1, 0, d["n_bytes"]))
             if d.get("drop") is not None:
                 continue
@@ -70,17 +61,17 @@ class RouteDocuments(beam.DoFn):
             bands = d["band_keys"].tobytes() if d.get("band_keys") is not None else None
             if self.url and d.get("url"):
                 key = stable_hash64(normalize_url(d["url"])) >> KEY_SHIFT
-                urls[key % self.partitions].append((key, timestamp_key(d.get("timestamp")), node, p,
-                                                    d.get("exact_key"), bands))
+                urls[key % self.partitions].append(UrlItem(key, timestamp_key(d.get("timestamp")), node, p,
+                                                           d.get("exact_key"), bands))
             elif self.exact:
-                exact[d["exact_key"] % self.partitions].append((d["exact_key"], node, p, bands))
+                exact[d["exact_key"] % self.partitions].append(ExactItem(d["exact_key"], node, p, bands))
             elif self.minhash:
                 band_nodes.append((node, p, bands))
         for key, lst in infos.items():
-            yield (key, ("info", pack(lst)))
+            yield (key, ("info", pack_records(lst)))
         for part, lst in urls.items():
-            yield beam.pvalue.TaggedOutput(URL_TAG, (part, pack(lst)))
+            yield beam.pvalue.TaggedOutput(URL_TAG, (part, pack_records(lst)))
         for part, lst in exact.items():
-            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, pack(lst)))
+            yield beam.pvalue.TaggedOutput(DEDUP_TAG, (part, pack_records(lst)))
         yield from band_items(band_nodes, self.partitions, main=False)
         yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)

