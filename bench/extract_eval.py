@@ -59,7 +59,13 @@ def _families() -> dict[str, tuple[list[str], str, list[str]]]:
     fams["docbook"] = (sorted(glob.glob("/usr/share/doc/valgrind/html/*.html")), "//body",
                        [".//table[@class='nav']", ".//div[@class='toc']"])
     import idlelib
-    fams["sphinx"] = ([os.path.join(os.path.dirname(idlelib.__file__), "help.html")], "//div[@role='main']", [])
+    sphinx = sorted(glob.glob("/usr/share/doc/python3*/html/**/*.html", recursive=True))
+    sphinx = [p for p in sphinx if "/whatsnew/" not in p and not p.endswith(("/genindex.html", "/search.html"))]
+    fams["sphinx"] = (sphinx or [os.path.join(os.path.dirname(idlelib.__file__), "help.html")],
+                      "//div[@role='main']", [])
+    # held out (--holdout): a generator no rule was tuned on
+    fams["npm"] = (sorted(glob.glob("/usr/lib/node_modules/npm/docs/output/**/*.html", recursive=True)),
+                   "//div[@id='_content']", [])
     return {k: v for k, v in fams.items() if v[0]}
 
 
@@ -86,7 +92,8 @@ def reference_text(html: bytes, main_xpath: str, remove: list[str]) -> str | Non
         if a.getparent() is not None:
             a.drop_tree()
     for x in el.iter():
-        if isinstance(x.tag, str) and x.tag in BLOCK:
+        if isinstance(x.tag, str) and x.tag in BLOCK:  # a block starts and ends a line
+            x.text = "\n" + (x.text or "")
             x.tail = "\n" + (x.tail or "")
     return re.sub(r"\n\s*\n+", "\n\n", el.text_content()).strip()
 
@@ -162,18 +169,56 @@ def run(pages: list[dict], name: str, params: dict, repeat: int) -> dict:
             "worst": sorted(zip((s[0] for s in scores), (p["path"] for p in pages)))[:3]}
 
 
+def profile(pages: list[dict]) -> list[tuple[str, float]]:
+    """CPU seconds per page of each step of the default path (one pass); in brackets, for
+    comparison, the other extractors' main step timed on every page."""
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.html import HTMLTree
+
+    from classifiers import extract as X
+
+    steps: dict[str, float] = {}
+
+    def timed(name, fn, *a, **k):
+        t0 = time.process_time()
+        out = fn(*a, **k)
+        steps[name] = steps.get(name, 0.0) + time.process_time() - t0
+        return out
+    ex = X.Extractor()
+    for p in pages:
+        body = p["body"]
+        timed("binary check", X.binary_share, body)
+        n_tags = timed("tag count", body.count, b"<")
+        if n_tags > ex.p.depth_check_tags:
+            timed("depth scan (pages over depth_check_tags)", X.nesting_depth, body)
+        html = timed("decode", X.decode_html, body, None)[0]
+        tree = timed("resiliparse parse", HTMLTree.parse, html)
+        main = timed("visible walk less BOILERPLATE", extract_plain_text, tree, skip_elements=list(X.BOILERPLATE),
+                     **X._WALK)
+        main = timed("tidy", X.tidy, main)
+        timed("unsure test", ex.unsure, main)
+        timed("(resiliparse main-content walk)", extract_plain_text, tree, main_content=True, **X._WALK)
+        timed("(trafilatura)", X._trafilatura, html, False)
+    return [(k, v / len(pages)) for k, v in steps.items()]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-family", type=int, default=40)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=None, help="extractor names to run")
     ap.add_argument("--out", default=None, help="write a Markdown table here")
+    ap.add_argument("--profile", action="store_true", help="CPU time per page of each step of the default path")
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     pages = dev_set(a.per_family)
     fams = Counter(p["family"] for p in pages)
     print(f"dev set: {len(pages)} pages, {sum(len(p['body']) for p in pages) / len(pages) / 1024:.0f} KiB HTML"
           f" on average; {dict(fams)}", file=sys.stderr)
+    if a.profile:
+        for name, sec in profile(pages):
+            print(f"{name:32s} {sec * 1000:8.2f} ms/page")
+        return
     results = []
     for name, params in EXTRACTORS.items():
         if a.only and name not in a.only:

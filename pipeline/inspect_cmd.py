@@ -5,7 +5,7 @@
 OUT is a curate output directory (its `manifest.json` says which shards it wrote), the
 `mixture/` or `annotated/` directory inside one, or any Parquet file or directory whose rows have
 the contract's columns (at least `n_tokens`; see pipeline/schema.py; the bucket is the `bucket`
-column or, as in the mixture, the hive partition directory `bucket=<b>/`): that is inspected as
+column or, as in outputs of the earlier hive layout, the partition directory `bucket=<b>/`): that is inspected as
 plain Parquet, without targets and without a manifest to check against. A directory
 holding `mixture/`, `annotated/`, `rejected/` or `quarantine/` but no `manifest.json` is a run
 that did not finish (the manifest is written last) and is rejected.
@@ -16,7 +16,7 @@ the manifest's target share; per bucket and overall, quantiles of quality_score 
 without a score counted as nulls), of dup_cluster_size (with the share of documents that stood
 for more than one near-duplicate) and of document length; per shard, rows, bytes and row groups.
 
-Document length is measured in tokens (quantiles of the int32 `n_tokens` column), not in text
+Document length is measured in tokens (quantiles of the `n_tokens` column), not in text
 bytes: reading the `text` column would mean reading and decompressing nearly the whole output,
 while `n_tokens` is a few MB for a million documents. The mean characters per document come
 from the manifest's per-shard `text_chars` (exact); the mean text bytes per document is
@@ -240,8 +240,8 @@ def hive_bucket(path: str) -> str | None:
 
 
 def _normalize(t: pa.Table, bucket: str | None = None) -> pa.Table:
-    """`t` with exactly STAT_COLUMNS; a mixture shard's bucket is not stored in the file but named
-    by its directory (the hive partition key, see schema.PARTITION_KEY): `bucket` fills it."""
+    """`t` with exactly STAT_COLUMNS; a file without a `bucket` column under a hive directory
+    (schema.PARTITION_KEY; the mixture's layout before the flat one) gets it from the path."""
     cols = {}
     for name, typ in STAT_COLUMNS.items():
         if name in t.column_names:

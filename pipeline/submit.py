@@ -401,8 +401,8 @@ def plan_inputs(config: Config, dry_run: bool) -> tuple[list[FileSpec], list[str
                 fmt, comp = infer_format(pattern)
                 fmt = src.format or fmt
                 if not fmt:
-                    raise ConfigError(f"input error: {pattern}: unknown format (expected .jsonl[.gz|.zst] or"
-                                      " .parquet; set sources[].format)")
+                    raise ConfigError(f"input error: {pattern}: unknown format (expected .jsonl[.gz|.zst],"
+                                      " .parquet or .warc[.gz|.zst]; set sources[].format)")
                 found = [FileSpec(0, src.name, pattern, fmt, comp, 0)]
                 unlisted.append(pattern)
             else:

@@ -47,12 +47,17 @@ sources:
 output: {{shard_bytes: 20000}}
 """)
     full = _run(d, "full")
+    annotated = _run(d, "annotated", "mode=annotate")
     # the same input without the bad records and with every dropping stage off: nothing rejected
     write_jsonl(d / "text.jsonl", text)
     off = [f"stages.{s}.enabled=false" for s in ("langid", "heuristics", "url_dedup", "exact_dedup", "minhash_dedup",
                                                   "line_dedup", "mixture")]
     clean = _run(d, "clean", *off)
-    return {"full": full, "clean": clean}
+    return {"full": full, "clean": clean, "annotated": annotated}
+
+
+def filter_runs(runs: dict) -> list[tuple[Path, dict]]:
+    return [runs["full"], runs["clean"]]
 
 
 def expected(m: dict) -> dict[str, int]:
@@ -61,7 +66,7 @@ def expected(m: dict) -> dict[str, int]:
 
 
 def test_the_output_has_the_contract_and_every_kind(runs):
-    for out, m in runs.values():
+    for out, m in (runs["full"], runs["clean"]):
         assert m["ledger"]["balanced"]
         for s in m["shards"]:  # the bucket is a column of every mixture file, named in its file name too
             if s["kind"] == "mixture":
@@ -102,7 +107,7 @@ def _card_configs(out: Path) -> list[str]:
 
 
 def test_pyarrow(runs):
-    for out, m in runs.values():
+    for out, m in filter_runs(runs):
         t = pq.read_table(out / "mixture")  # pyarrow's documented call for a directory
         assert t.schema.names.count("bucket") == 1 and t.schema.field("bucket").type == pa.string()
         assert t.schema.field("n_tokens").type == pa.int64()
@@ -115,7 +120,7 @@ def test_pyarrow(runs):
 
 def test_duckdb(runs):
     duckdb = pytest.importorskip("duckdb")
-    for out, m in runs.values():
+    for out, m in filter_runs(runs):
         con = duckdb.connect()
         rel = con.sql(f"SELECT * FROM read_parquet('{out}/mixture/*.parquet')")
         assert rel.columns.count("bucket") == 1
@@ -129,7 +134,7 @@ def test_duckdb(runs):
 
 def test_polars(runs):
     pl = pytest.importorskip("polars")
-    for out, m in runs.values():
+    for out, m in filter_runs(runs):
         df = pl.read_parquet(out / "mixture")  # a directory: polars reads every file under it
         assert df.columns.count("bucket") == 1 and df.schema["n_tokens"] == pl.Int64
         counts = dict(df.group_by("bucket").len().iter_rows())
@@ -154,7 +159,7 @@ def hf_datasets(tmp_path, monkeypatch):
 
 
 def test_hugging_face_load_dataset(runs, hf_datasets):
-    for out, m in runs.values():
+    for out, m in filter_runs(runs):
         ds = hf_datasets.load_dataset(str(out))  # the dataset card's default config: the mixture
         train = ds["train"]
         assert list(ds) == ["train"] and train.column_names.count("bucket") == 1
@@ -164,8 +169,16 @@ def test_hugging_face_load_dataset(runs, hf_datasets):
     for config, key in (("rejected", "rejected"), ("quarantine", "quarantined")):
         part = hf_datasets.load_dataset(str(out), config)["train"]
         assert part.num_rows == m["ledger"][key] > 0
+    # annotate mode: the annotated rows are the default config, every column (signals included) loads
+    out, m = runs["annotated"]
+    assert _card_configs(out) == ["annotated", "quarantine"]
+    ds = hf_datasets.load_dataset(str(out))["train"]
+    assert ds.num_rows == m["ledger"]["kept"] > 0 and ds.features["n_tokens"] == hf_datasets.Value("int64")
+    assert set(ds.column_names) == set(pq.read_schema(next((out / "annotated").glob("*.parquet"))).names)
+    assert hf_datasets.load_dataset(str(out), "quarantine")["train"].num_rows == m["ledger"]["quarantined"]
 
 
+@pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 def test_spark(runs, tmp_path):
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java (apt-get install openjdk-17-jre-headless)")
@@ -177,7 +190,7 @@ def test_spark(runs, tmp_path):
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1")
              .config("spark.local.dir", str(tmp_path)).getOrCreate())
     try:
-        for out, m in runs.values():
+        for out, m in filter_runs(runs):
             df = spark.read.parquet(str(out / "mixture"))  # Spark's documented call for a directory
             assert df.columns.count("bucket") == 1 and isinstance(df.schema["n_tokens"].dataType, LongType)
             counts = {r["bucket"]: r["count"] for r in df.groupBy("bucket").count().collect()}

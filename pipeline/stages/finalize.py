@@ -135,7 +135,8 @@ class Finalize(beam.DoFn):
                     raise InputChanged(f"{spec.path}: record {rec} differs from the first pass's read;"
                                        " the input changed during the run")
                 seen += 1
-                self.route(doc["uid"], info, fates[rec], doc["text"], plan, rows, rec in sample)
+                self.route(doc["uid"], info, fates[rec], doc["text"], plan, rows, rec in sample,
+                           doc.get("url"), doc.get("timestamp"))
             if seen != len(infos):
                 raise InputChanged(f"{spec.path}: {len(infos) - seen} records of chunk {chunk} missing on re-read;"
                                    " the input changed during the run")
@@ -146,8 +147,10 @@ class Finalize(beam.DoFn):
             yield (key, lst)
 
     def route(self, uid: int, info: Info, fate: Fate, text: str | None, plan: dict, rows: dict,
-              sampled: bool = False) -> None:
-        """`sampled`: a rejected document of the rejected-text sample's candidates (keeps its text)."""
+              sampled: bool = False, url: str | None = None, timestamp: str | None = None) -> None:
+        """`sampled`: a rejected document of the rejected-text sample's candidates (keeps its text).
+        `url`, `timestamp`: the re-read document's (WARC-Target-URI / WARC-Date, or the source's
+        url_field / timestamp_field); rows without a re-read (nothing kept) take no mixture row."""
         drop = fate.drop
         n_tokens, line_fraction = info.n_tokens, None
         if self.lines is not None:  # removes the frequent lines (filter) or reports their share (annotate)
@@ -158,7 +161,7 @@ class Finalize(beam.DoFn):
                 "_uid": uid, "id": info.id, "text": text, "source": info.source, "bucket": info.bucket,
                 "language": info.language, "language_score": info.language_score,
                 "quality_score": info.quality_score, "n_tokens": n_tokens,
-                "dup_cluster_size": fate.size, "repeats": fate.repeats,
+                "dup_cluster_size": fate.size, "repeats": fate.repeats, "url": url, "timestamp": timestamp,
                 "drop_stage": drop.stage if drop else None, "drop_rule": drop.rule if drop else None,
                 "dup_cluster": fate.cluster, "quality_flag": info.quality_flag,
                 "language_model": info.language_model,
@@ -174,7 +177,7 @@ class Finalize(beam.DoFn):
                 "_uid": uid, "id": info.id, "text": text, "source": info.source, "bucket": info.bucket,
                 "language": info.language, "language_score": info.language_score,
                 "quality_score": info.quality_score, "n_tokens": n_tokens,
-                "dup_cluster_size": fate.size, "repeats": fate.repeats,
+                "dup_cluster_size": fate.size, "repeats": fate.repeats, "url": url, "timestamp": timestamp,
             })
         else:
             n = plan["rejected_shards"]

@@ -223,43 +223,41 @@ def dataset_card(manifest: dict) -> str:
     `datasets` cannot load a split of 0 rows ("corresponds to no data"), so an empty rejected/ or
     quarantine/ (its file is there, with its schema, for every other reader) gets no config; the
     default config is always listed."""
-    kinds = [k for k in (MIXTURE, ANNOTATED, REJECTED, QUARANTINE) if any(s["kind"] == k for s in manifest["shards"])]
-    rows = {k: sum(s["rows"] for s in manifest["shards"] if s["kind"] == k) for k in kinds}
-    files = {k: sum(1 for s in manifest["shards"] if s["kind"] == k) for k in kinds}
-    configs = []
-    for i, kind in enumerate(kinds):
-        if i and not rows[kind]:
-            continue
-        c = {"config_name": SHARD_DIRS[kind], "data_files": [{"split": "train", "path": f"{SHARD_DIRS[kind]}/*.parquet"}]}
-        if i == 0:
-            c["default"] = True
-        configs.append(c)
-    names = [c["config_name"] for c in configs]
-    led = manifest["ledger"]
-    lines = ["---", yaml.safe_dump({"configs": configs}, sort_keys=False).rstrip(), "---", "",
-             "# Curated pretraining data", "",
-             f"Written by `curate run` (curate {manifest['versions'].get('curate', '?')}, mode `{manifest['mode']}`,"
-             f" config sha256 `{manifest['config_sha256'][:16]}`). `manifest.json` beside this card has every"
-             " count, the config and the list of files with their sha256.", "",
-             f"Input documents: {led['input']:,}; kept {led['kept']:,}, rejected {led['rejected']:,},"
-             f" quarantined {led['quarantined']:,}.", "",
-             "| config | path | shards | rows |", "| --- | --- | ---: | ---: |"]
-    lines += [f"| {SHARD_DIRS[k] if SHARD_DIRS[k] in names else '(none: empty)'}{' (default)' if i == 0 else ''} |"
-              f" `{SHARD_DIRS[k]}/*.parquet` | {files[k]} | {rows[k]:,} |" for i, k in enumerate(kinds)]
-    empty = [SHARD_DIRS[k] for k in kinds[1:] if SHARD_DIRS[k] not in names]
+    shards = manifest["shards"]
+    kinds = [k for k in (MIXTURE, ANNOTATED, REJECTED, QUARANTINE) if any(s["kind"] == k for s in shards)]
+    rows = {k: sum(s["rows"] for s in shards if s["kind"] == k) for k in kinds}
+    files = {k: sum(1 for s in shards if s["kind"] == k) for k in kinds}
+    names = [SHARD_DIRS[k] for i, k in enumerate(kinds) if i == 0 or rows[k]]
+    configs = [{"config_name": n, "data_files": [{"split": "train", "path": f"{n}/*.parquet"}],
+                **({"default": True} if i == 0 else {})} for i, n in enumerate(names)]
+    led, first = manifest["ledger"], names[0]
+    lines = [
+        "---", yaml.safe_dump({"configs": configs}, sort_keys=False).rstrip(), "---", "",
+        "# Curated pretraining data", "",
+        (f"Written by `curate run` (curate {manifest['versions'].get('curate', '?')}, mode `{manifest['mode']}`,"
+         f" config sha256 `{manifest['config_sha256'][:16]}`). `manifest.json` beside this card has every"
+         " count, the config and the list of files with their sha256."), "",
+        (f"Input documents: {led['input']:,}; kept {led['kept']:,}, rejected {led['rejected']:,},"
+         f" quarantined {led['quarantined']:,}."), "",
+        "| config | path | shards | rows |", "| --- | --- | ---: | ---: |",
+    ]
+    for i, k in enumerate(kinds):
+        d = SHARD_DIRS[k]
+        config = (d if d in names else "(none: empty)") + (" (default)" if i == 0 else "")
+        lines.append(f"| {config} | `{d}/*.parquet` | {files[k]} | {rows[k]:,} |")
+    empty = [SHARD_DIRS[k] for k in kinds if SHARD_DIRS[k] not in names]
     if empty:
-        lines += ["", f"{' and '.join(f'`{e}/`' for e in empty)}: no rows, so no config (`datasets` cannot load an"
-                  " empty split); the file is there, with its schema, for other readers."]
+        lines += ["", (" and ".join(f"`{e}/`" for e in empty) + ": no rows, so no config (`datasets` cannot load"
+                       " an empty split); the file is there, with its schema, for other readers.")]
     if MIXTURE in kinds:
-        lines += ["", "Mixture buckets (a bucket's files: `mixture/<bucket>.part-*.parquet`; its rows also have"
-                  " it in the `bucket` column; tokens count repeats):", "",
+        lines += ["", ("Mixture buckets (a bucket's files: `mixture/<bucket>.part-*.parquet`; its rows also have"
+                       " it in the `bucket` column; tokens count repeats):"), "",
                   "| bucket | documents | tokens | share | target |", "| --- | ---: | ---: | ---: | ---: |"]
         for name, b in manifest["buckets"].items():
             if b["documents"]:
-                target = b.get("target_share")
-                lines.append(f"| {name} | {b['documents']:,} | {b['tokens']:,} | {b.get('achieved_share', 0.0):.2%} |"
-                             f" {'' if target is None else f'{target:.2%}'} |")
-    first = SHARD_DIRS[kinds[0]]
+                target = "" if b.get("target_share") is None else f"{b['target_share']:.2%}"
+                share = b.get("achieved_share", 0.0)
+                lines.append(f"| {name} | {b['documents']:,} | {b['tokens']:,} | {share:.2%} | {target} |")
     lines += ["", "Load it (the directory of this card as `OUT`):", "", "```python",
               "from datasets import load_dataset",
               f"ds = load_dataset(OUT)  # {first}, split train",

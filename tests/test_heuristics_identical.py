@@ -1,0 +1,115 @@
+"""Every heuristic signal and verdict, on real text in every language of the language-ID sample
+and on the benchmark sample (prose, help pages, Python and Go code, near-duplicates), equals the
+golden file recorded from the code before the heuristics were sped up (issue 18). Floats are
+compared by repr, so "identical" means bit for bit.
+
+The golden file, tests/data/heuristics-golden.json.zst, is regenerated (only when a change to
+the signals is meant, and the diff then explained in the commit) with
+
+    .venv/bin/python -m tests.test_heuristics_identical --regenerate
+
+The cases (`cases()`): per language, one-line paragraphs of 5 sentences and multi-line documents
+(lines of 2 sentences, a blank line every 3 lines, some lines repeated); every document of the
+benchmark sample with its manifest language and kind; language tags in other spellings; a bounded
+(`max_chars`) run; and small edge texts.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+
+import zstandard
+
+from classifiers.heuristics import HeuristicsParams, evaluate
+from tests.corpus import DATA, dev_sentences_by_language, paragraphs, sample_docs
+
+GOLDEN = DATA / "heuristics-golden.json.zst"
+PER_LANGUAGE = 12  # one-line paragraphs per language (of 5 sentences)
+MULTILINE_PER_LANGUAGE = 4
+_BOUNDED = HeuristicsParams(max_chars=2000)
+EDGE_TEXTS = (
+    "", " ", "\n\n\n", "a", "。", "...", "…", "lorem ipsum {", "# # # #", "- a\n- b\n- c",
+    "Hello world.\nHello world.\n\nHello world.\n\nHello world.",
+    "日本語の文です。これはテストです。", "한국어 문장입니다. 두 번째 문장.",
+    "Τι κάνεις; Καλά είμαι; Ναι;", "ภาษาไทย ภาษาไทย ภาษาไทย",
+    "\t\x0b\x0c\r\n\u2028\u2029\x85 mixed separators \u00a0 here.",
+    "This site uses cookies to work. Read our privacy policy and the terms of use.\n"
+    "We are a shop of fine things and we sell them to you at a fair price every day.",
+    "Tags: # news # sport # music # film # art # books ... and more # here ... ok # yes",
+    "x = 1\n" + "y = '" + "ab" * 600 + "'\n",
+    "\n".join(f"v{i} = [" + ", ".join(f"'{w}'" for w in "alpha beta gamma".split() * 12) + "]"
+              for i in range(5)),
+)
+
+
+def _multiline(sentences: list[str], start: int) -> str:
+    chunk = sentences[start:start + 18]
+    lines = [" ".join(chunk[i:i + 2]) for i in range(0, len(chunk), 2)]
+    if len(lines) > 4:
+        lines.insert(4, lines[1])  # a repeated line
+    blocks = ["\n".join(lines[i:i + 3]) for i in range(0, len(lines), 3)]
+    return "\n\n".join(blocks) + "\n"
+
+
+def cases() -> Iterator[tuple[str, str, str | None, str, HeuristicsParams | None]]:
+    """(case id, text, language, kind, params or None for the defaults)."""
+    dev = dev_sentences_by_language()
+    for lang in sorted(dev):
+        sents = dev[lang]
+        for i, (_, text) in enumerate(paragraphs({lang: sents}, 5)[:PER_LANGUAGE]):
+            yield f"dev/{lang}/p5/{i}", text, lang, "text", None
+        for i in range(MULTILINE_PER_LANGUAGE):
+            yield f"dev/{lang}/ml/{i}", _multiline(sents, 18 * i), lang, "text", None
+        yield f"dev/{lang}/nolang", " ".join(sents[:10]), None, "text", None
+    for d in sample_docs():
+        kind = "code" if d["category"] == "c_code" else "text"
+        yield f"bench/{d['id']}", d["text"], d.get("lang"), kind, None
+    for i, d in enumerate(d for d in sample_docs() if len(d["text"]) > 4000):
+        if i >= 40:
+            break
+        kind = "code" if d["category"] == "c_code" else "text"
+        yield f"bounded/{d['id']}", d["text"], d.get("lang"), kind, _BOUNDED
+    text = " ".join(dev["zh"][:20])
+    for tag in ("zh-Hant", "ZH", "zh_CN", "  zh  ", "", "xx"):
+        yield f"tag/{tag!r}", text, tag, "text", None
+    for i, text in enumerate(EDGE_TEXTS):
+        for lang in ("en", "ja", "th", "el", None):
+            yield f"edge/{i}/{lang}", text, lang, "text", None
+        yield f"edge/{i}/code", text, None, "code", None
+
+
+def record(text: str, language: str | None, kind: str, params: HeuristicsParams | None) -> dict:
+    r = evaluate(text, language, kind, params)
+    fast = evaluate(text, language, kind, params, first_failure_only=True)
+    return {"rule": r.rule, "failed": list(r.failed_rules), "first_only": fast.rule,
+            "signals": {k: repr(v) for k, v in r.signals.items()}}
+
+
+def compute() -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for case_id, text, language, kind, params in cases():
+        assert case_id not in out, case_id
+        out[case_id] = record(text, language, kind, params)
+    return out
+
+
+def test_signals_and_verdicts_equal_the_golden_file():
+    golden = json.loads(zstandard.ZstdDecompressor().decompress(GOLDEN.read_bytes()))
+    got = compute()
+    assert got.keys() == golden.keys()
+    diffs = [(k, golden[k], got[k]) for k in golden if got[k] != golden[k]]
+    assert not diffs, f"{len(diffs)} cases differ; first: {diffs[:3]}"
+    # the cases exercise every rule (a golden file of all-keep documents would prove little)
+    fired = {rule for v in golden.values() for rule in v["failed"]}
+    from classifiers.heuristics import RULE_NAMES
+    assert fired == set(RULE_NAMES), sorted(set(RULE_NAMES) - fired)
+    assert len(golden) > 2000
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--regenerate"]:
+        raise SystemExit("usage: python -m tests.test_heuristics_identical --regenerate")
+    blob = json.dumps(compute(), ensure_ascii=False, sort_keys=True).encode()
+    GOLDEN.write_bytes(zstandard.ZstdCompressor(level=19).compress(blob))
+    print(f"{GOLDEN}: {len(blob):,} bytes of JSON, {GOLDEN.stat().st_size:,} compressed")
