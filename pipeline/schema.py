@@ -20,6 +20,14 @@ MIXTURE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("n_tokens", pa.int64()),  # int64: a reader's sum over the column must not wrap past 2**31
     pa.field("dup_cluster_size", pa.int32()),
     pa.field("repeats", pa.int16()),
+    # Where the document came from, for URL-level joins and dedup downstream: WARC-Target-URI and
+    # WARC-Date (ISO 8601, UTC, as the crawler wrote it) for WARC input, the source's url_field and
+    # timestamp_field for JSONL/Parquet, null where the input has none. `timestamp` is the source's
+    # text, not a parsed timestamp type: sources give dates in many forms (ISO 8601, epoch numbers,
+    # dates only) and a string keeps each one exactly, with no rule to guess units or time zones;
+    # HF datasets, DuckDB, polars and Spark all read it as a plain string and cast it where needed.
+    pa.field("url", pa.string()),
+    pa.field("timestamp", pa.string()),
 )
 MIXTURE_SCHEMA = pa.schema(MIXTURE_FIELDS)
 # Where a mixture shard goes: flat in mixture/, the bucket both in the file (its `bucket` column)

@@ -2,12 +2,10 @@
 with its offset, url and timestamp kept, hostile pages bounded, and `curate run` end to end with a
 balanced ledger. The WARC files are written here, record by record, as the WARC 1.1 spec and
 Common Crawl lay them out; the pages are real HTML from Python's own installation (IDLE's
-Sphinx-built help page, pydoc's pages of standard-library modules) and real translated text from
-the system's gettext catalogs."""
+Sphinx-built help page, pydoc's pages of standard-library modules) and real sentences in Russian,
+Japanese and German from the language-ID sample in tests/data."""
 from __future__ import annotations
 
-import gettext
-import glob
 import gzip
 import json
 import os
@@ -128,26 +126,16 @@ def test_zstd_with_a_dictionary_frame(tmp_path):
     assert got == expected
 
 
-def _catalog_text(lang: str) -> str | None:
-    """Real translated sentences from the system's gettext catalogs."""
-    for mo in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
-        try:
-            with open(mo, "rb") as f:
-                cat = gettext.GNUTranslations(f)._catalog
-        except Exception:  # noqa: BLE001
-            continue
-        msgs = [v for k, v in cat.items() if isinstance(v, str) and k and len(v) > 30 and "%" not in v][:40]
-        if len(msgs) >= 10:
-            return "\n".join(msgs)
-    return None
+def _catalog_text(lang: str) -> str:
+    """Real sentences of the language (the dev set's, from tests/data)."""
+    from tests.corpus import dev_sentences_by_language
+    return "\n".join(dev_sentences_by_language([lang], per_language=40)[lang])
 
 
 @pytest.mark.parametrize("where", ["http", "meta", "none"])
 @pytest.mark.parametrize("lang,codec", [("ru", "cp1251"), ("ja", "shift_jis"), ("de", "cp1252")])
 def test_charsets_from_header_meta_or_detection(tmp_path, where, lang, codec):
     text = _catalog_text(lang)
-    if text is None:
-        pytest.skip(f"no {lang} gettext catalog on this machine")
     text = text.encode(codec, "ignore").decode(codec)
     meta = f'<meta charset="{codec}">' if where == "meta" else ""
     page = (f"<html><head>{meta}<title>t</title></head><body><article>"
@@ -269,3 +257,84 @@ def test_curate_run_on_a_warc_gz_balances_the_ledger(tmp_path):
     assert any("IDLE is Python’s Integrated Development" in r["text"] for r in kept)
     assert m["stages"]["extract"]["rules"]["extract/http_status"] == 1
     assert offsets and data
+    # url (WARC-Target-URI) and timestamp (WARC-Date) are columns; p0's latest capture survives
+    assert {(r["url"], r["timestamp"]) for r in kept} <= {(f"https://example.org/p{i}", "2024-05-06T07:08:09Z")
+                                                          for i in range(len(pages))}
+    assert ("https://example.org/p0", "2024-05-06T07:08:09Z") in {(r["url"], r["timestamp"]) for r in kept}
+    assert pq.read_schema(next((out / "mixture").glob("*.parquet"))).field("timestamp").type == "string"
+
+
+def test_url_and_timestamp_columns_come_from_every_source(tmp_path):
+    """JSONL and Parquet sources name their url_field / timestamp_field; a source without them has
+    nulls in both columns; the columns are there whatever the inputs."""
+    import pyarrow as pa
+
+    from tests.corpus import bench_docs, write_jsonl
+
+    docs = [x for x in bench_docs(40) if x["category"] == "b_english" and len(x["text"]) > 1500][:6]
+    write_jsonl(tmp_path / "web.jsonl", [{"id": f"w{i}", "text": d["text"], "link": f"https://example.org/{i}",
+                                          "seen": f"2024-01-0{i + 1}T00:00:00Z"} for i, d in enumerate(docs[:2])])
+    pq.write_table(pa.Table.from_pylist([{"id": f"p{i}", "text": d["text"], "link": f"https://example.com/{i}",
+                                          "seen": 1700000000 + i} for i, d in enumerate(docs[2:4])]),
+                   tmp_path / "web.parquet")
+    write_jsonl(tmp_path / "plain.jsonl", [{"id": f"t{i}", "text": d["text"]} for i, d in enumerate(docs[4:])])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources:\n"
+                   f"  - {{name: web, paths: ['{tmp_path}/web.jsonl', '{tmp_path}/web.parquet'],"
+                   f" url_field: link, timestamp_field: seen}}\n"
+                   f"  - {{name: plain, paths: ['{tmp_path}/plain.jsonl']}}\n")
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--output", str(out), "--set", "mode=annotate",
+                 "--set", "tokenizer.kind=approx"]) == 0
+    t = {r["id"]: (r["url"], r["timestamp"]) for r in pq.read_table(out / "annotated").to_pylist()}
+    assert t == {"w0": ("https://example.org/0", "2024-01-01T00:00:00Z"),
+                 "w1": ("https://example.org/1", "2024-01-02T00:00:00Z"),
+                 "p0": ("https://example.com/0", "1700000000"), "p1": ("https://example.com/1", "1700000001"),
+                 "t0": (None, None), "t1": (None, None)}
+
+
+def test_submit_dry_run_takes_warc_inputs(tmp_path):
+    """`curate submit --dry-run` with a local .warc.gz and a remote .warc.gz pattern: the job's
+    last pass knows both files (read per file, streamed record by record in the workers)."""
+    from tests.test_submit import dofn, read_proto
+
+    crawl = tmp_path / "crawl"
+    crawl.mkdir()
+    write_warc(crawl / "a.warc.gz", [warc_record("response", http(HELP))], "gzip")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources: [{{name: web, paths: ['{crawl}/a.warc.gz', 'gs://bucket/crawl/*.warc.gz']}}]\n")
+    d = tmp_path / "dry"
+    assert main(["submit", str(cfg), "--project", "proj", "--region", "us-central1", "--image", "img:test",
+                 "--output", "gs://bucket/out", "--dry-run", str(d)]) == 0
+    s = json.loads((d / "submit.json").read_text())
+    assert s["input"]["unlisted_patterns"] == ["gs://bucket/crawl/*.warc.gz"] and s["input"]["files"] == 2
+    specs = dofn(read_proto(d / "pipeline.pb"), "Finalize").specs.values()
+    assert {(x.path, x.format, x.compression) for x in specs} == {
+        (str(crawl / "a.warc.gz"), "warc", "gzip"), ("gs://bucket/crawl/*.warc.gz", "warc", "gzip")}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_submit_through_a_worker_pool_reads_warc_like_run(tmp_path):
+    """The portable-runner harness (tests/test_portable_runner.py) on a crawl: the job writes the
+    same Parquet files as `curate run`."""
+    from tests import test_portable_runner as pr
+
+    pages = [HELP] + [pydoc_page(m) for m in ("json", "csv", "textwrap")]
+    records = [warc_record("warcinfo", b"software: test\r\n")]
+    records += [warc_record("response", http(p), uri=f"https://example.org/p{i}") for i, p in enumerate(pages)]
+    records.append(warc_record("response", http(b"<html>x</html>", "404 Not Found"), uri="https://example.org/404"))
+    write_warc(tmp_path / "a.warc.gz", records, "gzip")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources: [{{name: web, paths: ['{tmp_path}/a.warc.gz']}}]\ntokenizer: {{kind: approx}}\n")
+    ref, got = tmp_path / "run", tmp_path / "submitted"
+    with pr.worker_pool(tmp_path) as pool:
+        p = pr.finish(pr.start_curate(*pr.submit_argv(cfg, pool, got)))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert main(["run", str(cfg), "--output", str(ref)]) == 0
+    want, have = pr.files(ref), pr.files(got)
+    shards = [k for k in want if k.endswith(".parquet")]
+    assert shards and sorted(have) == sorted(want)
+    assert [k for k in shards if want[k] != have[k]] == []
+    m = pr.manifest(got)
+    assert m["skipped"] == {"warc/warcinfo": 1} and m["rejected"]["extract/http_status"] == 1
