@@ -428,22 +428,26 @@ def throughput_section(by_all, out, quick: bool):
             _, cpu, wall = timed(fn, texts, 1)
             best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
     rows = []
+    raw_rate = len(docs) / best[timings[0][0]][0]
     for name, _, texts in timings:
         cpu, wall = best[name]
-        rows.append([name, f"{len(texts) / cpu:,.0f}", f"{len(texts) / wall:,.0f}",
-                     f"{sum(map(len, texts)) / cpu / 1e6:.1f}"])
+        rows.append([name, f"{len(texts) / cpu:,.0f}", f"{len(texts) / cpu / raw_rate:.2f}",
+                     f"{len(texts) / wall:,.0f}", f"{sum(map(len, texts)) / cpu / 1e6:.1f}"])
     out.append(f"\n## Throughput\n\n{len(docs)} documents of >= 500 words from all 75 dev-set "
                f"languages (mean {words:.0f} words, {chars:.0f} characters), batches of {BATCH}, "
                f"one process, best of {runs} runs; {load()} at the end. Per core = documents per "
                "CPU-second of the process (fastText and lingua predict on one thread); wall-clock "
                "docs/s beside it is lower when other jobs share the 2 cores, and CPU time itself "
-               "grows when they compete for the cores' caches. Of these documents "
+               "grows when they compete for the cores' caches, so the column `x raw fastText` (per-core "
+               "rate over that of the first row, measured in the same interleaved runs) is the "
+               "figure to compare between runs at different loads. Of these documents "
                f"{asked:.1%} are sent to lingua and {share:.1%} decided by it (a third of the 75 "
                "languages are unconfigured, several unknown to lid.176, so fastText is unsure "
                "of them more often than of web text in the configured languages); of the "
                f"{len(configured)} documents in the 43 configured languages, {conf_asked:.1%} "
                "are sent to lingua.\n")
-    out.append(table(["what", "docs/s per core (CPU time)", "docs/s (wall)", "MB/s per core"], rows))
+    out.append(table(["what", "docs/s per core (CPU time)", "x raw fastText (same run)", "docs/s (wall)",
+                      "MB/s per core"], rows))
 
 
 def disagreement_section(out, quick: bool, sample: int = 16):

@@ -97,10 +97,18 @@ class CodeVerdict:
 PROSE = CodeVerdict(False, None, "prose")
 
 
+_SYNTAX_BYTES = SYNTAX_CHARS.encode("ascii")
+
+
 def syntax_density(text: str) -> float:
-    """Share of non-space characters that are syntax characters (SYNTAX_CHARS)."""
+    """Share of non-space characters that are syntax characters (SYNTAX_CHARS). The syntax
+    characters are counted in one pass over the UTF-8 bytes (an ASCII byte there is only ever
+    an ASCII character): half the time of a str.count per syntax character."""
     n = len(text) - text.count(" ") - text.count("\n") - text.count("\t")
-    return sum(text.count(c) for c in SYNTAX_CHARS) / n if n > 0 else 0.0
+    if n <= 0:
+        return 0.0
+    b = text.encode("utf-8", "surrogatepass")
+    return (len(b) - len(b.translate(None, _SYNTAX_BYTES))) / n
 
 
 def code_line_share(text: str) -> float:

@@ -41,7 +41,7 @@ What `LanguageIdentifier.predict` adds to the raw top-1 of the model (each step 
      candidates), on at most `cascade_max_chars` of the same windows; the score is lingua's
      confidence times fastText's probability of the group. `Prediction.model` says which model
      decided (the stage's `language_model` column). lingua runs on ~13% of 500-word documents
-     and of paragraphs and costs a few percent of the stage's time (bench/results/langid.md).
+     and of paragraphs and takes ~10% of the stage's CPU time (bench/results/langid.md).
 Scores are probabilities clamped to [0, 1] (the quantised .ftz returns up to 1.0001).
 
 No Beam import here: the stage in pipeline/stages/langid.py wraps this module.
@@ -512,6 +512,7 @@ def text_script(text: str) -> str:
     return "cyrillic" if cyr > lat else "latin"
 
 
+_LINGUA_DECIMALS = 9  # lingua's confidences are rounded to this many decimals (see decide)
 _MAX_DETECTORS = 512  # cached lingua detectors (a few kB each: the models are shared)
 
 
@@ -604,20 +605,23 @@ class LinguaCascade:
         if len(asked) < 2:
             return kept
         sample = sample_text(text, self.params.cascade_max_chars, self.params.sample_windows)
-        confidences = self.detector(asked).compute_language_confidence_values(sample)
-        total = sum(cv.value for cv in confidences)
+        # lingua's confidences vary from call to call in their last bits (measured: 282 distinct
+        # results in 300 calls on one text), so they are rounded, and taken in a fixed order, for
+        # the same text to get the same score and language every time
+        confidences = sorted((self._codes[cv.language], round(cv.value, _LINGUA_DECIMALS))
+                             for cv in self.detector(asked).compute_language_confidence_values(sample))
+        total = sum(value for _, value in confidences)
         if total <= 0.0:  # lingua recognises none of them (e.g. no letters): fastText decides
             return best, _clamp(merged[best]), FASTTEXT, True
         labels = [g for g, members in GROUP_LABELS.items() if g in merged and asked & set(members)]
         new = {c: q for c, q in merged.items() if c not in asked and c not in labels}
-        for cv in confidences:
-            code = self._codes[cv.language]
+        for code, value in confidences:
             # fastText's probability of the languages it confuses with this one (its groups, and
             # a group label such as hbs), not of every candidate: fastText tells es from it
             pool = (self.neighbours.get(code, frozenset()) | {code}) & asked
-            mass = sum(merged.get(c, 0.0) for c in pool)
+            mass = sum(merged.get(c, 0.0) for c in sorted(pool))  # a fixed order: same bits in every process
             mass += sum(merged[g] for g in labels if code in GROUP_LABELS[g])
-            new[code] = mass * cv.value / total
+            new[code] = mass * value / total
         winner = max(new, key=new.__getitem__)
         return winner, _clamp(new[winner]), (LINGUA if winner in asked else FASTTEXT), True
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from classifiers.code_detect import detect_code, path_language
+from classifiers.code_detect import SYNTAX_CHARS, detect_code, path_language, syntax_density
 from pipeline.cli import main, parser, resolve_config
 from pipeline.config import load_config
 from pipeline.demo import code_docs, multilingual_docs, prose_docs
@@ -54,6 +54,21 @@ def test_prose_is_rarely_taken_for_code(prose):
     assert len(fp) / len(prose) <= 0.01, fp
     # a prose document named like code is still prose
     assert not detect_code(prose[0], "notes.py").is_code
+
+
+def test_syntax_density_counts_characters_not_bytes(code, prose):
+    """The one-pass count over UTF-8 bytes is the per-character definition, on real code, real
+    prose in many scripts (the gettext catalogs) and text with tabs, lone surrogates and
+    multi-byte characters around syntax characters."""
+    def by_characters(text):
+        n = sum(1 for ch in text if ch not in " \n\t")
+        return sum(1 for ch in text if ch in SYNTAX_CHARS) / n if n else 0.0
+
+    texts = [d["text"][:6000] for d in code[:40]] + prose[:80] + [
+        "", "   \n\t", "x = {ä: [1]};\tñ()\n", "\ud800(lone surrogate)$", "日本語{テキスト}_ü|ö&",
+        "€" * 50 + "<>" + "\\"]
+    for text in texts:
+        assert syntax_density(text) == by_characters(text), text[:60]
 
 
 def test_shebang_scripts_are_code():
