@@ -107,6 +107,12 @@ def test_signals_and_verdicts_equal_the_golden_file():
     assert len(golden) > 2000
 
 
+def test_a_lone_surrogate_is_measured_not_raised():
+    # JSON input can carry one ("\\ud800"); the code rules read the UTF-8 bytes
+    r = evaluate("x = '\ud800' + 1\nprint(x)\n", None, "code")
+    assert 0 < r.signals["data_char_fraction"] < 1 and 0 < r.signals["alphanumeric_fraction"] < 1
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--regenerate"]:
         raise SystemExit("usage: python -m tests.test_heuristics_identical --regenerate")

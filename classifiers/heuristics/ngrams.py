@@ -1,6 +1,7 @@
 """Gopher's n-gram repetition signals in one compiled pass (numba).
 
-Words become integer ids (equal words, equal ids); each word n-gram is a 64-bit hash of its
+Words become 64-bit ids, a hash of their characters (equal words, equal ids), computed in the
+kernel from the words joined by spaces (no word holds whitespace); each word n-gram is a 64-bit hash of its
 ids; sorting the hashes groups equal n-grams. Per size k, in the order of `sizes`:
 - ("top", k): the most frequent n-gram's count times its characters (ties: the first in text
   order), as `textstats.TextStats.ngram_fractions` defines it;
@@ -12,6 +13,8 @@ pure-Python reference (tests check it on real text); the hash of distinct n-gram
 has probability about (words / 2^32)^2 per document.
 """
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -118,11 +121,44 @@ def _ngram_chars(ids, lengths, ks, is_top):
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _words_ngram_chars(codepoints, n, ks, is_top):
+    """_ngram_chars of the `n` words in `codepoints` (UTF-32, words separated by one space):
+    a word's id is a hash of its code points, its length their count."""
+    ids = np.empty(n, dtype=np.int64)
+    lengths = np.empty(n, dtype=np.int64)
+    w = 0
+    h = np.uint64(0x84222325CBF29CE4)
+    length = 0
+    for i in range(codepoints.shape[0] + 1):
+        if i == codepoints.shape[0] or codepoints[i] == 0x20:
+            ids[w] = np.int64(_fmix(h))
+            lengths[w] = length
+            w += 1
+            h = np.uint64(0x84222325CBF29CE4)
+            length = 0
+        else:
+            h = _fmix(h ^ np.uint64(codepoints[i])) + _STEP
+            length += 1
+    return _ngram_chars(ids, lengths, ks, is_top)
+
+
 def ngram_chars(words: list[str], sizes: list[tuple[str, int]]) -> list[float]:
-    """Characters per (kind, size-in-words), in the order of `sizes` (sizes ascending)."""
-    table = {w: i for i, w in enumerate(dict.fromkeys(words))}
-    ids = np.array(list(map(table.__getitem__, words)), dtype=np.int64)
-    lengths = np.array(list(map(len, words)), dtype=np.int64)
+    """Characters per (kind, size-in-words), in the order of `sizes` (sizes ascending).
+    `words`: non-empty strings without whitespace (TextStats.normalized_words)."""
+    # distinct words share an id with probability ~ words^2 / 2^64, far below the n-gram
+    # hash's own; one space between words keeps the positions of their characters apart
+    if not words:
+        return [0.0] * len(sizes)
+    codepoints = np.frombuffer(" ".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    ks, is_top = _size_arrays(tuple(sizes))
+    return _words_ngram_chars(codepoints, len(words), ks, is_top).tolist()
+
+
+@functools.lru_cache(maxsize=64)
+def _size_arrays(sizes: tuple[tuple[str, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(n-gram sizes, 1 for "top" else 0) as the kernel's arrays (shared by calls; the kernel
+    only reads them)."""
     ks = np.array([k for _, k in sizes], dtype=np.int64)
     is_top = np.array([kind == "top" for kind, _ in sizes], dtype=np.uint8)
-    return _ngram_chars(ids, lengths, ks, is_top).tolist()
+    return ks, is_top

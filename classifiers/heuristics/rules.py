@@ -9,8 +9,9 @@ no lines, a language without sentence-final punctuation) and the rule is skipped
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from classifiers.heuristics.codestats import CodeStats
@@ -56,9 +57,9 @@ def _share(flags: list[bool] | None) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def _lines_matching(s: TextStats, pred: Callable[[str], bool]) -> float | None:
-    lines = s.lines
-    return sum(1 for line in lines if pred(line)) / len(lines) if lines else None
+def _share_of_lines(s: TextStats, flags: Iterable[bool]) -> float | None:
+    """Share of the lines whose flag (one per line of `s.lines`) is true."""
+    return sum(flags) / len(s.lines) if s.lines else None
 
 
 def _phrase_line_char_fraction(s: TextStats, phrases: tuple[str, ...]) -> float | None:
@@ -102,10 +103,10 @@ GOPHER_QUALITY: tuple[Rule, ...] = (
                        / s.word_count if s.word_count else None),
          high="max_symbol_word_ratio"),
     Rule("bullet_lines", "bullet_line_fraction",
-         lambda s, p: _lines_matching(s, lambda line: line.startswith(BULLETS)),
+         lambda s, p: _share_of_lines(s, map(str.startswith, s.lines, repeat(BULLETS))),
          high="max_bullet_line_fraction"),
     Rule("ellipsis_lines", "ellipsis_line_fraction",
-         lambda s, p: _lines_matching(s, lambda line: line.endswith(ELLIPSES)),
+         lambda s, p: _share_of_lines(s, map(str.endswith, s.lines, repeat(ELLIPSES))),
          high="max_ellipsis_line_fraction"),
     Rule("alpha_words", "alpha_word_fraction", lambda s, p: s.alpha_word_fraction,
          low="min_alpha_word_fraction"),
@@ -148,7 +149,7 @@ C4: tuple[Rule, ...] = (
          high="max_policy_line_char_fraction"),
     Rule("short_lines", "few_words_line_char_fraction",
          lambda s, p: s.line_char_fraction(
-             [s.line_word_count(line) < p.min_words_per_line for line in s.lines]),
+             [n < p.min_words_per_line for n in s.line_word_counts]),
          high="max_few_words_line_char_fraction"),
     Rule("min_sentences", "sentence_count", lambda s, p: s.sentence_count,
          low="min_sentences"),
@@ -162,7 +163,7 @@ FINEWEB: tuple[Rule, ...] = (
          lambda s, p: _duplicate_char_fraction(s.duplicate_lines, s.text),
          high="max_duplicate_line_char_fraction"),
     Rule("short_lines", "short_line_fraction",
-         lambda s, p: _lines_matching(s, lambda line: s.line_length(line) < p.short_line_chars),
+         lambda s, p: _share_of_lines(s, (n < p.short_line_chars for n in s.line_lengths)),
          high="max_short_line_fraction"),
 )
 

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
-from collections import Counter
 from collections.abc import Sequence
-from classifiers.heuristics.lazy import lazy
-from classifiers.heuristics.ngrams import ngram_chars
-from itertools import compress, repeat
+from itertools import compress, filterfalse, repeat
 from operator import not_
 
+from classifiers.heuristics.lazy import lazy
 from classifiers.heuristics.stopwords import STOP_SUBSTRINGS, STOP_WORDS
 
 # --- Character classes --------------------------------------------------------------------
@@ -52,10 +49,10 @@ _SEA_RE = re.compile(f"[{_SEA}]")
 _NOSPACE_RE = re.compile(f"[{_NOSPACE}]")
 _HANGUL_RE = re.compile("[\uac00-\ud7a3]")
 
-# A whitespace-delimited token without any letter ("1999", "--", "|", "3.5%"); linear-time:
-# the lookbehind lets a match start only at a token's first character.
-_NO_LETTER_TOKEN_RE = re.compile(r"(?<!\S)(?:[^\s\w]|[\d_])+(?!\S)")
 _DIGIT_RE = re.compile(r"\d")
+# A letter in the regex sense the word pass uses: a word character that is not a decimal digit
+# or "_" (letters, and numerics such as "½" or "Ⅻ").
+_LETTER_RE = re.compile(r"[^\W\d_]")
 
 # Punctuation removed from both ends of a word before it is measured or compared. Not \W:
 # that would also strip the combining vowel signs that end many Indic words.
@@ -66,6 +63,7 @@ PUNCTUATION = (
     "،؛؟۔٪٫٬।॥։՞՝՜՛։።፣፤፥፦፧၊။។៕៖"
 )
 _PUNCT_CLASS = "".join(re.escape(c) for c in sorted(set(PUNCTUATION)))
+_PUNCT_RE = re.compile(f"[{_PUNCT_CLASS}]")
 # One token per unspaced-script character (with the punctuation glued to it, as "word." is one
 # token in English), whitespace-delimited runs for everything else.
 _TOKEN_RE = re.compile(f"[{_PUNCT_CLASS}]*[{_NOSPACE}][{_PUNCT_CLASS}]*|[^\\s{_NOSPACE}]+")
@@ -91,11 +89,12 @@ NO_TERMINAL_PUNCTUATION_LANGUAGES = frozenset({"th", "lo"})
 
 _MARKS = ".!?…‼⁇⁈⁉؟۔।॥։՞።፧။។៕།"
 # A run of marks, optional closing quotes/brackets, then a space or the end; CJK full stops need
-# no space after them. (Written to start with a character class: the regex engine then skips
-# ahead to candidate characters instead of trying every position.)
-_SENTENCE_END_RE = re.compile(
-    f"[{_MARKS}][{_MARKS}]*[\"'”’»」』)\\]]*(?=\\s|$)|[。！？｡][。！？｡]*"
-)
+# no space after them. Two patterns, each starting with a character class so that the regex
+# engine skips ahead to candidate characters instead of trying every position (it cannot
+# through an alternation of classes); their first characters and matches are disjoint, so
+# their counts add up to the count of the one pattern with both branches.
+_SENTENCE_END_RE = re.compile(f"[{_MARKS}][{_MARKS}]*[\"'”’»」』)\\]]*(?=\\s|$)")
+_CJK_SENTENCE_END_RE = re.compile("[。！？｡][。！？｡]*")
 
 BULLETS = (
     "•", "●", "○", "◦", "▪", "▫", "■", "□", "‣", "⁃", "∙", "·", "►", "▶", "▸", "▹", "➢", "➤",
@@ -119,17 +118,6 @@ def normalize_language(language: str | None) -> str:
     if not language:
         return ""
     return re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
-
-
-def _ends_sentence(line: str, marks: frozenset[str]) -> bool:
-    """Ends in sentence-final punctuation, possibly followed by closing brackets ("(...).)")."""
-    last = line[-1]
-    if last in marks:
-        return True
-    if last in ")]":
-        core = line.rstrip(")]")
-        return bool(core) and core[-1] in marks
-    return False
 
 
 def _duplicates(items: Sequence[str]) -> tuple[int, int]:
@@ -159,6 +147,8 @@ class TextStats:
 
     @lazy
     def has_unspaced_script(self) -> bool:
+        if self.text.isascii():  # O(1) on CPython's ASCII strings
+            return False
         return _HAS_NOSPACE.search(self.text) is not None
 
     @lazy
@@ -190,6 +180,20 @@ class TextStats:
             return float(len(line.split()))
         others = len(_TOKEN_RE.findall(line)) - n_unspaced
         return others + n_unspaced / self.unspaced_chars_per_word
+
+    @lazy
+    def line_word_counts(self) -> list[float]:
+        """line_word_count of every line of `lines`."""
+        if not self.has_unspaced_script:
+            return list(map(float, map(len, map(str.split, self.lines))))
+        return list(map(self.line_word_count, self.lines))
+
+    @lazy
+    def line_lengths(self) -> list[float]:
+        """line_length of every line of `lines`."""
+        if not self.has_unspaced_script:
+            return list(map(float, map(len, self.lines)))
+        return list(map(self.line_length, self.lines))
 
     def line_length(self, line: str) -> float:
         """Length in characters, an unspaced-script character counting as the Latin
@@ -230,8 +234,10 @@ class TextStats:
         orthography has none (Thai, Lao)."""
         if self.language in NO_TERMINAL_PUNCTUATION_LANGUAGES:
             return None
-        marks = TERMINAL_PUNCTUATION | _EXTRA_TERMINAL.get(self.language, frozenset())
-        return [_ends_sentence(line, marks) for line in self.lines]
+        marks = tuple(TERMINAL_PUNCTUATION | _EXTRA_TERMINAL.get(self.language, frozenset()))
+        # does the line end in one of the marks? In C: a closing ")" or "]" is looked through; the
+        # marks contain neither, so the rstrip leaves a line ending in a mark as it is
+        return list(map(str.endswith, map(str.rstrip, self.lines, repeat(")]")), repeat(marks)))
 
     def line_char_fraction(self, flags: Sequence[bool] | None) -> float | None:
         """Share of the line characters that are in the flagged lines."""
@@ -243,7 +249,10 @@ class TextStats:
     def sentence_count(self) -> int | None:
         if self.language in NO_TERMINAL_PUNCTUATION_LANGUAGES:
             return None
-        n = len(_SENTENCE_END_RE.findall(self.text))
+        text = self.text
+        n = len(_SENTENCE_END_RE.findall(text))
+        if not text.isascii():
+            n += len(_CJK_SENTENCE_END_RE.findall(text))
         if self.language in _EXTRA_TERMINAL:
             n += len(re.findall(r";(?=\s|$)", self.text))
         return n
@@ -268,17 +277,22 @@ class TextStats:
         length of the words without surrounding punctuation, normalised words in order).
         Written as whole-text regexes and map/compress chains so per-token work stays in C."""
         tokens = self.tokens
-        stripped = list(map(str.strip, tokens, repeat(PUNCTUATION)))
+        # str.strip scans its argument on every call: pass only the punctuation this text
+        # holds (the same result, as the others cannot be there to strip)
+        punctuation = "".join(set(_PUNCT_RE.findall(self.lower)))
+        stripped = list(map(str.strip, tokens, repeat(punctuation)))
         normalized = list(filter(None, stripped))  # drops tokens that were all punctuation
         if self.has_unspaced_script:
             spaced_flags = list(map(not_, map(_NOSPACE_RE.search, tokens)))
-            spaced_text = " ".join(compress(tokens, spaced_flags))
             spaced = list(compress(stripped, spaced_flags))
         else:
-            spaced_text = self.text
             spaced = stripped
-        letterless = list(map(str.strip, _NO_LETTER_TOKEN_RE.findall(spaced_text),
-                              repeat(PUNCTUATION)))
+        # The spaced tokens without a letter, stripped ("1999", "3.5", "" for "--"). Stripping
+        # removes punctuation only, never a letter, and lower-casing keeps letters letters, so
+        # this is the same as finding the letterless tokens of the original text; most tokens
+        # are all letters (str.isalpha), and only the others are searched.
+        letterless = list(filterfalse(_LETTER_RE.search,
+                                      compress(spaced, map(not_, map(str.isalpha, spaced)))))
         numbers = list(filter(_DIGIT_RE.search, letterless))
         n_alpha = len(spaced) - len(letterless)
         symbol_chars = sum(map(len, letterless)) - sum(map(len, numbers))
@@ -316,7 +330,7 @@ class TextStats:
         _, n_words, _, total_len, _ = self._word_pass
         if n_words == 0 or self.unspaced_word_units > n_words:
             return None
-        if _HANGUL_RE.search(self.text):
+        if not self.text.isascii() and _HANGUL_RE.search(self.text):
             blocks = "".join(_HANGUL_RE.findall(self.text))
             total_len += len(unicodedata.normalize("NFD", blocks)) - len(blocks)
         return total_len / n_words
@@ -398,6 +412,8 @@ class TextStats:
         if not char_share:
             return result
         sizes = list(result)
+        from classifiers.heuristics.ngrams import ngram_chars  # numba: imported on first use
+
         chars = ngram_chars(words, [(kind, self.ngram_size(n)) for kind, n in sizes])
         for (kind, n), c in zip(sizes, chars):
             result[kind, n] = min(1.0, c * char_share)
