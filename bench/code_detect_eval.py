@@ -22,6 +22,7 @@ Prose (negatives):
 Recall = code documents detected / code documents; false-positive rate = prose documents taken
 for code / prose documents; precision over everything. Writes bench/results/code-detect.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,16 +85,22 @@ def code_sets(n: int) -> dict[str, list[tuple[str, str]]]:
         "python (stdlib)": _files([stdlib], ["*.py"], n, exclude=("test", "tests", "idlelib", "site-packages")),
         "c (/usr/include headers)": _files(["/usr/include"], ["*.h"], n),
         "c (.c files on the machine)": _files(["/usr/share/doc", "/root/.pyenv", "/usr/src", "/usr/lib"], ["*.c"], n),
-        "c++ (.cpp/.hpp on the machine)": _files(["/usr/include", "/usr/share/doc", "/root/.pyenv", "/usr/lib"],
-                                                 ["*.cpp", "*.hpp", "*.cc"], n),
+        "c++ (.cpp/.hpp on the machine)": _files(
+            ["/usr/include", "/usr/share/doc", "/root/.pyenv", "/usr/lib"], ["*.cpp", "*.hpp", "*.cc"], n
+        ),
         "go (/usr/share/doc)": _files(["/usr/share/doc", "/usr/lib/go", "/usr/share/go"], ["*.go"], n),
-        "shell (/usr/bin scripts, *.sh)": _scripts(n // 2) + _files(["/etc", "/usr/share", "/root/.pyenv"],
-                                                                     ["*.sh"], n // 2),
-        "perl (*.pm, *.pl)": _files(["/usr/share/perl", "/usr/share/perl5", "/usr/lib"], ["*.pm", "*.pl"], n, exclude=("unicore",)),
-        "javascript (*.js)": _files([str(Path(stdlib).parent), "/usr/share/javascript", "/usr/share/doc"],
-                                    ["*.js"], n, exclude=("node_modules",)),
-        "typescript (*.ts)": _files(["/usr/share", "/usr/lib", "/root/.pyenv"], ["*.ts"], n,
-                                    exclude=("node_modules",)),
+        "shell (/usr/bin scripts, *.sh)": _scripts(n // 2)
+        + _files(["/etc", "/usr/share", "/root/.pyenv"], ["*.sh"], n // 2),
+        "perl (*.pm, *.pl)": _files(
+            ["/usr/share/perl", "/usr/share/perl5", "/usr/lib"], ["*.pm", "*.pl"], n, exclude=("unicore",)
+        ),
+        "javascript (*.js)": _files(
+            [str(Path(stdlib).parent), "/usr/share/javascript", "/usr/share/doc"],
+            ["*.js"],
+            n,
+            exclude=("node_modules",),
+        ),
+        "typescript (*.ts)": _files(["/usr/share", "/usr/lib", "/root/.pyenv"], ["*.ts"], n, exclude=("node_modules",)),
     }
     out = {}
     for name, paths in sets.items():
@@ -107,15 +114,18 @@ def prose_sets(n: int) -> dict[str, list[str]]:
     from pydoc_data.topics import topics
 
     from pipeline.demo import multilingual_docs, prose_docs
+
     out = {
         "pydoc topics, as they are (with code examples)": [topics[k] for k in sorted(topics)][:n],
         "pydoc topics and docstrings, unwrapped (demo prose)": [d["text"] for d in prose_docs(n)],
-        "gettext catalogs, 20 messages (demo multilingual)": [d["text"] for d in multilingual_docs(8)][:n * 4],
+        "gettext catalogs, 20 messages (demo multilingual)": [d["text"] for d in multilingual_docs(8)][: n * 4],
     }
     try:
-        from bench.data import dev_sentences_by_language, iter_bench_corpus, long_documents
+        from bench.data import dev_sentences_by_language, long_documents
+
         out["langid dev set, 150+ words, 75 languages"] = [
-            t for _, t in long_documents(dev_sentences_by_language(), min_words=150)][:n * 4]
+            t for _, t in long_documents(dev_sentences_by_language(), min_words=150)
+        ][: n * 4]
     except (OSError, FileNotFoundError):
         pass
     return out
@@ -125,6 +135,7 @@ def bench_corpus(n: int) -> tuple[list[str], list[str], list[str]]:
     """(code, english prose, multilingual prose) documents of the benchmark corpus."""
     try:
         from bench.data import iter_bench_corpus
+
         code, en, multi = [], [], []
         for rec in iter_bench_corpus():
             c = rec["category"]
@@ -183,19 +194,31 @@ def main() -> None:
     secs = sum(r[4] for r in rows)
     chars = sum(r[5] for r in rows)
     docs = sum(r[2] for r in rows)
-    lines = ["# Code detector: precision and recall", "",
-             "`python -m bench.code_detect_eval" + (" --quick" if args.quick else "") + "`"
-             " (classifiers/code_detect.py; documents as a text source holds them, no path unless stated)", "",
-             "| set | kind | documents | taken for code | rate | top languages named |",
-             "| --- | --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        "# Code detector: precision and recall",
+        "",
+        "`python -m bench.code_detect_eval" + (" --quick" if args.quick else "") + "`"
+        " (classifiers/code_detect.py; documents as a text source holds them, no path unless stated)",
+        "",
+        "| set | kind | documents | taken for code | rate | top languages named |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
     for kind, name, nd, hit, _, _ in rows:
-        lines.append(f"| {name} | {kind} | {nd:,} | {hit:,} | {100 * hit / max(nd, 1):.1f}% |"
-                     f" {', '.join(f'{k} {v}' for k, v in langs[name].items())} |")
-    lines += ["", f"- recall (code, no path): **{100 * tp / max(pos, 1):.1f}%** ({tp:,} of {pos:,})",
-              f"- false-positive rate (prose taken for code): **{100 * fp / max(neg, 1):.2f}%** ({fp:,} of {neg:,})",
-              f"- precision over these sets: **{100 * tp / max(tp + fp, 1):.1f}%**",
-              f"- speed: {docs / secs:,.0f} documents/s, {chars / secs / 1e6:.1f} M characters/s on one core"
-              " (the head of each document only)", "", "Misses (first 5 per set):", ""]
+        lines.append(
+            f"| {name} | {kind} | {nd:,} | {hit:,} | {100 * hit / max(nd, 1):.1f}% |"
+            f" {', '.join(f'{k} {v}' for k, v in langs[name].items())} |"
+        )
+    lines += [
+        "",
+        f"- recall (code, no path): **{100 * tp / max(pos, 1):.1f}%** ({tp:,} of {pos:,})",
+        f"- false-positive rate (prose taken for code): **{100 * fp / max(neg, 1):.2f}%** ({fp:,} of {neg:,})",
+        f"- precision over these sets: **{100 * tp / max(tp + fp, 1):.1f}%**",
+        f"- speed: {docs / secs:,.0f} documents/s, {chars / secs / 1e6:.1f} M characters/s on one core"
+        " (the head of each document only)",
+        "",
+        "Misses (first 5 per set):",
+        "",
+    ]
     for name, m in misses.items():
         for x in m:
             lines.append(f"- {name}: {x}")

@@ -9,6 +9,7 @@ the benchmarks' one way to it: no other file names it. The tests never read it: 
 small samples committed under tests/data (built from it by tests/data/build_fixtures.py), with
 these same parsers given those paths (tests/corpus.py).
 """
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,9 @@ def iter_dev_sentences(path: Path | str = DEV_SET) -> Iterator[tuple[str, str]]:
             yield lang, sentence
 
 
-def dev_sentences_by_language(languages: Iterable[str] | None = None, per_language: int | None = None,
-                              path: Path | str = DEV_SET) -> dict[str, list[str]]:
+def dev_sentences_by_language(
+    languages: Iterable[str] | None = None, per_language: int | None = None, path: Path | str = DEV_SET
+) -> dict[str, list[str]]:
     """language -> its sentences in file order (the first `per_language` of each, if given),
     restricted to `languages` if given."""
     wanted = set(languages) if languages is not None else None
@@ -59,13 +61,16 @@ def dev_sentences_by_language(languages: Iterable[str] | None = None, per_langua
 def paragraphs(by_language: dict[str, list[str]], k: int, sep: str = " ") -> list[tuple[str, str]]:
     """(language, paragraph) made of k consecutive sentences of one language, non-overlapping;
     a language's incomplete last group is dropped."""
-    return [(lang, sep.join(sents[i:i + k]))
-            for lang, sents in by_language.items()
-            for i in range(0, len(sents) - k + 1, k)]
+    return [
+        (lang, sep.join(sents[i : i + k]))
+        for lang, sents in by_language.items()
+        for i in range(0, len(sents) - k + 1, k)
+    ]
 
 
-def long_documents(by_language: dict[str, list[str]], min_words: int = 500, max_chars: int = 6000,
-                   sentences_per_line: int = 4) -> list[tuple[str, str]]:
+def long_documents(
+    by_language: dict[str, list[str]], min_words: int = 500, max_chars: int = 6000, sentences_per_line: int = 4
+) -> list[tuple[str, str]]:
     """(language, document) of consecutive sentences of one language, at least `min_words`
     whitespace-separated words (or `max_chars` characters, for languages written without
     spaces), with a line break every `sentences_per_line` sentences, like web text."""

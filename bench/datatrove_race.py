@@ -19,6 +19,7 @@ datatrove's asset cache looks for it (with its ".completed" mark), so nothing is
 Gopher filters and MinHash tokenise English with spaCy's blank English tokenizer, which needs no
 model download. Prints one JSON line: seconds per stage and in all.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,9 @@ import time
 
 def install_lid_model(model_path: str) -> str:
     """Place `model_path` where datatrove's FT176LID looks for its downloaded model."""
-    from huggingface_hub import cached_assets_path
-
     from datatrove.io import strip_protocol
     from datatrove.utils.lid import FT176LID
+    from huggingface_hub import cached_assets_path
 
     folder = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
     local = os.path.join(folder, strip_protocol(FT176LID.MODEL_URL).replace("/", "_"))
@@ -76,31 +76,57 @@ def main(argv=None) -> int:
     minhash = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
     languages = [x for x in args.languages.split(",") if x] or None
     stages = [
-        ("filter+signatures", LocalPipelineExecutor(
-            pipeline=[
-                JsonlReader(args.input, glob_pattern=args.glob, text_key="text", id_key="id"),
-                LanguageFilter(languages=languages, language_threshold=args.language_threshold),
-                GopherRepetitionFilter(),
-                GopherQualityFilter(),
-                JsonlWriter(f"{w}/filtered", compression=None),
-                MinhashDedupSignature(output_folder=f"{w}/signatures", config=minhash),
-            ],
-            tasks=args.tasks, workers=args.workers, logging_dir=f"{w}/logs/1")),
-        ("buckets", LocalPipelineExecutor(
-            pipeline=[MinhashDedupBuckets(input_folder=f"{w}/signatures", output_folder=f"{w}/buckets",
-                                          config=minhash)],
-            tasks=minhash.num_buckets, workers=args.workers, logging_dir=f"{w}/logs/2")),
-        ("cluster", LocalPipelineExecutor(
-            pipeline=[MinhashDedupCluster(input_folder=f"{w}/buckets", output_folder=f"{w}/remove_ids",
-                                          config=minhash)],
-            tasks=1, workers=1, logging_dir=f"{w}/logs/3")),
-        ("dedup filter+write", LocalPipelineExecutor(
-            pipeline=[
-                JsonlReader(f"{w}/filtered", text_key="text", id_key="id"),
-                MinhashDedupFilter(input_folder=f"{w}/remove_ids"),
-                ParquetWriter(f"{w}/output"),
-            ],
-            tasks=args.tasks, workers=args.workers, logging_dir=f"{w}/logs/4")),
+        (
+            "filter+signatures",
+            LocalPipelineExecutor(
+                pipeline=[
+                    JsonlReader(args.input, glob_pattern=args.glob, text_key="text", id_key="id"),
+                    LanguageFilter(languages=languages, language_threshold=args.language_threshold),
+                    GopherRepetitionFilter(),
+                    GopherQualityFilter(),
+                    JsonlWriter(f"{w}/filtered", compression=None),
+                    MinhashDedupSignature(output_folder=f"{w}/signatures", config=minhash),
+                ],
+                tasks=args.tasks,
+                workers=args.workers,
+                logging_dir=f"{w}/logs/1",
+            ),
+        ),
+        (
+            "buckets",
+            LocalPipelineExecutor(
+                pipeline=[
+                    MinhashDedupBuckets(input_folder=f"{w}/signatures", output_folder=f"{w}/buckets", config=minhash)
+                ],
+                tasks=minhash.num_buckets,
+                workers=args.workers,
+                logging_dir=f"{w}/logs/2",
+            ),
+        ),
+        (
+            "cluster",
+            LocalPipelineExecutor(
+                pipeline=[
+                    MinhashDedupCluster(input_folder=f"{w}/buckets", output_folder=f"{w}/remove_ids", config=minhash)
+                ],
+                tasks=1,
+                workers=1,
+                logging_dir=f"{w}/logs/3",
+            ),
+        ),
+        (
+            "dedup filter+write",
+            LocalPipelineExecutor(
+                pipeline=[
+                    JsonlReader(f"{w}/filtered", text_key="text", id_key="id"),
+                    MinhashDedupFilter(input_folder=f"{w}/remove_ids"),
+                    ParquetWriter(f"{w}/output"),
+                ],
+                tasks=args.tasks,
+                workers=args.workers,
+                logging_dir=f"{w}/logs/4",
+            ),
+        ),
     ]
     seconds = {}
     t0 = time.monotonic()

@@ -31,6 +31,7 @@ All documents go through signatures -> band keys -> buckets -> `bucket_edges` ->
 
 Writes its section of bench/results/minhash.md and prints it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,11 +65,15 @@ CROPS = (0.5, 0.6, 0.7, 0.8)
 # pages from one skeleton); LSH links them with the S-curve's probability (0.1-5% at 14 x 8).
 UNRELATED_BELOW = 0.3
 ACCEPT_JACCARD, ACCEPT_RECALL = 0.8, 0.95
-HEADER = ("Skip to main content | Home | News | About us | Contact | Search this site | "
-          "Sign in or create an account to continue |")
-FOOTER = ("| Copyright 2024 All rights reserved. | Privacy policy | Terms of use | "
-          "Cookie settings | Follow us on Facebook, Twitter and Instagram | "
-          "Subscribe to our newsletter")
+HEADER = (
+    "Skip to main content | Home | News | About us | Contact | Search this site | "
+    "Sign in or create an account to continue |"
+)
+FOOTER = (
+    "| Copyright 2024 All rights reserved. | Privacy policy | Terms of use | "
+    "Cookie settings | Follow us on Facebook, Twitter and Instagram | "
+    "Subscribe to our newsletter"
+)
 
 
 @dataclass
@@ -85,6 +90,7 @@ class Doc:
 # ------------------------------------------------------------------------------------------------
 # Real documents
 
+
 def dev_paragraphs(rng: random.Random) -> list[tuple[str, list[str]]]:
     """(language, sentences): consecutive dev-set sentences of one language, 8-15 each, every
     sentence used once."""
@@ -96,7 +102,7 @@ def dev_paragraphs(rng: random.Random) -> list[tuple[str, list[str]]]:
         i = 0
         while i + 8 <= len(sents):
             k = rng.randint(8, 15)
-            out.append((lang, sents[i:i + k]))
+            out.append((lang, sents[i : i + k]))
             i += k
     return out
 
@@ -119,6 +125,7 @@ def stdlib_files(max_chars: int = 200_000) -> list[tuple[str, str]]:
 
 def pydoc_topics() -> list[tuple[str, str]]:
     from pydoc_data.topics import topics
+
     return sorted(topics.items())
 
 
@@ -144,12 +151,12 @@ def bench_corpus_extras() -> tuple[list[tuple[str, str, str]], list[tuple[str, s
 # ------------------------------------------------------------------------------------------------
 # Controlled edits. Units are whitespace-separated words, or characters for char-level docs.
 
+
 def _units(doc: Doc, char_level: bool) -> tuple[list[str], str]:
     return (list(doc.text), "") if char_level else (doc.text.split(), " ")
 
 
-def edit_units(units: list[str], op: str, rate: float, vocab: list[str], rng: random.Random
-               ) -> list[str]:
+def edit_units(units: list[str], op: str, rate: float, vocab: list[str], rng: random.Random) -> list[str]:
     units = list(units)
     k = max(1, round(rate * len(units)))
     if op == "substitute":
@@ -194,11 +201,12 @@ def variants(doc: Doc, char_level: bool, vocab: list[str], rng: random.Random) -
     for keep in CROPS:
         n = max(1, round(keep * len(units)))
         start = rng.randrange(len(units) - n + 1)
-        add(sep.join(units[start:start + n]), "crop", keep)
+        add(sep.join(units[start : start + n]), "crop", keep)
     return out
 
 
 # ------------------------------------------------------------------------------------------------
+
 
 def build(quick: bool, params: MinHashParams, seed: int = 7) -> tuple[list[Doc], list]:
     rng = random.Random(seed)
@@ -219,7 +227,7 @@ def build(quick: bool, params: MinHashParams, seed: int = 7) -> tuple[list[Doc],
         d = Doc(sep.join(sents), "prose", lang, 0, parts=list(sents))
         (originals if i < n_prose else distractors).append(d)
     eligible = 0
-    for rel, text in code:
+    for _rel, text in code:
         d = Doc(text, "code", "code", 0)
         if eligible < n_code and 200 <= len(text) <= 20_000:
             eligible += 1
@@ -291,8 +299,9 @@ def evaluate(quick: bool) -> str:
     def sset(i: int) -> set:
         if i not in shingle_sets:
             cl = char_level[i]
-            shingle_sets[i] = set(shingles(docs[i].text, params.char_ngram if cl else params.ngram,
-                                           cl, params.max_chars))
+            shingle_sets[i] = set(
+                shingles(docs[i].text, params.char_ngram if cl else params.ngram, cl, params.max_chars)
+            )
         return shingle_sets[i]
 
     def true_j(i: int, j: int) -> float:
@@ -344,8 +353,7 @@ def evaluate(quick: bool) -> str:
         for k, ((_, o, v), cl) in enumerate(zip(corpus_dups, cls)):
             n_ = params.char_ngram if cl else params.ngram
             so, sv = set(shingles(o, n_, cl)), set(shingles(v, n_, cl))
-            dup_rows.append((cl, len(so & sv) / len(so | sv),
-                             bool(np.any(ks[2 * k] == ks[2 * k + 1]))))
+            dup_rows.append((cl, len(so & sv) / len(so | sv), bool(np.any(ks[2 * k] == ks[2 * k + 1]))))
     t3 = time.perf_counter()
 
     # ---------------------------------------------------------------- report
@@ -356,45 +364,59 @@ def evaluate(quick: bool) -> str:
     for d in docs:
         if d.edit in ("original", "distractor"):
             kinds[("char " if d.lang in params.char_languages else "") + d.kind] += 1
-    out = [f"## Dedup quality ({'quick' if quick else 'full'} run)", "",
-           f"`python -m bench.dedup_quality{' --quick' if quick else ''}`: "
-           f"MinHashParams defaults: threshold {params.threshold}, {params.num_perm} permutations, "
-           f"**{b} bands x {r} rows** (S-curve 50% point at "
-           f"J = {(1 - 0.5 ** (1 / b)) ** (1 / r):.3f}), word {params.ngram}-grams, "
-           f"char {params.char_ngram}-grams for {', '.join(params.char_languages)}, "
-           f"max_bucket_size {params.max_bucket_size}.", "",
-           f"{n:,} documents: {n_orig:,} originals, {n_var:,} edited variants, "
-           f"{n_dis:,} distractors (unrelated real documents; by kind, originals + distractors: "
-           + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) + "). "
-           f"Signatures + band keys {t2 - t1:.1f} s, building {t1 - t0:.1f} s, "
-           f"rest (exact Jaccard in Python) {t3 - t2:.1f} s.", ""]
+    out = [
+        f"## Dedup quality ({'quick' if quick else 'full'} run)",
+        "",
+        f"`python -m bench.dedup_quality{' --quick' if quick else ''}`: "
+        f"MinHashParams defaults: threshold {params.threshold}, {params.num_perm} permutations, "
+        f"**{b} bands x {r} rows** (S-curve 50% point at "
+        f"J = {(1 - 0.5 ** (1 / b)) ** (1 / r):.3f}), word {params.ngram}-grams, "
+        f"char {params.char_ngram}-grams for {', '.join(params.char_languages)}, "
+        f"max_bucket_size {params.max_bucket_size}.",
+        "",
+        f"{n:,} documents: {n_orig:,} originals, {n_var:,} edited variants, "
+        f"{n_dis:,} distractors (unrelated real documents; by kind, originals + distractors: "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))
+        + "). "
+        f"Signatures + band keys {t2 - t1:.1f} s, building {t1 - t0:.1f} s, "
+        f"rest (exact Jaccard in Python) {t3 - t2:.1f} s.",
+        "",
+    ]
 
     def recall_line(sel, label):
         if not sel:
             return None
         js = np.array([x[3] for x in sel])
-        return (f"| {label} | {len(sel)} | {js.mean():.3f} | {np.mean([x[4] for x in sel]):.3f} | "
-                f"{s_curve(js, b, r).mean():.3f} | {np.mean([x[5] for x in sel]):.3f} |")
+        return (
+            f"| {label} | {len(sel)} | {js.mean():.3f} | {np.mean([x[4] for x in sel]):.3f} | "
+            f"{s_curve(js, b, r).mean():.3f} | {np.mean([x[5] for x in sel]):.3f} |"
+        )
 
-    out += ["### Recall per edit", "",
-            "pair: shares a band with its original; expected: the S-curve at each variant's true "
-            "Jaccard, averaged; cluster: same connected component as its original.", "",
-            "| edit | variants | mean true J | pair recall | expected (S-curve) | cluster recall |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    out += [
+        "### Recall per edit",
+        "",
+        "pair: shares a band with its original; expected: the S-curve at each variant's true "
+        "Jaccard, averaged; cluster: same connected component as its original.",
+        "",
+        "| edit | variants | mean true J | pair recall | expected (S-curve) | cluster recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for op in ("substitute", "delete", "insert"):
         for rate in RATES:
-            out.append(recall_line([x for x in rows if x[0] == op and x[1] == rate],
-                                   f"{op} {rate:.0%}"))
+            out.append(recall_line([x for x in rows if x[0] == op and x[1] == rate], f"{op} {rate:.0%}"))
     out.append(recall_line([x for x in rows if x[0] == "shuffle"], "sentence shuffle"))
     out.append(recall_line([x for x in rows if x[0] == "boilerplate"], "boilerplate at both ends"))
     for keep in CROPS:
-        out.append(recall_line([x for x in rows if x[0] == "crop" and x[1] == keep],
-                               f"crop to {keep:.0%}"))
+        out.append(recall_line([x for x in rows if x[0] == "crop" and x[1] == keep], f"crop to {keep:.0%}"))
     for kind in ("prose", "code"):
         out.append(recall_line([x for x in rows if x[2] == kind], f"all {kind} variants"))
-    out += ["", "### Recall by true Jaccard", "",
-            "| true Jaccard | variants | mean true J | pair recall | expected (S-curve) | "
-            "cluster recall |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    out += [
+        "",
+        "### Recall by true Jaccard",
+        "",
+        "| true Jaccard | variants | mean true J | pair recall | expected (S-curve) | cluster recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     edges_j = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
     for lo, hi in zip(edges_j[:-1], edges_j[1:]):
         sel = [x for x in rows if lo <= x[3] < hi or (hi == 1.0 and x[3] == 1.0)]
@@ -409,48 +431,65 @@ def evaluate(quick: bool) -> str:
     bins = [0.0, 0.1, 0.2, UNRELATED_BELOW, 0.4, 0.5, 0.75, 1.01]
     hist = np.histogram([j for j, _, _ in cross_j], bins=bins)[0]
     false_merges = [x for x in cross_j if x[0] < UNRELATED_BELOW]
-    out += ["", "### False merges between different documents", "",
-            f"Candidate pairs (sharing at least one band) between documents of different families "
-            f"(an original with its variants is one family; each distractor is its own): "
-            f"{len(cross_j):,}. By their true Jaccard:", "",
-            "| true Jaccard | " + " | ".join(
-                f"[{lo:g}, {min(hi, 1):g}{']' if hi > 1 else ')'}"
-                for lo, hi in zip(bins[:-1], bins[1:])) + " |", "| --- " * (len(bins)) + "|",
-            "| pairs | " + " | ".join(str(h) for h in hist) + " |", "",
-            f"False merges (true Jaccard < {UNRELATED_BELOW}, i.e. documents sharing less than "
-            f"{UNRELATED_BELOW:.0%} of their shingles): **{len(false_merges)}**. Pairs at or above "
-            f"it are partial or near-duplicates inside the source material (Go's per-platform "
-            f"generated files, Python's generated codecs, help pages from one skeleton): "
-            f"{len(cross_j) - len(false_merges):,} pairs among "
-            f"{len({w for _, u, v in cross_j for w in (u, v)}):,} documents, linked at the "
-            f"rate the S-curve gives for their similarity. Clusters spanning several families: "
-            f"{len(mixed_clusters)} (largest {max(map(len, mixed_clusters), default=0)} families); "
-            f"{len(mixed_eval)} of them contain one of the {n_eval_families} evaluation families."]
+    out += [
+        "",
+        "### False merges between different documents",
+        "",
+        f"Candidate pairs (sharing at least one band) between documents of different families "
+        f"(an original with its variants is one family; each distractor is its own): "
+        f"{len(cross_j):,}. By their true Jaccard:",
+        "",
+        "| true Jaccard | "
+        + " | ".join(f"[{lo:g}, {min(hi, 1):g}{']' if hi > 1 else ')'}" for lo, hi in zip(bins[:-1], bins[1:]))
+        + " |",
+        "| --- " * (len(bins)) + "|",
+        "| pairs | " + " | ".join(str(h) for h in hist) + " |",
+        "",
+        f"False merges (true Jaccard < {UNRELATED_BELOW}, i.e. documents sharing less than "
+        f"{UNRELATED_BELOW:.0%} of their shingles): **{len(false_merges)}**. Pairs at or above "
+        f"it are partial or near-duplicates inside the source material (Go's per-platform "
+        f"generated files, Python's generated codecs, help pages from one skeleton): "
+        f"{len(cross_j) - len(false_merges):,} pairs among "
+        f"{len({w for _, u, v in cross_j for w in (u, v)}):,} documents, linked at the "
+        f"rate the S-curve gives for their similarity. Clusters spanning several families: "
+        f"{len(mixed_clusters)} (largest {max(map(len, mixed_clusters), default=0)} families); "
+        f"{len(mixed_eval)} of them contain one of the {n_eval_families} evaluation families.",
+    ]
     if cross_j:
-        out += ["", "Most and least similar cross-family candidate pairs "
-                "(true J, kinds, openings):", ""]
+        out += ["", "Most and least similar cross-family candidate pairs (true J, kinds, openings):", ""]
         for j, u, v in cross_j[:3] + cross_j[-5:]:
-            out.append(f"- {j:.3f}: {docs[u].edit} {docs[u].kind}/{docs[u].lang} "
-                       f"`{docs[u].text[:60]!r}` ~ {docs[v].edit} {docs[v].kind}/{docs[v].lang} "
-                       f"`{docs[v].text[:60]!r}`")
+            out.append(
+                f"- {j:.3f}: {docs[u].edit} {docs[u].kind}/{docs[u].lang} "
+                f"`{docs[u].text[:60]!r}` ~ {docs[v].edit} {docs[v].kind}/{docs[v].lang} "
+                f"`{docs[v].text[:60]!r}`"
+            )
     if dup_rows:
         js = np.array([x[1] for x in dup_rows])
         hits = np.array([x[2] for x in dup_rows])
-        out += ["", "### The benchmark corpus's near-duplicates", "",
-                f"{len(dup_rows):,} pairs (1-3% word edits, made by the corpus builder): "
-                f"mean true J {js.mean():.3f}, pair recall "
-                f"**{hits.mean():.3f}** (S-curve expects {s_curve(js, b, r).mean():.3f}); "
-                f"pairs with J >= {ACCEPT_JACCARD}: {int((js >= ACCEPT_JACCARD).sum())}, recall "
-                f"{hits[js >= ACCEPT_JACCARD].mean():.3f}."]
+        out += [
+            "",
+            "### The benchmark corpus's near-duplicates",
+            "",
+            f"{len(dup_rows):,} pairs (1-3% word edits, made by the corpus builder): "
+            f"mean true J {js.mean():.3f}, pair recall "
+            f"**{hits.mean():.3f}** (S-curve expects {s_curve(js, b, r).mean():.3f}); "
+            f"pairs with J >= {ACCEPT_JACCARD}: {int((js >= ACCEPT_JACCARD).sum())}, recall "
+            f"{hits[js >= ACCEPT_JACCARD].mean():.3f}.",
+        ]
     ok_recall = acc_recall >= ACCEPT_RECALL
     ok_fm = not false_merges and n_dis >= (0 if quick else 10_000)
-    out += ["", "### Acceptance", "",
-            f"- pair recall for true Jaccard >= {ACCEPT_JACCARD}: {acc_recall:.3f} "
-            f"(cluster {acc_cluster:.3f}), needs >= {ACCEPT_RECALL}: "
-            f"**{'PASS' if ok_recall else 'FAIL'}**",
-            f"- false merges among {n_dis:,} distractors + {n_orig + n_var:,} originals/variants: "
-            f"{len(false_merges)}, needs 0{'' if quick else ' with >= 10,000 distractors'}: "
-            f"**{'PASS' if ok_fm else 'FAIL'}**", ""]
+    out += [
+        "",
+        "### Acceptance",
+        "",
+        f"- pair recall for true Jaccard >= {ACCEPT_JACCARD}: {acc_recall:.3f} "
+        f"(cluster {acc_cluster:.3f}), needs >= {ACCEPT_RECALL}: "
+        f"**{'PASS' if ok_recall else 'FAIL'}**",
+        f"- false merges among {n_dis:,} distractors + {n_orig + n_var:,} originals/variants: "
+        f"{len(false_merges)}, needs 0{'' if quick else ' with >= 10,000 distractors'}: "
+        f"**{'PASS' if ok_fm else 'FAIL'}**",
+        "",
+    ]
     return "\n".join(x for x in out if x is not None)
 
 
@@ -458,14 +497,19 @@ def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
     """Replace (or append) the section `name` of the results file, keeping the others."""
     path.parent.mkdir(parents=True, exist_ok=True)
     begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else (
-        "# MinHash near-dedup (classifiers/minhash.py)\n\n"
-        "Sections written by `python -m bench.minhash_bench` (signature throughput) and "
-        "`python -m bench.dedup_quality [--quick]` (detection quality); each run rewrites its "
-        "own section.\n")
+    text = (
+        path.read_text(encoding="utf-8")
+        if path.exists()
+        else (
+            "# MinHash near-dedup (classifiers/minhash.py)\n\n"
+            "Sections written by `python -m bench.minhash_bench` (signature throughput) and "
+            "`python -m bench.dedup_quality [--quick]` (detection quality); each run rewrites its "
+            "own section.\n"
+        )
+    )
     block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
     if begin in text and end in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end) + 1:]
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text, encoding="utf-8")

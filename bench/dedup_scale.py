@@ -26,6 +26,7 @@ multi-processing runs each runner stage's share of the SDK worker's peak is reco
 
 Writes bench/results/dedup-scale.md and prints it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,15 @@ def build(n_docs: int) -> Path:
     copies = []
     for d in originals:
         rate = rng.choice(COPY_EDIT_RATES)
-        copies.append({**d, "id": f"{d['id']}~e{round(rate * 100)}", "text": edit_words(d["text"], rate, rng),
-                       "dup_of": d["id"], "edit_rate": rate})
+        copies.append(
+            {
+                **d,
+                "id": f"{d['id']}~e{round(rate * 100)}",
+                "text": edit_words(d["text"], rate, rng),
+                "dup_of": d["id"],
+                "edit_rate": rate,
+            }
+        )
     write_corpus(originals + copies, dest, parts, extra_stats={"copy_edit_rates": COPY_EDIT_RATES})
     return dest
 
@@ -97,10 +105,16 @@ def trace_working_sets(peaks: dict) -> None:
                 tracemalloc.stop()
             peaks[cls.__name__] = max(peaks.get(cls.__name__, 0), peak)
             return out
+
         cls.process = process
 
-    for cls in (dedup.UrlDedupPartition, dedup.ExactDedupPartition, dedup.MinHashPartition, dedup.AttachNodes,
-                dedup.ResolveClusters):
+    for cls in (
+        dedup.UrlDedupPartition,
+        dedup.ExactDedupPartition,
+        dedup.MinHashPartition,
+        dedup.AttachNodes,
+        dedup.ResolveClusters,
+    ):
         wrap(cls)
 
 
@@ -176,9 +190,18 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
     res = p.run()
     res.wait_until_finish()
     by_stage = stages.stop()
-    result.write_text(json.dumps({"seconds": round(time.monotonic() - t0, 1), "partitions": partitions,
-                                  "input_bytes": sum(s.size for s in specs), "counters": read_counters(res),
-                                  "working_sets": peaks, "by_stage": by_stage}))
+    result.write_text(
+        json.dumps(
+            {
+                "seconds": round(time.monotonic() - t0, 1),
+                "partitions": partitions,
+                "input_bytes": sum(s.size for s in specs),
+                "counters": read_counters(res),
+                "working_sets": peaks,
+                "by_stage": by_stage,
+            }
+        )
+    )
 
 
 # ------------------------------------------------------------------ the parent: measure and report
@@ -189,8 +212,17 @@ def run_one(corpus: Path, n_docs: int, workers: int, trace: bool = False) -> dic
 
     result = RUNS / f"dedup-scale-{n_docs}-w{workers}{'-traced' if trace else ''}.json"
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "bench.dedup_scale", "--child", str(corpus / "part-*.jsonl.zst"),
-           "--workers", str(workers), "--result", str(result)] + (["--trace"] if trace else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.dedup_scale",
+        "--child",
+        str(corpus / "part-*.jsonl.zst"),
+        "--workers",
+        str(workers),
+        "--result",
+        str(result),
+    ] + (["--trace"] if trace else [])
     m = measure(f"dedup {n_docs} w{workers}", cmd, RUNS / f"dedup-scale-{n_docs}-w{workers}.log")
     if m.rc != 0:
         raise SystemExit(f"{m.name} failed (rc={m.rc}):\n{tail(m.log)}")
@@ -198,8 +230,17 @@ def run_one(corpus: Path, n_docs: int, workers: int, trace: bool = False) -> dic
     sdk_worker = lambda name: "sdk_worker_main" in name and not name.startswith("sh ")  # noqa: E731 (not its sh -c)
     runner = max((rss for name, rss in m.peak_each if "bench.dedup_scale" in name), default=0)
     sdk = [rss for name, rss in m.peak_each if sdk_worker(name)]
-    out.update(docs=n_docs, workers=workers, wall_s=m.wall_s, cpu_s=m.cpu_s, peak_total=m.peak_rss,
-               peak_runner=runner, peak_sdk_worker=max(sdk, default=0), sdk_workers=len(sdk), load=m.load_before)
+    out.update(
+        docs=n_docs,
+        workers=workers,
+        wall_s=m.wall_s,
+        cpu_s=m.cpu_s,
+        peak_total=m.peak_rss,
+        peak_runner=runner,
+        peak_sdk_worker=max(sdk, default=0),
+        sdk_workers=len(sdk),
+        load=m.load_before,
+    )
     return out
 
 
@@ -215,19 +256,25 @@ def stage_growth(by_stage: dict) -> dict[str, int]:
 
 def report(rows: list[dict], traced: list[dict]) -> str:
     mb = lambda n: f"{n / (1 << 20):,.0f}"  # noqa: E731
-    L = ["# Dedup stages: memory against corpus size", "",
-         "`python -m bench.dedup_scale` — the dedup stages alone (first pass with the per-document stages off, "
-         "dedup keys, exact + MinHash 14×8, connected components, cluster resolution) on Beam's local "
-         "FnApiRunner; peak RSS of each process sampled every 0.2 s.", "",
-         "| docs | workers | shuffle partitions | exact dups | near dups | wall s | runner process peak MB "
-         "| SDK worker peak MB | total peak MB |",
-         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    L = [
+        "# Dedup stages: memory against corpus size",
+        "",
+        "`python -m bench.dedup_scale` — the dedup stages alone (first pass with the per-document stages off, "
+        "dedup keys, exact + MinHash 14×8, connected components, cluster resolution) on Beam's local "
+        "FnApiRunner; peak RSS of each process sampled every 0.2 s.",
+        "",
+        "| docs | workers | shuffle partitions | exact dups | near dups | wall s | runner process peak MB "
+        "| SDK worker peak MB | total peak MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         c = r["counters"]
         sdk = f"{mb(r['peak_sdk_worker'])} ({r['sdk_workers']} procs)" if r["sdk_workers"] else "(in process)"
-        L.append(f"| {r['docs']:,} | {r['workers']} | {r['partitions']} | {c.get('exact_dedup/duplicate', 0):,} "
-                 f"| {c.get('minhash_dedup/near_duplicate', 0):,} | {r['wall_s']:.0f} | {mb(r['peak_runner'])} "
-                 f"| {sdk} | {mb(r['peak_total'])} |")
+        L.append(
+            f"| {r['docs']:,} | {r['workers']} | {r['partitions']} | {c.get('exact_dedup/duplicate', 0):,} "
+            f"| {c.get('minhash_dedup/near_duplicate', 0):,} | {r['wall_s']:.0f} | {mb(r['peak_runner'])} "
+            f"| {sdk} | {mb(r['peak_total'])} |"
+        )
     L.append("")
     for w in sorted({r["workers"] for r in rows}):
         rs = sorted((r for r in rows if r["workers"] == w), key=lambda r: r["docs"])
@@ -236,30 +283,46 @@ def report(rows: list[dict], traced: list[dict]) -> str:
         a, b = rs[0], rs[-1]
         x = b["docs"] / a["docs"]
         if b["sdk_workers"]:
-            L.append(f"- `--workers {w}`, {x:.0f}× the documents: SDK worker peak {mb(a['peak_sdk_worker'])} → "
-                     f"{mb(b['peak_sdk_worker'])} MB ({b['peak_sdk_worker'] / a['peak_sdk_worker']:.2f}×), "
-                     f"runner process {mb(a['peak_runner'])} → {mb(b['peak_runner'])} MB "
-                     f"({b['peak_runner'] / a['peak_runner']:.2f}×).")
+            L.append(
+                f"- `--workers {w}`, {x:.0f}× the documents: SDK worker peak {mb(a['peak_sdk_worker'])} → "
+                f"{mb(b['peak_sdk_worker'])} MB ({b['peak_sdk_worker'] / a['peak_sdk_worker']:.2f}×), "
+                f"runner process {mb(a['peak_runner'])} → {mb(b['peak_runner'])} MB "
+                f"({b['peak_runner'] / a['peak_runner']:.2f}×)."
+            )
         else:
-            L.append(f"- in process, {x:.0f}× the documents: peak {mb(a['peak_total'])} → {mb(b['peak_total'])} MB "
-                     f"({b['peak_total'] / a['peak_total']:.2f}×).")
+            L.append(
+                f"- in process, {x:.0f}× the documents: peak {mb(a['peak_total'])} → {mb(b['peak_total'])} MB "
+                f"({b['peak_total'] / a['peak_total']:.2f}×)."
+            )
     if traced:
         names = sorted({k for r in traced for k in r["working_sets"]})
-        L += ["", "Largest working set of one call of each dedup DoFn (what it allocates while it processes one "
-              "shuffle partition, or one component for ResolveClusters; tracemalloc, in process, a separate run):", "",
-              "| docs | shuffle partitions | " + " | ".join(f"{n} MB" for n in names) + " |",
-              "|---:|---:|" + "---:|" * len(names)]
+        L += [
+            "",
+            "Largest working set of one call of each dedup DoFn (what it allocates while it processes one "
+            "shuffle partition, or one component for ResolveClusters; tracemalloc, in process, a separate run):",
+            "",
+            "| docs | shuffle partitions | " + " | ".join(f"{n} MB" for n in names) + " |",
+            "|---:|---:|" + "---:|" * len(names),
+        ]
         for r in traced:
-            L.append(f"| {r['docs']:,} | {r['partitions']} | "
-                     + " | ".join(f"{r['working_sets'].get(n, 0) / (1 << 20):,.1f}" for n in names) + " |")
+            L.append(
+                f"| {r['docs']:,} | {r['partitions']} | "
+                + " | ".join(f"{r['working_sets'].get(n, 0) / (1 << 20):,.1f}" for n in names)
+                + " |"
+            )
     multi = sorted((r for r in rows if r["sdk_workers"]), key=lambda r: r["docs"])
     if len(multi) >= 2:
         a, b = (stage_growth(r["by_stage"]) for r in (multi[0], multi[-1]))
         top = sorted(b, key=lambda s: -b[s])[:6]
-        L += ["", f"Where the SDK worker's peak grows (`--workers {multi[-1]['workers']}`): MB that each runner stage "
-              "(named by its first transform) adds to the largest SDK worker process's peak so far, for the six "
-              "stages that add most:", "",
-              f"| stage | {multi[0]['docs']:,} docs | {multi[-1]['docs']:,} docs |", "|---|---:|---:|"]
+        L += [
+            "",
+            f"Where the SDK worker's peak grows (`--workers {multi[-1]['workers']}`): MB that each runner stage "
+            "(named by its first transform) adds to the largest SDK worker process's peak so far, for the six "
+            "stages that add most:",
+            "",
+            f"| stage | {multi[0]['docs']:,} docs | {multi[-1]['docs']:,} docs |",
+            "|---|---:|---:|",
+        ]
         for s in (s for s in b if s in top):
             L.append(f"| `{s}` | {mb(a[s]) if s in a else '(not sampled)'} | {mb(b[s])} |")
     L.append("")

@@ -28,6 +28,7 @@ on a machine is left out (the table names the families measured).
 Speed: extraction from the raw bytes (decoding included) over every page of the dev set, in
 one process, best of --repeat passes; pages/s = pages / CPU seconds of that pass.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,24 @@ import time
 from collections import Counter
 from pathlib import Path
 
-RUST = sorted(glob.glob("/root/.rustup/toolchains/stable-*/share/doc/rust/html")
-              + glob.glob(os.path.expanduser("~/.rustup/toolchains/stable-*/share/doc/rust/html")))
-MDBOOKS = ("book", "reference", "nomicon", "cargo", "rustc", "edition-guide", "rust-by-example", "embedded-book",
-           "unstable-book", "style-guide", "rustdoc", "clippy")
+RUST = sorted(
+    glob.glob("/root/.rustup/toolchains/stable-*/share/doc/rust/html")
+    + glob.glob(os.path.expanduser("~/.rustup/toolchains/stable-*/share/doc/rust/html"))
+)
+MDBOOKS = (
+    "book",
+    "reference",
+    "nomicon",
+    "cargo",
+    "rustc",
+    "edition-guide",
+    "rust-by-example",
+    "embedded-book",
+    "unstable-book",
+    "style-guide",
+    "rustdoc",
+    "clippy",
+)
 
 
 def _families() -> dict[str, tuple[list[str], str, list[str]]]:
@@ -50,30 +65,84 @@ def _families() -> dict[str, tuple[list[str], str, list[str]]]:
     fams: dict[str, tuple[list[str], str, list[str]]] = {}
     if RUST:
         root = RUST[0]
-        files = sorted(p for b in MDBOOKS for p in glob.glob(f"{root}/{b}/**/*.html", recursive=True)
-                       if "print.html" not in p and "/searchindex" not in p)
+        files = sorted(
+            p
+            for b in MDBOOKS
+            for p in glob.glob(f"{root}/{b}/**/*.html", recursive=True)
+            if "print.html" not in p and "/searchindex" not in p
+        )
         fams["mdbook"] = (files, "//main", [])
-        fams["rustdoc"] = (sorted(p for p in glob.glob(f"{root}/std/**/*.html", recursive=True)
-                                  if not p.endswith(("/all.html", "/index.html"))),
-                           "//section[@id='main-content']", [])
-    fams["nodejs"] = (sorted(p for p in glob.glob("/usr/share/doc/nodejs/api/*.html") if not p.endswith("/all.html")),
-                      "//*[@id='apicontent']", [])
-    fams["docbook"] = (sorted(glob.glob("/usr/share/doc/valgrind/html/*.html")), "//body",
-                       [".//table[@class='nav']", ".//div[@class='toc']"])
+        fams["rustdoc"] = (
+            sorted(
+                p
+                for p in glob.glob(f"{root}/std/**/*.html", recursive=True)
+                if not p.endswith(("/all.html", "/index.html"))
+            ),
+            "//section[@id='main-content']",
+            [],
+        )
+    fams["nodejs"] = (
+        sorted(p for p in glob.glob("/usr/share/doc/nodejs/api/*.html") if not p.endswith("/all.html")),
+        "//*[@id='apicontent']",
+        [],
+    )
+    fams["docbook"] = (
+        sorted(glob.glob("/usr/share/doc/valgrind/html/*.html")),
+        "//body",
+        [".//table[@class='nav']", ".//div[@class='toc']"],
+    )
     import idlelib
+
     sphinx = sorted(glob.glob("/usr/share/doc/python3*/html/**/*.html", recursive=True))
     sphinx = [p for p in sphinx if "/whatsnew/" not in p and not p.endswith(("/genindex.html", "/search.html"))]
-    fams["sphinx"] = (sphinx or [os.path.join(os.path.dirname(idlelib.__file__), "help.html")],
-                      "//div[@role='main']", [])
+    fams["sphinx"] = (
+        sphinx or [os.path.join(os.path.dirname(idlelib.__file__), "help.html")],
+        "//div[@role='main']",
+        [],
+    )
     # held out (--holdout): a generator no rule was tuned on
-    fams["npm"] = (sorted(glob.glob("/usr/lib/node_modules/npm/docs/output/**/*.html", recursive=True)),
-                   "//div[@id='_content']", [])
+    fams["npm"] = (
+        sorted(glob.glob("/usr/lib/node_modules/npm/docs/output/**/*.html", recursive=True)),
+        "//div[@id='_content']",
+        [],
+    )
     return {k: v for k, v in fams.items() if v[0]}
 
 
-BLOCK = {"p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd", "pre", "table", "tr",
-         "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "br", "hr", "header", "footer", "figure", "details",
-         "summary", "td", "th", "caption", "figcaption"}
+BLOCK = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "pre",
+    "table",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "br",
+    "hr",
+    "header",
+    "footer",
+    "figure",
+    "details",
+    "summary",
+    "td",
+    "th",
+    "caption",
+    "figcaption",
+}
 DROP = ("script", "style", "noscript", "template", "button", "svg", "nav", "form", "input", "select", "textarea")
 
 
@@ -107,7 +176,7 @@ def shingles(text: str, n: int = 4) -> Counter:
     w = WORD.findall(text.lower())
     if len(w) < n:
         return Counter([tuple(w)]) if w else Counter()
-    return Counter(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+    return Counter(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
 
 
 def f1(pred: str, ref: str) -> tuple[float, float, float]:
@@ -165,10 +234,16 @@ def run(pages: list[dict], name: str, params: dict, repeat: int) -> dict:
     for s, p in zip(scores, pages):
         per_fam.setdefault(p["family"], []).append(s[0])
     n = len(pages)
-    return {"name": name, "f1": sum(s[0] for s in scores) / n, "precision": sum(s[1] for s in scores) / n,
-            "recall": sum(s[2] for s in scores) / n, "pages_per_s": n / best,
-            "per_family": {k: sum(v) / len(v) for k, v in per_fam.items()}, "stats": stats,
-            "worst": sorted(zip((s[0] for s in scores), (p["path"] for p in pages)))[:3]}
+    return {
+        "name": name,
+        "f1": sum(s[0] for s in scores) / n,
+        "precision": sum(s[1] for s in scores) / n,
+        "recall": sum(s[2] for s in scores) / n,
+        "pages_per_s": n / best,
+        "per_family": {k: sum(v) / len(v) for k, v in per_fam.items()},
+        "stats": stats,
+        "worst": sorted(zip((s[0] for s in scores), (p["path"] for p in pages)))[:3],
+    }
 
 
 def profile(pages: list[dict]) -> list[tuple[str, float]]:
@@ -186,6 +261,7 @@ def profile(pages: list[dict]) -> list[tuple[str, float]]:
         out = fn(*a, **k)
         steps[name] = steps.get(name, 0.0) + time.process_time() - t0
         return out
+
     ex = X.Extractor()
     for p in pages:
         body = p["body"]
@@ -195,8 +271,9 @@ def profile(pages: list[dict]) -> list[tuple[str, float]]:
             timed("depth scan (pages over depth_check_tags)", X.nesting_depth, body)
         html = timed("decode", X.decode_html, body, None)[0]
         tree = timed("resiliparse parse", HTMLTree.parse, html)
-        main = timed("visible walk less BOILERPLATE", extract_plain_text, tree, skip_elements=list(X.BOILERPLATE),
-                     **X._WALK)
+        main = timed(
+            "visible walk less BOILERPLATE", extract_plain_text, tree, skip_elements=list(X.BOILERPLATE), **X._WALK
+        )
         main = timed("tidy", X.tidy, main)
         timed("unsure test", ex.unsure, main)
         timed("(resiliparse main-content walk)", extract_plain_text, tree, main_content=True, **X._WALK)
@@ -215,8 +292,11 @@ def main(argv=None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     pages = dev_set(a.per_family)
     fams = Counter(p["family"] for p in pages)
-    print(f"dev set: {len(pages)} pages, {sum(len(p['body']) for p in pages) / len(pages) / 1024:.0f} KiB HTML"
-          f" on average; {dict(fams)}", file=sys.stderr)
+    print(
+        f"dev set: {len(pages)} pages, {sum(len(p['body']) for p in pages) / len(pages) / 1024:.0f} KiB HTML"
+        f" on average; {dict(fams)}",
+        file=sys.stderr,
+    )
     if a.profile:
         for name, sec in profile(pages):
             print(f"{name:32s} {sec * 1000:8.2f} ms/page")
@@ -227,16 +307,25 @@ def main(argv=None) -> None:
             continue
         r = run(pages, name, params, a.repeat)
         results.append(r)
-        print(f"{name:20s} F1 {r['f1']:.3f} (P {r['precision']:.3f} R {r['recall']:.3f})"
-              f"  {r['pages_per_s']:7.1f} pages/s  "
-              + " ".join(f"{k} {v:.3f}" for k, v in r["per_family"].items()) + f"  {r['stats']}", file=sys.stderr)
-    lines = [f"Dev set: {len(pages)} pages ({', '.join(f'{k} {v}' for k, v in fams.items())}), "
-             f"{sum(len(p['body']) for p in pages) / len(pages) / 1024:.0f} KiB of HTML on average.", "",
-             "| extractor | F1 | precision | recall | pages/s (one core) | " + " | ".join(fams) + " |",
-             "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in fams) + " |"]
+        print(
+            f"{name:20s} F1 {r['f1']:.3f} (P {r['precision']:.3f} R {r['recall']:.3f})"
+            f"  {r['pages_per_s']:7.1f} pages/s  "
+            + " ".join(f"{k} {v:.3f}" for k, v in r["per_family"].items())
+            + f"  {r['stats']}",
+            file=sys.stderr,
+        )
+    lines = [
+        f"Dev set: {len(pages)} pages ({', '.join(f'{k} {v}' for k, v in fams.items())}), "
+        f"{sum(len(p['body']) for p in pages) / len(pages) / 1024:.0f} KiB of HTML on average.",
+        "",
+        "| extractor | F1 | precision | recall | pages/s (one core) | " + " | ".join(fams) + " |",
+        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in fams) + " |",
+    ]
     for r in results:
-        lines.append(f"| {r['name']} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['pages_per_s']:.0f} | " + " | ".join(f"{r['per_family'].get(k, 0):.3f}" for k in fams) + " |")
+        lines.append(
+            f"| {r['name']} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+            f"{r['pages_per_s']:.0f} | " + " | ".join(f"{r['per_family'].get(k, 0):.3f}" for k in fams) + " |"
+        )
     table = "\n".join(lines)
     print(table)
     if a.out:

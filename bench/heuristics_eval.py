@@ -14,6 +14,7 @@
 
 Reads the shared data through bench/data.py ($CURATE_DATA_DIR). Writes bench/results/heuristics.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,16 @@ def stdlib_files(limit: int | None = None) -> list[Path]:
 
 def read_bench_corpus(limit: int | None = None) -> list[dict]:
     """The first `limit` (all if None) documents of the benchmark corpus (bench/data.py)."""
-    docs = [{"id": d["id"], "text": d["text"], "category": d["category"], "language": d["lang"],
-             "kind": "code" if d["category"] == "c_code" else "text"}
-            for d in islice(data.iter_bench_corpus(), limit)]
+    docs = [
+        {
+            "id": d["id"],
+            "text": d["text"],
+            "category": d["category"],
+            "language": d["lang"],
+            "kind": "code" if d["category"] == "c_code" else "text",
+        }
+        for d in islice(data.iter_bench_corpus(), limit)
+    ]
     if not docs:
         raise SystemExit(f"no documents under {data.BENCH_CORPUS} (set CURATE_DATA_DIR)")
     return docs
@@ -105,8 +113,11 @@ def eval_bench(docs: list[dict], params: HeuristicsParams, repeats: int):
         if r.rule:
             by_cat[d["category"]][r.rule] += 1
     timings = {}
-    subsets = (("all", docs), ("text", [d for d in docs if d["kind"] == "text"]),
-               ("code", [d for d in docs if d["kind"] == "code"]))
+    subsets = (
+        ("all", docs),
+        ("text", [d for d in docs if d["kind"] == "text"]),
+        ("code", [d for d in docs if d["kind"] == "code"]),
+    )
     # annotate mode computes every signal; filter mode (what `curate run` does unless it
     # annotates) stops at a document's first failing rule
     for mode, first_only in (("annotate", False), ("filter", True)):
@@ -116,8 +127,7 @@ def eval_bench(docs: list[dict], params: HeuristicsParams, repeats: int):
             for _ in range(repeats):
                 c0, t0 = time.process_time(), time.perf_counter()
                 for d in subset:
-                    evaluate(d["text"], d["language"], d["kind"], params,
-                             first_failure_only=first_only)
+                    evaluate(d["text"], d["language"], d["kind"], params, first_failure_only=first_only)
                 best_cpu = min(best_cpu, time.process_time() - c0)
                 best_wall = min(best_wall, time.perf_counter() - t0)
             timings[f"{label}, {mode}"] = (len(subset), mb, best_cpu, best_wall)
@@ -129,15 +139,19 @@ def render(prose, stdlib, bench, args) -> str:
     first_code, any_code, dropped_code, n_files = stdlib
     n_cat, by_cat, timings, load = bench
     out = ["# Heuristic filters: drops on clean text and real code, and speed", ""]
-    out.append(f"Produced by `python -m bench.heuristics_eval{' --quick' if args.quick else ''}` "
-               "with the default `HeuristicsParams()`.")
+    out.append(
+        f"Produced by `python -m bench.heuristics_eval{' --quick' if args.quick else ''}` "
+        "with the default `HeuristicsParams()`."
+    )
     out.append("")
     out.append("## 1. Clean prose (language-ID dev set paragraphs)")
     out.append("")
-    out.append("Paragraphs of N consecutive sentences of one language, one line each. `drop%`: "
-               "share dropped by the default filters. `non-length%`: share dropped by some rule "
-               "other than `gopher_quality.word_count` (Gopher's 50-word minimum, which short "
-               "paragraphs are meant to fail). Top rule: the most common first failing rule.")
+    out.append(
+        "Paragraphs of N consecutive sentences of one language, one line each. `drop%`: "
+        "share dropped by the default filters. `non-length%`: share dropped by some rule "
+        "other than `gopher_quality.word_count` (Gopher's 50-word minimum, which short "
+        "paragraphs are meant to fail). Top rule: the most common first failing rule."
+    )
     out.append("")
     head = "| lang |" + "".join(f" n{s} | drop% {s} | non-length% {s} |" for s in PARAGRAPH_SIZES)
     out.append(head + " top first rules (5 sentences) |")
@@ -163,8 +177,10 @@ def render(prose, stdlib, bench, args) -> str:
     out.append("")
     out.append("## 2. Python standard library through the code rules")
     out.append("")
-    out.append(f"{n_files} files under `{STDLIB}` (site-packages excluded). "
-               f"Dropped: {sum(first_code.values())} ({pct(sum(first_code.values()), n_files)}%).")
+    out.append(
+        f"{n_files} files under `{STDLIB}` (site-packages excluded). "
+        f"Dropped: {sum(first_code.values())} ({pct(sum(first_code.values()), n_files)}%)."
+    )
     out.append("")
     out.append("| rule | first failing rule (files) | fails the rule at all (files) |")
     out.append("| --- | --- | --- |")
@@ -176,17 +192,19 @@ def render(prose, stdlib, bench, args) -> str:
         out.append("")
         for name, rule, sig in dropped_code[:80]:
             key = rule.split(".", 1)[1]
-            shown = {k: round(v, 3) for k, v in sig.items()
-                     if k in {"max_line_length", "mean_line_length", "alphanumeric_fraction",
-                              "data_char_fraction"} and (key in k or k.startswith(key[:4]))}
+            shown = {
+                k: round(v, 3)
+                for k, v in sig.items()
+                if k in {"max_line_length", "mean_line_length", "alphanumeric_fraction", "data_char_fraction"}
+                and (key in k or k.startswith(key[:4]))
+            }
             out.append(f"- `{name}`: `{rule}` {shown if shown else ''}")
         if len(dropped_code) > 80:
             out.append(f"- ... and {len(dropped_code) - 80} more")
         out.append("")
     out.append("## 3. Benchmark corpus")
     out.append("")
-    out.append("Drops per category (kind `code` for `c_code`, else `text` with the manifest's "
-               "language):")
+    out.append("Drops per category (kind `code` for `c_code`, else `text` with the manifest's language):")
     out.append("")
     out.append("| category | docs | dropped % | top first rules |")
     out.append("| --- | --- | --- | --- |")
@@ -195,22 +213,26 @@ def render(prose, stdlib, bench, args) -> str:
         top = ", ".join(f"`{r}` {v}" for r, v in c.most_common(4))
         out.append(f"| {cat} | {n_cat[cat]} | {pct(sum(c.values()), n_cat[cat])} | {top} |")
     out.append("")
-    out.append(f"Throughput, one process (one core), `evaluate()` only on documents already in "
-               f"memory (numba's n-gram kernel loaded before timing), best of {args.repeats} runs; "
-               "annotate mode computes every signal, filter mode stops at the first failing rule. "
-               "Per CPU-second of this process (what one core does; robust to other jobs on a "
-               "shared machine) and per wall-clock second:")
+    out.append(
+        f"Throughput, one process (one core), `evaluate()` only on documents already in "
+        f"memory (numba's n-gram kernel loaded before timing), best of {args.repeats} runs; "
+        "annotate mode computes every signal, filter mode stops at the first failing rule. "
+        "Per CPU-second of this process (what one core does; robust to other jobs on a "
+        "shared machine) and per wall-clock second:"
+    )
     out.append("")
-    out.append("| documents | docs | MB | CPU s | docs per CPU-s | MB per CPU-s | wall s "
-               "| docs/s wall |")
+    out.append("| documents | docs | MB | CPU s | docs per CPU-s | MB per CPU-s | wall s | docs/s wall |")
     out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, (n, mb, cpu, wall) in timings.items():
-        out.append(f"| {label} | {n} | {mb:.1f} | {cpu:.2f} | {n / cpu:,.0f} | {mb / cpu:.2f} | "
-                   f"{wall:.2f} | {n / wall:,.0f} |")
+        out.append(
+            f"| {label} | {n} | {mb:.1f} | {cpu:.2f} | {n / cpu:,.0f} | {mb / cpu:.2f} | {wall:.2f} | {n / wall:,.0f} |"
+        )
     out.append("")
-    out.append(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-               f"Python {platform.python_version()}; load average when timed: "
-               f"{', '.join(f'{x:.1f}' for x in load)}.")
+    out.append(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; load average when timed: "
+        f"{', '.join(f'{x:.1f}' for x in load)}."
+    )
     out.append("")
     out.append(NOTES)
     return "\n".join(out)

@@ -55,9 +55,8 @@ def llama2_rubric_tokens() -> dict[str, tuple[int, int]]:
     """rubric -> (prefix tokens before the document, the cacheable part; template tokens
     after it: fences, question, answer prefix), with Llama 2's real tokenizer and
     Llama-2-chat's chat template, as the judge builds its prompts."""
-    from tests.registry_models import llama2_tokenizer_dir
-
     from classifiers.judge.prompts import PromptBuilder, get_rubric, load_tokenizer
+    from tests.registry_models import llama2_tokenizer_dir
 
     tok = load_tokenizer(str(llama2_tokenizer_dir()))
     out = {}
@@ -139,13 +138,10 @@ def _in_format(results) -> dict:
     }
 
 
-def bench_judge(
-    n_docs: int, n_single: int, repeats: int, max_doc_tokens: int, step_tokens: int | None
-) -> dict:
-    from tests.registry_models import smollm2_dir
-
+def bench_judge(n_docs: int, n_single: int, repeats: int, max_doc_tokens: int, step_tokens: int | None) -> dict:
     from classifiers.judge import QualityParams
     from classifiers.judge.vllm_backend import CPU_ENV, VllmJudge, engine_kwargs
+    from tests.registry_models import smollm2_dir
 
     model_dir = smollm2_dir()
     params = QualityParams(
@@ -214,8 +210,7 @@ def bench_judge(
     # The same documents, batched vs one at a time: the engine's answers should not depend
     # on the batch (float32, same kernels up to batching).
     b_res, s_res = runs["batched"][-1][2][:n_single], runs["single"][-1][2]
-    diffs = [abs(a.score - b.score) for a, b in zip(b_res, s_res)
-             if a.score is not None and b.score is not None]
+    diffs = [abs(a.score - b.score) for a, b in zip(b_res, s_res) if a.score is not None and b.score is not None]
     out["batch_agreement"] = {
         "flags_equal": sum(a.flag == b.flag for a, b in zip(b_res, s_res)),
         "n": len(s_res),
@@ -291,20 +286,22 @@ def _cache_note(prefix_tokens: int, block_size: int | None) -> str:
     if not block_size:
         return f"the rubric prefix is {prefix_tokens} tokens"
     whole = prefix_tokens // block_size * block_size
-    return (f"vLLM caches whole {block_size}-token blocks: {whole} of the {prefix_tokens}-token "
-            "rubric prefix; more than that per document means documents that share their "
-            "beginnings, such as near-duplicates, in the same run")
+    return (
+        f"vLLM caches whole {block_size}-token blocks: {whole} of the {prefix_tokens}-token "
+        "rubric prefix; more than that per document means documents that share their "
+        "beginnings, such as near-duplicates, in the same run"
+    )
 
 
-def write_report(path: Path, judge: dict, ft: dict, llama2: dict, doc_tokens: int,
-                 argv: list[str]) -> str:
+def write_report(path: Path, judge: dict, ft: dict, llama2: dict, doc_tokens: int, argv: list[str]) -> str:
     b, s = judge["batched"], judge["single"]
     ek, ec = judge["engine_kwargs"], judge["engine_config"]
-    fw, l3 = judge["rubrics"]["fineweb_edu"], judge["rubrics"]["llama3_requirements"]
+    fw = judge["rubrics"]["fineweb_edu"]
     agree = judge["batch_agreement"]
     cats = ", ".join(f"{k} {v}" for k, v in sorted(judge["categories"].items()))
     env_ok = all(v is None for v in judge["env_before"].values()) and all(
-        judge["env_after"][k] is not None for k in judge["env_after"])
+        judge["env_after"][k] is not None for k in judge["env_after"]
+    )
     lines = [
         "# Judge and distilled classifier: throughput and cost",
         "",
@@ -327,8 +324,9 @@ def write_report(path: Path, judge: dict, ft: dict, llama2: dict, doc_tokens: in
         + " (`engine_kwargs(params)`); the engine then ran with "
         + ", ".join(f"{k} {v}" for k, v in ec.items())
         + ". Environment: "
-        + ", ".join(f"`{k}` {judge['env_before'][k]!r} before -> {judge['env_after'][k]!r} after"
-                    for k in judge["env_after"])
+        + ", ".join(
+            f"`{k}` {judge['env_before'][k]!r} before -> {judge['env_after'][k]!r} after" for k in judge["env_after"]
+        )
         + (" (set by `VllmJudge` itself)." if env_ok else "."),
         f"Engine start (`VllmJudge(params)`, importing vllm and loading the weights included): "
         f"**{judge['engine_start_s']:.1f} s**.",
@@ -415,8 +413,9 @@ def write_report(path: Path, judge: dict, ft: dict, llama2: dict, doc_tokens: in
         "Rubric length with Llama 2's real tokenizer and Llama-2-chat's template "
         "(`PromptBuilder(load_tokenizer(llama2_tokenizer_dir()), get_rubric(name), 1024, 4096)`, "
         "measured): "
-        + "; ".join(f"`{n}` {p} prefix tokens before the document (cached) + {q} after it"
-                    for n, (p, q) in llama2.items())
+        + "; ".join(
+            f"`{n}` {p} prefix tokens before the document (cached) + {q} after it" for n, (p, q) in llama2.items()
+        )
         + ".",
         "",
         "Assumptions (arithmetic, not measured):",
@@ -468,20 +467,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fasttext-docs", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-doc-tokens", type=int, default=256)
-    ap.add_argument("--step-tokens", type=int, default=None,
-                    help="max_num_batched_tokens (default: vLLM's)")
+    ap.add_argument("--step-tokens", type=int, default=None, help="max_num_batched_tokens (default: vLLM's)")
     ap.add_argument("--cost-doc-tokens", type=int, default=COST_MAX_DOC_TOKENS)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "judge.md"))
     args = ap.parse_args(argv)
     if args.single_docs > args.docs:
         ap.error("--single-docs must not exceed --docs")
     CACHE.mkdir(parents=True, exist_ok=True)
-    judge = bench_judge(args.docs, args.single_docs, args.repeats, args.max_doc_tokens,
-                        args.step_tokens)
+    judge = bench_judge(args.docs, args.single_docs, args.repeats, args.max_doc_tokens, args.step_tokens)
     llama2 = llama2_rubric_tokens()
     ft = bench_fasttext(args.fasttext_docs, args.repeats)
-    print(write_report(Path(args.out), judge, ft, llama2, args.cost_doc_tokens,
-                       sys.argv[1:] if argv is None else argv))
+    print(write_report(Path(args.out), judge, ft, llama2, args.cost_doc_tokens, sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -32,17 +32,17 @@ on the real dev set and on a held-out set that is not lingua's test data; and th
 --quick uses the first 200 sentences per language, 50 held-out paragraphs per language and
 fewer timing runs. Writes bench/results/langid.md and prints it.
 """
+
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import statistics
 import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-
-import os
-import random
 
 from bench.data import dev_sentences_by_language, iter_bench_corpus, long_documents, paragraphs
 from bench.langid_holdout import catalog_messages, holdout_paragraphs
@@ -54,7 +54,8 @@ HOLDOUT_EXTRA = ("sr-Latn", "bs", "ms", "nn")  # held-out sets reported apart fr
 
 
 def load() -> str:
-    return "load average %.1f / %.1f / %.1f (1/5/15 min, 2 cores)" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min, 2 cores)"
 
 
 def timed(fn, texts: list[str], runs: int) -> tuple[list, float, float]:
@@ -74,7 +75,7 @@ def timed(fn, texts: list[str], runs: int) -> tuple[list, float, float]:
 def predict_batched(fn, texts: list[str]) -> list:
     out = []
     for i in range(0, len(texts), BATCH):
-        out.extend(fn(texts[i:i + BATCH]))
+        out.extend(fn(texts[i : i + BATCH]))
     return out
 
 
@@ -106,6 +107,7 @@ def leak_rate(items, preds, configured) -> float:
 def table(header: list[str], rows: list[list]) -> str:
     def fmt(v):
         return f"{v:.3f}" if isinstance(v, float) else str(v)
+
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -115,8 +117,14 @@ class Variant:
     """One way of predicting: the raw model (optionally on lower-cased text), ours (with or
     without the cascade), or lingua alone with all its languages. Returns (language, score)."""
 
-    def __init__(self, name: str, ident: LanguageIdentifier | None, raw: bool = False, lower: bool = False,
-                 lingua_all: bool = False):
+    def __init__(
+        self,
+        name: str,
+        ident: LanguageIdentifier | None,
+        raw: bool = False,
+        lower: bool = False,
+        lingua_all: bool = False,
+    ):
         self.name, self.ident, self.raw, self.lower, self.lingua_all = name, ident, raw, lower, lingua_all
         self._lingua = None
 
@@ -130,11 +138,13 @@ class Variant:
 
     def _lingua_all(self, texts: list[str]) -> list[tuple[str, float]]:
         from lingua import LanguageDetectorBuilder
+
         if self._lingua is None:
             self._lingua = LanguageDetectorBuilder.from_all_languages().with_preloaded_language_models().build()
         out = []
         params = LangIdParams()
         from classifiers.langid import prepare_text
+
         for t in texts:  # the same bounded sample fastText sees
             cvs = self._lingua.compute_language_confidence_values(prepare_text(t, params))
             best = cvs[0] if cvs and cvs[0].value > 0 else None
@@ -142,8 +152,17 @@ class Variant:
         return out
 
 
-def accuracy_section(name: str, items, variants, configured: list[str], params: LangIdParams, out: list[str],
-                     shown: list[str], extra: tuple[str, ...] = (), leak_shown: tuple[str, ...] = ()):
+def accuracy_section(
+    name: str,
+    items,
+    variants,
+    configured: list[str],
+    params: LangIdParams,
+    out: list[str],
+    shown: list[str],
+    extra: tuple[str, ...] = (),
+    leak_shown: tuple[str, ...] = (),
+):
     """Accuracy table of every variant, per-language table of the `shown` ones; returns
     {variant: [(language, score)]}."""
     texts = [t for _, t in items]
@@ -156,27 +175,56 @@ def accuracy_section(name: str, items, variants, configured: list[str], params: 
 
     sizes = Counter(lang for lang, _ in items)
     out.append(f"\n## {name}: {len(items)} texts, {len(configured)} configured languages\n")
-    out.append("Language = the predicted language is the true one; bucket = the document also "
-               "passes its language's minimum score (decide()). Leak = share of the texts in "
-               "the set's other (unconfigured) languages that get a configured language / bucket. "
-               f"Texts per configured language: {min(sizes[c] for c in configured)}-"
-               f"{max(sizes[c] for c in configured)}.\n")
-    rows = [[n, f"{macro(accs[n], configured):.4f}", worst(accs[n], configured),
-             f"{macro(bucket_accs[n], configured):.4f}",
-             leak_rate(items, labels[n], conf_set), leak_rate(items, buckets[n], conf_set)] for n in labels]
-    out.append(table(["method", "macro accuracy (language)", "worst languages", "macro accuracy (bucket)",
-                      "leak (language)", "leak (bucket)"], rows))
+    out.append(
+        "Language = the predicted language is the true one; bucket = the document also "
+        "passes its language's minimum score (decide()). Leak = share of the texts in "
+        "the set's other (unconfigured) languages that get a configured language / bucket. "
+        f"Texts per configured language: {min(sizes[c] for c in configured)}-"
+        f"{max(sizes[c] for c in configured)}.\n"
+    )
+    rows = [
+        [
+            n,
+            f"{macro(accs[n], configured):.4f}",
+            worst(accs[n], configured),
+            f"{macro(bucket_accs[n], configured):.4f}",
+            leak_rate(items, labels[n], conf_set),
+            leak_rate(items, buckets[n], conf_set),
+        ]
+        for n in labels
+    ]
+    out.append(
+        table(
+            [
+                "method",
+                "macro accuracy (language)",
+                "worst languages",
+                "macro accuracy (bucket)",
+                "leak (language)",
+                "leak (bucket)",
+            ],
+            rows,
+        )
+    )
     key = next((n for n in shown if "cascade" in n), shown[-1])
     order = sorted(configured, key=lambda lang: (accs[key].get(lang, 0), lang))
-    out.append(f"\nPer language (sorted by {key}), language accuracy"
-               + (f"; below the line, sets outside the macro ({', '.join(e for e in extra if e in sizes)})"
-                  if any(e in sizes for e in extra) else "") + ":\n")
+    out.append(
+        f"\nPer language (sorted by {key}), language accuracy"
+        + (
+            f"; below the line, sets outside the macro ({', '.join(e for e in extra if e in sizes)})"
+            if any(e in sizes for e in extra)
+            else ""
+        )
+        + ":\n"
+    )
     rows = [[lang, sizes[lang]] + [accs[n].get(lang, 0.0) for n in shown] for lang in order]
     for e in extra:
         if e in sizes:
             truth = "sr" if e == "sr-Latn" else e
-            rows.append([f"*{e}*", sizes[e]] + [
-                sum(p == truth for (lang, _), p in zip(items, labels[n]) if lang == e) / sizes[e] for n in shown])
+            rows.append(
+                [f"*{e}*", sizes[e]]
+                + [sum(p == truth for (lang, _), p in zip(items, labels[n]) if lang == e) / sizes[e] for n in shown]
+            )
     out.append(table(["lang", "texts"] + shown, rows))
     for n in (shown[0], shown[-1]):
         conf = Counter((lang, p) for (lang, _), p in zip(items, labels[n]) if lang != p and lang in conf_set)
@@ -191,23 +239,22 @@ def accuracy_section(name: str, items, variants, configured: list[str], params: 
 
 # Spellings that differ between standard Malaysian (Dewan Bahasa dan Pustaka) and standard
 # Indonesian (KBBI): a sentence using one side's form is very likely in that language.
-MALAYSIAN = set("kerana sahaja boleh wang kerajaan iaitu pejabat kereta polis universiti kualiti "
-                "syarikat".split())
-INDONESIAN = set("karena saja bisa uang pemerintah yaitu kantor mobil polisi universitas kualitas "
-                 "perusahaan".split())
+MALAYSIAN = set("kerana sahaja boleh wang kerajaan iaitu pejabat kereta polis universiti kualiti syarikat".split())
+INDONESIAN = set("karena saja bisa uang pemerintah yaitu kantor mobil polisi universitas kualitas perusahaan".split())
 
 
 def ms_id_section(by_all, results_by_text, out):
     out.append("\n## Malay in the dev set: its `ms` is mostly Indonesian\n")
-    out.append("Sentences using a spelling specific to standard Malaysian "
-               f"({' '.join(sorted(MALAYSIAN))}) or to standard Indonesian "
-               f"({' '.join(sorted(INDONESIAN))}), and what ours (cascade on, ms configured) predicts:\n")
+    out.append(
+        "Sentences using a spelling specific to standard Malaysian "
+        f"({' '.join(sorted(MALAYSIAN))}) or to standard Indonesian "
+        f"({' '.join(sorted(INDONESIAN))}), and what ours (cascade on, ms configured) predicts:\n"
+    )
     rows = []
     for lang in ("ms", "id"):
         for name, words in (("Malaysian-only", MALAYSIAN), ("Indonesian-only", INDONESIAN)):
             other = INDONESIAN if words is MALAYSIAN else MALAYSIAN
-            hits = [s for s in by_all.get(lang, [])
-                    if (w := set(s.lower().split())) & words and not w & other]
+            hits = [s for s in by_all.get(lang, []) if (w := set(s.lower().split())) & words and not w & other]
             preds = Counter(results_by_text[s][0] for s in hits)
             rows.append([lang, name, len(hits), preds.get("ms", 0), preds.get("id", 0)])
     out.append(table(["dev-set label", "sentences with", "count", "predicted ms", "predicted id"], rows))
@@ -215,10 +262,12 @@ def ms_id_section(by_all, results_by_text, out):
 
 def threshold_section(par_items, par_results, sent_items, sent_results, configured, params, out):
     out.append("\n## Minimum scores\n")
-    out.append("Scores of correct predictions (ours, cascade on) per configured language: "
-               "percentiles on paragraphs, and the share of correct sentences / paragraphs at or "
-               "above the configured minimum. Procedure for the defaults: a language whose p2 is "
-               "under 0.55 gets its p2 rounded down to 0.05 as its own minimum.\n")
+    out.append(
+        "Scores of correct predictions (ours, cascade on) per configured language: "
+        "percentiles on paragraphs, and the share of correct sentences / paragraphs at or "
+        "above the configured minimum. Procedure for the defaults: a language whose p2 is "
+        "under 0.55 gets its p2 rounded down to 0.05 as its own minimum.\n"
+    )
     rows = []
     for lang in configured:
         ps = sorted(s for (t, _), (p, s) in zip(par_items, par_results) if t == lang and p == lang)
@@ -227,22 +276,29 @@ def threshold_section(par_items, par_results, sent_items, sent_results, configur
         if not ps:
             continue
         q = statistics.quantiles(ps, n=100, method="inclusive") if len(ps) > 1 else ps * 99
-        rows.append([lang, m, q[1], q[4], q[49], sum(s >= m for s in ss) / max(1, len(ss)),
-                     sum(s >= m for s in ps) / len(ps)])
-    out.append(table(["lang", "min score", "p2 (para)", "p5 (para)", "median (para)",
-                      "sentences >= min", "paragraphs >= min"], rows))
+        rows.append(
+            [lang, m, q[1], q[4], q[49], sum(s >= m for s in ss) / max(1, len(ss)), sum(s >= m for s in ps) / len(ps)]
+        )
+    out.append(
+        table(
+            ["lang", "min score", "p2 (para)", "p5 (para)", "median (para)", "sentences >= min", "paragraphs >= min"],
+            rows,
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # The cascade
 # --------------------------------------------------------------------------------------------
 
+
 def groups_section(sent_items, nocascade_results, ident: LanguageIdentifier, out):
     """Every pair of languages lid.176 knows (and lingua too) where >= 1% of one side's dev
     sentences go to the other (ours without the cascade, every language configured)."""
     known = {c for c in ident._codes.values()} & LINGUA_LANGUAGES
-    everything = LanguageIdentifier(ident.params.model_copy(update={
-        "languages": {c: None for c in sorted(known)}, "cascade": False}))
+    everything = LanguageIdentifier(
+        ident.params.model_copy(update={"languages": {c: None for c in sorted(known)}, "cascade": False})
+    )
     preds = [lang for lang, _ in predict_batched(everything.predict, [t for _, t in sent_items])]
     n = Counter(lang for lang, _ in sent_items)
     conf = Counter((lang, p) for (lang, _), p in zip(sent_items, preds) if p != lang and lang in known and p in known)
@@ -260,17 +316,24 @@ def groups_section(sent_items, nocascade_results, ident: LanguageIdentifier, out
         merged = {a, b}.union(*hit) if hit else {a, b}
         sets = [g for g in sets if g not in hit] + [merged]
     out.append("\n## Cascade groups\n")
-    out.append("Pairs of languages (both known to lid.176 and lingua) where at least 1% of one "
-               "side's dev-set sentences go to the other (fastText with our re-ranking, every such "
-               "language configured); the larger of the two rates:\n")
+    out.append(
+        "Pairs of languages (both known to lid.176 and lingua) where at least 1% of one "
+        "side's dev-set sentences go to the other (fastText with our re-ranking, every such "
+        "language configured); the larger of the two rates:\n"
+    )
     out.append(", ".join(f"{a}/{b} {r:.3f}" for r, (a, b) in strong))
-    out.append("\nConnected sets of the pairs of 2% or more: "
-               + "; ".join("/".join(sorted(g)) for g in sorted(sets, key=lambda g: -len(g))) + ".")
+    out.append(
+        "\nConnected sets of the pairs of 2% or more: "
+        + "; ".join("/".join(sorted(g)) for g in sorted(sets, key=lambda g: -len(g)))
+        + "."
+    )
     groups = LangIdParams().cascade_groups
-    out.append("\n`DEFAULT_CASCADE_GROUPS` (classifiers/langid.py) are these sets without English, Bosnian "
-               "and the languages lid.176 knows poorly (the comment there says why): "
-               + "; ".join("/".join(g) for g in groups)
-               + ". Only configured members are asked (`cascade_unconfigured: false`).")
+    out.append(
+        "\n`DEFAULT_CASCADE_GROUPS` (classifiers/langid.py) are these sets without English, Bosnian "
+        "and the languages lid.176 knows poorly (the comment there says why): "
+        + "; ".join("/".join(g) for g in groups)
+        + ". Only configured members are asked (`cascade_unconfigured: false`)."
+    )
 
 
 def routing_section(sets: dict[str, list[tuple[str, str]]], params: LangIdParams, configured: list[str], out):
@@ -278,13 +341,15 @@ def routing_section(sets: dict[str, list[tuple[str, str]]], params: LangIdParams
     and the cascade's on the latter."""
     ident = LanguageIdentifier(params)
     out.append("\n## Which documents reach lingua\n")
-    out.append("Per set: the share of documents the cascade sends to lingua (a group member "
-               f"under {params.cascade_sure} or with a rival of its group at {params.cascade_rival}+, "
-               f"or any winner under {params.cascade_unsure}) and the share lingua decides "
-               "(the winner is one of the languages it was asked about); accuracy on the "
-               "configured languages' documents of fastText where it decides alone, and of "
-               "fastText and the cascade on the documents sent to lingua; how often lingua "
-               "changes fastText's answer.\n")
+    out.append(
+        "Per set: the share of documents the cascade sends to lingua (a group member "
+        f"under {params.cascade_sure} or with a rival of its group at {params.cascade_rival}+, "
+        f"or any winner under {params.cascade_unsure}) and the share lingua decides "
+        "(the winner is one of the languages it was asked about); accuracy on the "
+        "configured languages' documents of fastText where it decides alone, and of "
+        "fastText and the cascade on the documents sent to lingua; how often lingua "
+        "changes fastText's answer.\n"
+    )
     rows = []
     for name, items in sets.items():
         preds = predict_batched(ident.predict_detailed, [t for _, t in items])
@@ -305,12 +370,33 @@ def routing_section(sets: dict[str, list[tuple[str, str]]], params: LangIdParams
                     kept[0] += 1
                     kept[1] += p.fasttext == lang
         n = len(items)
-        rows.append([name, n, routed / n, decided / n, changed / n,
-                     f"{kept[1] / max(1, kept[0]):.4f} ({kept[0]})",
-                     f"{sent[1] / max(1, sent[0]):.3f}", f"{sent[2] / max(1, sent[0]):.3f} ({sent[0]})"])
-    out.append(table(["set", "documents", "sent to lingua", "lingua decided", "lingua changed the language",
-                      "fastText accuracy where it decides alone", "fastText accuracy on those sent",
-                      "cascade accuracy on those sent"], rows))
+        rows.append(
+            [
+                name,
+                n,
+                routed / n,
+                decided / n,
+                changed / n,
+                f"{kept[1] / max(1, kept[0]):.4f} ({kept[0]})",
+                f"{sent[1] / max(1, sent[0]):.3f}",
+                f"{sent[2] / max(1, sent[0]):.3f} ({sent[0]})",
+            ]
+        )
+    out.append(
+        table(
+            [
+                "set",
+                "documents",
+                "sent to lingua",
+                "lingua decided",
+                "lingua changed the language",
+                "fastText accuracy where it decides alone",
+                "fastText accuracy on those sent",
+                "cascade accuracy on those sent",
+            ],
+            rows,
+        )
+    )
 
 
 def options_section(sets: dict[str, list[tuple[str, str]]], configured: list[str], out):
@@ -329,11 +415,13 @@ def options_section(sets: dict[str, list[tuple[str, str]]], configured: list[str
         ("cascade, ms configured", {}, with_ms),
     ]
     out.append("\n## Cascade options, and Malay\n")
-    out.append("Macro accuracy over the configured languages (with ms where configured) on the "
-               "paragraph sets, the worst ones, and the sets the options are about: Croatian, "
-               "Serbian in Latin script (held-out only; counted right when `sr`), Bosnian and "
-               "Norwegian Nynorsk (unconfigured: right only when lingua may answer them), "
-               "Malay and Indonesian.\n")
+    out.append(
+        "Macro accuracy over the configured languages (with ms where configured) on the "
+        "paragraph sets, the worst ones, and the sets the options are about: Croatian, "
+        "Serbian in Latin script (held-out only; counted right when `sr`), Bosnian and "
+        "Norwegian Nynorsk (unconfigured: right only when lingua may answer them), "
+        "Malay and Indonesian.\n"
+    )
     rows = []
     for label, update, languages in variants:
         params = LangIdParams(**{**base.model_dump(), **update, "languages": languages})
@@ -343,9 +431,20 @@ def options_section(sets: dict[str, list[tuple[str, str]]], configured: list[str
             preds = [lang for lang, _ in predict_batched(ident.predict, [t for _, t in items])]
             acc = per_language_accuracy(items, preds)
             srl = [p == "sr" for (lang, _), p in zip(items, preds) if lang == "sr-Latn"]
-            rows.append([label, name, f"{macro(acc, conf):.4f}", worst(acc, conf, 2), acc.get("hr", float("nan")),
-                         (sum(srl) / len(srl)) if srl else "-", acc.get("bs", float("nan")),
-                         acc.get("nn", float("nan")), acc.get("ms", float("nan")), acc.get("id", float("nan"))])
+            rows.append(
+                [
+                    label,
+                    name,
+                    f"{macro(acc, conf):.4f}",
+                    worst(acc, conf, 2),
+                    acc.get("hr", float("nan")),
+                    (sum(srl) / len(srl)) if srl else "-",
+                    acc.get("bs", float("nan")),
+                    acc.get("nn", float("nan")),
+                    acc.get("ms", float("nan")),
+                    acc.get("id", float("nan")),
+                ]
+            )
     out.append(table(["variant", "set", "macro", "worst", "hr", "sr (Latin)", "bs", "nn", "ms", "id"], rows))
 
 
@@ -361,35 +460,59 @@ def sampling_section(by_lang, configured, out, quick: bool):
     docs = [(lang, d) for lang, d in docs if lang in configured]
     texts = [d for _, d in docs]
     chars = [len(d) for d in texts]
-    real = [r["text"] for r in iter_bench_corpus() if r.get("category") in ("a_multilingual", "b_english")
-            and len(r["text"]) > 2000]
+    real = [
+        r["text"]
+        for r in iter_bench_corpus()
+        if r.get("category") in ("a_multilingual", "b_english") and len(r["text"]) > 2000
+    ]
     if quick:
         real = real[:500]
     whole = LanguageIdentifier(LangIdParams(max_chars=10_000_000, cascade=False))
     real_whole = [lang for lang, _ in predict_batched(whole.predict, real)]
-    out.append(f"\n## Sampling long documents\n\n(a) {len(docs)} documents of >= 500 words "
-               f"(median {int(statistics.median(chars))} characters) from the configured "
-               "languages' dev-set sentences, a line break every 4 sentences: accuracy, and "
-               "documents per CPU-second (one core, best of runs). (b) The "
-               f"{len(real)} text documents of the benchmark corpus longer than 2,000 characters "
-               "(dev-set sentence documents, GNOME/LibreOffice help pages): agreement with the "
-               "prediction on the whole document. fastText alone (cascade off); "
-               f"{load()}.\n")
+    out.append(
+        f"\n## Sampling long documents\n\n(a) {len(docs)} documents of >= 500 words "
+        f"(median {int(statistics.median(chars))} characters) from the configured "
+        "languages' dev-set sentences, a line break every 4 sentences: accuracy, and "
+        "documents per CPU-second (one core, best of runs). (b) The "
+        f"{len(real)} text documents of the benchmark corpus longer than 2,000 characters "
+        "(dev-set sentence documents, GNOME/LibreOffice help pages): agreement with the "
+        "prediction on the whole document. fastText alone (cascade off); "
+        f"{load()}.\n"
+    )
     rows = []
     for max_chars, windows in SAMPLINGS + [(10_000_000, 1)]:
         ident = LanguageIdentifier(LangIdParams(max_chars=max_chars, sample_windows=windows, cascade=False))
         res, cpu, _ = timed(ident.predict, texts, 1 if quick else 3)
         acc = per_language_accuracy(docs, [lang for lang, _ in res])
         agree = [lang for lang, _ in predict_batched(ident.predict, real)]
-        rows.append([("whole document" if max_chars >= 10_000_000 else max_chars), windows,
-                     macro(acc, configured), min(acc.values()), f"{len(texts) / cpu:,.0f}",
-                     sum(a == b for a, b in zip(agree, real_whole)) / max(1, len(real))])
-    out.append(table(["max_chars", "windows", "(a) macro accuracy", "(a) worst language", "(a) docs/s",
-                      "(b) agreement with whole document"], rows))
+        rows.append(
+            [
+                ("whole document" if max_chars >= 10_000_000 else max_chars),
+                windows,
+                macro(acc, configured),
+                min(acc.values()),
+                f"{len(texts) / cpu:,.0f}",
+                sum(a == b for a, b in zip(agree, real_whole)) / max(1, len(real)),
+            ]
+        )
+    out.append(
+        table(
+            [
+                "max_chars",
+                "windows",
+                "(a) macro accuracy",
+                "(a) worst language",
+                "(a) docs/s",
+                "(b) agreement with whole document",
+            ],
+            rows,
+        )
+    )
 
 
 def throughput_section(by_all, out, quick: bool):
     from pipeline.stages.langid import LanguageIdStage
+
     docs = [d for _, d in long_documents(by_all, min_words=500)]
     words = statistics.mean(len(d.split()) for d in docs)
     chars = statistics.mean(len(d) for d in docs)
@@ -413,15 +536,23 @@ def throughput_section(by_all, out, quick: bool):
     asked = sum(p.asked for p in detailed) / len(docs)
     configured = [d for (lang, d) in long_documents(by_all, min_words=500) if lang in on.params.languages]
     conf_asked = sum(p.asked for p in predict_batched(on.predict_detailed, configured)) / len(configured)
-    timings = [("fastText predict, whole folded text, k=1", raw_fasttext, docs),
-               ("LanguageIdentifier.predict, cascade off", off.predict, docs),
-               ("LanguageIdentifier.predict, cascade on (defaults)", on.predict, docs),
-               ("the stage (LanguageIdStage.apply: code detection + LID), cascade off",
-                stage(LangIdParams(cascade=False)), docs),
-               ("the stage, cascade on (defaults)", stage(LangIdParams()), docs),
-               ("the stage, cascade off, configured languages' documents only", stage(LangIdParams(cascade=False)),
-                configured),
-               ("the stage, cascade on, configured languages' documents only", stage(LangIdParams()), configured)]
+    timings = [
+        ("fastText predict, whole folded text, k=1", raw_fasttext, docs),
+        ("LanguageIdentifier.predict, cascade off", off.predict, docs),
+        ("LanguageIdentifier.predict, cascade on (defaults)", on.predict, docs),
+        (
+            "the stage (LanguageIdStage.apply: code detection + LID), cascade off",
+            stage(LangIdParams(cascade=False)),
+            docs,
+        ),
+        ("the stage, cascade on (defaults)", stage(LangIdParams()), docs),
+        (
+            "the stage, cascade off, configured languages' documents only",
+            stage(LangIdParams(cascade=False)),
+            configured,
+        ),
+        ("the stage, cascade on, configured languages' documents only", stage(LangIdParams()), configured),
+    ]
     best = {name: (float("inf"), float("inf")) for name, _, _ in timings}
     for _ in range(runs):  # interleaved, so that a burst of load on the shared machine hits every row
         for name, fn, texts in timings:
@@ -431,23 +562,35 @@ def throughput_section(by_all, out, quick: bool):
     raw_rate = len(docs) / best[timings[0][0]][0]
     for name, _, texts in timings:
         cpu, wall = best[name]
-        rows.append([name, f"{len(texts) / cpu:,.0f}", f"{len(texts) / cpu / raw_rate:.2f}",
-                     f"{len(texts) / wall:,.0f}", f"{sum(map(len, texts)) / cpu / 1e6:.1f}"])
-    out.append(f"\n## Throughput\n\n{len(docs)} documents of >= 500 words from all 75 dev-set "
-               f"languages (mean {words:.0f} words, {chars:.0f} characters), batches of {BATCH}, "
-               f"one process, best of {runs} runs; {load()} at the end. Per core = documents per "
-               "CPU-second of the process (fastText and lingua predict on one thread); wall-clock "
-               "docs/s beside it is lower when other jobs share the 2 cores, and CPU time itself "
-               "grows when they compete for the cores' caches, so the column `x raw fastText` (per-core "
-               "rate over that of the first row, measured in the same interleaved runs) is the "
-               "figure to compare between runs at different loads. Of these documents "
-               f"{asked:.1%} are sent to lingua and {share:.1%} decided by it (a third of the 75 "
-               "languages are unconfigured, several unknown to lid.176, so fastText is unsure "
-               "of them more often than of web text in the configured languages); of the "
-               f"{len(configured)} documents in the 43 configured languages, {conf_asked:.1%} "
-               "are sent to lingua.\n")
-    out.append(table(["what", "docs/s per core (CPU time)", "x raw fastText (same run)", "docs/s (wall)",
-                      "MB/s per core"], rows))
+        rows.append(
+            [
+                name,
+                f"{len(texts) / cpu:,.0f}",
+                f"{len(texts) / cpu / raw_rate:.2f}",
+                f"{len(texts) / wall:,.0f}",
+                f"{sum(map(len, texts)) / cpu / 1e6:.1f}",
+            ]
+        )
+    out.append(
+        f"\n## Throughput\n\n{len(docs)} documents of >= 500 words from all 75 dev-set "
+        f"languages (mean {words:.0f} words, {chars:.0f} characters), batches of {BATCH}, "
+        f"one process, best of {runs} runs; {load()} at the end. Per core = documents per "
+        "CPU-second of the process (fastText and lingua predict on one thread); wall-clock "
+        "docs/s beside it is lower when other jobs share the 2 cores, and CPU time itself "
+        "grows when they compete for the cores' caches, so the column `x raw fastText` (per-core "
+        "rate over that of the first row, measured in the same interleaved runs) is the "
+        "figure to compare between runs at different loads. Of these documents "
+        f"{asked:.1%} are sent to lingua and {share:.1%} decided by it (a third of the 75 "
+        "languages are unconfigured, several unknown to lid.176, so fastText is unsure "
+        "of them more often than of web text in the configured languages); of the "
+        f"{len(configured)} documents in the 43 configured languages, {conf_asked:.1%} "
+        "are sent to lingua.\n"
+    )
+    out.append(
+        table(
+            ["what", "docs/s per core (CPU time)", "x raw fastText (same run)", "docs/s (wall)", "MB/s per core"], rows
+        )
+    )
 
 
 def disagreement_section(out, quick: bool, sample: int = 16):
@@ -463,26 +606,33 @@ def disagreement_section(out, quick: bool, sample: int = 16):
     # a change matters when one of the two answers would keep the document in a configured bucket
     off = LanguageIdentifier(params.model_copy(update={"cascade": False}))
     alone = off.predict([r["text"] for r, _ in diff]) if diff else []
-    matters = [(r, p) for (r, p), (lang, score) in zip(diff, alone)
-               if decide(p.language, p.score, params)[1] is None or decide(lang, score, params)[1] is None]
+    matters = [
+        (r, p)
+        for (r, p), (lang, score) in zip(diff, alone)
+        if decide(p.language, p.score, params)[1] is None or decide(lang, score, params)[1] is None
+    ]
     labelled = [(r, p) for r, p in matters if r.get("lang")]
-    right = Counter("cascade" if p.language == r["lang"] else "fastText" if p.fasttext == r["lang"] else "neither"
-                    for r, p in labelled)
+    right = Counter(
+        "cascade" if p.language == r["lang"] else "fastText" if p.fasttext == r["lang"] else "neither"
+        for r, p in labelled
+    )
     by_pair = Counter(f"{p.fasttext}->{p.language}" for _, p in matters)
     out.append("\n## Where fastText and the cascade disagree on real documents\n")
-    out.append(f"The benchmark corpus's {len(docs):,} text documents (dev-set sentence documents, "
-               "GNOME/LibreOffice help pages, Python's pydoc topics, near-duplicates of them): "
-               f"{len(lingua):,} decided by lingua, {len(diff):,} of them with another language "
-               f"than fastText's; in {len(matters):,} the change matters (fastText's or the "
-               "cascade's answer would keep the document in a configured bucket; the others are "
-               "texts in languages lid.176 does not know, Shona, Somali, Xhosa, ..., where both "
-               "answers score under 0.2 and go to `other`). Those by change (fastText -> "
-               f"cascade): {', '.join(f'{k} {v}' for k, v in by_pair.most_common(12))}. Against "
-               "the corpus's own label (the dev set's, for the multilingual documents; noisy, "
-               f"see the dev set's README): cascade right {right['cascade']}, fastText right "
-               f"{right['fastText']}, neither {right['neither']} (a Bosnian document that becomes "
-               "`hr` instead of `sr` counts as neither). A sample of the changes that matter "
-               "(the first 160 characters; label = the corpus's):\n")
+    out.append(
+        f"The benchmark corpus's {len(docs):,} text documents (dev-set sentence documents, "
+        "GNOME/LibreOffice help pages, Python's pydoc topics, near-duplicates of them): "
+        f"{len(lingua):,} decided by lingua, {len(diff):,} of them with another language "
+        f"than fastText's; in {len(matters):,} the change matters (fastText's or the "
+        "cascade's answer would keep the document in a configured bucket; the others are "
+        "texts in languages lid.176 does not know, Shona, Somali, Xhosa, ..., where both "
+        "answers score under 0.2 and go to `other`). Those by change (fastText -> "
+        f"cascade): {', '.join(f'{k} {v}' for k, v in by_pair.most_common(12))}. Against "
+        "the corpus's own label (the dev set's, for the multilingual documents; noisy, "
+        f"see the dev set's README): cascade right {right['cascade']}, fastText right "
+        f"{right['fastText']}, neither {right['neither']} (a Bosnian document that becomes "
+        "`hr` instead of `sr` counts as neither). A sample of the changes that matter "
+        "(the first 160 characters; label = the corpus's):\n"
+    )
     rng = random.Random(16)
     picked = rng.sample(matters, min(sample, len(matters)))
     rows = []
@@ -497,24 +647,32 @@ def holdout_changes_section(items: list[tuple[str, str]], out, sample: int = 12)
     its catalog's locale)."""
     ident = LanguageIdentifier(LangIdParams())
     preds = predict_batched(ident.predict_detailed, [t for _, t in items])
-    changed = [("sr" if lang == "sr-Latn" else lang, text, p) for (lang, text), p in zip(items, preds)
-               if p.model == LINGUA and p.language != p.fasttext]
-    right = Counter("cascade" if p.language == lang else "fastText" if p.fasttext == lang else "neither"
-                    for lang, _, p in changed)
+    changed = [
+        ("sr" if lang == "sr-Latn" else lang, text, p)
+        for (lang, text), p in zip(items, preds)
+        if p.model == LINGUA and p.language != p.fasttext
+    ]
+    right = Counter(
+        "cascade" if p.language == lang else "fastText" if p.fasttext == lang else "neither" for lang, _, p in changed
+    )
     pairs = Counter(f"{lang}: {p.fasttext}->{p.language}" for lang, _, p in changed)
-    out.append("\nThe held-out paragraphs (real UI text, labelled by the catalog's locale; Serbian in "
-               "Latin script counts as `sr`): lingua "
-               f"changed fastText's answer in {len(changed)} of {len(items):,}; cascade right "
-               f"{right['cascade']}, fastText right {right['fastText']}, neither {right['neither']}. "
-               f"By label (fastText -> cascade): {', '.join(f'{k} {v}' for k, v in pairs.most_common(14))}. "
-               "A sample: first those where the cascade is not right, then some where it is:\n")
+    out.append(
+        "\nThe held-out paragraphs (real UI text, labelled by the catalog's locale; Serbian in "
+        "Latin script counts as `sr`): lingua "
+        f"changed fastText's answer in {len(changed)} of {len(items):,}; cascade right "
+        f"{right['cascade']}, fastText right {right['fastText']}, neither {right['neither']}. "
+        f"By label (fastText -> cascade): {', '.join(f'{k} {v}' for k, v in pairs.most_common(14))}. "
+        "A sample: first those where the cascade is not right, then some where it is:\n"
+    )
     rng = random.Random(16)
     worse = [c for c in changed if c[2].language != c[0]]
     better = [c for c in changed if c[2].language == c[0]]
     picked = rng.sample(worse, min(sample // 2, len(worse)))
     picked += rng.sample(better, min(sample - len(picked), len(better)))
-    rows = [[lang, p.fasttext, f"{p.language} ({p.score:.2f})", " ".join(text.split())[:150].replace("|", "/")]
-            for lang, text, p in picked]
+    rows = [
+        [lang, p.fasttext, f"{p.language} ({p.score:.2f})", " ".join(text.split())[:150].replace("|", "/")]
+        for lang, text, p in picked
+    ]
     out.append(table(["label", "fastText", "cascade (score)", "text"], rows))
 
 
@@ -534,36 +692,53 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = LanguageIdentifier(params)
     nocascade = LanguageIdentifier(params.model_copy(update={"cascade": False}))
-    bare = LanguageIdentifier(params.model_copy(update={"orthography_rules": False, "cascade": False,
-                                                        "prefer_configured_ratio": None}))
+    bare = LanguageIdentifier(
+        params.model_copy(update={"orthography_rules": False, "cascade": False, "prefer_configured_ratio": None})
+    )
     ortho = LanguageIdentifier(params.model_copy(update={"prefer_configured_ratio": None, "cascade": False}))
     prefer = LanguageIdentifier(params.model_copy(update={"prefer_configured_ratio": 0.5, "cascade": False}))
-    RAW, NOCASCADE, CASCADE, LINGUA_ALL = ("raw lid.176 top-1", "pipeline, fastText only", "pipeline + lingua cascade",
-                                           "lingua alone (75 languages)")
-    variants = [Variant(RAW, ours, raw=True),
-                Variant("raw top-1, lower-cased text", ours, raw=True, lower=True),
-                Variant("+ merged top-k (no->nb, sh split over hr/sr), sampled", bare),
-                Variant("+ orthography rules", ortho),
-                Variant("+ prefer configured (ratio 0.5)", prefer),
-                Variant(NOCASCADE, nocascade),
-                Variant(CASCADE, ours)]
+    RAW, NOCASCADE, CASCADE, LINGUA_ALL = (
+        "raw lid.176 top-1",
+        "pipeline, fastText only",
+        "pipeline + lingua cascade",
+        "lingua alone (75 languages)",
+    )
+    variants = [
+        Variant(RAW, ours, raw=True),
+        Variant("raw top-1, lower-cased text", ours, raw=True, lower=True),
+        Variant("+ merged top-k (no->nb, sh split over hr/sr), sampled", bare),
+        Variant("+ orthography rules", ortho),
+        Variant("+ prefer configured (ratio 0.5)", prefer),
+        Variant(NOCASCADE, nocascade),
+        Variant(CASCADE, ours),
+    ]
     lingua_all = Variant(LINGUA_ALL, None, lingua_all=True)
 
-    out = [f"# Language ID: {ours.model_path.name} and the lingua cascade\n",
-           f"Produced by `python -m bench.langid_eval{' --quick' if args.quick else ''}`. "
-           f"Dev set: {sum(map(len, by_all.values()))} sentences, {len(by_all)} languages "
-           f"(README: lingua's own test sentences, drawn from Leipzig web corpora, some label "
-           f"noise). Configured languages (LangIdParams defaults): {' '.join(configured)}."]
+    out = [
+        f"# Language ID: {ours.model_path.name} and the lingua cascade\n",
+        f"Produced by `python -m bench.langid_eval{' --quick' if args.quick else ''}`. "
+        f"Dev set: {sum(map(len, by_all.values()))} sentences, {len(by_all)} languages "
+        f"(README: lingua's own test sentences, drawn from Leipzig web corpora, some label "
+        f"noise). Configured languages (LangIdParams defaults): {' '.join(configured)}.",
+    ]
     if missing:
         out.append(f"Configured but not in the dev set: {' '.join(missing)}.")
 
     sent_items = [(lang, s) for lang, sents in by_all.items() for s in sents]
-    sent_results = accuracy_section("Dev set, single sentences", sent_items, variants, configured, params, out,
-                                    [RAW, NOCASCADE, CASCADE])
+    sent_results = accuracy_section(
+        "Dev set, single sentences", sent_items, variants, configured, params, out, [RAW, NOCASCADE, CASCADE]
+    )
     par_items = paragraphs(by_all, 5)
-    par_results = accuracy_section("Dev set, 5-sentence paragraphs", par_items, variants + [lingua_all],
-                                   configured, params, out, [RAW, NOCASCADE, CASCADE, LINGUA_ALL],
-                                   leak_shown=(NOCASCADE, CASCADE))
+    par_results = accuracy_section(
+        "Dev set, 5-sentence paragraphs",
+        par_items,
+        variants + [lingua_all],
+        configured,
+        params,
+        out,
+        [RAW, NOCASCADE, CASCADE, LINGUA_ALL],
+        leak_shown=(NOCASCADE, CASCADE),
+    )
 
     messages = catalog_messages()
     per_hold = 50 if args.quick else 200
@@ -571,25 +746,53 @@ def main(argv: list[str] | None = None) -> int:
     hold_msg = holdout_paragraphs(1, per_hold, messages=messages)
     held_conf = [lang for lang in configured if any(lang == lg for lg, _ in hold_par)]
     out.append("\n# Held-out: this machine's gettext catalogs\n")
-    out.append("Not lingua's test data (see bench/langid_holdout.py for how messages are chosen): "
-               f"{len(messages)} languages, up to {per_hold} paragraphs of 5 translated messages and "
-               f"{per_hold} single messages per language; {len(held_conf)} of the configured "
-               "languages have a set (missing: "
-               f"{' '.join(lang for lang in configured if lang not in held_conf) or 'none'}). The "
-               "team's own holdout of real paragraphs is not available here. UI messages are short "
-               "(a 5-message paragraph is ~250-400 characters), so this is harder than web "
-               "paragraphs for every method.")
-    accuracy_section("Held-out, 5-message paragraphs", hold_par, [variants[0], variants[5], variants[6], lingua_all],
-                     held_conf, params, out, [RAW, NOCASCADE, CASCADE, LINGUA_ALL], HOLDOUT_EXTRA,
-                     (NOCASCADE, CASCADE, LINGUA_ALL))
-    accuracy_section("Held-out, single messages", hold_msg, [variants[0], variants[5], variants[6]],
-                     held_conf, params, out, [RAW, NOCASCADE, CASCADE], HOLDOUT_EXTRA)
+    out.append(
+        "Not lingua's test data (see bench/langid_holdout.py for how messages are chosen): "
+        f"{len(messages)} languages, up to {per_hold} paragraphs of 5 translated messages and "
+        f"{per_hold} single messages per language; {len(held_conf)} of the configured "
+        "languages have a set (missing: "
+        f"{' '.join(lang for lang in configured if lang not in held_conf) or 'none'}). The "
+        "team's own holdout of real paragraphs is not available here. UI messages are short "
+        "(a 5-message paragraph is ~250-400 characters), so this is harder than web "
+        "paragraphs for every method."
+    )
+    accuracy_section(
+        "Held-out, 5-message paragraphs",
+        hold_par,
+        [variants[0], variants[5], variants[6], lingua_all],
+        held_conf,
+        params,
+        out,
+        [RAW, NOCASCADE, CASCADE, LINGUA_ALL],
+        HOLDOUT_EXTRA,
+        (NOCASCADE, CASCADE, LINGUA_ALL),
+    )
+    accuracy_section(
+        "Held-out, single messages",
+        hold_msg,
+        [variants[0], variants[5], variants[6]],
+        held_conf,
+        params,
+        out,
+        [RAW, NOCASCADE, CASCADE],
+        HOLDOUT_EXTRA,
+    )
 
     out.append("\n# The cascade\n")
     groups_section(sent_items, sent_results[NOCASCADE], nocascade, out)
     longs = long_documents(by_all, min_words=500)
-    routing_section({"dev sentences": sent_items, "dev paragraphs": par_items, "dev 500-word documents": longs,
-                     "held-out paragraphs": hold_par, "held-out messages": hold_msg}, params, configured, out)
+    routing_section(
+        {
+            "dev sentences": sent_items,
+            "dev paragraphs": par_items,
+            "dev 500-word documents": longs,
+            "held-out paragraphs": hold_par,
+            "held-out messages": hold_msg,
+        },
+        params,
+        configured,
+        out,
+    )
     options_section({"dev paragraphs": par_items, "held-out paragraphs": hold_par}, configured, out)
     with_ms = LanguageIdentifier(params.model_copy(update={"languages": {**params.languages, "ms": None}}))
     ms_sents = [s for lang in ("ms", "id") for s in by_all.get(lang, [])]

@@ -20,6 +20,7 @@ string a translator kept, a Serbian catalog in Latin script); `python -m bench.l
 shows samples of the remaining errors. Nothing is downloaded; the set depends on the
 packages installed on the machine (the eval prints its size per language).
 """
+
 from __future__ import annotations
 
 import gettext
@@ -113,9 +114,13 @@ def catalog_messages(locale_dir: Path = LOCALE_DIR, languages: set[str] | None =
     return {lang: sorted(msgs) for lang, msgs in sorted(out.items())}
 
 
-def holdout_paragraphs(k: int = 5, per_language: int = 200, locale_dir: Path = LOCALE_DIR,
-                       languages: set[str] | None = None,
-                       messages: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
+def holdout_paragraphs(
+    k: int = 5,
+    per_language: int = 200,
+    locale_dir: Path = LOCALE_DIR,
+    languages: set[str] | None = None,
+    messages: dict[str, list[str]] | None = None,
+) -> list[tuple[str, str]]:
     """(language, paragraph of k messages), at most `per_language` per language."""
     messages = messages if messages is not None else catalog_messages(locale_dir, languages)
     items = []
@@ -123,5 +128,5 @@ def holdout_paragraphs(k: int = 5, per_language: int = 200, locale_dir: Path = L
         msgs = list(msgs)
         random.Random(lang).shuffle(msgs)
         n = min(per_language, len(msgs) // k)
-        items += [(lang, " ".join(msgs[i * k:(i + 1) * k])) for i in range(n)]
+        items += [(lang, " ".join(msgs[i * k : (i + 1) * k])) for i in range(n)]
     return items

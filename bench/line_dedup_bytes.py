@@ -12,6 +12,7 @@ as bench/shuffle_bytes.py does for the other shuffles. MinHash's drop events are
 Reads the bench corpus (../shared/data/bench-corpus); line dedup is switched on. Recorded
 results: bench/results/line-dedup-bytes.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,17 @@ def documents(max_docs: int, categories: set[str] | None) -> list[dict]:
         if categories and d["category"] not in categories:
             continue
         kind = "code" if d["category"] == "c_code" else "text"
-        out.append({"uid": make_uid(0, len(out)), "id": d["id"], "text": d["text"], "source": "bench", "kind": kind,
-                    "path": d["id"] if kind == "code" else None, "n_bytes": len(d["text"].encode())})
+        out.append(
+            {
+                "uid": make_uid(0, len(out)),
+                "id": d["id"],
+                "text": d["text"],
+                "source": "bench",
+                "kind": kind,
+                "path": d["id"] if kind == "code" else None,
+                "n_bytes": len(d["text"].encode()),
+            }
+        )
         if len(out) >= max_docs:
             break
     return out
@@ -54,12 +64,16 @@ def documents(max_docs: int, categories: set[str] | None) -> list[dict]:
 
 def measure(config: Config, docs: list[dict], partitions: int = 64, repeats: int = 3) -> dict:
     st = config.stages
-    stages = [LanguageIdStage(st.langid, False), HeuristicsStage(st.heuristics, False),
-              TokenCount(tokenizer_spec(config.tokenizer), False), DedupKeys(st.exact_dedup, st.minhash_dedup, False)]
+    stages = [
+        LanguageIdStage(st.langid, False),
+        HeuristicsStage(st.heuristics, False),
+        TokenCount(tokenizer_spec(config.tokenizer), False),
+        DedupKeys(st.exact_dedup, st.minhash_dedup, False),
+    ]
     for s in stages:
         s.setup()
     bs = config.runner.batch_size
-    batches = [docs[i:i + bs] for i in range(0, len(docs), bs)]
+    batches = [docs[i : i + bs] for i in range(0, len(docs), bs)]
     for s in stages:
         batches = [next(iter(s.process(b))) for b in batches]
     survivors = sum(1 for b in batches for d in b if d.get("drop") is None)
@@ -118,13 +132,18 @@ def measure(config: Config, docs: list[dict], partitions: int = 64, repeats: int
     n = len(docs)
     tokens = sum(d["n_tokens"] for b in batches for d in b if d.get("drop") is None)
     return {
-        "documents": n, "first_pass_survivors": survivors, "taking_part": taking_part,
+        "documents": n,
+        "first_pass_survivors": survivors,
+        "taking_part": taking_part,
         "counted_lines_per_taking_part_doc": line_items / max(1, taking_part),
         "bytes_per_input_doc": {k: round(v / n, 1) for k, v in sorted(out.items())},
         "bytes_per_counted_line (GroupLines)": round(out["GroupLines"] / max(1, line_items), 1),
         "line_items_cpu_ms_per_taking_part_doc": round(1000 * best / max(1, taking_part), 3),
-        "frequent_line_occurrences": occurrences, "documents_changed": changed, "documents_emptied": emptied,
-        "lines_removed": lines_removed, "survivor_tokens_removed_fraction": round(-delta_tokens / max(1, tokens), 4),
+        "frequent_line_occurrences": occurrences,
+        "documents_changed": changed,
+        "documents_emptied": emptied,
+        "lines_removed": lines_removed,
+        "survivor_tokens_removed_fraction": round(-delta_tokens / max(1, tokens), 4),
     }
 
 

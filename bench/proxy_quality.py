@@ -11,6 +11,7 @@ construction, so it keeps most of what they keep.
 
     python -m bench.proxy_quality          # writes bench/.cache/race-quality-proxy.bin (+ .report.json)
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,16 @@ def proxy_labels(corpus: Path = BENCH_CORPUS, share: float = SAMPLE_SHARE) -> li
         lang = rec.get("lang") or ""
         res = evaluate(rec["text"], lang if len(lang) <= 3 else "", "text")
         bucket = "code" if rec.get("category") == "c_code" else ("en" if lang == "en" else lang)
-        rows.append({"id": rec["id"], "text": rec["text"], "bucket": bucket,
-                     "score": PASS_SCORE if res.keep else FAIL_SCORE, "rubric": "proxy:heuristics@v1",
-                     "model": "heuristics"})
+        rows.append(
+            {
+                "id": rec["id"],
+                "text": rec["text"],
+                "bucket": bucket,
+                "score": PASS_SCORE if res.keep else FAIL_SCORE,
+                "rubric": "proxy:heuristics@v1",
+                "model": "heuristics",
+            }
+        )
     return rows
 
 
@@ -48,17 +56,23 @@ def ensure_model(path: Path = MODEL) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     report = train(proxy_labels(), path, params=DistillParams())
-    print(f"proxy quality model: {report.n_train} train / {report.n_holdout} held out, agreement with the "
-          f"proxy on held-out {report.holdout.accuracy_at_threshold:.3f}, {report.train_seconds:.1f} s -> {path}",
-          file=sys.stderr)
+    print(
+        f"proxy quality model: {report.n_train} train / {report.n_holdout} held out, agreement with the "
+        f"proxy on held-out {report.holdout.accuracy_at_threshold:.3f}, {report.train_seconds:.1f} s -> {path}",
+        file=sys.stderr,
+    )
     return path
 
 
 def main() -> int:
     path = ensure_model()
     report = json.loads(Path(str(path) + REPORT_SUFFIX).read_text())
-    print(json.dumps({k: report[k] for k in ("model_path", "n_train", "n_holdout", "class_counts", "holdout",
-                                             "train_seconds")}, indent=1))
+    print(
+        json.dumps(
+            {k: report[k] for k in ("model_path", "n_train", "n_holdout", "class_counts", "holdout", "train_seconds")},
+            indent=1,
+        )
+    )
     return 0
 
 

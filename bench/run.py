@@ -30,6 +30,7 @@ race-full.md) and ends with the line
 `speedup_vs_datatrove=<ours/theirs documents per second> peak_rss_ratio=<ours/theirs peak memory>`,
 both for `--workers 2` against datatrove's 2 workers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,9 +78,13 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model or platform.processor(),
-            "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
-            "kernel": platform.release()}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model or platform.processor(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 def ensure_dt_venv() -> Path:
@@ -98,6 +103,7 @@ def ensure_dt_venv() -> Path:
 
 def languages() -> list[str]:
     from classifiers.langid import LangIdParams
+
     return list(LangIdParams().languages)
 
 
@@ -194,8 +200,20 @@ def measure(name: str, cmd: list[str], log: Path, env: dict | None = None) -> Me
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     peak_each = sorted(((names.get(pid, str(pid)), rss) for pid, rss in each.items()), key=lambda t: -t[1])
-    return Measured(name, cmd, rc, round(wall, 2), round(cpu, 2), peak[0], peak[1], peak[2], peak_each,
-                    round(load_before, 2), round(os.getloadavg()[0], 2), str(log))
+    return Measured(
+        name,
+        cmd,
+        rc,
+        round(wall, 2),
+        round(cpu, 2),
+        peak[0],
+        peak[1],
+        peak[2],
+        peak_each,
+        round(load_before, 2),
+        round(os.getloadavg()[0], 2),
+        str(log),
+    )
 
 
 def tail(path: str, n: int = 25) -> str:
@@ -209,8 +227,22 @@ def tail(path: str, n: int = 25) -> str:
 
 
 def ours_cmd(glob: str, out: Path, workers: int, model: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "run", str(CONFIG), "--input", glob, "--output", str(out),
-            "--workers", str(workers), "--overwrite", "--set", f"stages.quality.model_path={model}"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        str(CONFIG),
+        "--input",
+        glob,
+        "--output",
+        str(out),
+        "--workers",
+        str(workers),
+        "--overwrite",
+        "--set",
+        f"stages.quality.model_path={model}",
+    ]
 
 
 def run_ours(tag: str, glob: str, workers: int, model: Path) -> Measured:
@@ -223,20 +255,30 @@ def run_ours(tag: str, glob: str, workers: int, model: Path) -> Measured:
     manifest = json.loads((out / "manifest.json").read_text())
     if not manifest["ledger"]["balanced"]:
         raise SystemExit(f"{m.name}: the ledger does not balance")
-    m.extra = {"kept_ids": sorted(ours_kept(out)), "written": manifest["ledger"]["kept"],
-               "ledger": manifest["ledger"], "stage_drops": {k: v.get("dropped", 0)
-                                                             for k, v in manifest["stages"].items()}}
+    m.extra = {
+        "kept_ids": sorted(ours_kept(out)),
+        "written": manifest["ledger"]["kept"],
+        "ledger": manifest["ledger"],
+        "stage_drops": {k: v.get("dropped", 0) for k, v in manifest["stages"].items()},
+    }
     return m
 
 
 def ours_kept(out: Path) -> set[str]:
     """Documents that passed every filter and dedup: the mixture's rows plus those the mixture
     left out only to hit its shares (rejected with stage `mixture`)."""
-    import pyarrow.dataset as ds
     import pyarrow.compute as pc
+    import pyarrow.dataset as ds
 
-    kept = set(ds.dataset(out / "mixture", format="parquet", partitioning="hive")
-               .to_table(columns=["id"])["id"].to_pylist()) if (out / "mixture").exists() else set()
+    kept = (
+        set(
+            ds.dataset(out / "mixture", format="parquet", partitioning="hive")
+            .to_table(columns=["id"])["id"]
+            .to_pylist()
+        )
+        if (out / "mixture").exists()
+        else set()
+    )
     if (out / "rejected").exists():
         rej = ds.dataset(out / "rejected", format="parquet").to_table(columns=["id", "stage"])
         kept |= set(rej.filter(pc.equal(rej["stage"], "mixture"))["id"].to_pylist())
@@ -246,13 +288,27 @@ def ours_kept(out: Path) -> set[str]:
 def run_datatrove(tag: str, py: Path, corpus: Path, langs: list[str]) -> Measured:
     work = RUNS / "datatrove"
     env = {**os.environ, "HF_HOME": str(DT_HOME), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-    cmd = [str(py), str(Path(__file__).with_name("datatrove_race.py")), "--input", str(corpus),
-           "--work", str(work), "--tasks", "2", "--workers", "2", "--lid-model", str(LID_MODEL),
-           "--languages", ",".join(langs)]
+    cmd = [
+        str(py),
+        str(Path(__file__).with_name("datatrove_race.py")),
+        "--input",
+        str(corpus),
+        "--work",
+        str(work),
+        "--tasks",
+        "2",
+        "--workers",
+        "2",
+        "--lid-model",
+        str(LID_MODEL),
+        "--languages",
+        ",".join(langs),
+    ]
     m = measure("datatrove (2 workers)", cmd, RUNS / f"{tag}.log", env)
     if m.rc != 0:
         raise SystemExit(f"datatrove failed (rc={m.rc}):\n{tail(m.log)}")
     import pyarrow.dataset as ds
+
     ids = ds.dataset(work / "output", format="parquet").to_table(columns=["id"])["id"].to_pylist()
     stages = {}
     for line in Path(m.log).read_text(errors="replace").splitlines():
@@ -270,11 +326,9 @@ def profile_child(glob: str, out: Path, model: Path, mode: str) -> dict:
     under cProfile ("cprofile"). Returns what the report needs."""
     import functools
     import inspect
+
     import apache_beam as beam
 
-    from pipeline.cli import check_output, check_stage_setup, resolve_config, parser
-    from pipeline.runner import run_local
-    from pipeline.sources import discover
     import pipeline.stages.base
     import pipeline.stages.dedup
     import pipeline.stages.finalize
@@ -285,6 +339,9 @@ def profile_child(glob: str, out: Path, model: Path, mode: str) -> dict:
     import pipeline.stages.read
     import pipeline.stages.route
     import pipeline.stages.write
+    from pipeline.cli import check_output, check_stage_setup, parser, resolve_config
+    from pipeline.runner import run_local
+    from pipeline.sources import discover
 
     seconds: dict[str, float] = {}
     calls: dict[str, int] = {}
@@ -314,7 +371,9 @@ def profile_child(glob: str, out: Path, model: Path, mode: str) -> dict:
                         return
                     add(name, time.perf_counter() - t)
                     yield x
+
             return timed()
+
         return process
 
     def wrap_setup(orig):
@@ -325,12 +384,22 @@ def profile_child(glob: str, out: Path, model: Path, mode: str) -> dict:
                 return orig(self, *a, **k)
             finally:
                 add(f"{type(self).__name__} (setup)", time.perf_counter() - t)
+
         return setup
 
     if mode == "timers":
-        mods = [pipeline.stages.base, pipeline.stages.dedup, pipeline.stages.finalize, pipeline.stages.heuristics,
-                pipeline.stages.langid, pipeline.stages.mixture, pipeline.stages.quality, pipeline.stages.read,
-                pipeline.stages.route, pipeline.stages.write]
+        mods = [
+            pipeline.stages.base,
+            pipeline.stages.dedup,
+            pipeline.stages.finalize,
+            pipeline.stages.heuristics,
+            pipeline.stages.langid,
+            pipeline.stages.mixture,
+            pipeline.stages.quality,
+            pipeline.stages.read,
+            pipeline.stages.route,
+            pipeline.stages.write,
+        ]
         for mod in mods:
             for _, cls in inspect.getmembers(mod, inspect.isclass):
                 if issubclass(cls, beam.DoFn) and cls.__module__ == mod.__name__:
@@ -339,8 +408,21 @@ def profile_child(glob: str, out: Path, model: Path, mode: str) -> dict:
                     if "setup" in cls.__dict__:
                         cls.setup = wrap_setup(cls.__dict__["setup"])
 
-    args = parser().parse_args(["run", str(CONFIG), "--input", glob, "--output", str(out), "--workers", "1",
-                                "--overwrite", "--set", f"stages.quality.model_path={model}"])
+    args = parser().parse_args(
+        [
+            "run",
+            str(CONFIG),
+            "--input",
+            glob,
+            "--output",
+            str(out),
+            "--workers",
+            "1",
+            "--overwrite",
+            "--set",
+            f"stages.quality.model_path={model}",
+        ]
+    )
     config = resolve_config(args)
     check_stage_setup(config)
     specs = discover(config.sources)
@@ -349,22 +431,37 @@ def profile_child(glob: str, out: Path, model: Path, mode: str) -> dict:
     if mode == "cprofile":
         import cProfile
         import pstats
+
         prof = cProfile.Profile()
         prof.enable()
         run_local(config, specs, 1)
         prof.disable()
         wall = time.perf_counter() - t0
         st = pstats.Stats(prof)
-        rows = sorted(((tt, ct, nc, f"{Path(fn).name}:{ln}({func})" if fn != "~" else func)
-                       for (fn, ln, func), (cc, nc, tt, ct, _) in st.stats.items()), reverse=True)[:20]
-        return {"wall_s": wall, "total_tt": sum(v[2] for v in st.stats.values()),
-                "top": [{"function": f, "tottime": round(tt, 2), "cumtime": round(ct, 2), "calls": nc}
-                        for tt, ct, nc, f in rows]}
+        rows = sorted(
+            (
+                (tt, ct, nc, f"{Path(fn).name}:{ln}({func})" if fn != "~" else func)
+                for (fn, ln, func), (cc, nc, tt, ct, _) in st.stats.items()
+            ),
+            reverse=True,
+        )[:20]
+        return {
+            "wall_s": wall,
+            "total_tt": sum(v[2] for v in st.stats.values()),
+            "top": [
+                {"function": f, "tottime": round(tt, 2), "cumtime": round(ct, 2), "calls": nc} for tt, ct, nc, f in rows
+            ],
+        }
     run_local(config, specs, 1)
     wall = time.perf_counter() - t0
     manifest = json.loads((out / "manifest.json").read_text())
-    return {"wall_s": wall, "seconds": seconds, "calls": calls, "ledger": manifest["ledger"],
-            "stages": {k: v.get("dropped", 0) for k, v in manifest["stages"].items()}}
+    return {
+        "wall_s": wall,
+        "seconds": seconds,
+        "calls": calls,
+        "ledger": manifest["ledger"],
+        "stages": {k: v.get("dropped", 0) for k, v in manifest["stages"].items()},
+    }
 
 
 def run_profile(tag: str, glob: str, model: Path, mode: str) -> dict:
@@ -372,8 +469,21 @@ def run_profile(tag: str, glob: str, model: Path, mode: str) -> dict:
     if out.exists():
         shutil.rmtree(out)
     res_path = RUNS / f"profile-{mode}.json"
-    cmd = [sys.executable, "-m", "bench.run", "--profile-child", mode, "--profile-glob", glob,
-           "--profile-out", str(out), "--profile-model", str(model), "--profile-result", str(res_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--profile-child",
+        mode,
+        "--profile-glob",
+        glob,
+        "--profile-out",
+        str(out),
+        "--profile-model",
+        str(model),
+        "--profile-result",
+        str(res_path),
+    ]
     m = measure(f"profile ({mode})", cmd, RUNS / f"{tag}.log")
     if m.rc != 0:
         raise SystemExit(f"profile run failed (rc={m.rc}):\n{tail(m.log)}")
@@ -408,19 +518,28 @@ def stage_rows(prof: dict, n_docs: int) -> list[tuple[str, str, float, float, st
     ledger = prof["ledger"]
     reach = {"ReadFile": n_docs}
     left = n_docs - ledger.get("quarantined", 0)
-    for name, cls in (("langid", "LanguageIdStage"), ("heuristics", "HeuristicsStage"),
-                      ("quality", "QualityStage")):
+    for name, cls in (("langid", "LanguageIdStage"), ("heuristics", "HeuristicsStage"), ("quality", "QualityStage")):
         reach[cls] = left
         left -= st.get(name, 0)
     reach["TokenCount"] = reach["DedupKeys"] = reach["RouteDocuments"] = left
     reach["Finalize"] = n_docs
-    labels = {"ReadFile": "read + normalize", "LanguageIdStage": "langid", "HeuristicsStage": "heuristics",
-              "QualityStage": "quality (fastText)", "TokenCount": "token counts", "DedupKeys": "dedup keys (MinHash)",
-              "RouteDocuments": "route (let text go)", "ExactDedupPartition": "exact dedup",
-              "MinHashPartition": "MinHash buckets", "AttachNodes": "MinHash survivors",
-              "ResolveClusters": "MinHash survivors",
-              "CountUnconverged": "connected components", "Finalize": "last pass (re-read, merge)",
-              "WriteShard": "write Parquet", "WriteManifest": "manifest"}
+    labels = {
+        "ReadFile": "read + normalize",
+        "LanguageIdStage": "langid",
+        "HeuristicsStage": "heuristics",
+        "QualityStage": "quality (fastText)",
+        "TokenCount": "token counts",
+        "DedupKeys": "dedup keys (MinHash)",
+        "RouteDocuments": "route (let text go)",
+        "ExactDedupPartition": "exact dedup",
+        "MinHashPartition": "MinHash buckets",
+        "AttachNodes": "MinHash survivors",
+        "ResolveClusters": "MinHash survivors",
+        "CountUnconverged": "connected components",
+        "Finalize": "last pass (re-read, merge)",
+        "WriteShard": "write Parquet",
+        "WriteManifest": "manifest",
+    }
     rows = []
     wall = prof["wall_s"]
     for cls, s in sorted(sec.items(), key=lambda kv: -kv[1]):
@@ -439,30 +558,45 @@ def write_report(ctx: dict) -> str:
     sp2, sp1 = dt.wall_s / w2.wall_s, dt.wall_s / w1.wall_s
     mem2, mem1 = peak(runs, w2.name) / peak(runs, dt.name), peak(runs, w1.name) / peak(runs, dt.name)
     m = ctx["machine"]
-    L = [f"# Race against datatrove ({'quick' if ctx['quick'] else 'full'} corpus)", "",
-         f"`{ctx['command']}` — {time.strftime('%Y-%m-%d %H:%M')}, on {m['nproc']} cores ({m['cpu']}), "
-         f"{m['ram_gib']} GiB RAM, Python {m['python']}, Linux {m['kernel']}. Load average (1 min) at the start: "
-         f"{ctx['load_start']} (above ~1, other processes competed for the {m['nproc']} cores; the load before and "
-         f"after each run is in the table). Each contestant ran {ctx['rounds']} times, alternating; the summary takes "
-         f"the best wall time of each and the highest peak memory. CPU seconds (every process of the tree, "
-         f"children included) depend less on the load than wall times.",
-         "", f"Corpus: `{ctx['corpus']}` — {n_docs:,} documents, {mb:,.1f} MB of text.", "",
-         "| run | round | wall s | docs/s | MB/s | CPU s | docs per CPU-s | peak RSS MB (procs) | load before → after | kept |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    L = [
+        f"# Race against datatrove ({'quick' if ctx['quick'] else 'full'} corpus)",
+        "",
+        f"`{ctx['command']}` — {time.strftime('%Y-%m-%d %H:%M')}, on {m['nproc']} cores ({m['cpu']}), "
+        f"{m['ram_gib']} GiB RAM, Python {m['python']}, Linux {m['kernel']}. Load average (1 min) at the start: "
+        f"{ctx['load_start']} (above ~1, other processes competed for the {m['nproc']} cores; the load before and "
+        f"after each run is in the table). Each contestant ran {ctx['rounds']} times, alternating; the summary takes "
+        f"the best wall time of each and the highest peak memory. CPU seconds (every process of the tree, "
+        f"children included) depend less on the load than wall times.",
+        "",
+        f"Corpus: `{ctx['corpus']}` — {n_docs:,} documents, {mb:,.1f} MB of text.",
+        "",
+        "| run | round | wall s | docs/s | MB/s | CPU s | docs per CPU-s | peak RSS MB (procs) | load before → after | kept |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in runs:
-        L.append(f"| {r.name} | {r.extra.get('round', '')} | {r.wall_s:,.1f} | {n_docs / r.wall_s:,.0f} | "
-                 f"{mb / r.wall_s:,.2f} | {r.cpu_s:,.1f} | {n_docs / r.cpu_s:,.0f} | {fmt_mb(r.peak_rss)} "
-                 f"({r.peak_procs}) | {r.load_before} → {r.load_after} | {len(r.extra['kept_ids']):,} |")
-    L += ["", "Best of the rounds, ours over datatrove:", "",
-          "| ours | docs/s ours | docs/s datatrove | speedup | goal | CPU-s ratio (theirs/ours) | peak RSS ours / theirs | memory goal |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r, sp, mem, goal, memgoal in ((w2, sp2, mem2, GOALS["speedup_w2"], ""),
-                                       (w1, sp1, mem1, GOALS["speedup_w1"], "≤ 1.0")):
+        L.append(
+            f"| {r.name} | {r.extra.get('round', '')} | {r.wall_s:,.1f} | {n_docs / r.wall_s:,.0f} | "
+            f"{mb / r.wall_s:,.2f} | {r.cpu_s:,.1f} | {n_docs / r.cpu_s:,.0f} | {fmt_mb(r.peak_rss)} "
+            f"({r.peak_procs}) | {r.load_before} → {r.load_after} | {len(r.extra['kept_ids']):,} |"
+        )
+    L += [
+        "",
+        "Best of the rounds, ours over datatrove:",
+        "",
+        "| ours | docs/s ours | docs/s datatrove | speedup | goal | CPU-s ratio (theirs/ours) | peak RSS ours / theirs | memory goal |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r, sp, mem, goal, memgoal in (
+        (w2, sp2, mem2, GOALS["speedup_w2"], ""),
+        (w1, sp1, mem1, GOALS["speedup_w1"], "≤ 1.0"),
+    ):
         ok = "met" if sp >= goal else f"missed by {goal / sp:.2f}×"
         memok = ("met" if mem <= 1.0 else f"missed ({mem:.2f}×)") if memgoal else "—"
-        L.append(f"| {r.name} | {n_docs / r.wall_s:,.0f} | {n_docs / dt.wall_s:,.0f} | **{sp:.2f}×** | ≥ {goal:.0f}×: {ok} "
-                 f"| {dt.cpu_s / r.cpu_s:.2f} | {mem:.2f} ({fmt_mb(peak(runs, r.name))} / {fmt_mb(peak(runs, dt.name))} MB) "
-                 f"| {memgoal + ': ' + memok if memgoal else memok} |")
+        L.append(
+            f"| {r.name} | {n_docs / r.wall_s:,.0f} | {n_docs / dt.wall_s:,.0f} | **{sp:.2f}×** | ≥ {goal:.0f}×: {ok} "
+            f"| {dt.cpu_s / r.cpu_s:.2f} | {mem:.2f} ({fmt_mb(peak(runs, r.name))} / {fmt_mb(peak(runs, dt.name))} MB) "
+            f"| {memgoal + ': ' + memok if memgoal else memok} |"
+        )
     L += ["", "Processes at the moment of each contestant's highest peak (RSS, MB):", ""]
     for name in (w2.name, w1.name, dt.name):
         r = max((x for x in runs if x.name == name), key=lambda x: x.peak_rss)
@@ -472,14 +606,20 @@ def write_report(ctx: dict) -> str:
     ours_ids, dt_ids = set(w2.extra["kept_ids"]), set(dt.extra["kept_ids"])
     en = {i for i, row in man.items() if row.get("lang") == "en"}
     same = set(w1.extra["kept_ids"]) == ours_ids
-    L += ["", "## Do both keep the same documents?", "",
-          f"Ours kept {len(ours_ids):,} documents after every filter and dedup ({w2.extra['written']:,} written to the "
-          f"mixture, the rest left out by its sampling to hit the token shares); datatrove kept {len(dt_ids):,}. "
-          f"Our `--workers 1` and `--workers 2` runs kept {'the same' if same else 'DIFFERENT'} sets.", "",
-          "| documents | ours | datatrove | both | Jaccard |", "| --- | --- | --- | --- | --- |",
-          f"| all | {len(ours_ids):,} | {len(dt_ids):,} | {len(ours_ids & dt_ids):,} | {jaccard(ours_ids, dt_ids):.3f} |",
-          f"| English (corpus `lang` = en) | {len(ours_ids & en):,} | {len(dt_ids & en):,} | {len(ours_ids & dt_ids & en):,} "
-          f"| {jaccard(ours_ids & en, dt_ids & en):.3f} |"]
+    L += [
+        "",
+        "## Do both keep the same documents?",
+        "",
+        f"Ours kept {len(ours_ids):,} documents after every filter and dedup ({w2.extra['written']:,} written to the "
+        f"mixture, the rest left out by its sampling to hit the token shares); datatrove kept {len(dt_ids):,}. "
+        f"Our `--workers 1` and `--workers 2` runs kept {'the same' if same else 'DIFFERENT'} sets.",
+        "",
+        "| documents | ours | datatrove | both | Jaccard |",
+        "| --- | --- | --- | --- | --- |",
+        f"| all | {len(ours_ids):,} | {len(dt_ids):,} | {len(ours_ids & dt_ids):,} | {jaccard(ours_ids, dt_ids):.3f} |",
+        f"| English (corpus `lang` = en) | {len(ours_ids & en):,} | {len(dt_ids & en):,} | {len(ours_ids & dt_ids & en):,} "
+        f"| {jaccard(ours_ids & en, dt_ids & en):.3f} |",
+    ]
     by_cat = {}
     for i in ours_ids | dt_ids:
         c = man.get(i, {}).get("category", "?")
@@ -489,17 +629,26 @@ def write_report(ctx: dict) -> str:
         acc[1] += d
         acc[2] += o and d
     L += [f"| {c} | {o:,} | {d:,} | {b:,} | {b / (o + d - b):.3f} |" for c, (o, d, b) in sorted(by_cat.items())]
-    L += ["", "datatrove's Gopher filters and MinHash use English stop words and spaCy's English tokenizer, so it "
-          "keeps almost no other language (its `GopherQualityFilter` drops them for too few stop words); ours applies "
-          "the rules per language. Both drop code here (the corpus is one text source; code fails language ID)."]
+    L += [
+        "",
+        "datatrove's Gopher filters and MinHash use English stop words and spaCy's English tokenizer, so it "
+        "keeps almost no other language (its `GopherQualityFilter` drops them for too few stop words); ours applies "
+        "the rules per language. Both drop code here (the corpus is one text source; code fails language ID).",
+    ]
     # profile
     prof = ctx.get("profile")
     if prof:
-        L += ["", "## Where our time goes (in process, one worker)", "",
-              f"A separate in-process run on {prof['docs']:,} documents ({prof['corpus']}) with each DoFn's own time "
-              f"measured (exclusive of the stages it feeds): {prof['wall_s']:.1f} s in `run_local`, "
-              f"{prof['process_wall_s']:.1f} s for the whole process (imports and start-up included).", "",
-              "| stage | DoFn | seconds | share of run | docs/s of the stage |", "| --- | --- | --- | --- | --- |"]
+        L += [
+            "",
+            "## Where our time goes (in process, one worker)",
+            "",
+            f"A separate in-process run on {prof['docs']:,} documents ({prof['corpus']}) with each DoFn's own time "
+            f"measured (exclusive of the stages it feeds): {prof['wall_s']:.1f} s in `run_local`, "
+            f"{prof['process_wall_s']:.1f} s for the whole process (imports and start-up included).",
+            "",
+            "| stage | DoFn | seconds | share of run | docs/s of the stage |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         rows = stage_rows(prof, prof["docs"])
         for label, cls, s, share, rate in rows:
             L.append(f"| {label} | {cls} | {s:.2f} | {share:.1%} | {rate} |")
@@ -507,22 +656,42 @@ def write_report(ctx: dict) -> str:
         L.append(f"| Beam runner (shuffles, coders, bundles) | — | {rest:.2f} | {rest / prof['wall_s']:.1%} | |")
     cprof = ctx.get("cprofile")
     if cprof:
-        L += ["", f"cProfile of another in-process run ({cprof['wall_s']:.1f} s under the profiler): top functions "
-              "by own time.", "", "| function | own s | cumulative s | calls |", "| --- | --- | --- | --- |"]
-        L += [f"| `{t['function']}` | {t['tottime']:.2f} | {t['cumtime']:.2f} | {t['calls']:,} |" for t in cprof["top"][:15]]
+        L += [
+            "",
+            f"cProfile of another in-process run ({cprof['wall_s']:.1f} s under the profiler): top functions "
+            "by own time.",
+            "",
+            "| function | own s | cumulative s | calls |",
+            "| --- | --- | --- | --- |",
+        ]
+        L += [
+            f"| `{t['function']}` | {t['tottime']:.2f} | {t['cumtime']:.2f} | {t['calls']:,} |"
+            for t in cprof["top"][:15]
+        ]
     if dt.extra.get("stages"):
-        L += ["", "datatrove's own stage times in its best run: " + ", ".join(
-            f"{k} {v:.1f} s" for k, v in dt.extra["stages"].items()) + "."]
+        L += [
+            "",
+            "datatrove's own stage times in its best run: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in dt.extra["stages"].items())
+            + ".",
+        ]
     scale = ctx.get("scale")
     if scale:
-        L += ["", "## Memory as the corpus grows (ours)", "",
-              f"The first {scale[0]['parts']} files of the quick corpus repeated with new ids (repeats are exact "
-              f"duplicates, so every copy crosses the dedup shuffles), `--workers {scale[0]['workers']}`:", "",
-              "| corpus | documents | MB | wall s | docs/s | peak RSS MB (procs) | load before |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+        L += [
+            "",
+            "## Memory as the corpus grows (ours)",
+            "",
+            f"The first {scale[0]['parts']} files of the quick corpus repeated with new ids (repeats are exact "
+            f"duplicates, so every copy crosses the dedup shuffles), `--workers {scale[0]['workers']}`:",
+            "",
+            "| corpus | documents | MB | wall s | docs/s | peak RSS MB (procs) | load before |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for s in scale:
-            L.append(f"| {s['factor']}× | {s['docs']:,} | {s['mb']:,.0f} | {s['wall_s']:,.1f} | {s['docs'] / s['wall_s']:,.0f} "
-                     f"| {fmt_mb(s['peak_rss'])} ({s['procs']}) | {s['load']} |")
+            L.append(
+                f"| {s['factor']}× | {s['docs']:,} | {s['mb']:,.0f} | {s['wall_s']:,.1f} | {s['docs'] / s['wall_s']:,.0f} "
+                f"| {fmt_mb(s['peak_rss'])} ({s['procs']}) | {s['load']} |"
+            )
         g = scale[-1]["peak_rss"] / scale[0]["peak_rss"]
         L.append("")
         L.append(f"Peak memory grows {g:.2f}× for {scale[-1]['factor'] // scale[0]['factor']}× the documents.")
@@ -543,8 +712,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-scale", action="store_true", help="skip the 1x/4x/16x memory scale-up (full mode)")
     ap.add_argument("--scale", action="store_true", help="run the scale-up in quick mode too")
-    ap.add_argument("--scale-parts", type=int, default=2,
-                    help="the scale-up repeats this many of the quick corpus's 8 files (default 2: ~4,000 docs)")
+    ap.add_argument(
+        "--scale-parts",
+        type=int,
+        default=2,
+        help="the scale-up repeats this many of the quick corpus's 8 files (default 2: ~4,000 docs)",
+    )
     ap.add_argument("--scale-workers", type=int, default=1, help="--workers of the scale-up runs (default 1)")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--profile-child", choices=["timers", "cprofile"], help=argparse.SUPPRESS)
@@ -577,13 +750,24 @@ def main(argv: list[str] | None = None) -> int:
     log(f"corpus {corpus}: {n_docs:,} documents, {n_bytes / 1e6:,.1f} MB")
 
     from bench.proxy_quality import ensure_model
+
     model = ensure_model()
     dt_py = ensure_dt_venv()
     langs = languages()
 
-    ctx = {"quick": args.quick, "machine": machine(), "load_start": round(os.getloadavg()[0], 2),
-           "command": "make bench" + (" QUICK=1" if args.quick else "") + f"  (python -m bench.run{' --quick' if args.quick else ''})",
-           "corpus": str(corpus), "n_docs": n_docs, "n_bytes": n_bytes, "rounds": args.rounds, "runs": []}
+    ctx = {
+        "quick": args.quick,
+        "machine": machine(),
+        "load_start": round(os.getloadavg()[0], 2),
+        "command": "make bench"
+        + (" QUICK=1" if args.quick else "")
+        + f"  (python -m bench.run{' --quick' if args.quick else ''})",
+        "corpus": str(corpus),
+        "n_docs": n_docs,
+        "n_bytes": n_bytes,
+        "rounds": args.rounds,
+        "runs": [],
+    }
     for rnd in range(1, args.rounds + 1):
         order = ["w2", "w1", "dt"] if rnd % 2 else ["dt", "w1", "w2"]
         for who in order:
@@ -593,9 +777,11 @@ def main(argv: list[str] | None = None) -> int:
                 m = run_ours(f"r{rnd}-ours-{who}", glob, int(who[1]), model)
             m.extra["round"] = rnd
             ctx["runs"].append(m)
-            log(f"round {rnd}: {m.name}: {m.wall_s:.1f} s ({n_docs / m.wall_s:,.0f} docs/s), CPU {m.cpu_s:.1f} s, "
+            log(
+                f"round {rnd}: {m.name}: {m.wall_s:.1f} s ({n_docs / m.wall_s:,.0f} docs/s), CPU {m.cpu_s:.1f} s, "
                 f"peak {fmt_mb(m.peak_rss)} MB in {m.peak_procs} processes, load {m.load_before} -> {m.load_after}, "
-                f"kept {len(m.extra['kept_ids']):,}")
+                f"kept {len(m.extra['kept_ids']):,}"
+            )
 
     ctx["manifest"] = read_bench_manifest(corpus)
     if not args.no_profile:
@@ -626,15 +812,27 @@ def main(argv: list[str] | None = None) -> int:
             log(f"scale-up: {factor}x ...")
             stats = build_scaled(BENCH_CORPUS, factor, d, args.scale_parts)
             m = run_ours(f"scale-x{factor}", str(d / "part-*.jsonl.zst"), args.scale_workers, model)
-            scale.append({"factor": factor, "docs": stats["docs"], "mb": stats["text_bytes"] / 1e6, "wall_s": m.wall_s,
-                          "workers": args.scale_workers, "peak_rss": m.peak_rss, "procs": m.peak_procs,
-                          "load": m.load_before, "parts": args.scale_parts})
+            scale.append(
+                {
+                    "factor": factor,
+                    "docs": stats["docs"],
+                    "mb": stats["text_bytes"] / 1e6,
+                    "wall_s": m.wall_s,
+                    "workers": args.scale_workers,
+                    "peak_rss": m.peak_rss,
+                    "procs": m.peak_procs,
+                    "load": m.load_before,
+                    "parts": args.scale_parts,
+                }
+            )
             log(f"scale-up {factor}x: {stats['docs']:,} docs, {m.wall_s:.1f} s, peak {fmt_mb(m.peak_rss)} MB")
         ctx["scale"] = scale
 
     line = write_report(ctx)
-    raw = {**{k: v for k, v in ctx.items() if k not in ("runs", "manifest")},
-           "runs": [{**asdict(r), "extra": {k: v for k, v in r.extra.items() if k != "kept_ids"}} for r in ctx["runs"]]}
+    raw = {
+        **{k: v for k, v in ctx.items() if k not in ("runs", "manifest")},
+        "runs": [{**asdict(r), "extra": {k: v for k, v in r.extra.items() if k != "kept_ids"}} for r in ctx["runs"]],
+    }
     (RUNS / "last.json").write_text(json.dumps(raw, indent=1, default=str))
     log(f"wrote {RESULTS} in {time.monotonic() - t_start:.0f} s")
     print(line)

@@ -9,6 +9,7 @@ shuffles, before the runner's own framing and compression. The README's Scaling 
 
 The config names the sources (as for `curate run`); at most N documents are read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,10 +18,10 @@ from collections import defaultdict
 
 from apache_beam.coders import coders
 
-from pipeline.config import load_config
-from pipeline.sources import discover, read_file
 from classifiers.decisions import Fate
+from pipeline.config import load_config
 from pipeline.records import Info
+from pipeline.sources import discover, read_file
 from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, STATS_TAG, DedupKeys, ExactDedupPartition
 from pipeline.stages.finalize import Finalize
 from pipeline.stages.heuristics import HeuristicsStage
@@ -37,8 +38,12 @@ def size(value) -> int:
 
 def measure(config, max_docs: int, partitions: int = 64) -> dict:
     st = config.stages
-    stages = [LanguageIdStage(st.langid, False), HeuristicsStage(st.heuristics, False),
-              TokenCount(tokenizer_spec(config.tokenizer), False), DedupKeys(st.exact_dedup, st.minhash_dedup, False)]
+    stages = [
+        LanguageIdStage(st.langid, False),
+        HeuristicsStage(st.heuristics, False),
+        TokenCount(tokenizer_spec(config.tokenizer), False),
+        DedupKeys(st.exact_dedup, st.minhash_dedup, False),
+    ]
     for s in stages:
         s.setup()
     route = RouteDocuments(config, partitions)
@@ -70,10 +75,13 @@ def measure(config, max_docs: int, partitions: int = 64) -> dict:
                 out["band_items"] += len(o[1]) // 16
             elif tag == NODES_TAG:  # each survivor's node and payload, once
                 out["GroupNodes"] += size(o.value)
-    return {"documents": docs, "text_bytes_per_doc": text_bytes / max(1, docs),
-            "first_pass_survivors": survivors,
-            "bytes_per_input_doc": {k: v / max(1, docs) for k, v in out.items() if k != "band_items"},
-            "band_items_per_survivor": out["band_items"] / max(1, survivors)}
+    return {
+        "documents": docs,
+        "text_bytes_per_doc": text_bytes / max(1, docs),
+        "first_pass_survivors": survivors,
+        "bytes_per_input_doc": {k: v / max(1, docs) for k, v in out.items() if k != "band_items"},
+        "band_items_per_survivor": out["band_items"] / max(1, survivors),
+    }
 
 
 class _OneShard:

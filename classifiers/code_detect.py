@@ -16,14 +16,21 @@ A cheap pre-check (syntax density and line shape) answers "prose" for most prose
 line scan. Pure functions, no Beam; `bench/code_detect_eval.py` measures precision and recall on
 real code and real prose (results in the README).
 """
+
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
 
-from classifiers.langid import (EXTENSION_LANGUAGE, FILENAME_LANGUAGE, _language_from_shebang, content_scores,
-                                detect_programming_language, language_from_scores)
+from classifiers.langid import (
+    EXTENSION_LANGUAGE,
+    FILENAME_LANGUAGE,
+    _language_from_shebang,
+    content_scores,
+    detect_programming_language,
+    language_from_scores,
+)
 
 SCAN_CHARS = 6000  # the head of the document looked at (after its leading comments) ...
 MAX_LINES = 150  # ... its first lines for the shape of code lines ...
@@ -34,21 +41,55 @@ PROSE_DENSITY = 0.01
 # content decisions, each (min share of code-like lines, min syntax density, min keyword score of
 # the best language): the prose sets of the benchmark stay below every one of them
 RULES = (
-    (0.20, 0.04, 4.0),   # some code lines, some syntax, a language's keywords
+    (0.20, 0.04, 4.0),  # some code lines, some syntax, a language's keywords
     (0.15, 0.025, 8.0),  # a language's keywords all over (tables of data in code)
-    (0.50, 0.0, 4.0),    # mostly code lines with keywords (C headers of #defines)
-    (0.50, 0.02, 0.0),   # mostly code lines
-    (0.45, 0.07, 0.0),   # code lines and syntax, no known language
-    (0.10, 0.12, 0.0),   # dense syntax (template-heavy C++, minified-ish code)
+    (0.50, 0.0, 4.0),  # mostly code lines with keywords (C headers of #defines)
+    (0.50, 0.02, 0.0),  # mostly code lines
+    (0.45, 0.07, 0.0),  # code lines and syntax, no known language
+    (0.10, 0.12, 0.0),  # dense syntax (template-heavy C++, minified-ish code)
 )
 # a code path needs only this much syntax (it rules out a prose file misnamed .py)
 PATH_DENSITY, PATH_LINES = 0.02, 0.1
 
 # extensions that name markup, data or a web page rather than a program: not evidence on their own
 NOT_CODE_EXTENSIONS = {
-    "html", "htm", "xhtml", "php", "phtml", "md", "markdown", "rst", "tex", "sty", "cls", "json", "yaml",
-    "yml", "toml", "xml", "xsd", "xsl", "xslt", "ini", "cfg", "mat", "s", "d", "r", "m", "pp", "sc", "ss",
-    "edn", "cmd", "diff", "patch", "css", "scss", "sass", "sql",
+    "html",
+    "htm",
+    "xhtml",
+    "php",
+    "phtml",
+    "md",
+    "markdown",
+    "rst",
+    "tex",
+    "sty",
+    "cls",
+    "json",
+    "yaml",
+    "yml",
+    "toml",
+    "xml",
+    "xsd",
+    "xsl",
+    "xslt",
+    "ini",
+    "cfg",
+    "mat",
+    "s",
+    "d",
+    "r",
+    "m",
+    "pp",
+    "sc",
+    "ss",
+    "edn",
+    "cmd",
+    "diff",
+    "patch",
+    "css",
+    "scss",
+    "sass",
+    "sql",
 }
 CODE_EXTENSIONS = {e for e in EXTENSION_LANGUAGE if e not in NOT_CODE_EXTENSIONS}
 
@@ -66,24 +107,29 @@ _CODE_LINE = re.compile(
       | (?://|/\*|\*/|--\s|;;|<!--|@\w+)
       | [\w.\[\]'"]+\s*(?::=|[-+*/|&]?=)\s*\S
       | .*(?:[;{]|\)\s*:|=>|->)\s*$
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 
 
 # a leading block of comments (licence headers) or a module docstring: skipped before the content
 # is measured (it is prose inside code), the preprocessor's `#include`/`#define` kept
-_LEAD = re.compile(r"""\A(?:\s*(?:
+_LEAD = re.compile(
+    r"""\A(?:\s*(?:
         \#(?!!|\s*(?:include|define|if|ifdef|ifndef|endif|pragma|undef|else|elif|import)\b)[^\n]*
       | //[^\n]* | /\*[\s\S]*?\*/ | --[^\n]* | ;[^\n]*
       | [rRuU]?\"\"\"[\s\S]*?\"\"\" | [rRuU]?\'\'\'[\s\S]*?\'\'\'
-    ))+""", re.VERBOSE)
+    ))+""",
+    re.VERBOSE,
+)
 
 
 def body_of(text: str) -> str:
     """The document's head after its leading comments and docstring (SCAN_CHARS of it)."""
-    head = text[:4 * SCAN_CHARS]
+    head = text[: 4 * SCAN_CHARS]
     m = _LEAD.match(head)
     if m and m.end() < len(head) - 200:
-        return head[m.end():m.end() + SCAN_CHARS]
+        return head[m.end() : m.end() + SCAN_CHARS]
     return head[:SCAN_CHARS]
 
 

@@ -12,6 +12,7 @@ The decisions themselves are pure functions next to their tests: `classifiers.du
 (which duplicate survives), `classifiers.mixture.MixturePlan.uses` (the mixture's keep/drop),
 `empty_document` below, the filters in `classifiers.heuristics`, `classifiers.langid`.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -45,6 +46,7 @@ def empty_document(text: str, min_chars: int) -> Drop | None:
 
 class Fate(NamedTuple):
     """Where a document ends, all decisions about it merged (the last pass writes it so)."""
+
     drop: Drop | None  # None: kept
     size: int  # dup_cluster_size: input documents it stands for
     cluster: str  # dup_cluster: the survivor it was deduplicated against (itself when none)

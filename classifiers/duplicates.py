@@ -12,9 +12,11 @@ document's uid (so ties are impossible and the choice does not depend on arrival
 counts as -1, below every score). URL dedup first prefers the latest timestamp
 (`timestamp_key`) or the first document read (smallest uid), by `UrlDedupParams.keep`.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Generic, NamedTuple, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, NamedTuple, TypeVar
 
 from classifiers.decisions import Cluster, Drop
 
@@ -22,8 +24,11 @@ T = TypeVar("T")
 Node = tuple  # (id, uid) or (-quality, id, uid): see the module docstring
 
 # the rule a duplicate is dropped with, per dedup stage
-DUPLICATE_RULES = {"url_dedup": "url_dedup/duplicate", "exact_dedup": "exact_dedup/duplicate",
-                   "minhash_dedup": "minhash_dedup/near_duplicate"}
+DUPLICATE_RULES = {
+    "url_dedup": "url_dedup/duplicate",
+    "exact_dedup": "exact_dedup/duplicate",
+    "minhash_dedup": "minhash_dedup/near_duplicate",
+}
 MISSING_QUALITY = -1.0  # ranks a document without a quality score below every scored one
 
 
@@ -57,8 +62,9 @@ def by_node(members: Sequence[T], node: Callable[[T], Node]) -> list[T]:
     return sorted(members, key=node)
 
 
-def by_url_policy(members: Sequence[T], keep: str, node: Callable[[T], Node],
-                  timestamp: Callable[[T], tuple]) -> list[T]:
+def by_url_policy(
+    members: Sequence[T], keep: str, node: Callable[[T], Node], timestamp: Callable[[T], tuple]
+) -> list[T]:
     """URL dedup: `first`, the first document read (smallest uid) first; `latest`, the latest
     timestamp first, the smallest node among equal timestamps."""
     if keep == "first":
@@ -74,11 +80,14 @@ class Resolution(NamedTuple, Generic[T]):
     cluster: Cluster  # what the survivor gets: the group's total weight
 
 
-def resolve(preferred: Sequence[T], stage: str, node: Callable[[T], Node],
-            weight: Callable[[T], int]) -> Resolution[T]:
+def resolve(preferred: Sequence[T], stage: str, node: Callable[[T], Node], weight: Callable[[T], int]) -> Resolution[T]:
     """A group of duplicates, in order of preference (`by_node`, `by_url_policy`) -> the
     survivor, the duplicates, the drop they get and the survivor's cluster."""
     survivor = preferred[0]
     sid = node_id(node(survivor))
-    return Resolution(survivor, list(preferred[1:]), Drop(stage, DUPLICATE_RULES[stage], sid),
-                      Cluster(sum(weight(m) for m in preferred), sid))
+    return Resolution(
+        survivor,
+        list(preferred[1:]),
+        Drop(stage, DUPLICATE_RULES[stage], sid),
+        Cluster(sum(weight(m) for m in preferred), sid),
+    )

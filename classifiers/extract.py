@@ -21,6 +21,7 @@ Hostile input is bounded before any parser sees it: a body over `max_html_bytes`
 than `max_depth` is refused (`too_deep`); a parser error is
 `extract_error`. All refusals are (None, rule, detail), never an exception.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -37,17 +38,47 @@ MiB = 1 << 20
 # and class/id names that mean navigation, sidebars, comments, sharing or ads in every CMS and
 # documentation generator (a class selector matches a whole class token: `.nav` not `.navigable`)
 BOILERPLATE = (
-    "nav", "header", "footer", "aside", "form", "dialog",
-    "[role=navigation]", "[role=banner]", "[role=contentinfo]", "[role=complementary]", "[role=search]",
-    "[role=dialog]", "[aria-hidden=true]", "[hidden]",
-    ".sidebar", "#sidebar", ".toc", "#toc", ".breadcrumb", ".breadcrumbs", ".menu", ".navbar", ".nav",
-    ".footer", "#footer", ".related", ".comments", "#comments", ".share", ".social", ".advert", ".ad",
-    ".ads", ".cookie-banner", ".skip-link",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "dialog",
+    "[role=navigation]",
+    "[role=banner]",
+    "[role=contentinfo]",
+    "[role=complementary]",
+    "[role=search]",
+    "[role=dialog]",
+    "[aria-hidden=true]",
+    "[hidden]",
+    ".sidebar",
+    "#sidebar",
+    ".toc",
+    "#toc",
+    ".breadcrumb",
+    ".breadcrumbs",
+    ".menu",
+    ".navbar",
+    ".nav",
+    ".footer",
+    "#footer",
+    ".related",
+    ".comments",
+    "#comments",
+    ".share",
+    ".social",
+    ".advert",
+    ".ad",
+    ".ads",
+    ".cookie-banner",
+    ".skip-link",
 )
 
 
 class ExtractParams(BaseModel):
     """stages.extract: HTML records (WARC responses) -> main text."""
+
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True  # False: the page's whole visible text (resiliparse, main_content off)
     extractor: Literal["cascade", "resiliparse", "trafilatura"] = "cascade"
@@ -70,12 +101,31 @@ class ExtractParams(BaseModel):
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
 _CT_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
 # WHATWG Encoding: labels that browsers (and so page authors) treat as windows-1252
-_HTML5_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "l1": "cp1252",
-                  "us-ascii": "cp1252", "ascii": "cp1252", "iso8859-1": "cp1252", "iso_8859-1": "cp1252",
-                  "x-user-defined": "cp1252", "windows-874": "cp874", "iso-8859-9": "cp1254",
-                  "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "ks_c_5601-1987": "cp949",
-                  "euc-kr": "cp949", "shift_jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "big5": "big5hkscs",
-                  "utf8": "utf-8", "unicode-1-1-utf-8": "utf-8", "utf-16": "utf-8"}  # utf-16 in meta: a lie
+_HTML5_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "l1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "iso8859-1": "cp1252",
+    "iso_8859-1": "cp1252",
+    "x-user-defined": "cp1252",
+    "windows-874": "cp874",
+    "iso-8859-9": "cp1254",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "big5": "big5hkscs",
+    "utf8": "utf-8",
+    "unicode-1-1-utf-8": "utf-8",
+    "utf-16": "utf-8",
+}  # utf-16 in meta: a lie
 PRESCAN_BYTES = 4096
 
 
@@ -106,7 +156,7 @@ def meta_charset(body: bytes) -> str | None:
 def detect_charset(body: bytes) -> str:
     """No declared charset: UTF-8 when the bytes are valid UTF-8, else a detector's guess
     (Resiliparse's uchardet; charset-normalizer if that is missing), else windows-1252."""
-    sample = body[:1 << 16]
+    sample = body[: 1 << 16]
     try:
         sample.decode("utf-8")
         return "utf-8"
@@ -115,10 +165,12 @@ def detect_charset(body: bytes) -> str:
             return "utf-8"
     try:
         from resiliparse.parse.encoding import detect_encoding
+
         guess = _codec(detect_encoding(sample))
     except ImportError:
         try:
             from charset_normalizer import from_bytes
+
             best = from_bytes(sample).best()
             guess = _codec(best.encoding) if best else None
         except ImportError:
@@ -130,10 +182,13 @@ def decode_html(body: bytes, http_charset: str | None) -> tuple[str, str, str]:
     """-> (text, codec, how): how is `bom`, `http`, `meta` or `detected`. A BOM wins (as in
     browsers), then the HTTP header's charset, then the page's <meta>, then detection. Bytes
     the codec cannot decode become U+FFFD."""
-    for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-                      (codecs.BOM_UTF16_BE, "utf-16-be")):
+    for bom, name in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
         if body.startswith(bom):
-            return body[len(bom):].decode(name, "replace"), name, "bom"
+            return body[len(bom) :].decode(name, "replace"), name, "bom"
     for how, label in (("http", http_charset), ("meta", meta_charset(body))):
         codec = _codec(label)
         if codec:
@@ -152,8 +207,31 @@ def binary_share(body: bytes) -> float:
 
 
 # elements that have no end tag, or whose end tag a parser implies (not nesting in practice)
-_NO_NEST = (b"area", b"base", b"br", b"col", b"embed", b"hr", b"img", b"input", b"link", b"meta", b"source", b"track",
-            b"wbr", b"p", b"li", b"option", b"td", b"tr", b"th", b"dt", b"dd", b"param", b"keygen")
+_NO_NEST = (
+    b"area",
+    b"base",
+    b"br",
+    b"col",
+    b"embed",
+    b"hr",
+    b"img",
+    b"input",
+    b"link",
+    b"meta",
+    b"source",
+    b"track",
+    b"wbr",
+    b"p",
+    b"li",
+    b"option",
+    b"td",
+    b"tr",
+    b"th",
+    b"dt",
+    b"dd",
+    b"param",
+    b"keygen",
+)
 _NAME_BYTES = 8  # tag names compared on their first 8 bytes (every _NO_NEST name is shorter)
 
 
@@ -214,8 +292,15 @@ def tidy(text: str) -> str:
     return _MANY_BLANKS.sub("\n\n", text).strip()
 
 
-_WALK = dict(preserve_formatting=True, list_bullets=True, alt_texts=False, links=False, form_fields=False,
-             noscript=False, comments=False)
+_WALK = dict(
+    preserve_formatting=True,
+    list_bullets=True,
+    alt_texts=False,
+    links=False,
+    form_fields=False,
+    noscript=False,
+    comments=False,
+)
 
 
 def _resiliparse(html: str, main_content: bool, skip: tuple[str, ...] | None = None) -> str:
@@ -230,9 +315,18 @@ def _resiliparse(html: str, main_content: bool, skip: tuple[str, ...] | None = N
 def _trafilatura(html: str, fast: bool) -> str:
     import trafilatura
 
-    out = trafilatura.extract(html, fast=fast, include_comments=False, include_tables=True, include_images=False,
-                              include_links=False, include_formatting=False, deduplicate=False,
-                              with_metadata=False, output_format="txt")
+    out = trafilatura.extract(
+        html,
+        fast=fast,
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        include_links=False,
+        include_formatting=False,
+        deduplicate=False,
+        with_metadata=False,
+        output_format="txt",
+    )
     return out or ""
 
 

@@ -1,6 +1,7 @@
 """fastText, without the warnings it prints to stderr on every load and training (its Python
 wrapper's `eprint`: "load_model does not return WordVectorModel or SupervisedModel any more
 ..."), which would interleave with a run's progress and say nothing a user can act on."""
+
 from __future__ import annotations
 
 from pathlib import Path

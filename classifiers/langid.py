@@ -46,12 +46,14 @@ Scores are probabilities clamped to [0, 1] (the quantised .ftz returns up to 1.0
 
 No Beam import here: the stage in pipeline/stages/langid.py wraps this module.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -122,7 +124,7 @@ _SCRIPT_SUFFIXED = re.compile(r"^([a-z]{2,3})_[A-Z][a-z]{3}$")  # eng_Latn, zho_
 def normalize_label(label: str) -> str:
     """A fastText LID label (with or without `__label__`) -> ISO 639-1 code where one exists,
     else ISO 639-3 (or the label itself for the few non-ISO codes lid.176 has, e.g. `eml`)."""
-    code = label[len(LABEL_PREFIX):] if label.startswith(LABEL_PREFIX) else label
+    code = label[len(LABEL_PREFIX) :] if label.startswith(LABEL_PREFIX) else label
     code = code.strip()
     m = _SCRIPT_SUFFIXED.match(code)
     if m:  # ISO 639-3 namespace: never apply the Wikipedia-code quirks
@@ -153,13 +155,49 @@ def normalize_label(label: str) -> str:
 # 0.05 (measured by `python -m bench.langid_eval`, table "Minimum scores"), so that ~98% of
 # their clean paragraphs pass. Every other language's 2nd percentile is above 0.55.
 DEFAULT_LANGUAGES: dict[str, float | None] = {
-    "en": None, "de": None, "fr": None, "es": None, "it": None, "pt": None, "nl": None,
-    "ru": None, "pl": None, "uk": None, "cs": None, "sk": None, "sv": None, "da": None,
-    "nb": 0.45, "fi": None, "et": None, "lv": None, "lt": None, "hu": None, "ro": None,
-    "bg": None, "el": None, "tr": None, "az": None, "ar": None, "he": None, "fa": None,
-    "hi": None, "bn": None, "ur": None, "ta": None, "id": None, "vi": None,
-    "th": None, "zh": None, "ja": None, "ko": None, "ca": None, "hr": 0.4, "sr": None,
-    "sl": 0.35, "sq": None,
+    "en": None,
+    "de": None,
+    "fr": None,
+    "es": None,
+    "it": None,
+    "pt": None,
+    "nl": None,
+    "ru": None,
+    "pl": None,
+    "uk": None,
+    "cs": None,
+    "sk": None,
+    "sv": None,
+    "da": None,
+    "nb": 0.45,
+    "fi": None,
+    "et": None,
+    "lv": None,
+    "lt": None,
+    "hu": None,
+    "ro": None,
+    "bg": None,
+    "el": None,
+    "tr": None,
+    "az": None,
+    "ar": None,
+    "he": None,
+    "fa": None,
+    "hi": None,
+    "bn": None,
+    "ur": None,
+    "ta": None,
+    "id": None,
+    "vi": None,
+    "th": None,
+    "zh": None,
+    "ja": None,
+    "ko": None,
+    "ca": None,
+    "hr": 0.4,
+    "sr": None,
+    "sl": 0.35,
+    "sq": None,
 }
 
 
@@ -168,7 +206,8 @@ DEFAULT_LANGUAGES: dict[str, float | None] = {
 LINGUA_LANGUAGES = frozenset(
     "af ar az be bg bn bs ca cs cy da de el en eo es et eu fa fi fr ga gu he hi hr hu hy id is it "
     "ja ka kk ko la lg lt lv mi mk mn mr ms nb nl nn pa pl pt ro ru sk sl sn so sq sr st sv sw ta "
-    "te th tl tn tr ts uk ur vi xh yo zh zu".split())
+    "te th tl tn tr ts uk ur vi xh yo zh zu".split()
+)
 # Groups of languages that lid.176 (with our re-ranking) confuses: the connected sets of pairs
 # where >= 2% of one side's dev-set sentences go to the other (`python -m bench.langid_eval`,
 # "Cascade groups", lists every pair of >= 1% and these sets); lingua knows all of them. Left
@@ -197,6 +236,7 @@ DEFAULT_CASCADE_GROUPS: tuple[tuple[str, ...], ...] = (
 class LangIdParams(BaseModel):
     """Language ID of natural-language documents (code documents skip it; code found in a text
     source is routed to the code bucket first, see `detect_code`)."""
+
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
@@ -271,8 +311,9 @@ class LangIdParams(BaseModel):
             codes = list(dict.fromkeys(normalize_label(c) for c in group))
             unknown = [c for c in codes if c not in LINGUA_LANGUAGES]
             if unknown:
-                raise ValueError(f"lingua does not know {', '.join(unknown)} (it knows: "
-                                 f"{' '.join(sorted(LINGUA_LANGUAGES))})")
+                raise ValueError(
+                    f"lingua does not know {', '.join(unknown)} (it knows: {' '.join(sorted(LINGUA_LANGUAGES))})"
+                )
             if len(codes) < 2:
                 raise ValueError(f"a cascade group needs two languages or more, got {group}")
             out.append(codes)
@@ -303,6 +344,7 @@ def decide(language: str, score: float, params: LangIdParams) -> tuple[str, str 
 # Text preparation
 # --------------------------------------------------------------------------------------------
 
+
 def fold_newlines(text: str) -> str:
     """fastText predicts one line at a time: fold line breaks so the document is one line."""
     if "\n" in text:
@@ -317,8 +359,7 @@ def _cut_to_word(text: str, start: int, end: int) -> str:
     (unless that would lose more than a quarter of the slice)."""
     slack = (end - start) // 4
     if start > 0 and not text[start - 1].isspace():
-        found = [i for i in (text.find(" ", start, start + slack), text.find("\n", start, start + slack))
-                 if i != -1]
+        found = [i for i in (text.find(" ", start, start + slack), text.find("\n", start, start + slack)) if i != -1]
         if found:
             start = min(found) + 1
     if end < len(text) and not text[end].isspace():
@@ -357,31 +398,31 @@ _SERBIAN_CYRILLIC = "абвгдђежзијклљмнњопрстћуфхцчџ�
 # case, NFC). A text using them repeatedly (see _letter_evidence) is unlikely to be in that
 # language, whatever the character n-grams say. Facts of the alphabets, not fitted numbers.
 _FOREIGN_LETTERS: dict[str, str] = {
-    "cs": "äľĺŕôłąęśźżőű",            # Slovak ä ľ ĺ ŕ ô; Polish; Hungarian
-    "sk": "ěřůłąęśźżőű",               # Czech ě ř ů
-    "pl": "čšžřěůťďňýäöü",             # Czech/Slovak/Slovene carons, German umlauts
-    "sl": "ćđ" + _SOUTH_SLAVIC_LATIN_NOT,   # ć đ are Croatian/Bosnian/Serbian Latin
+    "cs": "äľĺŕôłąęśźżőű",  # Slovak ä ľ ĺ ŕ ô; Polish; Hungarian
+    "sk": "ěřůłąęśźżőű",  # Czech ě ř ů
+    "pl": "čšžřěůťďňýäöü",  # Czech/Slovak/Slovene carons, German umlauts
+    "sl": "ćđ" + _SOUTH_SLAVIC_LATIN_NOT,  # ć đ are Croatian/Bosnian/Serbian Latin
     "hr": _SOUTH_SLAVIC_LATIN_NOT + _SERBIAN_CYRILLIC,  # Croatian is written in Latin only
     "bs": _SOUTH_SLAVIC_LATIN_NOT,
     "sr": _SOUTH_SLAVIC_LATIN_NOT + "ёйщъыьэюяєіїґѓќѕў",
-    "ru": "ђјљњћџѓќѕєіїґў",            # Serbian/Macedonian/Ukrainian/Belarusian letters
+    "ru": "ђјљњћџѓќѕєіїґў",  # Serbian/Macedonian/Ukrainian/Belarusian letters
     "uk": "ёъыэђјљњћџѓќѕў",
     "bg": "ёыэєіїґђјљњћџѓќѕў",
-    "mk": "йщъьюяёыэєіїґђћў",          # Macedonian writes ј, not й; no щ ъ ь ю я
-    "be": "иъщїєґђјљњћџѓќѕ",            # Belarusian writes і ў, never и щ ъ
-    "ca": "áñãõâêôìù",                 # Catalan: à é è í ï ó ò ú ü ç, never á ñ
+    "mk": "йщъьюяёыэєіїґђћў",  # Macedonian writes ј, not й; no щ ъ ь ю я
+    "be": "иъщїєґђјљњћџѓќѕ",  # Belarusian writes і ў, never и щ ъ
+    "ca": "áñãõâêôìù",  # Catalan: à é è í ï ó ò ú ü ç, never á ñ
     "es": "àèòçïãõâêôìùë",
     "pt": "ñèòïìùëäö",
     "it": "ñçãõâêôäöüß",
     "fr": "ñãõáíóúìòåäöß",
-    "ro": "ñçõáàèéíóúòåäöü",          # (ã is a common misspelling of ă)
-    "et": "åæøç",                      # Estonian õ ä ö ü (š ž in loans), never å
+    "ro": "ñçõáàèéíóúòåäöü",  # (ã is a common misspelling of ă)
+    "et": "åæøç",  # Estonian õ ä ö ü (š ž in loans), never å
     "fi": "õüæøç",
     "sv": "æøõü",
     "da": "äöõü",
     "nb": "äöõü",
     "nn": "äöõü",
-    "lv": "ąęėįųõōäöüåøæ",              # (ō: Latgalian and pre-1946 only; Māori uses it)
+    "lv": "ąęėįųõōäöüåøæ",  # (ō: Latgalian and pre-1946 only; Māori uses it)
     "lt": "āēģīķļņõäöü",
 }
 
@@ -391,8 +432,9 @@ def _both_cases(letters: str) -> str:
     return letters + "".join(u for u in (ch.upper() for ch in letters) if len(u) == 1)
 
 
-_FOREIGN_WORD = {code: re.compile(r"\w*[" + _both_cases(letters) + r"]\w*")
-                 for code, letters in _FOREIGN_LETTERS.items()}
+_FOREIGN_WORD = {
+    code: re.compile(r"\w*[" + _both_cases(letters) + r"]\w*") for code, letters in _FOREIGN_LETTERS.items()
+}
 _FOREIGN_ANY = {code: frozenset(_both_cases(letters)) for code, letters in _FOREIGN_LETTERS.items()}
 _KANA = re.compile("[\u3040-\u30ff]")
 _HAN = re.compile("[\u4e00-\u9fff]")
@@ -446,6 +488,7 @@ def _apply_orthography(merged: dict[str, float], text: str) -> dict[str, float]:
 # Re-ranking of the model's top-k (pure; the class below only holds the model)
 # --------------------------------------------------------------------------------------------
 
+
 def rerank(codes: list[str], probs: list[float], text: str, params: LangIdParams) -> tuple[str, float]:
     """Normalised top-k codes (aliases already applied, duplicates allowed) and their
     probabilities -> (language, score). `text` is the sample the model saw (before
@@ -458,8 +501,9 @@ def _clamp(score: float) -> float:
     return 0.0 if score < 0.0 else 1.0 if score > 1.0 else score
 
 
-def rerank_scores(codes: list[str], probs: list[float], text: str,
-                  params: LangIdParams) -> tuple[str, dict[str, float]]:
+def rerank_scores(
+    codes: list[str], probs: list[float], text: str, params: LangIdParams
+) -> tuple[str, dict[str, float]]:
     """`rerank`'s winner and the re-ranked probabilities of every candidate (what the lingua
     cascade re-weights)."""
     merged: dict[str, float] = {}
@@ -519,8 +563,8 @@ _MAX_DETECTORS = 512  # cached lingua detectors (a few kB each: the models are s
 class Prediction(NamedTuple):
     language: str
     score: float
-    model: str       # FASTTEXT or LINGUA: which one decided
-    fasttext: str    # fastText's answer (after re-ranking), whatever decided
+    model: str  # FASTTEXT or LINGUA: which one decided
+    fasttext: str  # fastText's answer (after re-ranking), whatever decided
     asked: bool = False  # whether lingua was run (it decides when its answer wins)
 
 
@@ -608,8 +652,10 @@ class LinguaCascade:
         # lingua's confidences vary from call to call in their last bits (measured: 282 distinct
         # results in 300 calls on one text), so they are rounded, and taken in a fixed order, for
         # the same text to get the same score and language every time
-        confidences = sorted((self._codes[cv.language], round(cv.value, _LINGUA_DECIMALS))
-                             for cv in self.detector(asked).compute_language_confidence_values(sample))
+        confidences = sorted(
+            (self._codes[cv.language], round(cv.value, _LINGUA_DECIMALS))
+            for cv in self.detector(asked).compute_language_confidence_values(sample)
+        )
         total = sum(value for _, value in confidences)
         if total <= 0.0:  # lingua recognises none of them (e.g. no letters): fastText decides
             return best, _clamp(merged[best]), FASTTEXT, True
@@ -644,8 +690,10 @@ class LanguageIdentifier:
     def predict_raw(self, texts: list[str], k: int = 1) -> list[list[tuple[str, float]]]:
         """The model's own top-k (normalised labels, clamped), on folded full texts."""
         labels, probs = self.model.predict([fold_newlines(t) for t in texts], k=k)
-        return [[(normalize_label(lb), min(1.0, max(0.0, p))) for lb, p in zip(ls, ps.tolist())]
-                for ls, ps in zip(labels, probs)]
+        return [
+            [(normalize_label(lb), min(1.0, max(0.0, p))) for lb, p in zip(ls, ps.tolist())]
+            for ls, ps in zip(labels, probs)
+        ]
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
         """(ISO code, score in [0, 1]) per document, batched through fastText (and lingua
@@ -687,37 +735,116 @@ def _load_fasttext(path: Path):
 # --------------------------------------------------------------------------------------------
 
 _EXTENSIONS = {
-    "python": "py pyw pyi pyx pxd", "go": "go", "c": "c h", "cpp": "cc cpp cxx c++ hpp hh hxx h++ ipp",
-    "java": "java", "javascript": "js mjs cjs jsx", "typescript": "ts mts cts tsx",
-    "rust": "rs", "shell": "sh bash zsh ksh", "ruby": "rb rake gemspec", "php": "php phtml",
-    "csharp": "cs", "kotlin": "kt kts", "swift": "swift", "scala": "scala sc",
-    "objective-c": "m mm", "perl": "pl pm", "lua": "lua", "r": "r", "julia": "jl",
-    "haskell": "hs lhs", "ocaml": "ml mli", "elixir": "ex exs", "erlang": "erl hrl",
-    "clojure": "clj cljs cljc edn", "dart": "dart", "sql": "sql", "html": "html htm xhtml",
-    "css": "css", "scss": "scss sass", "json": "json", "yaml": "yaml yml", "toml": "toml",
-    "xml": "xml xsd xsl xslt", "markdown": "md markdown", "restructuredtext": "rst",
-    "tex": "tex sty cls", "fortran": "f f77 f90 f95 f03 f08", "assembly": "asm s",
-    "powershell": "ps1 psm1 psd1", "batchfile": "bat cmd", "vim": "vim", "emacs-lisp": "el",
-    "lisp": "lisp lsp cl", "scheme": "scm ss", "zig": "zig", "nim": "nim", "vhdl": "vhd vhdl",
-    "verilog": "sv svh", "protobuf": "proto", "cmake": "cmake", "groovy": "groovy gradle",
-    "makefile": "mk mak", "dockerfile": "dockerfile", "cuda": "cu cuh", "matlab": "mat",
-    "d": "d", "pascal": "pas pp", "awk": "awk", "tcl": "tcl", "graphql": "graphql gql",
-    "terraform": "tf", "solidity": "sol", "ini": "ini cfg", "diff": "diff patch",
+    "python": "py pyw pyi pyx pxd",
+    "go": "go",
+    "c": "c h",
+    "cpp": "cc cpp cxx c++ hpp hh hxx h++ ipp",
+    "java": "java",
+    "javascript": "js mjs cjs jsx",
+    "typescript": "ts mts cts tsx",
+    "rust": "rs",
+    "shell": "sh bash zsh ksh",
+    "ruby": "rb rake gemspec",
+    "php": "php phtml",
+    "csharp": "cs",
+    "kotlin": "kt kts",
+    "swift": "swift",
+    "scala": "scala sc",
+    "objective-c": "m mm",
+    "perl": "pl pm",
+    "lua": "lua",
+    "r": "r",
+    "julia": "jl",
+    "haskell": "hs lhs",
+    "ocaml": "ml mli",
+    "elixir": "ex exs",
+    "erlang": "erl hrl",
+    "clojure": "clj cljs cljc edn",
+    "dart": "dart",
+    "sql": "sql",
+    "html": "html htm xhtml",
+    "css": "css",
+    "scss": "scss sass",
+    "json": "json",
+    "yaml": "yaml yml",
+    "toml": "toml",
+    "xml": "xml xsd xsl xslt",
+    "markdown": "md markdown",
+    "restructuredtext": "rst",
+    "tex": "tex sty cls",
+    "fortran": "f f77 f90 f95 f03 f08",
+    "assembly": "asm s",
+    "powershell": "ps1 psm1 psd1",
+    "batchfile": "bat cmd",
+    "vim": "vim",
+    "emacs-lisp": "el",
+    "lisp": "lisp lsp cl",
+    "scheme": "scm ss",
+    "zig": "zig",
+    "nim": "nim",
+    "vhdl": "vhd vhdl",
+    "verilog": "sv svh",
+    "protobuf": "proto",
+    "cmake": "cmake",
+    "groovy": "groovy gradle",
+    "makefile": "mk mak",
+    "dockerfile": "dockerfile",
+    "cuda": "cu cuh",
+    "matlab": "mat",
+    "d": "d",
+    "pascal": "pas pp",
+    "awk": "awk",
+    "tcl": "tcl",
+    "graphql": "graphql gql",
+    "terraform": "tf",
+    "solidity": "sol",
+    "ini": "ini cfg",
+    "diff": "diff patch",
 }
 EXTENSION_LANGUAGE: dict[str, str] = {ext: lang for lang, exts in _EXTENSIONS.items() for ext in exts.split()}
 FILENAME_LANGUAGE: dict[str, str] = {
-    "makefile": "makefile", "gnumakefile": "makefile", "dockerfile": "dockerfile",
-    "cmakelists.txt": "cmake", "rakefile": "ruby", "gemfile": "ruby", "build": "starlark",
-    "build.bazel": "starlark", "workspace": "starlark", "go.mod": "go-module",
-    "meson.build": "meson", "jenkinsfile": "groovy", "vagrantfile": "ruby",
+    "makefile": "makefile",
+    "gnumakefile": "makefile",
+    "dockerfile": "dockerfile",
+    "cmakelists.txt": "cmake",
+    "rakefile": "ruby",
+    "gemfile": "ruby",
+    "build": "starlark",
+    "build.bazel": "starlark",
+    "workspace": "starlark",
+    "go.mod": "go-module",
+    "meson.build": "meson",
+    "jenkinsfile": "groovy",
+    "vagrantfile": "ruby",
 }
 # interpreter named on a `#!` line -> language
 _SHEBANG = {
-    "python": "python", "python2": "python", "python3": "python", "pypy": "python", "pypy3": "python",
-    "sh": "shell", "bash": "shell", "zsh": "shell", "ksh": "shell", "dash": "shell", "fish": "shell",
-    "node": "javascript", "nodejs": "javascript", "deno": "typescript", "ruby": "ruby",
-    "perl": "perl", "php": "php", "lua": "lua", "rscript": "r", "julia": "julia", "tclsh": "tcl",
-    "awk": "awk", "gawk": "awk", "pwsh": "powershell", "escript": "erlang", "make": "makefile",
+    "python": "python",
+    "python2": "python",
+    "python3": "python",
+    "pypy": "python",
+    "pypy3": "python",
+    "sh": "shell",
+    "bash": "shell",
+    "zsh": "shell",
+    "ksh": "shell",
+    "dash": "shell",
+    "fish": "shell",
+    "node": "javascript",
+    "nodejs": "javascript",
+    "deno": "typescript",
+    "ruby": "ruby",
+    "perl": "perl",
+    "php": "php",
+    "lua": "lua",
+    "rscript": "r",
+    "julia": "julia",
+    "tclsh": "tcl",
+    "awk": "awk",
+    "gawk": "awk",
+    "pwsh": "powershell",
+    "escript": "erlang",
+    "make": "makefile",
 }
 _SHEBANG_LINE = re.compile(r"^#!\s*(\S+)(?:\s+(\S+))?")
 _VERSIONED = re.compile(r"^([a-z]+?)[\d.]*$")
@@ -726,65 +853,115 @@ _VERSIONED = re.compile(r"^([a-z]+?)[\d.]*$")
 # _CODE_MIN_SCORE and beat the runner-up by _CODE_MIN_MARGIN.
 _M = re.MULTILINE
 _CONTENT_RULES: dict[str, list[tuple[re.Pattern, float]]] = {
-    "python": [(re.compile(r"^\s*def \w+\(.*\)\s*(->\s*[^:]+)?:\s*$", _M), 3),
-               (re.compile(r"^\s*import [\w., ]+$", _M), 2),
-               (re.compile(r"^\s*from \.*[\w.]* import [\w., ()*]+$", _M), 3),
-               (re.compile(r"^\s*class \w+(\(.*\))?:\s*$", _M), 3),
-               (re.compile(r"^\s*(elif .*|else|try|finally|except.*):\s*$", _M), 2),
-               (re.compile(r"\bself\.\w+"), 1), (re.compile(r"^\s*@\w+", _M), 1),
-               (re.compile(r'^\s*"""', _M), 1), (re.compile(r"\bNone\b|\bTrue\b|\bFalse\b"), 0.5)],
-    "go": [(re.compile(r"^package \w+\s*$", _M), 5),
-           (re.compile(r'^import "C"$|^//(go:build|\s*\+build) ', _M), 4),
-           (re.compile(r"^func (\(.*?\) )?\w+\(", _M), 3),
-           (re.compile(r":= "), 1), (re.compile(r"^import \($", _M), 3),
-           (re.compile(r"\b(fmt|errors|strings|os)\.[A-Z]\w*\("), 1), (re.compile(r"\bnil\b"), 0.5)],
-    "c": [(re.compile(r"^#include [<\"][\w/.]+\.h[>\"]", _M), 3),
-          (re.compile(r"^\s*#\s*(define|ifdef|ifndef|endif|undef|if defined)\b", _M), 2),
-          (re.compile(r"^(static |extern |const |unsigned )*(void|int|char|long|size_t|double)"
-                      r"\s*\**\s*\w+\(", _M), 2),
-          (re.compile(r"\b(malloc|free|printf|sizeof|NULL)\b"), 1), (re.compile(r"->\w+"), 0.5),
-          (re.compile(r"^typedef struct", _M), 2)],
-    "cpp": [(re.compile(r"^#include <(iostream|vector|string|memory|map|algorithm|cstdint|cstdio)>", _M), 4),
-            (re.compile(r"\bstd::\w+"), 2), (re.compile(r"^\s*template\s*<", _M), 3),
-            (re.compile(r"^\s*namespace \w+", _M), 2),
-            (re.compile(r"\b(public|private|protected):\s*$", _M), 2),
-            (re.compile(r"\bnullptr\b|\bconstexpr\b|\bauto&"), 2)],
-    "java": [(re.compile(r"^import java(x)?\.[\w.]+;", _M), 4),
-             (re.compile(r"^\s*(public|private|protected) (static )?(final )?(class|interface|enum) \w+",
-                         _M), 3),
-             (re.compile(r"^\s*(public|private|protected) [\w<>\[\]]+ \w+\(.*\)\s*(throws [\w, ]+)?\s*\{",
-                         _M), 2),
-             (re.compile(r"System\.out\.print"), 2), (re.compile(r"@Override\b"), 2),
-             (re.compile(r"^package [\w.]+;", _M), 3)],
-    "javascript": [(re.compile(r"\b(const|let|var) \w+ = require\("), 3),
-                   (re.compile(r"^\s*(export )?(async )?function\s*\w*\s*\(", _M), 2),
-                   (re.compile(r"console\.log\("), 2), (re.compile(r"=>\s*\{"), 1),
-                   (re.compile(r"\b(document|window)\.\w+"), 2),
-                   (re.compile(r"^\s*(import .* from ['\"]|export (default|const) )", _M), 1),
-                   (re.compile(r"===|!=="), 1)],
-    "typescript": [(re.compile(r"^\s*(export )?(interface|type) \w+(<.*>)? (=|\{)", _M), 3),
-                   (re.compile(r"\w+\s*:\s*(string|number|boolean|any|void)\b"), 2),
-                   (re.compile(r"^\s*import .* from ['\"]", _M), 1)],
-    "rust": [(re.compile(r"^\s*(pub )?fn \w+(<.*>)?\(", _M), 3), (re.compile(r"\blet mut\b"), 2),
-             (re.compile(r"^\s*use (std|crate|super)::", _M), 3), (re.compile(r"^\s*impl\b", _M), 2),
-             (re.compile(r"\b(println!|vec!|format!)\("), 2), (re.compile(r"&mut |->\s*Result<"), 1)],
-    "shell": [(re.compile(r"^\s*(if|while) \[\[? .*\]\]?; then", _M), 3),
-              (re.compile(r"^\s*(fi|done|esac)\s*$", _M), 2), (re.compile(r"\$\{?\w+\}?"), 0.5),
-              (re.compile(r"^\s*(echo|export|local|set -e|cd) ", _M), 1), (re.compile(r"\$\(.*\)"), 1)],
-    "ruby": [(re.compile(r"^\s*def \w+[?!]?(\(.*\))?\s*$", _M), 2), (re.compile(r"^\s*end\s*$", _M), 1),
-             (re.compile(r"^\s*require ['\"]", _M), 2), (re.compile(r"\bdo \|\w+(, \w+)*\|"), 3),
-             (re.compile(r"^\s*(module|class) \w+( < \w+)?\s*$", _M), 1),
-             (re.compile(r"\battr_(reader|accessor)\b"), 3)],
-    "php": [(re.compile(r"<\?php"), 6), (re.compile(r"\$\w+\s*=\s*"), 0.5), (re.compile(r"\becho\b.*;"), 0.5),
-            (re.compile(r"->\w+\("), 0.5)],
-    "html": [(re.compile(r"<!DOCTYPE html", re.I), 5), (re.compile(r"<html[\s>]", re.I), 3),
-             (re.compile(r"</(div|p|body|head|span|table|a)>", re.I), 1)],
+    "python": [
+        (re.compile(r"^\s*def \w+\(.*\)\s*(->\s*[^:]+)?:\s*$", _M), 3),
+        (re.compile(r"^\s*import [\w., ]+$", _M), 2),
+        (re.compile(r"^\s*from \.*[\w.]* import [\w., ()*]+$", _M), 3),
+        (re.compile(r"^\s*class \w+(\(.*\))?:\s*$", _M), 3),
+        (re.compile(r"^\s*(elif .*|else|try|finally|except.*):\s*$", _M), 2),
+        (re.compile(r"\bself\.\w+"), 1),
+        (re.compile(r"^\s*@\w+", _M), 1),
+        (re.compile(r'^\s*"""', _M), 1),
+        (re.compile(r"\bNone\b|\bTrue\b|\bFalse\b"), 0.5),
+    ],
+    "go": [
+        (re.compile(r"^package \w+\s*$", _M), 5),
+        (re.compile(r'^import "C"$|^//(go:build|\s*\+build) ', _M), 4),
+        (re.compile(r"^func (\(.*?\) )?\w+\(", _M), 3),
+        (re.compile(r":= "), 1),
+        (re.compile(r"^import \($", _M), 3),
+        (re.compile(r"\b(fmt|errors|strings|os)\.[A-Z]\w*\("), 1),
+        (re.compile(r"\bnil\b"), 0.5),
+    ],
+    "c": [
+        (re.compile(r"^#include [<\"][\w/.]+\.h[>\"]", _M), 3),
+        (re.compile(r"^\s*#\s*(define|ifdef|ifndef|endif|undef|if defined)\b", _M), 2),
+        (
+            re.compile(
+                r"^(static |extern |const |unsigned )*(void|int|char|long|size_t|double)"
+                r"\s*\**\s*\w+\(",
+                _M,
+            ),
+            2,
+        ),
+        (re.compile(r"\b(malloc|free|printf|sizeof|NULL)\b"), 1),
+        (re.compile(r"->\w+"), 0.5),
+        (re.compile(r"^typedef struct", _M), 2),
+    ],
+    "cpp": [
+        (re.compile(r"^#include <(iostream|vector|string|memory|map|algorithm|cstdint|cstdio)>", _M), 4),
+        (re.compile(r"\bstd::\w+"), 2),
+        (re.compile(r"^\s*template\s*<", _M), 3),
+        (re.compile(r"^\s*namespace \w+", _M), 2),
+        (re.compile(r"\b(public|private|protected):\s*$", _M), 2),
+        (re.compile(r"\bnullptr\b|\bconstexpr\b|\bauto&"), 2),
+    ],
+    "java": [
+        (re.compile(r"^import java(x)?\.[\w.]+;", _M), 4),
+        (re.compile(r"^\s*(public|private|protected) (static )?(final )?(class|interface|enum) \w+", _M), 3),
+        (re.compile(r"^\s*(public|private|protected) [\w<>\[\]]+ \w+\(.*\)\s*(throws [\w, ]+)?\s*\{", _M), 2),
+        (re.compile(r"System\.out\.print"), 2),
+        (re.compile(r"@Override\b"), 2),
+        (re.compile(r"^package [\w.]+;", _M), 3),
+    ],
+    "javascript": [
+        (re.compile(r"\b(const|let|var) \w+ = require\("), 3),
+        (re.compile(r"^\s*(export )?(async )?function\s*\w*\s*\(", _M), 2),
+        (re.compile(r"console\.log\("), 2),
+        (re.compile(r"=>\s*\{"), 1),
+        (re.compile(r"\b(document|window)\.\w+"), 2),
+        (re.compile(r"^\s*(import .* from ['\"]|export (default|const) )", _M), 1),
+        (re.compile(r"===|!=="), 1),
+    ],
+    "typescript": [
+        (re.compile(r"^\s*(export )?(interface|type) \w+(<.*>)? (=|\{)", _M), 3),
+        (re.compile(r"\w+\s*:\s*(string|number|boolean|any|void)\b"), 2),
+        (re.compile(r"^\s*import .* from ['\"]", _M), 1),
+    ],
+    "rust": [
+        (re.compile(r"^\s*(pub )?fn \w+(<.*>)?\(", _M), 3),
+        (re.compile(r"\blet mut\b"), 2),
+        (re.compile(r"^\s*use (std|crate|super)::", _M), 3),
+        (re.compile(r"^\s*impl\b", _M), 2),
+        (re.compile(r"\b(println!|vec!|format!)\("), 2),
+        (re.compile(r"&mut |->\s*Result<"), 1),
+    ],
+    "shell": [
+        (re.compile(r"^\s*(if|while) \[\[? .*\]\]?; then", _M), 3),
+        (re.compile(r"^\s*(fi|done|esac)\s*$", _M), 2),
+        (re.compile(r"\$\{?\w+\}?"), 0.5),
+        (re.compile(r"^\s*(echo|export|local|set -e|cd) ", _M), 1),
+        (re.compile(r"\$\(.*\)"), 1),
+    ],
+    "ruby": [
+        (re.compile(r"^\s*def \w+[?!]?(\(.*\))?\s*$", _M), 2),
+        (re.compile(r"^\s*end\s*$", _M), 1),
+        (re.compile(r"^\s*require ['\"]", _M), 2),
+        (re.compile(r"\bdo \|\w+(, \w+)*\|"), 3),
+        (re.compile(r"^\s*(module|class) \w+( < \w+)?\s*$", _M), 1),
+        (re.compile(r"\battr_(reader|accessor)\b"), 3),
+    ],
+    "php": [
+        (re.compile(r"<\?php"), 6),
+        (re.compile(r"\$\w+\s*=\s*"), 0.5),
+        (re.compile(r"\becho\b.*;"), 0.5),
+        (re.compile(r"->\w+\("), 0.5),
+    ],
+    "html": [
+        (re.compile(r"<!DOCTYPE html", re.I), 5),
+        (re.compile(r"<html[\s>]", re.I), 3),
+        (re.compile(r"</(div|p|body|head|span|table|a)>", re.I), 1),
+    ],
     "sql": [(re.compile(r"^\s*(SELECT .* FROM|CREATE TABLE|INSERT INTO|UPDATE \w+ SET)\b", _M | re.I), 3)],
-    "powershell": [(re.compile(r"^\s*(param\s*\(|function \w+-\w+)", _M | re.I), 3),
-                   (re.compile(r"\$\w+\s*=.*|Write-(Host|Output)|Get-\w+|Set-\w+", re.I), 1)],
-    "batchfile": [(re.compile(r"^@?echo off", _M | re.I), 5),
-                  (re.compile(r"^\s*(set|goto|rem|if exist) ", _M | re.I), 1),
-                  (re.compile(r"%~?\w+%?"), 0.5)],
+    "powershell": [
+        (re.compile(r"^\s*(param\s*\(|function \w+-\w+)", _M | re.I), 3),
+        (re.compile(r"\$\w+\s*=.*|Write-(Host|Output)|Get-\w+|Set-\w+", re.I), 1),
+    ],
+    "batchfile": [
+        (re.compile(r"^@?echo off", _M | re.I), 5),
+        (re.compile(r"^\s*(set|goto|rem|if exist) ", _M | re.I), 1),
+        (re.compile(r"%~?\w+%?"), 0.5),
+    ],
 }
 _CODE_SCAN_CHARS = 8000
 _CODE_MIN_SCORE = 4.0
@@ -830,8 +1007,7 @@ def detect_programming_language(path: str | None, text: str) -> str:
 
 def content_scores(head: str) -> dict[str, float]:
     """Each language's score of its weighted content patterns over `head`."""
-    return {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules)
-            for lang, rules in _CONTENT_RULES.items()}
+    return {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules) for lang, rules in _CONTENT_RULES.items()}
 
 
 def language_from_scores(scores: dict[str, float]) -> str:
@@ -841,8 +1017,11 @@ def language_from_scores(scores: dict[str, float]) -> str:
     if best == "c" and scores["cpp"] >= _CODE_MIN_SCORE:
         best, s1, s2 = "cpp", scores["cpp"], max(v for k, v in scores.items() if k not in ("c", "cpp"))
     if best == "javascript" and scores["typescript"] >= _CODE_MIN_SCORE:
-        best, s1, s2 = "typescript", scores["typescript"], max(
-            v for k, v in scores.items() if k not in ("javascript", "typescript"))
+        best, s1, s2 = (
+            "typescript",
+            scores["typescript"],
+            max(v for k, v in scores.items() if k not in ("javascript", "typescript")),
+        )
     if s1 >= _CODE_MIN_SCORE and s1 >= _CODE_MIN_MARGIN * s2:
         return best
     return "unknown"

@@ -18,6 +18,7 @@ document repeats (a refrain, a table row) is not boilerplate on that account alo
 duplicate-line rules judge that), and exact copies of a document count as one document, as if
 counted after exact dedup.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -180,8 +181,9 @@ def emptied(kept_content: int, min_chars_after: int) -> bool:
     return kept_content < min_chars_after
 
 
-def after_removal(n_bytes: int, n_tokens: int, n_content: int, removed_bytes: int, removed_content: int,
-                  approx_tokens: bool) -> tuple[int, int, int]:
+def after_removal(
+    n_bytes: int, n_tokens: int, n_content: int, removed_bytes: int, removed_content: int, approx_tokens: bool
+) -> tuple[int, int, int]:
     """(bytes, tokens, content chars) a document keeps once lines taking `removed_bytes` bytes
     and `removed_content` content characters are removed, as the mixture plan counts them:
     bytes exact up to the blank lines `remove_lines` collapses; tokens exact for the byte

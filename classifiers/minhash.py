@@ -42,6 +42,7 @@ Band keys
     a fixed 64-bit hash of the band index and the row values (see `band_keys`), so equal keys
     mean "same band, same values" (up to 2^-64 collisions) and a key alone identifies a bucket.
 """
+
 from __future__ import annotations
 
 import functools
@@ -128,8 +129,7 @@ class MinHashParams(BaseModel):
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both `bands` and `rows`, or neither (derived from threshold)")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
-            raise ValueError(f"bands * rows = {self.bands * self.rows} > num_perm "
-                             f"= {self.num_perm}")
+            raise ValueError(f"bands * rows = {self.bands * self.rows} > num_perm = {self.num_perm}")
         if self.false_positive_weight + self.false_negative_weight <= 0:
             raise ValueError("false_positive_weight + false_negative_weight must be > 0")
         return self
@@ -139,12 +139,12 @@ class MinHashParams(BaseModel):
         """(bands, rows): the explicit ones, else `optimal_bands` for threshold and num_perm."""
         if self.bands is not None:
             return self.bands, self.rows
-        return optimal_bands(self.threshold, self.num_perm,
-                             self.false_positive_weight, self.false_negative_weight)
+        return optimal_bands(self.threshold, self.num_perm, self.false_positive_weight, self.false_negative_weight)
 
 
 # ---------------------------------------------------------------------------------------------
 # Tokeniser: one character table, used by the numba kernel and (as a regex) by `shingles`.
+
 
 @functools.lru_cache(maxsize=1)
 def _word_table() -> np.ndarray:
@@ -183,16 +183,14 @@ def _token_regex() -> re.Pattern:
     ranges = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
     bmp = [(lo, min(hi, 0x10000)) for lo, hi in ranges if lo < 0x10000]
     astral = [(max(lo, 0x10000), hi) for lo, hi in ranges if hi > 0x10000]
-    return re.compile(f"(?:[^\\W_]|[{_char_class(bmp)}]"
-                      f"|(?=[\\U00010000-\\U0010ffff])[{_char_class(astral)}])+")
+    return re.compile(f"(?:[^\\W_]|[{_char_class(bmp)}]|(?=[\\U00010000-\\U0010ffff])[{_char_class(astral)}])+")
 
 
 def _tokens(text: str, max_chars: int) -> list[str]:
     return _token_regex().findall(text[:max_chars].lower())
 
 
-def shingles(text: str, ngram: int = 5, char_level: bool = False, max_chars: int = 1_000_000
-             ) -> list[bytes]:
+def shingles(text: str, ngram: int = 5, char_level: bool = False, max_chars: int = 1_000_000) -> list[bytes]:
     """The shingles `MinHasher.signatures` hashes, as UTF-8 bytes (in document order, with
     repeats): the reference for tests, datasketch comparisons and true Jaccard similarities.
     `ngram` is words per shingle, or characters per shingle when `char_level`."""
@@ -204,8 +202,7 @@ def shingles(text: str, ngram: int = 5, char_level: bool = False, max_chars: int
         units, sep = tokens, " "
     if len(units) < ngram:
         return [sep.join(units).encode("utf-8", "surrogatepass")]
-    return [sep.join(units[i:i + ngram]).encode("utf-8", "surrogatepass")
-            for i in range(len(units) - ngram + 1)]
+    return [sep.join(units[i : i + ngram]).encode("utf-8", "surrogatepass") for i in range(len(units) - ngram + 1)]
 
 
 def jaccard(a: Iterable, b: Iterable) -> float:
@@ -218,16 +215,18 @@ def jaccard(a: Iterable, b: Iterable) -> float:
 # ---------------------------------------------------------------------------------------------
 # Permutations: the same random draws as datasketch's MinHash(num_perm, seed, scheme).
 
-def permutations(num_perm: int, seed: int = 1, scheme: Scheme = "affine32"
-                 ) -> tuple[np.ndarray, np.ndarray]:
+
+def permutations(num_perm: int, seed: int = 1, scheme: Scheme = "affine32") -> tuple[np.ndarray, np.ndarray]:
     """(a, b) of the permutations h -> a*h + b of datasketch's `scheme`, drawn as datasketch
     draws them from `np.random.RandomState(seed)`: legacy draws (a_k in [1, p), b_k in [0, p))
     pair by pair over the Mersenne prime p = 2^61-1; affine{w} draws all a (then made odd),
     then all b, over [0, 2^w). dtype as datasketch's: uint32 for affine32, else uint64."""
     gen = np.random.RandomState(seed)
     if scheme == "legacy":
-        pairs = [(gen.randint(1, _MERSENNE_61, dtype=np.uint64),
-                  gen.randint(0, _MERSENNE_61, dtype=np.uint64)) for _ in range(num_perm)]
+        pairs = [
+            (gen.randint(1, _MERSENNE_61, dtype=np.uint64), gen.randint(0, _MERSENNE_61, dtype=np.uint64))
+            for _ in range(num_perm)
+        ]
         ab = np.array(pairs, dtype=np.uint64).reshape(num_perm, 2)
         return ab[:, 0].copy(), ab[:, 1].copy()
     width = 32 if scheme == "affine32" else 64
@@ -260,8 +259,12 @@ def _rotl32(x, k):
 
 @njit(cache=True)
 def _bswap32(x):
-    return (((x & _U(0xFF)) << _U(24)) | ((x & _U(0xFF00)) << _U(8))
-            | ((x >> _U(8)) & _U(0xFF00)) | ((x >> _U(24)) & _U(0xFF)))
+    return (
+        ((x & _U(0xFF)) << _U(24))
+        | ((x & _U(0xFF00)) << _U(8))
+        | ((x >> _U(8)) & _U(0xFF00))
+        | ((x >> _U(24)) & _U(0xFF))
+    )
 
 
 @njit(cache=True)
@@ -290,8 +293,7 @@ def _sha1_rounds(w, a, b, c, d, e, n):
     identity, so a..e hold the final working variables."""
     for t in range(16, 80):
         for q in range(n):
-            w[t, q] = _rotl32(_U(w[t - 3, q]) ^ _U(w[t - 8, q]) ^ _U(w[t - 14, q])
-                              ^ _U(w[t - 16, q]), 1)
+            w[t, q] = _rotl32(_U(w[t - 3, q]) ^ _U(w[t - 8, q]) ^ _U(w[t - 14, q]) ^ _U(w[t - 16, q]), 1)
     for t in range(0, 20):
         for q in range(n):
             bb = _U(b[q])
@@ -355,8 +357,9 @@ def _sha1_many(be, starts, lengths, n, hs, w, v, act):
             if full < 16:  # the message's last 0-3 bytes and 0x80, then zeros
                 left = rest - 4 * full
                 if left >= 0:
-                    w[full, r] = ((_U(be[base + 4 * full]) & ((_M32 >> _U(8 * left)) ^ _M32))
-                                  | (_U(0x80) << _U(24 - 8 * left)))
+                    w[full, r] = (_U(be[base + 4 * full]) & ((_M32 >> _U(8 * left)) ^ _M32)) | (
+                        _U(0x80) << _U(24 - 8 * left)
+                    )
                 else:
                     w[full, r] = 0
                 for t in range(full + 1, 16):
@@ -394,8 +397,7 @@ def _fold(hs, n, scheme, pa, pb, mins):
 
 
 @njit(cache=True, nogil=True)
-def _signatures_kernel(data, offsets, char_level, ngram, char_ngram, is_word, lower, scheme, pa,
-                       pb, empty, out):
+def _signatures_kernel(data, offsets, char_level, ngram, char_ngram, is_word, lower, scheme, pa, pb, empty, out):
     n_docs = offsets.shape[0] - 1
     max_len = 0
     for d in range(n_docs):
@@ -431,12 +433,19 @@ def _signatures_kernel(data, offsets, char_level, ngram, char_ngram, is_word, lo
                 cp = ((np.int64(c) & 0x1F) << 6) | (np.int64(data[pos + 1]) & 0x3F)
                 size = 2
             elif c < 0xF0:
-                cp = (((np.int64(c) & 0x0F) << 12) | ((np.int64(data[pos + 1]) & 0x3F) << 6)
-                      | (np.int64(data[pos + 2]) & 0x3F))
+                cp = (
+                    ((np.int64(c) & 0x0F) << 12)
+                    | ((np.int64(data[pos + 1]) & 0x3F) << 6)
+                    | (np.int64(data[pos + 2]) & 0x3F)
+                )
                 size = 3
             else:
-                cp = (((np.int64(c) & 0x07) << 18) | ((np.int64(data[pos + 1]) & 0x3F) << 12)
-                      | ((np.int64(data[pos + 2]) & 0x3F) << 6) | (np.int64(data[pos + 3]) & 0x3F))
+                cp = (
+                    ((np.int64(c) & 0x07) << 18)
+                    | ((np.int64(data[pos + 1]) & 0x3F) << 12)
+                    | ((np.int64(data[pos + 2]) & 0x3F) << 6)
+                    | (np.int64(data[pos + 3]) & 0x3F)
+                )
                 size = 4
             if size > 1:
                 cp = np.int64(lower[cp])
@@ -479,8 +488,7 @@ def _signatures_kernel(data, offsets, char_level, ngram, char_ngram, is_word, lo
         norm[m + 1] = 0
         norm[m + 2] = 0
         for i in range(m):
-            be[i] = ((_U(norm[i]) << _U(24)) | (_U(norm[i + 1]) << _U(16))
-                     | (_U(norm[i + 2]) << _U(8)) | _U(norm[i + 3]))
+            be[i] = (_U(norm[i]) << _U(24)) | (_U(norm[i + 1]) << _U(16)) | (_U(norm[i + 2]) << _U(8)) | _U(norm[i + 3])
         # 2. shingles, hashed _LANES at a time, folded into mins
         mins[:] = empty
         if count < n:  # short document: its whole normalised text is the one shingle
@@ -504,6 +512,7 @@ def _signatures_kernel(data, offsets, char_level, ngram, char_ngram, is_word, lo
 # ---------------------------------------------------------------------------------------------
 # LSH parameters, band keys, bucket linking, reference connected components.
 
+
 def s_curve(s, bands: int, rows: int):
     """Probability that two documents of Jaccard similarity s share at least one band:
     1 - (1 - s^rows)^bands (works on floats and arrays)."""
@@ -511,8 +520,9 @@ def s_curve(s, bands: int, rows: int):
 
 
 @functools.lru_cache(maxsize=256)
-def optimal_bands(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
-                  false_negative_weight: float = 0.5) -> tuple[int, int]:
+def optimal_bands(
+    threshold: float, num_perm: int, false_positive_weight: float = 0.5, false_negative_weight: float = 0.5
+) -> tuple[int, int]:
     """(bands, rows) with bands * rows <= num_perm minimising
     fp_weight * integral_0^t P(s) ds + fn_weight * integral_t^1 (1 - P(s)) ds, P = `s_curve`:
     the criterion of datasketch's MinHashLSH (ties: fewest bands, then fewest rows). P is a
@@ -529,8 +539,8 @@ def optimal_bands(threshold: float, num_perm: int, false_positive_weight: float 
     best, best_err = (0, 0), np.inf
     for b in range(1, num_perm + 1):
         r = np.arange(1, num_perm // b + 1, dtype=np.float64)[:, None]
-        fp = (1.0 - (1.0 - s_lo ** r) ** b) @ w_lo
-        fn = ((1.0 - s_hi ** r) ** b) @ w_hi
+        fp = (1.0 - (1.0 - s_lo**r) ** b) @ w_lo
+        fn = ((1.0 - s_hi**r) ** b) @ w_hi
         err = false_positive_weight * fp + false_negative_weight * fn
         i = int(np.argmin(err))
         if err[i] < best_err:
@@ -559,10 +569,9 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     sig = np.asarray(signatures)
     if sig.ndim != 2 or sig.shape[1] < bands * rows:
         raise ValueError(f"need (n, >= {bands * rows}) signatures, got {sig.shape}")
-    vals = sig[:, :bands * rows].astype(np.uint64).reshape(sig.shape[0], bands, rows)
+    vals = sig[:, : bands * rows].astype(np.uint64).reshape(sig.shape[0], bands, rows)
     with np.errstate(over="ignore"):
-        h = np.broadcast_to(_fmix64_np(_BAND_SEED ^ np.arange(bands, dtype=np.uint64)),
-                            (sig.shape[0], bands))
+        h = np.broadcast_to(_fmix64_np(_BAND_SEED ^ np.arange(bands, dtype=np.uint64)), (sig.shape[0], bands))
         for j in range(rows):
             h = _fmix64_np((h ^ vals[:, :, j]) * _GOLDEN)
     return np.ascontiguousarray(h)
@@ -601,7 +610,7 @@ def bucket_edges(members: Iterable[Hashable], max_bucket_size: int) -> Iterator[
         yield from push(0, m)
     level = 0
     while level < len(levels):
-        top = all(not g for g in levels[level + 1:])
+        top = all(not g for g in levels[level + 1 :])
         if top and len(levels[level]) <= 1:
             break
         if levels[level]:
@@ -609,8 +618,7 @@ def bucket_edges(members: Iterable[Hashable], max_bucket_size: int) -> Iterator[
         level += 1
 
 
-def candidate_edges(ids: Sequence[Hashable], keys: np.ndarray, max_bucket_size: int = 1000
-                    ) -> list[tuple]:
+def candidate_edges(ids: Sequence[Hashable], keys: np.ndarray, max_bucket_size: int = 1000) -> list[tuple]:
     """In-memory reference of the LSH linking stage: group `ids` by each band's key (keys:
     (n, bands) from `band_keys`) and link every bucket of 2+ members with `bucket_edges`
     (members in id order). Returns the distinct edges."""
@@ -652,6 +660,7 @@ def connected_components(edges: Iterable[tuple[Hashable, Hashable]]) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 
+
 def _prepare(text: str, max_chars: int) -> bytes:
     """UTF-8 bytes for the kernel, truncated. The kernel lower-cases code point by code point
     (`_lower_table`), which is what str.lower does except for U+0130 (two code points) and a
@@ -688,8 +697,7 @@ class MinHasher:
         """Per document: shingle by characters (its language is in `char_languages`)?"""
         return [lang in self._char_languages for lang in languages]
 
-    def signatures(self, texts: Sequence[str], char_level: Sequence[bool] | None = None
-                   ) -> np.ndarray:
+    def signatures(self, texts: Sequence[str], char_level: Sequence[bool] | None = None) -> np.ndarray:
         """(n, num_perm) MinHash signatures, dtype uint32 for affine32 (datasketch's hashvalues
         dtype), else uint64. Row i equals datasketch.MinHash(num_perm, seed, scheme) updated
         with shingles(texts[i], ngram or char_ngram, char_level[i], max_chars)."""
@@ -707,8 +715,20 @@ class MinHasher:
                 raise ValueError("char_level must have one flag per text")
         out = np.empty((n, p.num_perm), dtype=self.dtype)
         if n:
-            _signatures_kernel(data, offsets, chars, p.ngram, p.char_ngram, _word_table(),
-                               _lower_table(), self._scheme, self._a, self._b, self._empty, out)
+            _signatures_kernel(
+                data,
+                offsets,
+                chars,
+                p.ngram,
+                p.char_ngram,
+                _word_table(),
+                _lower_table(),
+                self._scheme,
+                self._a,
+                self._b,
+                self._empty,
+                out,
+            )
         return out
 
     def band_keys(self, signatures: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ chosen, at document granularity:
   of u (BINS bins, linear inside the boundary bin): used once more when u < t_b, within one
   document's tokens of its target (one document of thousands).
 """
+
 from __future__ import annotations
 
 import math
@@ -59,6 +60,7 @@ class BucketStats:
     """Per-bucket histograms over u bins: documents, tokens, bytes (after every filter), and the
     documents with the smallest keys one by one: `sample` key -> [docs, tokens, bytes], exact for
     every key below `cutoff` (KEY_SPACE: the bucket is complete)."""
+
     docs: np.ndarray = field(default_factory=lambda: np.zeros(BINS, np.int64))
     tokens: np.ndarray = field(default_factory=lambda: np.zeros(BINS, np.int64))
     bytes: np.ndarray = field(default_factory=lambda: np.zeros(BINS, np.int64))
@@ -185,8 +187,9 @@ class MixturePlan:
         return 0, NO_SHARE if plan is None or not plan.target_share else DOWNSAMPLED
 
 
-def resolve_shares(targets: dict[str, float], available: dict[str, int], languages: list[str],
-                   alpha: float) -> dict[str, float]:
+def resolve_shares(
+    targets: dict[str, float], available: dict[str, int], languages: list[str], alpha: float
+) -> dict[str, float]:
     """Token share per bucket present in `available` (plus asked-for empty buckets)."""
     shares: dict[str, float] = {}
     explicit = {k: v for k, v in targets.items() if k != MULTILINGUAL}
@@ -252,6 +255,7 @@ def group_of(bucket: str, targets: dict[str, float]) -> str:
 @dataclass
 class _Choice:
     """Documents chosen by name in one bucket: its sample in key order, what it got, its goal."""
+
     goal: float  # tokens wanted from the extra use (the remainder over whole repeats)
     docs: list  # (key, tokens, bytes, docs) in key order
     taken: list = field(default_factory=list)
@@ -336,9 +340,15 @@ def _water_fill(shares: dict[str, float], caps: dict[str, float]) -> dict[str, f
     return out
 
 
-def plan_mixture(stats: dict[str, BucketStats], targets: dict[str, float], languages: list[str],
-                 alpha: float, max_repeats: float, total_tokens: int | None,
-                 shard_bytes: int) -> MixturePlan:
+def plan_mixture(
+    stats: dict[str, BucketStats],
+    targets: dict[str, float],
+    languages: list[str],
+    alpha: float,
+    max_repeats: float,
+    total_tokens: int | None,
+    shard_bytes: int,
+) -> MixturePlan:
     available = {b: int(s.tokens.sum()) for b, s in stats.items()}
     shares = resolve_shares(targets, available, languages, alpha)
     unmet: list[dict] = []
@@ -347,8 +357,9 @@ def plan_mixture(stats: dict[str, BucketStats], targets: dict[str, float], langu
         if s <= 0:
             continue
         if available.get(b, 0) <= 0:
-            unmet.append({"bucket": b, "asked": s, "achieved": 0.0,
-                          "why": "no documents left in this bucket after filtering"})
+            unmet.append(
+                {"bucket": b, "asked": s, "achieved": 0.0, "why": "no documents left in this bucket after filtering"}
+            )
         else:
             live[b] = s
     norm = sum(live.values())
@@ -368,7 +379,7 @@ def plan_mixture(stats: dict[str, BucketStats], targets: dict[str, float], langu
         size, limited_by = float(total_tokens), "total_tokens"
     if not live:
         size = 0.0
-    for g, bs in grouped.items():
+    for bs in grouped.values():
         if len(bs) > 1 and size > 0:
             live.update(_water_fill({b: live[b] for b in bs}, {b: max_repeats * available[b] / size for b in bs}))
     rates, choices, thresholds, goals = {}, {}, {}, {}
@@ -392,7 +403,7 @@ def plan_mixture(stats: dict[str, BucketStats], targets: dict[str, float], langu
     for b in stats:
         if live.get(b, 0.0) > 0:
             members.setdefault(group_of(b, targets), []).append(b)
-    for g, bs in members.items():
+    for bs in members.values():
         want = sum(goals[b] for b in bs)
         got = sum(choices[b].got if b in choices else _below(stats[b].tokens, thresholds[b]) for b in bs)
         named = {b: choices[b] for b in bs if b in choices}
@@ -426,12 +437,27 @@ def plan_mixture(stats: dict[str, BucketStats], targets: dict[str, float], langu
             note = "no share asked for this bucket"
         g = group_of(b, targets)
         target = share * norm if share > 0 else shares.get(b)
-        buckets[b] = BucketPlan(b, avail, int(st.docs.sum()), target, rate, k, t,
-                                planned_tokens, docs, nbytes, shards, note,
-                                g if g in (CODE, MULTILINGUAL) and g in targets else None, chosen)
+        buckets[b] = BucketPlan(
+            b,
+            avail,
+            int(st.docs.sum()),
+            target,
+            rate,
+            k,
+            t,
+            planned_tokens,
+            docs,
+            nbytes,
+            shards,
+            note,
+            g if g in (CODE, MULTILINGUAL) and g in targets else None,
+            chosen,
+        )
     for u in unmet:
         u["achieved"] = 0.0
-    groups = {g: {"target": targets[g], "buckets": sorted(b for b, p in buckets.items() if p.group == g)}
-              for g in (CODE, MULTILINGUAL) if targets.get(g)}
-    return MixturePlan(buckets, float(sum(p.planned_tokens for p in buckets.values())), limited_by, unmet,
-                       groups)
+    groups = {
+        g: {"target": targets[g], "buckets": sorted(b for b, p in buckets.items() if p.group == g)}
+        for g in (CODE, MULTILINGUAL)
+        if targets.get(g)
+    }
+    return MixturePlan(buckets, float(sum(p.planned_tokens for p in buckets.values())), limited_by, unmet, groups)

@@ -41,14 +41,14 @@ import sys
 import tempfile
 import time
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classifiers.judge.labels import LabelSelection, read_labels, select_labels, text_hash
 from classifiers.fasttext_quiet import fasttext_module, load_model
+from classifiers.judge.labels import LabelSelection, read_labels, select_labels, text_hash
 from classifiers.scorer import QualityResult
 
 N_CLASSES = 6  # scores 0..5
@@ -119,8 +119,7 @@ def _split_table() -> dict[int, str]:
         (0xF900, 0xFAFF),  # CJK compatibility ideographs
         (0x20000, 0x2FFFF),  # CJK extensions B-F
     ]
-    table = {cp: f" {chr(cp)} " for cp in range(sys.maxunicode + 1)
-             if unicodedata.category(chr(cp))[0] in "PS"}
+    table = {cp: f" {chr(cp)} " for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp))[0] in "PS"}
     for a, b in no_space_scripts:
         table.update((cp, f" {chr(cp)} ") for cp in range(a, b + 1))
     return table
@@ -239,7 +238,9 @@ def agreement_by_bucket(
     for bucket in sorted(set(buckets)):
         idx = [i for i, b in enumerate(buckets) if b == bucket]
         per_bucket[bucket] = agreement(
-            [judge[i] for i in idx], [predicted[i] for i in idx], [per_doc[i] for i in idx],
+            [judge[i] for i in idx],
+            [predicted[i] for i in idx],
+            [per_doc[i] for i in idx],
             [per_doc_c[i] for i in idx],
         )
     return overall, per_bucket
@@ -300,9 +301,7 @@ def calibrate(
         if len(idx) < min_labels:
             fallback.append(bucket)
             continue
-        calibrated[bucket] = keep_threshold(
-            [predicted[i] for i in idx], sum(keeps[i] for i in idx) / len(idx)
-        )
+        calibrated[bucket] = keep_threshold([predicted[i] for i in idx], sum(keeps[i] for i in idx) / len(idx))
     overall, per_bucket = agreement_by_bucket(judge, predicted, buckets, judge_threshold, calibrated)
     return Calibration(calibrated, dict(judge_threshold), min_labels, fallback, overall, per_bucket)
 
@@ -325,9 +324,7 @@ def _stdev(values: Sequence[float]) -> float:
     return math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
 
 
-def weakness(
-    n_holdout: int, spread: float, rho: float | None, cal: Calibration, params: "DistillParams"
-) -> list[str]:
+def weakness(n_holdout: int, spread: float, rho: float | None, cal: Calibration, params: DistillParams) -> list[str]:
     """Why the classifier is too weak to use (empty: it is not)."""
     out = []
     if n_holdout < params.min_holdout:
@@ -335,8 +332,10 @@ def weakness(
     if spread < params.min_score_spread:
         out.append(f"its scores barely spread (sd {spread:.4f} < {params.min_score_spread})")
     if rho is None or rho < params.min_spearman:
-        out.append("its scores do not rank like the judge's (spearman "
-                   f"{'undefined' if rho is None else f'{rho:.3f}'} < {params.min_spearman})")
+        out.append(
+            "its scores do not rank like the judge's (spearman "
+            f"{'undefined' if rho is None else f'{rho:.3f}'} < {params.min_spearman})"
+        )
     j, c = cal.overall.judge_keep_rate or 0.0, cal.overall.classifier_keep_rate or 0.0
     if abs(j - c) > params.max_keep_rate_gap:
         out.append(f"no threshold keeps the judge's share ({c:.0%} vs {j:.0%})")
@@ -395,7 +394,7 @@ class FastTextQualityScorer:
     def close(self) -> None:
         self._model = None
 
-    def __enter__(self) -> "FastTextQualityScorer":
+    def __enter__(self) -> FastTextQualityScorer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -435,12 +434,16 @@ class DistillReport:
         cal = self.calibration
         keeps = ""
         if cal is not None:
-            keeps = (f", keeps {_pct(cal.overall.classifier_keep_rate)} at its calibrated threshold"
-                     f" {cal.threshold['default']:.3f} (judge {_pct(cal.overall.judge_keep_rate)})")
-        return (f"{self.n_train + self.n_holdout} labels ({self.n_holdout} held out), score spread"
-                f" {self.score_spread:.4f} (judge {self.judge_score_spread:.3f}), spearman"
-                f" {'undefined' if rho is None else f'{rho:.3f}'}{keeps}, keeps"
-                f" {_pct(self.holdout.classifier_keep_rate)} at the judge's threshold")
+            keeps = (
+                f", keeps {_pct(cal.overall.classifier_keep_rate)} at its calibrated threshold"
+                f" {cal.threshold['default']:.3f} (judge {_pct(cal.overall.judge_keep_rate)})"
+            )
+        return (
+            f"{self.n_train + self.n_holdout} labels ({self.n_holdout} held out), score spread"
+            f" {self.score_spread:.4f} (judge {self.judge_score_spread:.3f}), spearman"
+            f" {'undefined' if rho is None else f'{rho:.3f}'}{keeps}, keeps"
+            f" {_pct(self.holdout.classifier_keep_rate)} at the judge's threshold"
+        )
 
 
 def _pct(x: float | None) -> str:
@@ -458,11 +461,15 @@ def _no_split_message(selection: LabelSelection, n_train: int, n_hold: int) -> s
     group = f"rubric {selection.rubric}, model {selection.model}"
     flags = ", ".join(f"{f} {n}" for f, n in selection.flags.items()) or "no flag"
     if selection.n_used == 0 and selection.n_flagged:
-        return (f"all {selection.n_flagged} labels of {group} were flagged ({flags}): the judge did"
-                " not answer in the rubric's format, so there is nothing to learn from; check the"
-                " judge (model, rubric, prompt format) and judge again rather than label more")
-    text = (f"{selection.n_used} usable labels of {group} give {n_train} to train and {n_hold} to"
-            " hold out; label more documents")
+        return (
+            f"all {selection.n_flagged} labels of {group} were flagged ({flags}): the judge did"
+            " not answer in the rubric's format, so there is nothing to learn from; check the"
+            " judge (model, rubric, prompt format) and judge again rather than label more"
+        )
+    text = (
+        f"{selection.n_used} usable labels of {group} give {n_train} to train and {n_hold} to"
+        " hold out; label more documents"
+    )
     if selection.n_flagged:
         text += f" ({selection.n_flagged} more were flagged: {flags})"
     return text

@@ -2,6 +2,7 @@
 per-document `QualityResult`. The Llama judge's backends (classifiers/judge/) and the distilled
 fastText classifier (classifiers/quality_fasttext.py) implement it;
 `classifiers.quality.make_scorer` builds the configured one."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -3,6 +3,7 @@
 Pure functions, no Beam. Hashes here are stable across processes and machines (never Python's
 salted `hash()`), since the pipeline shuffles on them and reruns must agree.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +50,7 @@ def stable_hash64(data: bytes | str, salt: bytes = b"") -> int:
 
 def unit_interval(key: str, seed: int) -> float:
     """Deterministic uniform number in [0, 1) from a key and a seed (sampling decisions)."""
-    return stable_hash64(f"{seed}\x1f{key}") / 2.0 ** 64
+    return stable_hash64(f"{seed}\x1f{key}") / 2.0**64
 
 
 # Offline token-count approximation, used when no tokenizer.json is configured: about four

@@ -20,22 +20,25 @@ file there (a `file` whose sha256 differs from the spec's is refused, so that ev
 counts with the tokenizer the manifest names), or for llama3 the worker's own cache entry of
 the same recipe (the worker image builds it; a worker without it builds it on first use).
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from classifiers.text import APPROX_TOKENIZER_NAME, approx_token_count
 
 LLAMA3, FILE, APPROX = "llama3", "file", "approx"
 KINDS = (LLAMA3, FILE, APPROX)
-LLAMA3_SOURCE = ("Meta Llama 3's 128,256-token BPE (Meta Llama 3 Community License), tokenizer.json"
-                 " built from llama.cpp's ggml-vocab-llama-bpe.gguf in PyPI's llama-cpp-python {version}"
-                 " source archive")
+LLAMA3_SOURCE = (
+    "Meta Llama 3's 128,256-token BPE (Meta Llama 3 Community License), tokenizer.json"
+    " built from llama.cpp's ggml-vocab-llama-bpe.gguf in PyPI's llama-cpp-python {version}"
+    " source archive"
+)
 
 
 class TokenizerError(RuntimeError):
@@ -85,8 +88,10 @@ def llama3_tokenizer_json(cache: Path | None = None, log: Callable[[str], None] 
     if final.is_file():
         return final
     if log is not None:
-        log(f"building Llama 3's tokenizer into {final.parent} (once: llama.cpp's vocabulary from PyPI's"
-            f" {artifacts.LLAMA_CPP_PYTHON} source archive, ~77 MB)")
+        log(
+            f"building Llama 3's tokenizer into {final.parent} (once: llama.cpp's vocabulary from PyPI's"
+            f" {artifacts.LLAMA_CPP_PYTHON} source archive, ~77 MB)"
+        )
     try:
         return artifacts.llama3_tokenizer_dir(cache) / "tokenizer.json"
     except Exception as e:  # noqa: BLE001 - network, disk, a changed archive: one line, with the fix
@@ -95,15 +100,17 @@ def llama3_tokenizer_json(cache: Path | None = None, log: Callable[[str], None] 
             f"tokenizer error: cannot build Llama 3's tokenizer in {cache} ({type(e).__name__}: {detail});"
             " run `make setup` (or `python -m classifiers.artifacts llama3`) where PyPI is reachable and copy"
             " the cache here ($CURATE_CACHE), or set tokenizer.path to a tokenizer.json"
-            " (tokenizer.kind=approx estimates bytes/4)") from None
+            " (tokenizer.kind=approx estimates bytes/4)"
+        ) from None
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def resolve(kind: str = LLAMA3, path: str | None = None, cache: Path | None = None,
-            log: Callable[[str], None] | None = _stderr) -> TokenizerSpec:
+def resolve(
+    kind: str = LLAMA3, path: str | None = None, cache: Path | None = None, log: Callable[[str], None] | None = _stderr
+) -> TokenizerSpec:
     """The tokenizer a run counts with: builds Llama 3's on first use; raises TokenizerError."""
     if kind == APPROX:
         return TokenizerSpec(APPROX, APPROX_TOKENIZER_NAME, "UTF-8 bytes / 4, rounded up (an estimate)")
@@ -114,9 +121,15 @@ def resolve(kind: str = LLAMA3, path: str | None = None, cache: Path | None = No
         return TokenizerSpec(FILE, path, "tokenizer.path", str(path), file_sha256(path))
     if kind == LLAMA3:
         from classifiers.artifacts import LLAMA_CPP_PYTHON
+
         json_path = llama3_tokenizer_json(cache, log)
-        return TokenizerSpec(LLAMA3, LLAMA3, LLAMA3_SOURCE.format(version=LLAMA_CPP_PYTHON.split("==")[1]),
-                             str(json_path), file_sha256(json_path))
+        return TokenizerSpec(
+            LLAMA3,
+            LLAMA3,
+            LLAMA3_SOURCE.format(version=LLAMA_CPP_PYTHON.split("==")[1]),
+            str(json_path),
+            file_sha256(json_path),
+        )
     raise TokenizerError(f"config error: tokenizer.kind: {kind!r} is not one of {', '.join(KINDS)}")
 
 
@@ -125,13 +138,15 @@ def check_tokenizer_file(path: str | Path) -> None:
     (one line) rather than a failure of every worker at its first batch."""
     try:
         from tokenizers import Tokenizer
+
         Tokenizer.from_file(str(path))
     except ImportError:
         return  # counted with tokenizers: the workers say so
     except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a bad file
         detail = " ".join(str(e).split())[:200] or type(e).__name__
-        raise TokenizerError(f"config error: tokenizer.path: {path} is not a Hugging Face tokenizer.json"
-                             f" ({detail})") from None
+        raise TokenizerError(
+            f"config error: tokenizer.path: {path} is not a Hugging Face tokenizer.json ({detail})"
+        ) from None
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -172,12 +187,18 @@ def _tiktoken_encoding(tokenizer_json: str | Path):
     import json
 
     from classifiers.artifacts import LLAMA3_PATTERN
+
     spec = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
     model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers") or []
-    if (model.get("type") != "BPE" or not model.get("ignore_merges") or spec.get("normalizer")
-            or [st.get("type") for st in steps] != ["Split", "ByteLevel"]
-            or steps[0].get("pattern", {}).get("Regex") != LLAMA3_PATTERN or steps[1].get("use_regex")):
+    if (
+        model.get("type") != "BPE"
+        or not model.get("ignore_merges")
+        or spec.get("normalizer")
+        or [st.get("type") for st in steps] != ["Split", "ByteLevel"]
+        or steps[0].get("pattern", {}).get("Regex") != LLAMA3_PATTERN
+        or steps[1].get("use_regex")
+    ):
         return None
     byte_of = _byte_decoder()
     try:
@@ -187,8 +208,9 @@ def _tiktoken_encoding(tokenizer_json: str | Path):
     specials = {t["content"]: t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
     for t in specials:
         ranks.pop(t.encode("utf-8"), None)
-    return tiktoken.Encoding(f"curate:{Path(tokenizer_json).name}", pat_str=LLAMA3_PATTERN,
-                             mergeable_ranks=ranks, special_tokens=specials)
+    return tiktoken.Encoding(
+        f"curate:{Path(tokenizer_json).name}", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks, special_tokens=specials
+    )
 
 
 class TokenCounter:
@@ -205,7 +227,7 @@ class TokenCounter:
         self.threads = min(8, os.cpu_count() or 1)  # tiktoken's: a pool of this many threads
 
     @classmethod
-    def load(cls, spec: TokenizerSpec) -> "TokenCounter":
+    def load(cls, spec: TokenizerSpec) -> TokenCounter:
         if spec.approximate:
             return cls(spec)
         from tokenizers import Tokenizer
@@ -223,8 +245,9 @@ class TokenCounter:
         if not (path and Path(path).is_file()):
             raise TokenizerError(f"tokenizer error: {spec.name}: {path} does not exist on this machine")
         if spec.sha256 and file_sha256(path) != spec.sha256:
-            raise TokenizerError(f"tokenizer error: {path} is not the tokenizer this job was planned with"
-                                 f" (sha256 {spec.sha256[:12]}...)")
+            raise TokenizerError(
+                f"tokenizer error: {path} is not the tokenizer this job was planned with (sha256 {spec.sha256[:12]}...)"
+            )
         return cls(spec, Tokenizer.from_file(path))
 
     def count(self, texts: list[str]) -> list[int]:
@@ -248,5 +271,6 @@ class TokenCounter:
             return [encode(t) for t in texts]
         if self._pool is None:  # tiktoken encodes without the GIL
             from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tokens")
         return list(self._pool.map(encode, texts))

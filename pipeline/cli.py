@@ -17,6 +17,7 @@ stderr and exit code 2, before any work starts. Ctrl-C (SIGINT) or SIGTERM durin
 every worker process, deletes the run's staging directory and leaves the output as it was: one
 line on stderr, exit code 130 (143 for SIGTERM). The output directory's rules: pipeline/outdir.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,6 @@ from pipeline.config import ConfigError  # noqa: E402
 from pipeline.interrupt import Interrupts  # noqa: E402
 from pipeline.outdir import check_output  # noqa: E402 - bench clears outputs in place with it too
 
-
 RUN_DESCRIPTION = """\
 Run the pipeline on this machine: read the sources, normalize, identify languages, filter,
 deduplicate, (optionally) score quality, sample the mixture and write it as sharded Parquet with
@@ -68,6 +68,7 @@ setup problems are one line on stderr and exit code 2; Ctrl-C leaves the output 
 
 def version() -> str:
     from importlib import metadata
+
     try:
         mine = metadata.version("curate")
     except metadata.PackageNotFoundError:  # a source checkout that was not installed
@@ -94,18 +95,26 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="curate", description="LLM pretraining data curation on Apache Beam")
     ap.add_argument("--version", action=_Version, help="print curate's version (and Beam's, Python's) and exit")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="run the pipeline on this machine", description=RUN_DESCRIPTION,
-                         epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run the pipeline on this machine",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_args(run)
     run.add_argument("--workers", type=int, help="worker processes (default: runner.workers)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     inspect_cmd.add_parser(sub)
     cfg = sub.add_parser("config", help="show the effective configuration")
     cfg_sub = cfg.add_subparsers(dest="config_cmd", required=True)
-    show = cfg_sub.add_parser("show", help="print the effective configuration: every key, its value, one line of help",
-                              description="Print the configuration a run with these arguments would use, as YAML"
-                                          " that loads back: every key with its value (defaults included), one line"
-                                          " of help, and the default where the value differs.")
+    show = cfg_sub.add_parser(
+        "show",
+        help="print the effective configuration: every key, its value, one line of help",
+        description="Print the configuration a run with these arguments would use, as YAML"
+        " that loads back: every key with its value (defaults included), one line"
+        " of help, and the default where the value differs.",
+    )
     add_config_args(show)
     report_cmd.add_parser(sub)
     label_cmd.add_parsers(sub)
@@ -120,6 +129,7 @@ def check_stage_setup(config) -> None:
         raise ConfigError(f"config error: stages.langid.model_path: {st.langid.model_path} does not exist")
     if config.tokenizer.path:  # exists and is a tokenizer.json (resolved once per process, cached)
         from pipeline.stages.mixture import tokenizer_spec
+
         tokenizer_spec(config.tokenizer)
     problems = st.quality.problems()
     if problems:
@@ -127,6 +137,7 @@ def check_stage_setup(config) -> None:
     if st.quality.enabled and st.quality.classifier == "llama_judge" and st.quality.backend == "openai":
         from classifiers.judge import JudgeError
         from classifiers.judge.openai_backend import OpenAIJudge
+
         try:  # a judge server that does not answer is a setup error, not a failure mid-run
             OpenAIJudge(st.quality).close()
         except JudgeError as e:
@@ -136,6 +147,7 @@ def check_stage_setup(config) -> None:
 def cmd_run(args, interrupts: Interrupts | None = None) -> int:
     """Python's logging (Beam's included) goes to OUT/logs/run.log, the terminal shows our lines."""
     from pipeline.progress import RunLog, command_started
+
     started = command_started()
     log = RunLog.start()
     try:
@@ -157,21 +169,25 @@ def _run(args, interrupts: Interrupts | None, log, started: float) -> int:
     if not config.sources:
         config = config.model_copy(update={"sources": build_demo(config.demo)})
     from pipeline.stages.mixture import unfed_targets
+
     if unfed := unfed_targets(config):
         print(f"warning: mixture targets no source can feed: {'; '.join(unfed)}", file=sys.stderr)
     specs = discover(config.sources)
     staged = None
     if interrupts is not None:
+
         def state() -> str:
             if staged is None:
                 return f"{path} is incomplete (no manifest)" if outdir.is_remote(path) else f"{path} left as it was"
             return f"{path} holds the new output (complete)" if staged.committed else f"{path} left as it was"
+
         interrupts.state = state
         interrupts.cleanups.append(lambda: staged is not None and staged.close())
     try:
         if outdir.is_remote(path):
             check_output(path, args.overwrite)
             import tempfile
+
             fd, local_log = tempfile.mkstemp(prefix="curate-run-", suffix=".log")  # no staging directory
             os.close(fd)
             log.open(local_log)
@@ -195,10 +211,13 @@ def _run(args, interrupts: Interrupts | None, log, started: float) -> int:
         print(note, file=sys.stderr)
     manifest_path = Path(path) / "manifest.json"
     from pipeline.summary import print_summary
+
     manifest = json.loads(manifest_path.read_text())
     import time
-    print_summary(manifest, path, time.time() - started,
-                  result.first_read - started if result.first_read is not None else None)
+
+    print_summary(
+        manifest, path, time.time() - started, result.first_read - started if result.first_read is not None else None
+    )
     if not manifest["ledger"]["balanced"]:
         print("error: the ledger does not balance (input != kept + rejected + quarantined)", file=sys.stderr)
         return 1
@@ -219,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             return inspect_cmd.cmd_inspect(args)
         if args.cmd == "config":
             from pipeline.config import show
+
             sys.stdout.write(show(resolve_config(args)))
             return 0
         if args.cmd == "report":

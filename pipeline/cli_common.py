@@ -1,5 +1,6 @@
 """What every `curate` subcommand that runs on a config shares (run, config show, judge, submit):
 the config arguments and the config they resolve to. Setup problems are ConfigErrors (one line)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,15 +11,32 @@ from pipeline.config import Config, ConfigError, Source, load_config
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML run config (default: configs/default.yaml)")
-    p.add_argument("--input", action="extend", nargs="+", default=[], metavar="PATH_OR_GLOB",
-                   help="add a text source (several paths, a shell-expanded glob, repeatable); local paths"
-                        " or any Beam filesystem URI; code found in it goes to the code bucket")
-    p.add_argument("--code", action="extend", nargs="+", default=[], metavar="PATH_OR_GLOB",
-                   help="add a code source (kind code; several paths, repeatable); records' `path` names"
-                        " the programming language")
+    p.add_argument(
+        "--input",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PATH_OR_GLOB",
+        help="add a text source (several paths, a shell-expanded glob, repeatable); local paths"
+        " or any Beam filesystem URI; code found in it goes to the code bucket",
+    )
+    p.add_argument(
+        "--code",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PATH_OR_GLOB",
+        help="add a code source (kind code; several paths, repeatable); records' `path` names the programming language",
+    )
     p.add_argument("--output", help="output directory (overrides output.path)")
-    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                   help="override a config key, typed by the schema (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="override a config key, typed by the schema (repeatable)",
+    )
 
 
 def resolve_config(args) -> Config:
@@ -41,4 +59,3 @@ def resolve_config(args) -> Config:
             raise ConfigError("config error: --code adds a source named 'code', which the config already has")
         config = config.model_copy(update={"sources": [*config.sources, extra]})
     return config
-

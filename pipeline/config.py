@@ -5,6 +5,7 @@ Each stage's parameters are the pydantic model that lives next to its logic in `
 a safe loader, applies `--set dotted.key=value` overrides and turns validation errors into one
 line that names the key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,6 +58,7 @@ class Source(_Strict):
 
 class NormalizeParams(_Strict):
     """normalize/validate cannot be switched off: it is what accounts for unreadable records."""
+
     enabled: Literal[True] = True
     max_record_bytes: int = Field(64 * MiB, gt=0)  # larger records are quarantined unread
     unicode_form: Literal["NFC", "NFKC", "none"] = "NFC"
@@ -67,6 +69,7 @@ class UrlDedupParams(_Strict):
     """Documents of a source with `url_field` that share a URL (fragment dropped, scheme and
     host lower-cased): one survives, the latest by the source's `timestamp_field` (ISO 8601
     strings or numbers; a missing timestamp counts as oldest), or the first read."""
+
     enabled: bool = True
     keep: Literal["latest", "first"] = "latest"
 
@@ -74,6 +77,7 @@ class UrlDedupParams(_Strict):
 class ExactDedupParams(_Strict):
     """Exact duplicates of the normalised text; the survivor follows
     stages.minhash_dedup.survivor, so both levels keep the same document of a cluster."""
+
     enabled: bool = True
     scope: Literal["global", "bucket", "language"] = "global"
 
@@ -120,11 +124,12 @@ class TokenizerConfig(_Strict):
     `llama3` Llama 3's tokenizer (built once into the cache), `file` the tokenizer.json at
     `path` (setting `path` alone means `file`), `approx` UTF-8 bytes / 4 (an estimate, named so in
     the manifest)."""
+
     kind: Literal["llama3", "file", "approx"] = "llama3"
     path: str | None = None  # a Hugging Face tokenizer.json (e.g. Llama 2's)
 
     @model_validator(mode="after")
-    def _path_means_file(self) -> "TokenizerConfig":
+    def _path_means_file(self) -> TokenizerConfig:
         if self.path is not None and self.kind != "file":
             if "kind" in self.model_fields_set:
                 raise ValueError(f"path is set, so kind must be file (or left out), not {self.kind}")
@@ -178,7 +183,7 @@ class Config(_Strict):
     distill: DistillParams = DistillParams()  # `curate distill` training settings
 
     @model_validator(mode="after")
-    def _names_unique(self) -> "Config":
+    def _names_unique(self) -> Config:
         names = [s.name for s in self.sources]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -230,12 +235,12 @@ def _assign(data: dict, parts: list[str], key: str, value: Any) -> None:
     for i, p in enumerate(parts[:-1]):
         if isinstance(node, list):
             if not p.isdigit() or int(p) >= len(node):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not an index of the list")
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not an index of the list")
             node = node[int(p)]
         else:
             node = node.setdefault(p, {})
             if not isinstance(node, (dict, list)):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
     last = parts[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
@@ -255,7 +260,7 @@ def _literal_fallbacks(data: dict, sets: list[tuple[tuple[str, ...], Any, str]],
     for parts, value, raw in sets:
         if isinstance(value, (str, list, dict)):
             continue
-        if any(loc[:len(parts)] == parts for loc in refused):
+        if any(loc[: len(parts)] == parts for loc in refused):
             _assign(data, list(parts), ".".join(parts), raw.strip())
             changed = True
     return changed
@@ -356,12 +361,13 @@ def field_help(cls: type, name: str) -> str:
     if not text and isinstance(sub, type) and issubclass(sub, BaseModel) and sub.__doc__:
         text = sub.__doc__.strip().split("\n\n")[0]
     import typing
+
     choices = [a for t in (sub, *typing.get_args(sub)) if typing.get_origin(t) is Literal for a in typing.get_args(t)]
     if len(choices) > 1:
         text = f"{' | '.join(map(str, choices))}" + (f"; {text}" if text else "")
     text = " ".join((text or "").split())
     if len(text) > HELP_WIDTH:
-        text = text[:HELP_WIDTH - 1].rsplit(" ", 1)[0] + " …"
+        text = text[: HELP_WIDTH - 1].rsplit(" ", 1)[0] + " …"
     return text
 
 
@@ -400,6 +406,7 @@ def show(config: Config) -> str:
 def known_keys(cls: type = Config, prefix: str = "") -> list[str]:
     """Every dotted key of the schema (a list's items as `*`)."""
     import typing
+
     out = []
     for name, info in cls.model_fields.items():
         key = f"{prefix}{name}"
@@ -415,15 +422,21 @@ def known_keys(cls: type = Config, prefix: str = "") -> list[str]:
 def suggest(loc: tuple) -> str | None:
     """The known key nearest to an unknown one (`stages.langid.enable` -> `stages.langid.enabled`)."""
     import difflib
+
     parts = [str(p) for p in loc]
     pattern = ".".join("*" if p.isdigit() else p for p in parts)
     keys = known_keys()
     same_level = [k for k in keys if k.count(".") == pattern.count(".")]
-    best = (difflib.get_close_matches(pattern, same_level, n=1, cutoff=0.75)
-            or difflib.get_close_matches(parts[-1], [k.rsplit(".", 1)[-1] for k in same_level
-                                                     if k.rsplit(".", 1)[0] == pattern.rpartition(".")[0]],
-                                         n=1, cutoff=0.6)
-            or difflib.get_close_matches(pattern, keys, n=1, cutoff=0.75))
+    best = (
+        difflib.get_close_matches(pattern, same_level, n=1, cutoff=0.75)
+        or difflib.get_close_matches(
+            parts[-1],
+            [k.rsplit(".", 1)[-1] for k in same_level if k.rsplit(".", 1)[0] == pattern.rpartition(".")[0]],
+            n=1,
+            cutoff=0.6,
+        )
+        or difflib.get_close_matches(pattern, keys, n=1, cutoff=0.75)
+    )
     if not best:
         return None
     hit = best[0] if "." in best[0] or not pattern.count(".") else best[0]

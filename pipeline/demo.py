@@ -4,6 +4,7 @@ gettext catalogs under /usr/share/locale (other languages). Nothing is downloade
 third-party text lives in the repository. A few near-duplicates (2% of words edited) and two
 unreadable records are added so that dedup and the quarantine show up in the summary.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,11 @@ def _write(path: Path, records: list[dict | str]) -> None:
 
 def code_docs(n: int) -> list[dict]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in stdlib.rglob("*.py") if p.is_file()
-                   and not {"test", "tests", "idlelib", "site-packages"} & set(p.relative_to(stdlib).parts))
+    files = sorted(
+        p
+        for p in stdlib.rglob("*.py")
+        if p.is_file() and not {"test", "tests", "idlelib", "site-packages"} & set(p.relative_to(stdlib).parts)
+    )
     files = files[:: max(1, len(files) // n)][:n] if n else []  # spread over the library
     out = []
     for p in files:
@@ -53,6 +57,7 @@ def prose_docs(n: int) -> list[dict]:
     """English prose: pydoc topics, then the standard library's longer docstrings, unwrapped
     (one paragraph a line, as web text is) and without their code examples."""
     from pydoc_data.topics import topics
+
     candidates = [(f"pydoc/{k}", topics[k]) for k in sorted(topics)]
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for p in sorted(stdlib.rglob("*.py")):
@@ -88,8 +93,15 @@ def catalog_messages(lang_dir: Path) -> list[str]:
         except Exception:  # noqa: BLE001 - a broken system catalog is skipped, not fatal
             continue
         for k, v in cat.items():
-            if (isinstance(k, str) and k and isinstance(v, str) and v != k and len(v) >= 25
-                    and "%" not in v and v[-1] in ".!?。！？।"):  # sentences, not menu labels
+            if (
+                isinstance(k, str)
+                and k
+                and isinstance(v, str)
+                and v != k
+                and len(v) >= 25
+                and "%" not in v
+                and v[-1] in ".!?。！？।"
+            ):  # sentences, not menu labels
                 msgs.add(" ".join(v.split()))
     return sorted(msgs)
 
@@ -109,7 +121,7 @@ def multilingual_docs(per_language: int, languages: set[str] | None = None) -> l
         msgs = catalog_messages(lang_dir)
         random.Random(name).shuffle(msgs)
         for i in range(min(per_language, len(msgs) // MESSAGES_PER_DOC)):
-            chunk = msgs[i * MESSAGES_PER_DOC:(i + 1) * MESSAGES_PER_DOC]
+            chunk = msgs[i * MESSAGES_PER_DOC : (i + 1) * MESSAGES_PER_DOC]
             out.append({"id": f"locale/{name}/{i}", "text": "\n".join(chunk), "lang": name})
     return out
 

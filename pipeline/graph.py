@@ -1,12 +1,13 @@
 """The pipeline graph. `build()` reads like the data flow:
 
-  read -> normalize/validate -> langid -> heuristics -> quality -> tokens -> dedup keys
-       -> route (text let go: small records only from here)
-       -> URL dedup -> exact dedup -> MinHash bands -> connected components (ids and hashes)
-       -> mixture plan (token histograms, a combine)                  (side input)
-       -> last pass: merge decisions per input chunk, re-read its text, route rows to shards
-       -> write shards (the only shuffle that carries text) -> manifest, last
+read -> normalize/validate -> langid -> heuristics -> quality -> tokens -> dedup keys
+     -> route (text let go: small records only from here)
+     -> URL dedup -> exact dedup -> MinHash bands -> connected components (ids and hashes)
+     -> mixture plan (token histograms, a combine)                  (side input)
+     -> last pass: merge decisions per input chunk, re-read its text, route rows to shards
+     -> write shards (the only shuffle that carries text) -> manifest, last
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,8 +61,12 @@ def input_info(config: Config, specs: list[FileSpec]) -> dict:
     tokenizer is resolved here, before the pipeline starts (Llama 3's built on first use; one
     that cannot be had stops the run with one line)."""
     spec = tokenizer_spec(config.tokenizer)
-    return {"input_files": len(specs), "input_bytes": sum(s.size for s in specs),
-            "tokenizer": spec.manifest(), "tokens_approximate": spec.approximate}
+    return {
+        "input_files": len(specs),
+        "input_bytes": sum(s.size for s in specs),
+        "tokenizer": spec.manifest(),
+        "tokens_approximate": spec.approximate,
+    }
 
 
 class SumLedger(beam.CombineFn):
@@ -111,27 +116,33 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
 
     if st.langid.enabled:
         from pipeline.stages.langid import LanguageIdStage
+
         docs = docs | "LanguageId" >> beam.ParDo(LanguageIdStage(st.langid, annotate))
     else:
         from pipeline.stages.langid import NoLanguageId
+
         docs = docs | "NoLanguageId" >> beam.ParDo(NoLanguageId(None, annotate))
     if st.heuristics.enabled:
         from pipeline.stages.heuristics import HeuristicsStage
+
         docs = docs | "Heuristics" >> beam.ParDo(HeuristicsStage(st.heuristics, annotate))
     if st.quality.enabled:
         from pipeline.stages.quality import QualityStage
+
         docs = docs | "Quality" >> beam.ParDo(QualityStage(st.quality, annotate))
     docs = docs | "Tokens" >> beam.ParDo(TokenCount(tokenizer_spec(config.tokenizer), annotate))
     if st.exact_dedup.enabled or st.minhash_dedup.enabled:
         docs = docs | "DedupKeys" >> beam.ParDo(DedupKeys(st.exact_dedup, st.minhash_dedup, False))
 
     routed = docs | "Route" >> beam.ParDo(RouteDocuments(config, partitions)).with_outputs(
-        URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG, main="infos")
+        URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG, main="infos"
+    )
     return docs, routed, quarantined, skipped
 
 
-def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict,
-          write_root: str | None = None) -> None:
+def build(
+    p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict, write_root: str | None = None
+) -> None:
     """The graph; shards and manifest are written under `write_root` (default output.path)."""
     st = config.stages
     partitions = shuffle_partitions(config, specs)
@@ -141,42 +152,69 @@ def build(p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dic
     events, deltas = [], [routed[STATS_TAG]]
     if dedup:
         ev, dl = (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate.for_config(
-            config, partitions)
+            config, partitions
+        )
         events += ev
         deltas += dl
     if st.line_dedup.enabled:  # needs the dedup events: a document dedup drops keeps its lines
         from pipeline.stages.line_dedup import LineDedup
+
         ev, dl = (docs, *events) | "LineDedup" >> LineDedup(config, partitions)
         events += ev
         deltas += dl
     plan = (deltas | "FlattenStats" >> beam.Flatten()) | "Mixture" >> PlanMixture(config)
     plan_si = beam.pvalue.AsSingleton(plan)
 
-    final = (([routed.infos] + events) | "FlattenDecisions" >> beam.Flatten()
-             | "GroupByChunk" >> beam.GroupByKey()
-             | "Finalize" >> beam.ParDo(Finalize(config, specs, signals, tokenizer_spec(config.tokenizer)),
-                                         plan_si).with_outputs(
-                 LEDGER_TAG, SAMPLE_TAG, main="rows"))
+    final = (
+        ([routed.infos] + events)
+        | "FlattenDecisions" >> beam.Flatten()
+        | "GroupByChunk" >> beam.GroupByKey()
+        | "Finalize"
+        >> beam.ParDo(Finalize(config, specs, signals, tokenizer_spec(config.tokenizer)), plan_si).with_outputs(
+            LEDGER_TAG, SAMPLE_TAG, main="rows"
+        )
+    )
     # the rejected-text sample: per rule, the keys of the output.rejected_text_sample documents
     # whose text rejected/ keeps (combined per bundle first: a few keys per rule cross the shuffle)
-    sample = beam.pvalue.AsDict(final[SAMPLE_TAG] | "RejectedSample" >> beam.combiners.Top.SmallestPerKey(
-        max(1, config.output.rejected_text_sample)))
-    shared_ids = (docs | "IdKeys" >> beam.FlatMap(_id_keys)
-                  | "CountIds" >> beam.CombinePerKey(sum)
-                  | "SharedIds" >> beam.FlatMap(_shared_id))
-    ledger = ((final[LEDGER_TAG], shared_ids, skipped) | "FlattenLedger" >> beam.Flatten()
-              | "SumLedger" >> beam.CombineGlobally(SumLedger()))
+    sample = beam.pvalue.AsDict(
+        final[SAMPLE_TAG]
+        | "RejectedSample" >> beam.combiners.Top.SmallestPerKey(max(1, config.output.rejected_text_sample))
+    )
+    shared_ids = (
+        docs
+        | "IdKeys" >> beam.FlatMap(_id_keys)
+        | "CountIds" >> beam.CombinePerKey(sum)
+        | "SharedIds" >> beam.FlatMap(_shared_id)
+    )
+    ledger = (
+        (final[LEDGER_TAG], shared_ids, skipped)
+        | "FlattenLedger" >> beam.Flatten()
+        | "SumLedger" >> beam.CombineGlobally(SumLedger())
+    )
 
-    q_counts = (quarantined
-                | "QuarantineReason" >> beam.Map(lambda r: {r["reason"]: 1})
-                | "SumQuarantine" >> beam.CombineGlobally(SumLedger()))
+    q_counts = (
+        quarantined
+        | "QuarantineReason" >> beam.Map(lambda r: {r["reason"]: 1})
+        | "SumQuarantine" >> beam.CombineGlobally(SumLedger())
+    )
     q_rows = quarantined | "QuarantineShard" >> beam.Map(_quarantine_row_key, beam.pvalue.AsSingleton(q_counts))
 
-    shards = ((final.rows, q_rows) | "FlattenRows" >> beam.Flatten()
-              | "GroupByShard" >> beam.GroupByKey()
-              | "WriteShards" >> beam.ParDo(WriteShard(config, signals, write_root), sample))
-    (p | "Once" >> beam.Create([None])
-     | "WriteManifest" >> beam.ParDo(WriteManifest(config, run_info, signals, write_root),
-                                     beam.pvalue.AsList(shards),
-                                     plan_si, beam.pvalue.AsSingleton(ledger), beam.pvalue.AsSingleton(q_counts),
-                                     sample))
+    shards = (
+        (final.rows, q_rows)
+        | "FlattenRows" >> beam.Flatten()
+        | "GroupByShard" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteShard(config, signals, write_root), sample)
+    )
+    (
+        p
+        | "Once" >> beam.Create([None])
+        | "WriteManifest"
+        >> beam.ParDo(
+            WriteManifest(config, run_info, signals, write_root),
+            beam.pvalue.AsList(shards),
+            plan_si,
+            beam.pvalue.AsSingleton(ledger),
+            beam.pvalue.AsSingleton(q_counts),
+            sample,
+        )
+    )

@@ -38,6 +38,7 @@ and those two small columns are read (files in parallel).
 Exit codes: 0 all good, 1 a mismatch or an incomplete output, 2 a path that cannot be
 inspected (missing, no Parquet files, not the contract's columns), as `curate run`'s setup errors.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,9 +63,15 @@ INSPECT_FORMAT = "curate-inspect/1"
 MANIFEST_FORMAT_PREFIX = schema.MANIFEST_FORMAT.rsplit("/", 1)[0] + "/"
 SHARD_DIRS = (schema.MIXTURE_DIR, schema.ANNOTATED_DIR, schema.REJECTED_DIR, schema.QUARANTINE_DIR)
 # The columns statistics are computed from (cast to these types; a missing optional one is null).
-STAT_COLUMNS = {"bucket": pa.string(), "language": pa.string(), "quality_score": pa.float64(),
-                "n_tokens": pa.int64(), "dup_cluster_size": pa.int64(), "repeats": pa.int64(),
-                "drop_rule": pa.string()}
+STAT_COLUMNS = {
+    "bucket": pa.string(),
+    "language": pa.string(),
+    "quality_score": pa.float64(),
+    "n_tokens": pa.int64(),
+    "dup_cluster_size": pa.int64(),
+    "repeats": pa.int64(),
+    "drop_rule": pa.string(),
+}
 REQUIRED_COLUMNS = ("n_tokens",)
 NO_VALUE = "(none)"  # bucket or language of a row where it is null
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
@@ -83,6 +90,7 @@ class InspectError(Exception):
 
 
 # ---------------------------------------------------------------------------------------- locating
+
 
 @dataclass
 class Target:
@@ -120,7 +128,7 @@ def list_files(fs: pafs.FileSystem, base: str) -> dict[str, int]:
     """Every file under `base` (recursively): path relative to `base` -> size in bytes."""
     sel = pafs.FileSelector(base, recursive=True, allow_not_found=True)
     prefix = base.rstrip("/") + "/"
-    return {i.path[len(prefix):]: i.size for i in fs.get_file_info(sel) if i.type == pafs.FileType.File}
+    return {i.path[len(prefix) :]: i.size for i in fs.get_file_info(sel) if i.type == pafs.FileType.File}
 
 
 def _is_data_file(rel: str) -> bool:
@@ -134,8 +142,7 @@ def locate(path: str) -> Target:
     if info.type == pafs.FileType.NotFound:
         raise InspectError(f"{path}: no such file or directory", 2)
     if info.type == pafs.FileType.File:
-        return Target(fs, posixpath.dirname(root), "parquet", None,
-                      {posixpath.basename(root): info.size})
+        return Target(fs, posixpath.dirname(root), "parquet", None, {posixpath.basename(root): info.size})
     root = root.rstrip("/")
     manifest = read_manifest(fs, root)
     if manifest is not None:
@@ -147,12 +154,16 @@ def locate(path: str) -> Target:
         if manifest is not None:
             return Target(fs, parent, name, manifest, _shard_files(fs, parent))
     if name in SHARD_DIRS and read_manifest(fs, parent) is not None:
-        raise InspectError(f"{path}: not a curate output: the {name}/ directory of the output {parent};"
-                           " inspect that", 2)
+        raise InspectError(
+            f"{path}: not a curate output: the {name}/ directory of the output {parent}; inspect that", 2
+        )
     subdirs = [d for d in SHARD_DIRS if fs.get_file_info(posixpath.join(root, d)).type == pafs.FileType.Directory]
     if subdirs:
-        raise InspectError(f"{path}: no {schema.MANIFEST_NAME}: not a complete curate output"
-                           f" (it has {subdirs[0]}/, but a run writes the manifest last)", 1)
+        raise InspectError(
+            f"{path}: no {schema.MANIFEST_NAME}: not a complete curate output"
+            f" (it has {subdirs[0]}/, but a run writes the manifest last)",
+            1,
+        )
     try:
         listing = list_files(fs, root)
     except (OSError, UnicodeDecodeError, pa.ArrowException) as e:
@@ -161,9 +172,12 @@ def locate(path: str) -> Target:
     outputs = _outputs_inside(listing)
     if outputs:  # a folder holding outputs is none: its files belong to them
         more = f" and {len(outputs) - 3} more" if len(outputs) > 3 else ""
-        raise InspectError(f"{path}: not a curate output (no {schema.MANIFEST_NAME}); it holds the curate"
-                           f" output{'s' if len(outputs) > 1 else ''} {', '.join(outputs[:3])}{more}:"
-                           " inspect one of them", 2)
+        raise InspectError(
+            f"{path}: not a curate output (no {schema.MANIFEST_NAME}); it holds the curate"
+            f" output{'s' if len(outputs) > 1 else ''} {', '.join(outputs[:3])}{more}:"
+            " inspect one of them",
+            2,
+        )
     if not files:
         raise InspectError(f"{path}: not a curate output (no {schema.MANIFEST_NAME}) and no Parquet files", 2)
     return Target(fs, root, "parquet", None, files)
@@ -187,6 +201,7 @@ def _shard_files(fs: pafs.FileSystem, out_dir: str) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------- reading
+
 
 @dataclass
 class FileScan:
@@ -212,19 +227,20 @@ def scan_file(fs: pafs.FileSystem, root: str, rel: str, stats: bool, count_colum
             names = pf.schema_arrow.names
             if "text" in names:
                 i = pf.schema_arrow.get_field_index("text")
-                out.text_bytes_approx = sum(md.row_group(g).column(i).total_uncompressed_size
-                                            for g in range(md.num_row_groups))
+                out.text_bytes_approx = sum(
+                    md.row_group(g).column(i).total_uncompressed_size for g in range(md.num_row_groups)
+                )
             if stats:
                 out.missing_columns = tuple(c for c in REQUIRED_COLUMNS if c not in names)
                 if not out.missing_columns:
                     present = [c for c in STAT_COLUMNS if c in names]
-                    out.table = _normalize(pf.read(columns=present, use_threads=True),
-                                           hive_bucket(posixpath.join(root, rel)))
+                    out.table = _normalize(
+                        pf.read(columns=present, use_threads=True), hive_bucket(posixpath.join(root, rel))
+                    )
             if count_column is not None:
                 if count_column in names:
                     col = pf.read(columns=[count_column]).column(count_column)
-                    out.value_counts = {str(v["values"]): int(v["counts"])
-                                        for v in pc.value_counts(col).to_pylist()}
+                    out.value_counts = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(col).to_pylist()}
                 else:
                     out.missing_columns = (count_column,)
     except (OSError, pa.ArrowException) as e:
@@ -235,7 +251,7 @@ def scan_file(fs: pafs.FileSystem, root: str, rel: str, stats: bool, count_colum
 def hive_bucket(path: str) -> str | None:
     """The bucket a hive-partitioned path names (`.../bucket=<b>/part-...`), if any."""
     key = schema.PARTITION_KEY + "="
-    parts = [p[len(key):] for p in path.split("/") if p.startswith(key)]
+    parts = [p[len(key) :] for p in path.split("/") if p.startswith(key)]
     return parts[-1] if parts else None
 
 
@@ -270,10 +286,12 @@ def _parallel(fn, items: list) -> list:
 
 # ---------------------------------------------------------------------------------------- statistics
 
+
 def token_sum(t: pa.Table) -> int:
     """Tokens a trainer sees: sum of n_tokens x repeats (a null repeats counts once)."""
-    return int(pc.sum(pc.multiply(pc.fill_null(t.column("n_tokens"), 0),
-                                  pc.fill_null(t.column("repeats"), 1))).as_py() or 0)
+    return int(
+        pc.sum(pc.multiply(pc.fill_null(t.column("n_tokens"), 0), pc.fill_null(t.column("repeats"), 1))).as_py() or 0
+    )
 
 
 def distribution(x: np.ndarray, nulls: int = 0) -> dict:
@@ -283,8 +301,13 @@ def distribution(x: np.ndarray, nulls: int = 0) -> dict:
     if x.size == 0:
         return {**out, "mean": None, "min": None, **{k: None for k in QUANTILES}, "max": None}
     qs = np.quantile(x, list(QUANTILES.values()))
-    return {**out, "mean": float(x.mean()), "min": float(x.min()),
-            **{k: float(v) for k, v in zip(QUANTILES, qs)}, "max": float(x.max())}
+    return {
+        **out,
+        "mean": float(x.mean()),
+        "min": float(x.min()),
+        **{k: float(v) for k, v in zip(QUANTILES, qs)},
+        "max": float(x.max()),
+    }
 
 
 def quality_histogram(x: np.ndarray) -> dict:
@@ -333,7 +356,7 @@ def summarize(t: pa.Table, targets: dict[str, float | None]) -> dict:
     t = t.sort_by([("bucket", "ascending"), ("language", "ascending")])
     total = _group_stats(t)
     total_tokens = total["tokens"]
-    share = (lambda tok: tok / total_tokens if total_tokens else 0.0)  # noqa: E731
+    share = lambda tok: tok / total_tokens if total_tokens else 0.0  # noqa: E731
     buckets: dict[str, dict] = {}
     for name, part in _groups(t, "bucket"):
         b = _group_stats(part)
@@ -367,14 +390,22 @@ def missed_targets(manifest: dict | None, buckets: dict) -> tuple[dict, list[dic
         share = sum(buckets[b]["share"] for b in v.get("buckets", []) if b in buckets)
         groups[g] = {"target_share": v.get("target_share"), "share": share, "buckets": v.get("buckets", [])}
         if v.get("target_share") is not None and abs(share - v["target_share"]) > schema.SHARE_TOLERANCE:
-            missed.append({"target": g, "group": True, "asked": v["target_share"], "achieved": share,
-                           "why": why.get(g)})
+            missed.append(
+                {"target": g, "group": True, "asked": v["target_share"], "achieved": share, "why": why.get(g)}
+            )
     for name, b in sorted(buckets.items()):
         if name in groups or not b.get("target_share") or b["gap"] is None:
             continue
         if abs(b["gap"]) > schema.SHARE_TOLERANCE:
-            missed.append({"target": name, "group": False, "asked": b["target_share"], "achieved": b["share"],
-                           "why": why.get(name)})
+            missed.append(
+                {
+                    "target": name,
+                    "group": False,
+                    "asked": b["target_share"],
+                    "achieved": b["share"],
+                    "why": why.get(name),
+                }
+            )
     return groups, missed
 
 
@@ -392,23 +423,38 @@ def _groups(t: pa.Table, key: str):
 
 # ---------------------------------------------------------------------------------------- checking
 
+
 def _problem(path: str, code: str, detail: str) -> dict:
     return {"path": path, "problem": code, "detail": detail}
 
 
-def check_shard(rel: str, entry: dict | None, size: int | None, scan: FileScan | None,
-                sha256: str | None) -> tuple[dict, list[dict]]:
+def check_shard(
+    rel: str, entry: dict | None, size: int | None, scan: FileScan | None, sha256: str | None
+) -> tuple[dict, list[dict]]:
     """One shard's row in the report and its problems against its manifest `entry` (None for
     plain Parquet: only readability is checked). `size` is None when the file is not on disk."""
     listed = entry or {}
-    row = {"path": rel, "kind": listed.get("kind", "parquet"), "bucket": listed.get("bucket"),
-           "rows": scan.rows if scan else None, "bytes": size,
-           "row_groups": scan.row_groups if scan else None, "tokens": None, "status": "ok"}
+    row = {
+        "path": rel,
+        "kind": listed.get("kind", "parquet"),
+        "bucket": listed.get("bucket"),
+        "rows": scan.rows if scan else None,
+        "bytes": size,
+        "row_groups": scan.row_groups if scan else None,
+        "tokens": None,
+        "status": "ok",
+    }
     says = f"{schema.MANIFEST_NAME} says"
     found: list[dict] = []
     if size is None:
-        found.append(_problem(rel, "missing", f"listed in {schema.MANIFEST_NAME} ({listed.get('rows'):,} rows,"
-                                              f" {listed.get('bytes'):,} bytes) but not on disk"))
+        found.append(
+            _problem(
+                rel,
+                "missing",
+                f"listed in {schema.MANIFEST_NAME} ({listed.get('rows'):,} rows,"
+                f" {listed.get('bytes'):,} bytes) but not on disk",
+            )
+        )
     else:
         if entry is not None and size != entry.get("bytes"):
             code = "truncated" if size < entry["bytes"] else "size"
@@ -422,11 +468,15 @@ def check_shard(rel: str, entry: dict | None, size: int | None, scan: FileScan |
         if scan.table is not None:
             row["tokens"] = token_sum(scan.table)
             if entry is not None and "tokens" in entry and row["tokens"] != entry["tokens"]:
-                found.append(_problem(rel, "tokens", f"{row['tokens']:,} tokens (n_tokens x repeats),"
-                                                     f" {says} {entry['tokens']:,}"))
+                found.append(
+                    _problem(
+                        rel, "tokens", f"{row['tokens']:,} tokens (n_tokens x repeats), {says} {entry['tokens']:,}"
+                    )
+                )
         if sha256 is not None and entry is not None and sha256 != entry.get("sha256"):
-            found.append(_problem(rel, "checksum",
-                                  f"sha256 {sha256[:16]}..., {says} {str(entry.get('sha256'))[:16]}..."))
+            found.append(
+                _problem(rel, "checksum", f"sha256 {sha256[:16]}..., {says} {str(entry.get('sha256'))[:16]}...")
+            )
     if found:
         row["status"] = found[0]["problem"]
     return row, found
@@ -453,8 +503,14 @@ def check_ledger(manifest: dict, kind: str, listed: dict, scans: dict, shard_pro
     if bad:
         return [_problem(where, "ledger", f"ledger has no count for {bad[0]!r}")]
     if nums["input"] != nums["kept"] + nums["rejected"] + nums["quarantined"] or led.get("balanced") is not True:
-        found.append(_problem(where, "ledger", f"ledger does not balance: input {nums['input']} != kept {nums['kept']}"
-                                               f" + rejected {nums['rejected']} + quarantined {nums['quarantined']}"))
+        found.append(
+            _problem(
+                where,
+                "ledger",
+                f"ledger does not balance: input {nums['input']} != kept {nums['kept']}"
+                f" + rejected {nums['rejected']} + quarantined {nums['quarantined']}",
+            )
+        )
     by_kind = {kind: ("kept", None), "rejected": ("rejected", "rejected"), "quarantine": ("quarantined", "quarantined")}
     for k, (figure, per_key) in by_kind.items():
         paths = [p for p, e in listed.items() if e.get("kind") == k]
@@ -462,8 +518,13 @@ def check_ledger(manifest: dict, kind: str, listed: dict, scans: dict, shard_pro
             continue
         rows = sum(scans[p].rows or 0 for p in paths)
         if rows != nums[figure]:
-            found.append(_problem(where, "ledger", f"{figure} is {nums[figure]:,} in the ledger, but the {k} shards"
-                                                   f" hold {rows:,} rows"))
+            found.append(
+                _problem(
+                    where,
+                    "ledger",
+                    f"{figure} is {nums[figure]:,} in the ledger, but the {k} shards hold {rows:,} rows",
+                )
+            )
             continue
         if per_key is None or (k == "rejected" and manifest.get("mode") == "annotate"):
             continue
@@ -475,8 +536,14 @@ def check_ledger(manifest: dict, kind: str, listed: dict, scans: dict, shard_pro
         claimed = {str(r): c for r, c in claimed.items() if c}
         for r in sorted(set(counts) | set(claimed)):
             if counts.get(r, 0) != claimed.get(r, 0):
-                found.append(_problem(where, "ledger", f"{per_key} {r!r} is {claimed.get(r, 0)!r} in the manifest,"
-                                                       f" but the {k} shards hold {counts.get(r, 0):,} such rows"))
+                found.append(
+                    _problem(
+                        where,
+                        "ledger",
+                        f"{per_key} {r!r} is {claimed.get(r, 0)!r} in the manifest,"
+                        f" but the {k} shards hold {counts.get(r, 0):,} such rows",
+                    )
+                )
                 break
     return found
 
@@ -500,14 +567,18 @@ def inspect(path: str, verify: bool = False) -> dict:
     present = [p for p in listed if p in target.files]
     count_col = {p: LEDGER_COLUMNS.get(listed[p].get("kind")) if manifest is not None else None for p in present}
     scans = {s.path: s for s in _parallel(lambda p: scan_file(fs, root, p, p in stat_paths, count_col[p]), present)}
-    hashes = dict(zip(present, _parallel(lambda p: sha256_of(fs, posixpath.join(root, p)), present))) \
-        if verify and manifest is not None else {}
+    hashes = (
+        dict(zip(present, _parallel(lambda p: sha256_of(fs, posixpath.join(root, p)), present)))
+        if verify and manifest is not None
+        else {}
+    )
 
     shards, tables = [], []
     shard_problems: set[str] = set()
     for rel, entry in listed.items():
-        row, found = check_shard(rel, entry if manifest is not None else None, target.files.get(rel),
-                                 scans.get(rel), hashes.get(rel))
+        row, found = check_shard(
+            rel, entry if manifest is not None else None, target.files.get(rel), scans.get(rel), hashes.get(rel)
+        )
         problems += found
         shards.append(row)
         if found:
@@ -515,21 +586,29 @@ def inspect(path: str, verify: bool = False) -> dict:
         if rel in scans and scans[rel].table is not None:
             tables.append(scans[rel].table)
     if manifest is not None:
-        problems += check_ledger(manifest, target.kind, listed, scans,
-                                 {p for p in shard_problems if not _only_checksum(p, problems)})
+        problems += check_ledger(
+            manifest, target.kind, listed, scans, {p for p in shard_problems if not _only_checksum(p, problems)}
+        )
         for rel in sorted(set(target.files) - set(listed)):
-            problems.append(_problem(rel, "extra", f"not listed in {schema.MANIFEST_NAME}"
-                                                   f" ({target.files[rel]:,} bytes)"))
+            problems.append(
+                _problem(rel, "extra", f"not listed in {schema.MANIFEST_NAME} ({target.files[rel]:,} bytes)")
+            )
     if manifest is None and any(p["problem"] == "schema" for p in problems):
         bad = next(p for p in problems if p["problem"] == "schema")
-        raise InspectError(f"{path}: not a curate output (no {schema.MANIFEST_NAME}) nor Parquet with the"
-                           f" contract's columns: {bad['path']}: {bad['detail']}", 2)
+        raise InspectError(
+            f"{path}: not a curate output (no {schema.MANIFEST_NAME}) nor Parquet with the"
+            f" contract's columns: {bad['path']}: {bad['detail']}",
+            2,
+        )
 
     table = pa.concat_tables(tables) if tables else pa.schema(STAT_COLUMNS).empty_table()
     targets = {}
     if manifest is not None:
-        targets = {b: v.get("target_share") for b, v in manifest.get("buckets", {}).items()
-                   if v.get("target_share") is not None}
+        targets = {
+            b: v.get("target_share")
+            for b, v in manifest.get("buckets", {}).items()
+            if v.get("target_share") is not None
+        }
     stats = summarize(table, targets)
     stat_shards = [(listed[s.path], s) for s in scans.values() if s.table is not None]
     rows = sum(s.rows for _, s in stat_shards)
@@ -540,8 +619,11 @@ def inspect(path: str, verify: bool = False) -> dict:
     for name, b in stats["buckets"].items():  # per bucket when shards are per bucket (the mixture)
         mine = [(e, s) for e, s in stat_shards if e.get("bucket") == name]
         n = sum(s.rows for _, s in mine)
-        b["text_chars_mean"] = (sum(e["text_chars"] for e, _ in mine) / n
-                                if manifest is not None and n and all("text_chars" in e for e, _ in mine) else None)
+        b["text_chars_mean"] = (
+            sum(e["text_chars"] for e, _ in mine) / n
+            if manifest is not None and n and all("text_chars" in e for e, _ in mine)
+            else None
+        )
     stats["groups"], stats["missed"] = missed_targets(manifest, stats["buckets"])
     stats["total"]["quality_histogram"] = quality_histogram(_values(table.column("quality_score"))[0])
     stats["total"]["text_chars_mean"] = text_chars_mean
@@ -553,27 +635,47 @@ def inspect(path: str, verify: bool = False) -> dict:
         "path": path,
         "root": root,
         "kind": target.kind,
-        "manifest": None if manifest is None else {
-            k: manifest.get(k) for k in ("format", "mode", "config_sha256", "runner", "workers", "tokenizer",
-                                         "tokens_approximate", "ledger")},
+        "manifest": None
+        if manifest is None
+        else {
+            k: manifest.get(k)
+            for k in (
+                "format",
+                "mode",
+                "config_sha256",
+                "runner",
+                "workers",
+                "tokenizer",
+                "tokens_approximate",
+                "ledger",
+            )
+        },
         # True only when every listed shard was hashed and matched its manifest entry
-        "checksums_verified": bool(verify and manifest is not None and len(hashes) == len(listed)
-                                   and not any(p["problem"] == "checksum" for p in problems)),
+        "checksums_verified": bool(
+            verify
+            and manifest is not None
+            and len(hashes) == len(listed)
+            and not any(p["problem"] == "checksum" for p in problems)
+        ),
         "ok": not problems,
         "problems": problems,
         "total": stats["total"],
         "buckets": stats["buckets"],
         "groups": stats["groups"],  # the manifest's group targets (code, multilingual) vs the shards
         "targets_missed": stats["missed"],  # groups first, then buckets
-        "files": {"shards": len(shards), "present": len(ok_shards),
-                  "rows": sum(s["rows"] or 0 for s in ok_shards),
-                  "bytes": sum(s["bytes"] for s in ok_shards),
-                  "row_groups": sum(s["row_groups"] or 0 for s in ok_shards)},
+        "files": {
+            "shards": len(shards),
+            "present": len(ok_shards),
+            "rows": sum(s["rows"] or 0 for s in ok_shards),
+            "bytes": sum(s["bytes"] for s in ok_shards),
+            "row_groups": sum(s["row_groups"] or 0 for s in ok_shards),
+        },
         "shards": shards,
     }
 
 
 # ---------------------------------------------------------------------------------------- output
+
 
 def _pct(x) -> str:
     return "" if x is None else f"{100 * x:.2f}%"
@@ -591,8 +693,10 @@ def render(report: dict, console) -> None:
     m = report["manifest"]
     head = f"[bold]{report['path']}[/]: {report['kind']}"
     if m:
-        head += (f" — {m.get('mode')} mode, config {str(m.get('config_sha256'))[:12]},"
-                 f" tokenizer {tokenizer_label(m.get('tokenizer'))}, {m.get('runner')}")
+        head += (
+            f" — {m.get('mode')} mode, config {str(m.get('config_sha256'))[:12]},"
+            f" tokenizer {tokenizer_label(m.get('tokenizer'))}, {m.get('runner')}"
+        )
     else:
         head += " — plain Parquet, no manifest (no targets, nothing to verify against)"
     console.print(head)
@@ -601,57 +705,113 @@ def render(report: dict, console) -> None:
     cols = ["bucket", "language", "documents", "tokens", "share", "target", "gap"]
     for c in cols + (["would drop"] if annotated else []):
         t.add_column(c, justify="left" if c in ("bucket", "language") else "right")
-    order = sorted(report["buckets"].items(), key=lambda kv: (-kv[1]["tokens"], -(kv[1]["target_share"] or 0),
-                                                              -kv[1]["documents"], kv[0]))
+    order = sorted(
+        report["buckets"].items(),
+        key=lambda kv: (-kv[1]["tokens"], -(kv[1]["target_share"] or 0), -kv[1]["documents"], kv[0]),
+    )
     for name, b in order:
         extra = [_num(b.get("would_drop", 0))] if annotated else []
         langs = b["languages"]
         one = len(langs) == 1 and next(iter(langs)) == name
-        t.add_row(name, "" if one or not langs else "(all)", f"{b['documents']:,}", f"{b['tokens']:,}",
-                  _pct(b["share"]), _pct(b["target_share"]),
-                  "" if b["gap"] is None else f"{100 * b['gap']:+.2f}", *extra)
+        t.add_row(
+            name,
+            "" if one or not langs else "(all)",
+            f"{b['documents']:,}",
+            f"{b['tokens']:,}",
+            _pct(b["share"]),
+            _pct(b["target_share"]),
+            "" if b["gap"] is None else f"{100 * b['gap']:+.2f}",
+            *extra,
+        )
         if not one:
             for lang, v in langs.items():
-                t.add_row("", lang, f"{v['documents']:,}", f"{v['tokens']:,}", _pct(v["share"]), "", "",
-                          *([""] if annotated else []))
+                t.add_row(
+                    "",
+                    lang,
+                    f"{v['documents']:,}",
+                    f"{v['tokens']:,}",
+                    _pct(v["share"]),
+                    "",
+                    "",
+                    *([""] if annotated else []),
+                )
     tot = report["total"]
-    t.add_row("[bold]total[/]", "", f"{tot['documents']:,}", f"{tot['tokens']:,}", _pct(tot["share"]), "", "",
-              *([_num(tot.get("would_drop", 0))] if annotated else []))
+    t.add_row(
+        "[bold]total[/]",
+        "",
+        f"{tot['documents']:,}",
+        f"{tot['tokens']:,}",
+        _pct(tot["share"]),
+        "",
+        "",
+        *([_num(tot.get("would_drop", 0))] if annotated else []),
+    )
     console.print(t)
     if annotated:
-        console.print("annotated: repeats is 0 where filter mode drops a document, so tokens and shares are"
-                      " those of the mixture filter mode would write")
+        console.print(
+            "annotated: repeats is 0 where filter mode drops a document, so tokens and shares are"
+            " those of the mixture filter mode would write"
+        )
     for g, v in report.get("groups", {}).items():
-        console.print(f"group {g}: {_pct(v['share'])} (target {_pct(v['target_share'])},"
-                      f" {len(v['buckets'])} buckets)")
+        console.print(f"group {g}: {_pct(v['share'])} (target {_pct(v['target_share'])}, {len(v['buckets'])} buckets)")
     for u in report.get("targets_missed", []):
         what = f"{u['target']} (group)" if u["group"] else u["target"]
-        console.print(f"[yellow]target not met[/]: {what}: asked {_pct(u['asked'])}, achieved {_pct(u['achieved'])}"
-                      + (f" — {u['why']}" if u.get("why") else ""))
+        console.print(
+            f"[yellow]target not met[/]: {what}: asked {_pct(u['asked'])}, achieved {_pct(u['achieved'])}"
+            + (f" — {u['why']}" if u.get("why") else "")
+        )
 
     d = Table(title="documents by bucket", title_justify="left")
-    for c in ("bucket", "quality p10", "p50", "p90", "no score", "dup mean", "dup max", "dup >1",
-              "tokens/doc p10", "p50", "p90", "max", "chars/doc"):
+    for c in (
+        "bucket",
+        "quality p10",
+        "p50",
+        "p90",
+        "no score",
+        "dup mean",
+        "dup max",
+        "dup >1",
+        "tokens/doc p10",
+        "p50",
+        "p90",
+        "max",
+        "chars/doc",
+    ):
         d.add_column(c, justify="left" if c == "bucket" else "right")
 
     def qrow(name, b):
         q, du, ln = b["quality_score"], b["dup_cluster_size"], b["length_tokens"]
-        return (name, _num(q["p10"], ".2f"), _num(q["p50"], ".2f"), _num(q["p90"], ".2f"), f"{q['nulls']:,}",
-                _num(du["mean"], ".2f"), _num(du["max"]), _pct(du["share_gt1"]),
-                _num(ln["p10"]), _num(ln["p50"]), _num(ln["p90"]), _num(ln["max"]), _num(b.get("text_chars_mean")))
+        return (
+            name,
+            _num(q["p10"], ".2f"),
+            _num(q["p50"], ".2f"),
+            _num(q["p90"], ".2f"),
+            f"{q['nulls']:,}",
+            _num(du["mean"], ".2f"),
+            _num(du["max"]),
+            _pct(du["share_gt1"]),
+            _num(ln["p10"]),
+            _num(ln["p50"]),
+            _num(ln["p90"]),
+            _num(ln["max"]),
+            _num(b.get("text_chars_mean")),
+        )
+
     for name, b in order:
         if b["documents"]:
             d.add_row(*qrow(name, b))
     d.add_row(*qrow("[bold]total[/]", tot))
     console.print(d)
     if tot.get("text_bytes_mean_approx") is not None:
-        console.print(f"text: about {tot['text_bytes_mean_approx']:,.0f} bytes per document"
-                      " (from the Parquet footers)")
+        console.print(f"text: about {tot['text_bytes_mean_approx']:,.0f} bytes per document (from the Parquet footers)")
 
     f = report["files"]
     shards = report["shards"]
-    s = Table(title=f"shards: {f['present']:,} of {f['shards']:,} present, {f['rows']:,} rows, {f['bytes']:,} bytes,"
-                    f" {f['row_groups']:,} row groups", title_justify="left")
+    s = Table(
+        title=f"shards: {f['present']:,} of {f['shards']:,} present, {f['rows']:,} rows, {f['bytes']:,} bytes,"
+        f" {f['row_groups']:,} row groups",
+        title_justify="left",
+    )
     for c in ("path", "rows", "bytes", "row groups", "tokens", "status"):
         s.add_column(c, justify="left" if c in ("path", "status") else "right")
     bad = [x for x in shards if x["status"] != "ok"]
@@ -703,11 +863,25 @@ def plot(report: dict, dest: str) -> None:
     if zero.size:
         left = positive.min() / 2 if ax1.get_xscale() == "log" and positive.size else 0.0
         ax1.set_xlim(left=left)
-        ax1.scatter(np.full(zero.size, left), y[zero] - 0.2, marker="x", color="tab:red", zorder=3, clip_on=False,
-                    label="achieved 0")
+        ax1.scatter(
+            np.full(zero.size, left),
+            y[zero] - 0.2,
+            marker="x",
+            color="tab:red",
+            zorder=3,
+            clip_on=False,
+            label="achieved 0",
+        )
         for i in zero:
-            ax1.annotate("0", (left, y[i] - 0.2), xytext=(6, 0), textcoords="offset points", va="center",
-                         fontsize=7, color="tab:red")
+            ax1.annotate(
+                "0",
+                (left, y[i] - 0.2),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+                color="tab:red",
+            )
     ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
     ax1.set_xlabel("token share (n_tokens x repeats)")
     ax1.set_title("token share by bucket: achieved vs target")
@@ -726,8 +900,9 @@ def plot(report: dict, dest: str) -> None:
         ax2.set_yticks([])
     ax2.set_title(f"quality score ({q['count']:,} scored, {q['nulls']:,} without)")
 
-    rows = [(i, b["length_tokens"]) for i, (_, b) in enumerate(buckets, start=len(groups))
-            if b["length_tokens"]["count"]]
+    rows = [
+        (i, b["length_tokens"]) for i, (_, b) in enumerate(buckets, start=len(groups)) if b["length_tokens"]["count"]
+    ]
     if rows:
         yy = np.array([i for i, _ in rows])
         p10, p50, p90 = (np.array([d[k] for _, d in rows]) for k in ("p10", "p50", "p90"))
@@ -740,27 +915,43 @@ def plot(report: dict, dest: str) -> None:
     ax3.tick_params(labelleft=False)
     ax3.set_xlabel("tokens per document")
     ax3.set_title("document length by bucket")
-    fig.suptitle(f"{report['path']} ({report['kind']}, {report['total']['documents']:,} documents,"
-                 f" {report['total']['tokens']:,} tokens)")
+    fig.suptitle(
+        f"{report['path']} ({report['kind']}, {report['total']['documents']:,} documents,"
+        f" {report['total']['tokens']:,} tokens)"
+    )
     fig.savefig(dest, format="png", dpi=100)
 
 
 # ---------------------------------------------------------------------------------------- CLI
 
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "inspect", help="report what an output holds and check its files against its manifest",
+        "inspect",
+        help="report what an output holds and check its files against its manifest",
         description="Per bucket and language: documents, tokens (n_tokens x repeats) and share vs target;"
-                    " quality score, duplicate cluster size and length distributions; rows, bytes and row groups"
-                    " per shard. Checks every shard against manifest.json (missing, truncated, extra, rows,"
-                    " tokens; sha256 with --verify) and exits 1 on a mismatch. Reads footers and a few small"
-                    " columns only.")
-    p.add_argument("path", metavar="OUT", help="a curate output directory, its mixture/ or annotated/ directory,"
-                                               " or any Parquet file or directory with the contract's columns")
+        " quality score, duplicate cluster size and length distributions; rows, bytes and row groups"
+        " per shard. Checks every shard against manifest.json (missing, truncated, extra, rows,"
+        " tokens; sha256 with --verify) and exits 1 on a mismatch. Reads footers and a few small"
+        " columns only.",
+    )
+    p.add_argument(
+        "path",
+        metavar="OUT",
+        help="a curate output directory, its mixture/ or annotated/ directory,"
+        " or any Parquet file or directory with the contract's columns",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--plot", metavar="FILE.png", help="draw achieved vs target shares and the quality and"
-                                                      " length distributions into a PNG")
-    p.add_argument("--verify", action="store_true", help="also recompute every shard's sha256 against the manifest (reads every byte)")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw achieved vs target shares and the quality and length distributions into a PNG",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="also recompute every shard's sha256 against the manifest (reads every byte)",
+    )
     return p
 
 
@@ -774,12 +965,16 @@ def cmd_inspect(args) -> int:
         print(json.dumps(report, indent=1))
     else:
         from rich.console import Console
+
         render(report, Console(width=None if Console().is_terminal else 140))
     for p in report["problems"]:
         print(f"mismatch: {p['path']}: {p['problem']}: {p['detail']}", file=sys.stderr)
     if report["problems"]:
-        print(f"inspect: {len(report['problems'])} problem(s): {report['path']} does not match its"
-              f" {schema.MANIFEST_NAME}", file=sys.stderr)
+        print(
+            f"inspect: {len(report['problems'])} problem(s): {report['path']} does not match its"
+            f" {schema.MANIFEST_NAME}",
+            file=sys.stderr,
+        )
     if args.plot:
         try:
             plot(report, args.plot)

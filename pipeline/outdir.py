@@ -16,6 +16,7 @@
 Local outputs only; an output on a remote filesystem (gs://, s3://) is checked and cleared in
 place by `check_output` (the manifest's files only), without staging or lock.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -42,10 +43,13 @@ _BUCKET = SAFE_BUCKET.pattern
 LAYOUT = re.compile(
     rf"{re.escape(schema.MANIFEST_NAME)}|{re.escape(RUN_LOG)}|{re.escape(schema.DATASET_CARD)}"
     rf"|{schema.MIXTURE_DIR}/{_BUCKET}\.{_PART}|{schema.MIXTURE_DIR}/bucket={_BUCKET}/{_PART}"
-    rf"|(?:{schema.REJECTED_DIR}|{schema.QUARANTINE_DIR}|{schema.ANNOTATED_DIR})/{_PART}")
+    rf"|(?:{schema.REJECTED_DIR}|{schema.QUARANTINE_DIR}|{schema.ANNOTATED_DIR})/{_PART}"
+)
 PARTIAL = re.compile(rf"(?:{LAYOUT.pattern})\.tmp-[0-9a-f]{{32}}")  # a write cut short
-LAYOUT_DIRS = re.compile(rf"{schema.MIXTURE_DIR}(?:/bucket={_BUCKET})?|{os.path.dirname(RUN_LOG)}"
-                         rf"|{schema.REJECTED_DIR}|{schema.QUARANTINE_DIR}|{schema.ANNOTATED_DIR}")
+LAYOUT_DIRS = re.compile(
+    rf"{schema.MIXTURE_DIR}(?:/bucket={_BUCKET})?|{os.path.dirname(RUN_LOG)}"
+    rf"|{schema.REJECTED_DIR}|{schema.QUARANTINE_DIR}|{schema.ANNOTATED_DIR}"
+)
 # What the staging directory and the lock are called, beside OUT.
 STAGING_SUFFIX = ".tmp-"
 LOCK_SUFFIX = ".lock"
@@ -68,6 +72,7 @@ class OutputError(ConfigError):
 
 # ----------------------------------------------------------------------------- what is ours
 
+
 def listed_in_manifest(root: str) -> set[str]:
     """The relative paths the manifest in `root` lists (itself included); empty when it is
     missing, not a regular file or not a curate manifest. Paths outside the layout are ignored."""
@@ -87,7 +92,11 @@ def listed_in_manifest(root: str) -> set[str]:
             return set()
         paths = {s.get("path") for s in shards if isinstance(s, dict)} | {_card_path(manifest)}
         # the run log is not listed (it is written to the end of the run): a manifest's run wrote it
-        return {p for p in paths if isinstance(p, str) and LAYOUT.fullmatch(p)} | {schema.MANIFEST_NAME, RUN_LOG, schema.REPORT_NAME}
+        return {p for p in paths if isinstance(p, str) and LAYOUT.fullmatch(p)} | {
+            schema.MANIFEST_NAME,
+            RUN_LOG,
+            schema.REPORT_NAME,
+        }
     except (OSError, ValueError, RecursionError):
         return set()
     finally:
@@ -189,11 +198,14 @@ def clear_staging(path: str) -> bool:
 
 # ----------------------------------------------------------------------------- checks
 
+
 def _foreign_message(path: str, foreign: list[str]) -> str:
     names = ", ".join(show(f) for f in foreign[:SHOW_FOREIGN])
     more = f" and {len(foreign) - SHOW_FOREIGN} more" if len(foreign) > SHOW_FOREIGN else ""
-    return (f"output error: refusing to overwrite {path}: it holds {names}{more}, which its manifest does not"
-            " list; move that out of the way first")
+    return (
+        f"output error: refusing to overwrite {path}: it holds {names}{more}, which its manifest does not"
+        " list; move that out of the way first"
+    )
 
 
 def check_existing(path: str, root: str, overwrite: bool) -> Contents | None:
@@ -242,7 +254,7 @@ def _pattern_regexes(pattern: str) -> list[re.Pattern]:
     forms = {absolute}
     head = os.path.dirname(re.match(r"^[^[*?]*", absolute).group(0))
     if head and head != "/":
-        forms.add(os.path.realpath(head) + absolute[len(head):])
+        forms.add(os.path.realpath(head) + absolute[len(head) :])
     return [re.compile(FileSystem.translate_pattern(f)) for f in forms]
 
 
@@ -265,8 +277,10 @@ def check_input_patterns(path: str, root: str, sources) -> None:
             for rx in _pattern_regexes(pattern):
                 hit = next((p for r in _roots(path, root) for p in probes if rx.match(os.path.join(r, p))), None)
                 if hit:
-                    raise OutputError(f"output error: input {show(pattern)} reaches into the output {path}"
-                                      f" (it would read {hit}); write the output elsewhere")
+                    raise OutputError(
+                        f"output error: input {show(pattern)} reaches into the output {path}"
+                        f" (it would read {hit}); write the output elsewhere"
+                    )
 
 
 def check_input_files(path: str, root: str, specs) -> None:
@@ -276,8 +290,9 @@ def check_input_files(path: str, root: str, specs) -> None:
         if is_remote(s.path):
             continue
         if any(_inside(os.path.realpath(s.path), r) or _inside(os.path.abspath(s.path), r) for r in roots):
-            raise OutputError(f"output error: input file {show(s.path)} is inside the output {path};"
-                              " write the output elsewhere")
+            raise OutputError(
+                f"output error: input file {show(s.path)} is inside the output {path}; write the output elsewhere"
+            )
 
 
 def check_bucket_names(config) -> None:
@@ -286,8 +301,10 @@ def check_bucket_names(config) -> None:
     names += [("stages.mixture.targets", n) for n in config.stages.mixture.targets]
     for key, n in names:
         if not SAFE_BUCKET.fullmatch(n):
-            raise ConfigError(f"config error: {key}: {show(n)} cannot name a bucket (lowercase letters,"
-                              " digits, '-' and '_', at most 64)")
+            raise ConfigError(
+                f"config error: {key}: {show(n)} cannot name a bucket (lowercase letters,"
+                " digits, '-' and '_', at most 64)"
+            )
 
 
 def resolve(path: str) -> str:
@@ -308,6 +325,7 @@ def precheck(path: str, overwrite: bool, sources=()) -> None:
 
 # ----------------------------------------------------------------------------- the lock
 
+
 def _lock(path: str, lock_path: str) -> int:
     """Take the output's lock: an fd holding flock(LOCK_EX) on `lock_path`. A second run is
     refused; a stale lock file (its run died) is simply taken over."""
@@ -323,8 +341,9 @@ def _lock(path: str, lock_path: str) -> int:
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 who = f" (pid {holder})" if isinstance(holder, int) else ""
-                raise OutputError(f"output error: another curate run{who} is writing {path}; wait for it to"
-                                  " finish or stop it") from None
+                raise OutputError(
+                    f"output error: another curate run{who} is writing {path}; wait for it to finish or stop it"
+                ) from None
             raise OutputError(f"output error: cannot lock {show(lock_path)}: {e.strerror}") from None
         try:  # the holder before us may have removed the file after we opened it: lock the new one
             same = os.path.samestat(os.fstat(fd), os.stat(lock_path, follow_symlinks=False))
@@ -377,6 +396,7 @@ def exchange(a: str, b: str) -> bool:
 class _SignalsDeferred:
     """SIGINT and SIGTERM wait while the output is being swapped, and are delivered right after
     (Python runs signal handlers in the main thread, so blocking them there is not enough)."""
+
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
@@ -398,12 +418,12 @@ class _SignalsDeferred:
 class StagedOutput:
     """A local output being written: lock held, staging directory created (see the module doc).
 
-        staged = StagedOutput.open(path, sources, specs, overwrite)
-        try:
-            ...write everything under staged.staging...
-            staged.commit()
-        finally:
-            staged.close()   # not committed: the staging directory is deleted; the lock released
+    staged = StagedOutput.open(path, sources, specs, overwrite)
+    try:
+        ...write everything under staged.staging...
+        staged.commit()
+    finally:
+        staged.close()   # not committed: the staging directory is deleted; the lock released
     """
 
     def __init__(self, path: str, root: str, overwrite: bool):
@@ -419,7 +439,7 @@ class StagedOutput:
         self.recorded: list[str] = []  # staging directory names in the lock file's record
 
     @classmethod
-    def open(cls, path: str, sources, specs, overwrite: bool) -> "StagedOutput":
+    def open(cls, path: str, sources, specs, overwrite: bool) -> StagedOutput:
         self = cls.prepare(path, sources, specs, overwrite)
         try:
             self.acquire()
@@ -429,7 +449,7 @@ class StagedOutput:
         return self
 
     @classmethod
-    def prepare(cls, path: str, sources, specs, overwrite: bool) -> "StagedOutput":
+    def prepare(cls, path: str, sources, specs, overwrite: bool) -> StagedOutput:
         """Every check, nothing created yet."""
         root = resolve(path)
         check_input_patterns(path, root, sources)
@@ -499,8 +519,10 @@ class StagedOutput:
             return
         (where, contents), self.previous = self.previous, None
         if not remove(where, contents):
-            self.notes.append(f"note: kept the previous output's directory, now {show(where)}: something"
-                              " curate did not write appeared in it during the run")
+            self.notes.append(
+                f"note: kept the previous output's directory, now {show(where)}: something"
+                " curate did not write appeared in it during the run"
+            )
 
     def close(self) -> None:
         """Delete the staging directory unless committed (else the old output, if still there),
@@ -533,6 +555,7 @@ def check_existing_at_commit(path: str, root: str, overwrite: bool) -> Contents 
 
 # ----------------------------------------------------------------------------- in place (remote)
 
+
 def check_output(path: str, overwrite: bool) -> None:
     """For an output written in place (a remote filesystem; `curate submit`): refuse a non-empty
     output unless --overwrite, refuse one holding anything its manifest does not list, and
@@ -558,15 +581,17 @@ def check_output(path: str, overwrite: bool) -> None:
         raise OutputError(f"output error: {path} is not empty; pass --overwrite to replace it")
     listed: set[str] = set()
     try:
-        with FileSystems.open(FileSystems.join(base, schema.MANIFEST_NAME),
-                              compression_type="uncompressed") as f:
+        with FileSystems.open(FileSystems.join(base, schema.MANIFEST_NAME), compression_type="uncompressed") as f:
             m = json.loads(f.read(MAX_MANIFEST_BYTES))
-        listed = {p for p in [s.get("path") for s in m["shards"]] + [_card_path(m)]
-                  if isinstance(p, str) and LAYOUT.fullmatch(p)}
+        listed = {
+            p
+            for p in [s.get("path") for s in m["shards"]] + [_card_path(m)]
+            if isinstance(p, str) and LAYOUT.fullmatch(p)
+        }
         listed.add(schema.MANIFEST_NAME)
     except Exception:  # noqa: BLE001 - no readable manifest: nothing is ours
         pass
-    rel = {e: e[len(base) + 1:] for e in entries}
+    rel = {e: e[len(base) + 1 :] for e in entries}
     foreign = sorted(r for r in rel.values() if r not in listed and not PARTIAL.fullmatch(r))
     if foreign:
         raise OutputError(_foreign_message(path, foreign))

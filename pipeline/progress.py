@@ -19,6 +19,7 @@ The log: `setup_logging` sends Python's logging (Beam's included, at INFO) to OU
 and nothing of it to the terminal, which shows curate's own lines only. `--workers N`: the SDK
 workers' stderr goes to the same file (`LOG_FILE_ENV`, read by pipeline/sdk_worker.py).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -44,14 +45,25 @@ STARTING = "starting (workers, models)"
 FILES, BYTES, RECORDS, KEPT = "input/files", "input/bytes", "input/records", "output/kept"
 # counters that count something other than a document leaving the run (pipeline/stages/*.py);
 # every other `stage/rule` counter is one drop (or, under quarantine/, one quarantined record)
-NOT_DROPS = frozenset({
-    FILES, BYTES, RECORDS, KEPT, "langid/lingua", "langid/lingua_changed", "langid/code_in_text",
-    "minhash_dedup/giant_bucket", "minhash_dedup/cc_unconverged", "line_dedup/frequent_lines",
-    "line_dedup/lines_removed",
-})
+NOT_DROPS = frozenset(
+    {
+        FILES,
+        BYTES,
+        RECORDS,
+        KEPT,
+        "langid/lingua",
+        "langid/lingua_changed",
+        "langid/code_in_text",
+        "minhash_dedup/giant_bucket",
+        "minhash_dedup/cc_unconverged",
+        "line_dedup/frequent_lines",
+        "line_dedup/lines_removed",
+    }
+)
 
 
 # ----------------------------------------------------------------------------- reporting side
+
 
 class _Reporter:
     def __init__(self) -> None:
@@ -123,12 +135,13 @@ def flush() -> None:
 
 # ----------------------------------------------------------------------------- watching side
 
+
 def command_started() -> float:
     """Wall time this process started (Linux /proc), else when this module was imported."""
     try:
         with open("/proc/self/stat", "rb") as f:
             stat = f.read()
-        ticks = int(stat[stat.rfind(b")") + 2:].split()[19])  # field 22: starttime, in clock ticks
+        ticks = int(stat[stat.rfind(b")") + 2 :].split()[19])  # field 22: starttime, in clock ticks
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
         return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
@@ -149,13 +162,20 @@ def _duration(s: float | None) -> str:
 class Monitor:
     """The runner process's side: the reports' sums and their display (see the module doc).
 
-        with Monitor(total_files, total_bytes, started) as mon:
-            ...run the pipeline...
-        mon.first_read  # wall time the first document was read (start-up ends there)
+    with Monitor(total_files, total_bytes, started) as mon:
+        ...run the pipeline...
+    mon.first_read  # wall time the first document was read (start-up ends there)
     """
 
-    def __init__(self, total_files: int, total_bytes: int, started: float, stream=None,
-                 live: bool | None = None, interval: float | None = None):
+    def __init__(
+        self,
+        total_files: int,
+        total_bytes: int,
+        started: float,
+        stream=None,
+        live: bool | None = None,
+        interval: float | None = None,
+    ):
         self.total_files, self.total_bytes, self.started = total_files, total_bytes, started
         self.stream = stream or sys.stderr
         self.live = live if live is not None else _isatty(self.stream)
@@ -219,9 +239,17 @@ class Monitor:
         eta = None
         if reading and 0 < t[BYTES] < self.total_bytes:
             eta = reading * (self.total_bytes - t[BYTES]) / t[BYTES]
-        return {"files": t[FILES], "total_files": self.total_files, "documents": t[RECORDS],
-                "per_s": rate, "drops": self.drops(), "kept": t[KEPT], "elapsed": now - self.started,
-                "eta": eta, "read_done": self.total_files > 0 and t[FILES] >= self.total_files}
+        return {
+            "files": t[FILES],
+            "total_files": self.total_files,
+            "documents": t[RECORDS],
+            "per_s": rate,
+            "drops": self.drops(),
+            "kept": t[KEPT],
+            "elapsed": now - self.started,
+            "eta": eta,
+            "read_done": self.total_files > 0 and t[FILES] >= self.total_files,
+        }
 
     # -- the display
     def line(self, now: float | None = None) -> str:
@@ -234,8 +262,10 @@ class Monitor:
             phase = STARTING
         else:
             phase = f"read pass eta {_duration(s['eta'])}"
-        return (f"progress: {s['files']:,}/{s['total_files']:,} files read, {s['documents']:,} documents{rate};"
-                f" drops so far: {drops}; elapsed {_duration(s['elapsed'])}, {phase}")
+        return (
+            f"progress: {s['files']:,}/{s['total_files']:,} files read, {s['documents']:,} documents{rate};"
+            f" drops so far: {drops}; elapsed {_duration(s['elapsed'])}, {phase}"
+        )
 
     def render(self):
         from rich.progress_bar import ProgressBar
@@ -243,12 +273,18 @@ class Monitor:
 
         s = self.snapshot()
         grid = Table.grid(padding=(0, 1))
-        grid.add_row("[bold]curate run[/]", ProgressBar(total=max(1, s["total_files"]), completed=s["files"], width=30),
-                     f"{s['files']:,}/{s['total_files']:,} files",
-                     f"{s['documents']:,} docs" + (f" · {s['per_s']:,.0f} docs/s" if s["per_s"] else ""),
-                     f"elapsed {_duration(s['elapsed'])}",
-                     "[green]read pass done[/]" if s["read_done"] else
-                     STARTING if not s["documents"] else f"read eta {_duration(s['eta'])}")
+        grid.add_row(
+            "[bold]curate run[/]",
+            ProgressBar(total=max(1, s["total_files"]), completed=s["files"], width=30),
+            f"{s['files']:,}/{s['total_files']:,} files",
+            f"{s['documents']:,} docs" + (f" · {s['per_s']:,.0f} docs/s" if s["per_s"] else ""),
+            f"elapsed {_duration(s['elapsed'])}",
+            "[green]read pass done[/]"
+            if s["read_done"]
+            else STARTING
+            if not s["documents"]
+            else f"read eta {_duration(s['eta'])}",
+        )
         out = Table.grid(padding=(0, 1))
         out.add_row(grid)
         drops = " · ".join(f"{k} {v:,}" for k, v in s["drops"].items()) or "none yet"
@@ -274,7 +310,7 @@ class Monitor:
             pass
 
     # -- start and stop
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         self.dir = tempfile.mkdtemp(prefix="curate-progress-")
         global _ON
         _REPORTER.flush()  # nothing left over from an earlier run in this process
@@ -283,8 +319,10 @@ class Monitor:
         if self.live:
             from rich.console import Console
             from rich.live import Live
-            self._live = Live(console=Console(file=self.stream), get_renderable=self.render,
-                              auto_refresh=False, transient=False)
+
+            self._live = Live(
+                console=Console(file=self.stream), get_renderable=self.render, auto_refresh=False, transient=False
+            )
             self._live.start()
             self._live.console.show_cursor(True)  # an interrupt exits at once: never leave it hidden
         self._thread = threading.Thread(target=self._loop, name="curate-progress-monitor", daemon=True)
@@ -328,7 +366,7 @@ def _isatty(stream) -> bool:
 
 # ----------------------------------------------------------------------------- the log file
 
-_RUN_LOG: "RunLog | None" = None  # the one started by `curate run` in this process, while it lasts
+_RUN_LOG: RunLog | None = None  # the one started by `curate run` in this process, while it lasts
 
 
 def run_log_active() -> bool:
@@ -352,7 +390,7 @@ class RunLog:
         self.saved: tuple | None = None
 
     @classmethod
-    def start(cls) -> "RunLog":
+    def start(cls) -> RunLog:
         global _RUN_LOG
         self = _RUN_LOG = cls()
         root = logging.getLogger()

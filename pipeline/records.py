@@ -18,12 +18,14 @@ constructor call per NamedTuple), measured by bench/shuffle_bytes.py.
 A node (`classifiers.duplicates.Node`) is the survivor policy's ordering tuple; band keys
 travel as the bytes of a uint64 array.
 """
+
 from __future__ import annotations
 
 import functools
 import pickle
 import typing
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from classifiers.decisions import Cluster, Drop, LinesRemoved
 from classifiers.duplicates import Node
@@ -43,6 +45,7 @@ def split_uid(uid: int) -> tuple[int, int]:
 
 class Info(NamedTuple):
     """A document as the first pass leaves it for the last one."""
+
     id: str
     source: str
     bucket: str
@@ -57,11 +60,11 @@ class Info(NamedTuple):
     signals: dict | None
 
     @classmethod
-    def of(cls, doc: dict) -> "Info":
+    def of(cls, doc: dict) -> Info:
         return cls._make(doc.get(k) for k in cls._fields)
 
     @classmethod
-    def read(cls, fields: tuple) -> "Info":
+    def read(cls, fields: tuple) -> Info:
         info = cls._make(fields)
         return info if info.drop is None else info._replace(drop=Drop._make(info.drop))
 
@@ -178,8 +181,11 @@ def _reader(cls: type) -> typing.Callable[[tuple], tuple]:
     read = getattr(cls, "read", None)
     if read is not None:
         return read
-    nested = [(i, t) for i, t in enumerate(typing.get_type_hints(cls).values())
-              if isinstance(t, type) and hasattr(t, "_fields")]
+    nested = [
+        (i, t)
+        for i, t in enumerate(typing.get_type_hints(cls).values())
+        if isinstance(t, type) and hasattr(t, "_fields")
+    ]
     if not nested:
         return cls._make
 
@@ -188,6 +194,7 @@ def _reader(cls: type) -> typing.Callable[[tuple], tuple]:
         for i, t in nested:
             fields[i] = t._make(fields[i])
         return cls._make(fields)
+
     return read_nested
 
 

@@ -4,6 +4,7 @@ The embedded default is Beam's FnApiRunner, named explicitly: Beam 2.77's defaul
 DirectRunner first tries to download the Prism runner binary, which fails (or hangs) offline.
 `workers > 1` switches the FnApiRunner to its multi-processing mode.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -24,7 +25,6 @@ from pipeline.graph import build, input_info
 from pipeline.sdk_worker import RUNNER_PID_ENV
 from pipeline.sources import FileSpec
 from pipeline.stages.base import COUNTER_NAMESPACE
-
 
 # glibc gives each thread that allocates its own malloc arena (up to 8 per core) and hands little
 # of them back; Beam's harness allocates from its gRPC and bundle threads. Two arenas took the
@@ -76,7 +76,7 @@ def _children() -> dict[int, list[int]]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        fields = stat[stat.rfind(b")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
         if len(fields) > 1 and fields[0] != b"Z":
             out.setdefault(int(fields[1]), []).append(int(d))
     return out
@@ -153,8 +153,9 @@ class RunResult:
     first_read: float | None = None  # wall time the first document was read (with `started`)
 
 
-def run_local(config: Config, specs: list[FileSpec], workers: int, write_root: str | None = None,
-              started: float | None = None) -> RunResult:
+def run_local(
+    config: Config, specs: list[FileSpec], workers: int, write_root: str | None = None, started: float | None = None
+) -> RunResult:
     """Run the pipeline on this machine; shards and manifest go to `write_root` (default: the
     output path itself; `curate run` passes its staging directory). With `started` (the wall time
     the command started), the run's live progress is shown on stderr (pipeline/progress.py)."""
@@ -183,8 +184,9 @@ def run_local(config: Config, specs: list[FileSpec], workers: int, write_root: s
         if monitor is not None:
             monitor.close(finished=False)
         remove_tempdirs()
-    return RunResult(read_counters(result), time.monotonic() - t0, runner_name,
-                     monitor.first_read if monitor is not None else None)
+    return RunResult(
+        read_counters(result), time.monotonic() - t0, runner_name, monitor.first_read if monitor is not None else None
+    )
 
 
 _TEMPDIRS: set[str] = set()  # Beam's local temporary directories of the pipelines running here
@@ -194,6 +196,7 @@ def remove_tempdirs() -> None:
     """Beam removes its pipeline's temporary directory when run() returns or raises; not when
     the process exits from a signal handler (pipeline/interrupt.py), nor before run() started."""
     import shutil
+
     while _TEMPDIRS:
         shutil.rmtree(_TEMPDIRS.pop(), ignore_errors=True)
 

@@ -3,6 +3,7 @@
 See ../shared/DESIGN.md ("Output contract"). Tools and users rely on these names and types;
 change them only together with the contract.
 """
+
 from __future__ import annotations
 
 import pyarrow as pa
@@ -61,31 +62,35 @@ def annotate_schema(signal_names: tuple[str, ...]) -> pa.Schema:
 
 
 # OUT/rejected/part-*.parquet: one row per document a stage dropped.
-REJECTED_SCHEMA = pa.schema([
-    pa.field("id", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("stage", pa.string(), nullable=False),
-    pa.field("rule", pa.string(), nullable=False),
-    pa.field("detail", pa.string()),  # e.g. the survivor's id for a duplicate
-    # every row's with output.rejected_text: true; else output.rejected_text_sample rows per rule
-    # (smallest id hashes; the manifest's rejected_text.sampled) have it, the others null
-    pa.field("text", pa.string()),
-])
+REJECTED_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),  # e.g. the survivor's id for a duplicate
+        # every row's with output.rejected_text: true; else output.rejected_text_sample rows per rule
+        # (smallest id hashes; the manifest's rejected_text.sampled) have it, the others null
+        pa.field("text", pa.string()),
+    ]
+)
 
 # The rejected-text sample's order: per rule, the rows with the smallest
 # classifiers.text.stable_hash64(id, salt=REJECTED_SAMPLE_SALT) keep their text.
 REJECTED_SAMPLE_SALT = b"rejected-sample"
 
 # OUT/quarantine/part-*.parquet: one row per unreadable record (or unreadable rest of a file).
-QUARANTINE_SCHEMA = pa.schema([
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("file", pa.string(), nullable=False),
-    pa.field("record", pa.int64(), nullable=False),  # 0-based line (jsonl) or row (parquet) index
-    pa.field("byte_offset", pa.int64()),  # offset in the decompressed stream where it starts
-    pa.field("reason", pa.string(), nullable=False),
-    pa.field("detail", pa.string()),
-    pa.field("raw", pa.binary()),  # the first output.quarantine_raw_bytes of the record
-])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("record", pa.int64(), nullable=False),  # 0-based line (jsonl) or row (parquet) index
+        pa.field("byte_offset", pa.int64()),  # offset in the decompressed stream where it starts
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("raw", pa.binary()),  # the first output.quarantine_raw_bytes of the record
+    ]
+)
 
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "report.html"  # `curate report OUT` writes OUT/report.html (an overwrite deletes it)

@@ -11,6 +11,7 @@ Its stdout and stderr (Beam's start-up warnings, a crash's traceback) go to the 
 OUT/logs/run.log, when `curate run` names one (pipeline/progress.py); the terminal shows curate's
 lines only.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -47,6 +48,7 @@ def main() -> None:
     if os.environ.get(LOG_FILE_ENV):
         _to_log(os.environ[LOG_FILE_ENV])
     from apache_beam.runners.worker import sdk_worker_main
+
     try:
         sdk_worker_main.main(sys.argv)
     finally:  # its last progress counts, before the runner (waiting for this exit) reads them

@@ -7,22 +7,23 @@ lets the last pass re-read the text instead of shuffling it (see pipeline/graph.
 Every problem with a record becomes a quarantine row with the file, the record index, the byte
 offset and a reason; the run goes on.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import sys
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import zstandard
 
-from classifiers.text import normalize_text, stable_hash64
 from classifiers.extract import ExtractParams
+from classifiers.text import normalize_text, stable_hash64
 from pipeline.config import ConfigError, NormalizeParams, Source
 from pipeline.records import MAX_FILES, REC_BITS, make_uid, split_uid  # noqa: F401 - the uid layout
-
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class FileSpec:
 
 def infer_format(path: str) -> tuple[str, str]:
     p = path.lower()
-    for suffix, comp in ((".gz", "gzip"), (".zst", "zstd"), (".zstd", "zstd")):
+    for suffix, comp in ((".gz", "gzip"), (".zst", "zstd"), (".zstd", "zstd")):  # noqa: B007 - read after break
         if p.endswith(suffix):
             p = p[: -len(suffix)]
             break
@@ -78,7 +79,8 @@ def discover(sources: list[Source]) -> list[FileSpec]:
                 if not fmt:
                     raise ConfigError(
                         f"input error: {m.path}: unknown format (expected .jsonl[.gz|.zst], .parquet or"
-                        f" .warc[.gz|.zst]; set sources[].format)")
+                        f" .warc[.gz|.zst]; set sources[].format)"
+                    )
                 specs.append(FileSpec(len(specs), src.name, m.path, fmt, comp, m.size_in_bytes))
     if len(specs) >= MAX_FILES:
         raise ConfigError(f"input error: {len(specs)} files; at most {MAX_FILES - 1} per run")
@@ -115,6 +117,7 @@ INT_MAX_DIGITS = sys.get_int_max_str_digits() or 1 << 62
 class HugeInt:
     """A JSON integer of more digits than Python converts (INT_MAX_DIGITS): kept as its text, so
     that a record holding one anywhere still parses. Not an int: as an id it is refused."""
+
     __slots__ = ("digits",)
 
     def __init__(self, digits: str):
@@ -159,8 +162,17 @@ def _surrogate_at(s: str) -> int | None:
 class _Reader:
     """Turns one file into ('doc', Document) and ('quarantine', row) items."""
 
-    def __init__(self, spec: FileSpec, source: Source, norm: NormalizeParams, raw_bytes: int,
-                 start: int = 0, stop: int | None = None, extract: ExtractParams | None = None, need=None):
+    def __init__(
+        self,
+        spec: FileSpec,
+        source: Source,
+        norm: NormalizeParams,
+        raw_bytes: int,
+        start: int = 0,
+        stop: int | None = None,
+        extract: ExtractParams | None = None,
+        need=None,
+    ):
         self.spec, self.src, self.norm, self.raw_bytes = spec, source, norm, raw_bytes
         # records outside [start, stop) are counted, not parsed (the last pass reads chunks)
         self.start, self.stop = start, stop
@@ -169,10 +181,18 @@ class _Reader:
         self.extract, self.need = extract, need
 
     def quarantine(self, rec: int, offset: int | None, reason: str, detail: str, raw: bytes = b"") -> tuple:
-        return ("quarantine", {
-            "source": self.src.name, "file": printable(self.spec.path), "record": rec, "byte_offset": offset,
-            "reason": reason, "detail": printable(detail[:500]), "raw": raw[: self.raw_bytes],
-        })
+        return (
+            "quarantine",
+            {
+                "source": self.src.name,
+                "file": printable(self.spec.path),
+                "record": rec,
+                "byte_offset": offset,
+                "reason": reason,
+                "detail": printable(detail[:500]),
+                "raw": raw[: self.raw_bytes],
+            },
+        )
 
     def document(self, rec: int, offset: int | None, obj: dict, raw: bytes) -> tuple:
         """Validate one decoded record (a dict); returns a document or a quarantine item. Every
@@ -183,8 +203,7 @@ class _Reader:
             return self.quarantine(rec, offset, "missing_text", f"no {src.text_field!r} field", raw)
         text = obj[src.text_field]
         if not isinstance(text, str):
-            return self.quarantine(rec, offset, "text_not_string",
-                                   f"{src.text_field!r} is {_type_name(text)}", raw)
+            return self.quarantine(rec, offset, "text_not_string", f"{src.text_field!r} is {_type_name(text)}", raw)
         try:
             n_bytes = len(text.encode("utf-8"))
         except UnicodeEncodeError as e:
@@ -192,14 +211,16 @@ class _Reader:
         if "\x00" in text:
             return self.quarantine(rec, offset, "nul_bytes", f"NUL at char {text.index(chr(0))}", raw)
         if n_bytes > norm.max_record_bytes:
-            return self.quarantine(rec, offset, "too_large",
-                                   f"text is {n_bytes} bytes > max_record_bytes {norm.max_record_bytes}", raw)
+            return self.quarantine(
+                rec, offset, "too_large", f"text is {n_bytes} bytes > max_record_bytes {norm.max_record_bytes}", raw
+            )
         doc_id = obj.get(src.id_field) if src.id_field else None
         if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int, type(None))):
             return self.quarantine(rec, offset, "bad_id", f"{src.id_field!r} is {_type_name(doc_id)}", raw)
         if isinstance(doc_id, str) and (at := _surrogate_at(doc_id)) is not None:
-            return self.quarantine(rec, offset, "invalid_unicode", f"lone surrogate in {src.id_field!r} at char {at}",
-                                   raw)
+            return self.quarantine(
+                rec, offset, "invalid_unicode", f"lone surrogate in {src.id_field!r} at char {at}", raw
+            )
         if doc_id is None or doc_id == "":
             # JSONL: the record's byte offset; Parquet (no offsets): its row index
             where = offset if offset is not None else f"row{rec}"
@@ -214,14 +235,23 @@ class _Reader:
                 except (ValueError, RecursionError) as e:  # an int too long for str(), nesting too deep
                     return self.quarantine(rec, offset, "bad_field", f"{field!r}: {type(e).__name__}", raw)
                 if v is not None and (at := _surrogate_at(v)) is not None:
-                    return self.quarantine(rec, offset, "invalid_unicode", f"lone surrogate in {field!r} at char {at}",
-                                           raw)
+                    return self.quarantine(
+                        rec, offset, "invalid_unicode", f"lone surrogate in {field!r} at char {at}", raw
+                    )
                 meta[key[:-6]] = v
         text = normalize_text(text, norm.unicode_form)
-        return ("doc", {
-            "uid": make_uid(self.spec.file_idx, rec), "id": str(doc_id), "text": text,
-            "source": src.name, "kind": src.kind, "n_bytes": len(text.encode("utf-8")), **meta,
-        })
+        return (
+            "doc",
+            {
+                "uid": make_uid(self.spec.file_idx, rec),
+                "id": str(doc_id),
+                "text": text,
+                "source": src.name,
+                "kind": src.kind,
+                "n_bytes": len(text.encode("utf-8")),
+                **meta,
+            },
+        )
 
     # -- jsonl
     def _open_jsonl(self):
@@ -242,8 +272,12 @@ class _Reader:
                 try:
                     line = f.readline(limit)
                 except (EOFError, OSError, zlib.error, zstandard.ZstdError) as e:
-                    yield self.quarantine(rec, offset, "truncated_or_corrupt",
-                                          f"{type(e).__name__}: {e}; the rest of the file is unreadable")
+                    yield self.quarantine(
+                        rec,
+                        offset,
+                        "truncated_or_corrupt",
+                        f"{type(e).__name__}: {e}; the rest of the file is unreadable",
+                    )
                     return
                 if self.stop is not None and rec >= self.stop:
                     return
@@ -262,14 +296,19 @@ class _Reader:
                             break
                         offset += len(line)
                     if rec >= self.start:
-                        yield self.quarantine(rec, start, "too_large",
-                                              f"line is over {limit} bytes ({JSON_ESCAPE_FACTOR} x max_record_bytes"
-                                              f" + {LINE_SLACK}): skipped unread", head)
+                        yield self.quarantine(
+                            rec,
+                            start,
+                            "too_large",
+                            f"line is over {limit} bytes ({JSON_ESCAPE_FACTOR} x max_record_bytes"
+                            f" + {LINE_SLACK}): skipped unread",
+                            head,
+                        )
                     rec += 1
                     continue
                 stripped = line.strip()
                 if stripped.startswith(UTF8_BOM):  # a BOM (file start, or files concatenated)
-                    stripped = stripped[len(UTF8_BOM):].strip()
+                    stripped = stripped[len(UTF8_BOM) :].strip()
                 if not stripped:  # blank lines are not records
                     continue
                 if rec >= self.start:
@@ -306,8 +345,11 @@ class _Reader:
                 if pf.metadata.num_rows == 0:
                     yield self.quarantine(0, None, "empty_file", "the file holds no row")
                     return
-                wanted = [c for c in {src.text_field, src.id_field, src.url_field, src.timestamp_field,
-                                      src.path_field} if c and c in names]
+                wanted = [
+                    c
+                    for c in {src.text_field, src.id_field, src.url_field, src.timestamp_field, src.path_field}
+                    if c and c in names
+                ]
                 for batch in pf.iter_batches(batch_size=1024, columns=wanted):
                     if rec + batch.num_rows <= self.start:
                         rec += batch.num_rows
@@ -320,12 +362,19 @@ class _Reader:
                         if self.stop is not None and rec >= self.stop:
                             return
                         if rec >= self.start:
-                            yield self._parquet_row(rec, batch, i) if rows is None else self.document(
-                                rec, None, rows[i], b"")
+                            yield (
+                                self._parquet_row(rec, batch, i)
+                                if rows is None
+                                else self.document(rec, None, rows[i], b"")
+                            )
                         rec += 1
         except Exception as e:  # noqa: BLE001 - a broken Parquet file: the rest is one entry
-            yield self.quarantine(rec, None, "truncated_or_corrupt",
-                                  f"{type(e).__name__}: {str(e)[:300]}; the rest of the file is unreadable")
+            yield self.quarantine(
+                rec,
+                None,
+                "truncated_or_corrupt",
+                f"{type(e).__name__}: {str(e)[:300]}; the rest of the file is unreadable",
+            )
 
     def _parquet_row(self, rec: int, batch, i: int) -> tuple:
         """One row of a batch that did not convert as a whole (a string column holding invalid
@@ -414,9 +463,16 @@ class _Decompress(io.RawIOBase):
         return n
 
 
-def read_file(spec: FileSpec, source: Source, norm: NormalizeParams, raw_bytes: int,
-              start: int = 0, stop: int | None = None, extract: ExtractParams | None = None,
-              need=None) -> Iterator[tuple]:
+def read_file(
+    spec: FileSpec,
+    source: Source,
+    norm: NormalizeParams,
+    raw_bytes: int,
+    start: int = 0,
+    stop: int | None = None,
+    extract: ExtractParams | None = None,
+    need=None,
+) -> Iterator[tuple]:
     """('doc', Document), ('quarantine', row) and, for WARC records that are not documents,
     ('skip', rule) items. `extract` (WARC: stages.extract) and `need` (see _Reader)."""
     return iter(_Reader(spec, source, norm, raw_bytes, start, stop, extract, need))

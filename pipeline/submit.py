@@ -30,6 +30,7 @@ remove, split the run in two jobs (docs/scaling.md): `--defer-judge` (CPU worker
 but the judge and the mixture sampling) then `--judge-input OUT1` (GPU workers: judge + mixture
 on the first job's output).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,6 +79,7 @@ EMBEDDED_JOB_ENDPOINT = "embed"  # Beam's in-process job service: the job runs i
 class SubmitParams(BaseModel):
     """Where and on what the job runs; the pipeline itself is the run config. Not a stage
     (no `enabled`): the command line fills it, these defaults are the product's."""
+
     model_config = ConfigDict(extra="forbid")
 
     runner: Literal["dataflow", "flink", "spark"] = "dataflow"
@@ -109,9 +111,11 @@ class SubmitParams(BaseModel):
 
 # ----------------------------------------------------------------------------- small helpers
 
+
 def is_remote(path: str) -> bool:
     """A path with a scheme Beam's filesystems serve (gs://, s3://, hdfs://, ...), not file://."""
     from apache_beam.io.filesystems import FileSystems
+
     return FileSystems.get_scheme(path) not in (None, "file")
 
 
@@ -152,13 +156,16 @@ def accelerator_option(params: SubmitParams) -> str:
 
 # ----------------------------------------------------------------------------- checks
 
+
 def check_gcp_extra() -> None:
     try:
         import google.cloud.storage  # noqa: F401  (gs:// through Beam's GCS filesystem)
         from apache_beam.runners.dataflow.internal import apiclient  # noqa: F401
     except ImportError as e:
-        raise ConfigError(f"submit error: the Dataflow runner needs Beam's gcp extra ({e.name or e} is missing):"
-                          " pip install -e '.[gcp]'") from None
+        raise ConfigError(
+            f"submit error: the Dataflow runner needs Beam's gcp extra ({e.name or e} is missing):"
+            " pip install -e '.[gcp]'"
+        ) from None
 
 
 def check_params(params: SubmitParams, dry_run: bool) -> None:
@@ -169,22 +176,29 @@ def check_params(params: SubmitParams, dry_run: bool) -> None:
         if not dry_run:
             if not params.temp_location:
                 raise ConfigError("submit error: --temp-location gs://BUCKET/tmp is required for a Dataflow job")
-            for flag, value in (("--temp-location", params.temp_location),
-                                ("--staging-location", params.staging_location)):
+            for flag, value in (
+                ("--temp-location", params.temp_location),
+                ("--staging-location", params.staging_location),
+            ):
                 if value and not value.startswith("gs://"):
-                    raise ConfigError(f"submit error: {flag} {value!r} must be a gs:// path (Dataflow stages"
-                                      " and keeps temporary files in Cloud Storage)")
+                    raise ConfigError(
+                        f"submit error: {flag} {value!r} must be a gs:// path (Dataflow stages"
+                        " and keeps temporary files in Cloud Storage)"
+                    )
         check_gpu(params)
     else:
         if params.gpu_type:
-            raise ConfigError(f"submit error: --gpu-type is a Dataflow option; on {params.runner} GPUs come with the"
-                              " cluster's nodes: serve the judge with `vllm serve` and set"
-                              " stages.quality.backend=openai (docs/scaling.md)")
+            raise ConfigError(
+                f"submit error: --gpu-type is a Dataflow option; on {params.runner} GPUs come with the"
+                " cluster's nodes: serve the judge with `vllm serve` and set"
+                " stages.quality.backend=openai (docs/scaling.md)"
+            )
         if params.runner == "flink" and not (params.flink_master or params.job_endpoint):
             raise ConfigError("submit error: --runner flink needs --flink-master HOST:PORT or --job-endpoint HOST:PORT")
         if params.runner == "spark" and not (params.spark_master_url or params.job_endpoint):
-            raise ConfigError("submit error: --runner spark needs --spark-master-url spark://HOST:PORT"
-                              " or --job-endpoint HOST:PORT")
+            raise ConfigError(
+                "submit error: --runner spark needs --spark-master-url spark://HOST:PORT or --job-endpoint HOST:PORT"
+            )
         if params.environment_type != "DOCKER" and not params.environment_config:
             raise ConfigError(f"submit error: --environment-type {params.environment_type} needs --environment-config")
 
@@ -195,22 +209,29 @@ def check_gpu(params: SubmitParams) -> None:
     known = GPU_MACHINES.get(params.gpu_type)
     if known is None:
         if not params.machine_type:
-            raise ConfigError(f"submit error: --gpu-type {params.gpu_type}: no default machine type for it"
-                              f" (known: {', '.join(GPU_MACHINES)}); pass --machine-type too")
+            raise ConfigError(
+                f"submit error: --gpu-type {params.gpu_type}: no default machine type for it"
+                f" (known: {', '.join(GPU_MACHINES)}); pass --machine-type too"
+            )
         return
     family, sizes = known
     if params.machine_type and not params.machine_type.startswith(family):
-        raise ConfigError(f"submit error: --gpu-type {params.gpu_type} is attached to {family}* machine"
-                          f" types, not {params.machine_type}")
+        raise ConfigError(
+            f"submit error: --gpu-type {params.gpu_type} is attached to {family}* machine"
+            f" types, not {params.machine_type}"
+        )
     if not params.machine_type and params.gpu_count not in sizes:
-        raise ConfigError(f"submit error: --gpu-count {params.gpu_count}: {params.gpu_type} machines"
-                          f" carry {sorted(sizes)} GPUs; pass --machine-type for another count")
+        raise ConfigError(
+            f"submit error: --gpu-count {params.gpu_count}: {params.gpu_type} machines"
+            f" carry {sorted(sizes)} GPUs; pass --machine-type for another count"
+        )
 
 
 def _grpc_answers(address: str, wait_s: float) -> bool:
     """Whether a gRPC server completes a connection at HOST:PORT within wait_s (a port that
     accepts TCP but speaks something else does not)."""
     import grpc
+
     channel = grpc.insecure_channel(address)
     try:
         grpc.channel_ready_future(channel).result(timeout=wait_s)
@@ -230,8 +251,10 @@ def check_endpoints(params: SubmitParams, wait_s: float | None = None) -> None:
     wait_s = ENDPOINT_WAIT_S if wait_s is None else wait_s
     if params.job_endpoint != EMBEDDED_JOB_ENDPOINT:
         if not _grpc_answers(params.job_endpoint, wait_s):
-            raise ConfigError(f"submit error: --job-endpoint {params.job_endpoint}: no Beam job server answered"
-                              f" within {wait_s:g} s; start it first (docs/scaling.md, section 6)")
+            raise ConfigError(
+                f"submit error: --job-endpoint {params.job_endpoint}: no Beam job server answered"
+                f" within {wait_s:g} s; start it first (docs/scaling.md, section 6)"
+            )
         return
     if params.environment_type == "EXTERNAL":
         url = params.environment_config or ""
@@ -241,9 +264,11 @@ def check_endpoints(params: SubmitParams, wait_s: float | None = None) -> None:
             except (ValueError, AttributeError):
                 raise ConfigError("submit error: --environment-config: not valid JSON") from None
         if not url or not _grpc_answers(url, wait_s):
-            raise ConfigError(f"submit error: --environment-config {url}: no Beam worker pool answered within"
-                              f" {wait_s:g} s; start one there (python -m apache_beam.runners.worker.worker_pool_main"
-                              " --service_port=PORT, with this project's python first on its PATH)")
+            raise ConfigError(
+                f"submit error: --environment-config {url}: no Beam worker pool answered within"
+                f" {wait_s:g} s; start one there (python -m apache_beam.runners.worker.worker_pool_main"
+                " --service_port=PORT, with this project's python first on its PATH)"
+            )
 
 
 def _worker_path_problem(key: str, path: str | None) -> str | None:
@@ -251,11 +276,15 @@ def _worker_path_problem(key: str, path: str | None) -> str | None:
     if not path:
         return None
     if is_remote(path):
-        return (f"config error: {key}: {path} is a remote path; workers load it from their container:"
-                " bake it into the image (dataflow/models/ -> /models/) and give that absolute path")
+        return (
+            f"config error: {key}: {path} is a remote path; workers load it from their container:"
+            " bake it into the image (dataflow/models/ -> /models/) and give that absolute path"
+        )
     if not Path(path).is_absolute():
-        return (f"config error: {key}: {path!r} is relative; workers resolve it inside the worker image:"
-                " give its absolute path there (dataflow/models/ is copied to /models/)")
+        return (
+            f"config error: {key}: {path!r} is relative; workers resolve it inside the worker image:"
+            " give its absolute path there (dataflow/models/ is copied to /models/)"
+        )
     return None
 
 
@@ -263,61 +292,88 @@ def check_config(config: Config, params: SubmitParams, dry_run: bool) -> None:
     """Problems the job would hit on its workers (or costs it would waste), as one line now."""
     st = config.stages
     if not config.sources:
-        raise ConfigError("input error: no source configured: give --input (a gs:// pattern for Dataflow);"
-                          " the demo corpus is built on this machine, which workers cannot read")
+        raise ConfigError(
+            "input error: no source configured: give --input (a gs:// pattern for Dataflow);"
+            " the demo corpus is built on this machine, which workers cannot read"
+        )
     q = st.quality
-    paths = [("stages.langid.model_path", st.langid.model_path if st.langid.enabled else None),
-             ("tokenizer.path", config.tokenizer.path)]
+    paths = [
+        ("stages.langid.model_path", st.langid.model_path if st.langid.enabled else None),
+        ("tokenizer.path", config.tokenizer.path),
+    ]
     if q.enabled:
         if q.classifier == "llama_judge" and not q.model:
-            raise ConfigError("config error: stages.quality.model: the llama judge needs the model directory"
-                              " (inside the worker image)")
+            raise ConfigError(
+                "config error: stages.quality.model: the llama judge needs the model directory"
+                " (inside the worker image)"
+            )
         if q.classifier == "fasttext" and not q.model_path:
-            raise ConfigError("config error: stages.quality.model_path: the fasttext classifier needs a model"
-                              " trained by `curate distill` (inside the worker image)")
+            raise ConfigError(
+                "config error: stages.quality.model_path: the fasttext classifier needs a model"
+                " trained by `curate distill` (inside the worker image)"
+            )
         paths.append(("stages.quality.model", q.model if q.classifier == "llama_judge" else None))
         paths.append(("stages.quality.model_path", q.model_path if q.classifier == "fasttext" else None))
         if q.classifier == "llama_judge" and q.backend == "openai":
             host = urlparse(q.base_url).hostname or ""
             if host in LOCAL_HOSTS:
-                raise ConfigError(f"config error: stages.quality.base_url: {q.base_url} is this machine; workers"
-                                  " cannot reach it: give the judge server's address on the workers' network")
+                raise ConfigError(
+                    f"config error: stages.quality.base_url: {q.base_url} is this machine; workers"
+                    " cannot reach it: give the judge server's address on the workers' network"
+                )
     for key, path in paths:
         problem = _worker_path_problem(key, path)
         if problem:
             raise ConfigError(problem)
     if params.runner == "dataflow":
         if judge_needs_gpu(config) and not params.gpu_type:
-            raise ConfigError("submit error: stages.quality runs the Llama judge on vLLM, which needs a GPU: pass"
-                              " --gpu-type (e.g. nvidia-l4), or use backend openai or the distilled fasttext classifier")
+            raise ConfigError(
+                "submit error: stages.quality runs the Llama judge on vLLM, which needs a GPU: pass"
+                " --gpu-type (e.g. nvidia-l4), or use backend openai or the distilled fasttext classifier"
+            )
         if params.gpu_type and not judge_needs_gpu(config):
-            raise ConfigError("submit error: --gpu-type asks for GPUs but no stage uses one (only the vLLM judge"
-                              " does: stages.quality.enabled, classifier llama_judge, backend vllm); drop it")
+            raise ConfigError(
+                "submit error: --gpu-type asks for GPUs but no stage uses one (only the vLLM judge"
+                " does: stages.quality.enabled, classifier llama_judge, backend vllm); drop it"
+            )
         if params.gpu_type and q.tensor_parallel_size > params.gpu_count:
-            raise ConfigError(f"submit error: stages.quality.tensor_parallel_size={q.tensor_parallel_size} needs"
-                              f" that many GPUs per worker; --gpu-count is {params.gpu_count}")
+            raise ConfigError(
+                f"submit error: stages.quality.tensor_parallel_size={q.tensor_parallel_size} needs"
+                f" that many GPUs per worker; --gpu-count is {params.gpu_count}"
+            )
         if not dry_run:
             if not is_remote(config.output.path):
-                raise ConfigError(f"output error: {config.output.path!r} is a local path; Dataflow workers write"
-                                  " through Beam's filesystems: give --output gs://BUCKET/PATH")
+                raise ConfigError(
+                    f"output error: {config.output.path!r} is a local path; Dataflow workers write"
+                    " through Beam's filesystems: give --output gs://BUCKET/PATH"
+                )
             for src in config.sources:
                 for pattern in src.paths:
                     if not is_remote(pattern):
-                        raise ConfigError(f"input error: source {src.name!r}: {pattern!r} is a local path, which"
-                                          " Dataflow workers cannot read: copy it to gs:// and give that")
+                        raise ConfigError(
+                            f"input error: source {src.name!r}: {pattern!r} is a local path, which"
+                            " Dataflow workers cannot read: copy it to gs:// and give that"
+                        )
     elif judge_needs_gpu(config):
-        raise ConfigError(f"submit error: the vLLM judge needs GPUs, which {params.runner} workers are not given"
-                          " by `curate submit`: serve it with `vllm serve` and set stages.quality.backend=openai")
+        raise ConfigError(
+            f"submit error: the vLLM judge needs GPUs, which {params.runner} workers are not given"
+            " by `curate submit`: serve it with `vllm serve` and set stages.quality.backend=openai"
+        )
 
 
 # ----------------------------------------------------------------------------- split runs
+
 
 def defer_judge(config: Config) -> Config:
     """First job of a split run: every CPU stage, no judge, no mixture sampling (the mixture's
     shares are planned after the judge, in the second job); OUT/mixture/ holds every survivor."""
     st = config.stages
-    stages = st.model_copy(update={"quality": st.quality.model_copy(update={"enabled": False}),
-                                   "mixture": st.mixture.model_copy(update={"enabled": False})})
+    stages = st.model_copy(
+        update={
+            "quality": st.quality.model_copy(update={"enabled": False}),
+            "mixture": st.mixture.model_copy(update={"enabled": False}),
+        }
+    )
     return config.model_copy(update={"stages": stages})
 
 
@@ -348,12 +404,16 @@ def judge_input_sources(out1: str, config: Config, dry_run: bool) -> tuple[list[
             with FileSystems.open(path, compression_type="uncompressed") as f:
                 manifest = json.loads(f.read())
         except Exception as e:  # noqa: BLE001 - any filesystem error: the first job is not done
-            raise ConfigError(f"input error: --judge-input: cannot read {path} ({type(e).__name__}); the first job"
-                              " (--defer-judge) must have finished") from None
+            raise ConfigError(
+                f"input error: --judge-input: cannot read {path} ({type(e).__name__}); the first job"
+                " (--defer-judge) must have finished"
+            ) from None
         stages = manifest.get("config", {}).get("stages", {})
         if stages.get("mixture", {}).get("enabled", True) or stages.get("quality", {}).get("enabled", False):
-            raise ConfigError(f"input error: --judge-input: {base} was written with the mixture or the quality stage"
-                              " on; run the first job with --defer-judge so that the judge sees every survivor")
+            raise ConfigError(
+                f"input error: --judge-input: {base} was written with the mixture or the quality stage"
+                " on; run the first job with --defer-judge so that the judge sees every survivor"
+            )
         shards = [s for s in manifest.get("shards", []) if s.get("kind") == "mixture" and s.get("rows")]
         text = [f"{base}/{s['path']}" for s in shards if s["bucket"] != CODE_BUCKET]
         code = [f"{base}/{s['path']}" for s in shards if s["bucket"] == CODE_BUCKET]
@@ -372,20 +432,29 @@ def judge_after(config: Config, out1: str, dry_run: bool) -> tuple[Config, list[
     filters and dedup already ran there, so they are off here; language ID runs again (same
     model and text: same buckets) because the mixture's columns are recomputed from text."""
     if not config.stages.quality.enabled:
-        raise ConfigError("submit error: --judge-input runs the judge job, but stages.quality is disabled"
-                          " (set stages.quality.enabled=true)")
+        raise ConfigError(
+            "submit error: --judge-input runs the judge job, but stages.quality is disabled"
+            " (set stages.quality.enabled=true)"
+        )
     sources, notes = judge_input_sources(out1, config, dry_run)
     if config.sources:
-        notes.append(f"the config's sources ({', '.join(s.name for s in config.sources)}) are replaced by {out1}'s"
-                     " mixture shards")
+        notes.append(
+            f"the config's sources ({', '.join(s.name for s in config.sources)}) are replaced by {out1}'s"
+            " mixture shards"
+        )
     st = config.stages
     off = {"enabled": False}
-    stages = st.model_copy(update={name: getattr(st, name).model_copy(update=off) for name in
-                                   ("heuristics", "url_dedup", "exact_dedup", "minhash_dedup", "line_dedup")})
+    stages = st.model_copy(
+        update={
+            name: getattr(st, name).model_copy(update=off)
+            for name in ("heuristics", "url_dedup", "exact_dedup", "minhash_dedup", "line_dedup")
+        }
+    )
     return config.model_copy(update={"stages": stages, "sources": sources}), notes
 
 
 # ----------------------------------------------------------------------------- inputs
+
 
 def plan_inputs(config: Config, dry_run: bool) -> tuple[list[FileSpec], list[str]]:
     """FileSpecs of every input file, and the patterns left unlisted (dry run, remote only).
@@ -401,8 +470,10 @@ def plan_inputs(config: Config, dry_run: bool) -> tuple[list[FileSpec], list[str
                 fmt, comp = infer_format(pattern)
                 fmt = src.format or fmt
                 if not fmt:
-                    raise ConfigError(f"input error: {pattern}: unknown format (expected .jsonl[.gz|.zst],"
-                                      " .parquet or .warc[.gz|.zst]; set sources[].format)")
+                    raise ConfigError(
+                        f"input error: {pattern}: unknown format (expected .jsonl[.gz|.zst],"
+                        " .parquet or .warc[.gz|.zst]; set sources[].format)"
+                    )
                 found = [FileSpec(0, src.name, pattern, fmt, comp, 0)]
                 unlisted.append(pattern)
             else:
@@ -418,13 +489,19 @@ def plan_inputs(config: Config, dry_run: bool) -> tuple[list[FileSpec], list[str
 
 # ----------------------------------------------------------------------------- options
 
+
 def dataflow_flags(config: Config, params: SubmitParams, job_name: str) -> list[str]:
     """DataflowRunner options of a real submission (omitting what is not set)."""
     flags = ["--runner=DataflowRunner"]
-    for name, value in (("project", params.project), ("region", params.region),
-                        ("temp_location", params.temp_location),
-                        ("staging_location", params.staging_location
-                         or (params.temp_location and params.temp_location.rstrip("/") + "/staging"))):
+    for name, value in (
+        ("project", params.project),
+        ("region", params.region),
+        ("temp_location", params.temp_location),
+        (
+            "staging_location",
+            params.staging_location or (params.temp_location and params.temp_location.rstrip("/") + "/staging"),
+        ),
+    ):
         if value:
             flags.append(f"--{name}={value}")
     flags += [
@@ -447,9 +524,11 @@ def dataflow_flags(config: Config, params: SubmitParams, job_name: str) -> list[
     if params.num_workers:
         flags.append(f"--num_workers={params.num_workers}")
     if params.gpu_type:
-        flags += [f"--dataflow_service_options={accelerator_option(params)}",
-                  "--experiments=no_use_multiple_sdk_containers",  # one SDK process per VM ...
-                  "--number_of_worker_harness_threads=1"]  # ... one judge DoFn, one vLLM engine
+        flags += [
+            f"--dataflow_service_options={accelerator_option(params)}",
+            "--experiments=no_use_multiple_sdk_containers",  # one SDK process per VM ...
+            "--number_of_worker_harness_threads=1",
+        ]  # ... one judge DoFn, one vLLM engine
     if params.service_account:
         flags.append(f"--service_account_email={params.service_account}")
     if params.subnetwork:
@@ -462,9 +541,13 @@ def dataflow_flags(config: Config, params: SubmitParams, job_name: str) -> list[
 def dry_run_flags(dry_dir: Path) -> list[str]:
     """Appended to a real submission's flags (the last value wins): local staging, no
     credentials, and a template location, so Beam writes the job description and creates nothing."""
-    return [f"--temp_location={dry_dir / 'tmp'}", f"--staging_location={dry_dir / 'staging'}",
-            f"--dataflow_endpoint={DRY_RUN_ENDPOINT}", "--no_auth",
-            f"--template_location={dry_dir / 'job.json'}"]
+    return [
+        f"--temp_location={dry_dir / 'tmp'}",
+        f"--staging_location={dry_dir / 'staging'}",
+        f"--dataflow_endpoint={DRY_RUN_ENDPOINT}",
+        "--no_auth",
+        f"--template_location={dry_dir / 'job.json'}",
+    ]
 
 
 def portable_flags(params: SubmitParams) -> list[str]:
@@ -489,10 +572,12 @@ def runner_flags(config: Config, params: SubmitParams, job_name: str) -> list[st
 
 def pipeline_options(flags: list[str]):
     from apache_beam.options.pipeline_options import PipelineOptions
+
     return PipelineOptions(flags=flags, save_main_session=False)
 
 
 # ----------------------------------------------------------------------------- submission
+
 
 def build_pipeline(config: Config, specs: list[FileSpec], flags: list[str], run_info: dict):
     import apache_beam as beam
@@ -506,8 +591,12 @@ def build_pipeline(config: Config, specs: list[FileSpec], flags: list[str], run_
 
 def run_info_for(config: Config, specs: list[FileSpec], params: SubmitParams, job_name: str) -> dict:
     from pipeline.graph import input_info
-    runner = BEAM_RUNNER_NAMES[params.runner] if params.runner == "dataflow" or not params.job_endpoint \
+
+    runner = (
+        BEAM_RUNNER_NAMES[params.runner]
+        if params.runner == "dataflow" or not params.job_endpoint
         else f"PortableRunner ({params.runner})"
+    )
     return {"runner": runner, "workers": params.max_workers, "job_name": job_name, **input_info(config, specs)}
 
 
@@ -519,8 +608,16 @@ def _prepare_dry_dir(dry_dir: Path) -> None:
         (dry_dir / name).mkdir(parents=True)
 
 
-def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_dir: Path | None = None,
-           unlisted: list[str] = (), notes: list[str] = (), wait: bool = False) -> dict:
+def submit(
+    config: Config,
+    params: SubmitParams,
+    specs: list[FileSpec],
+    *,
+    dry_dir: Path | None = None,
+    unlisted: list[str] = (),
+    notes: list[str] = (),
+    wait: bool = False,
+) -> dict:
     """Build the graph on the chosen runner and submit it, or (dry_dir) write what would be
     submitted: DIR/job.json (Dataflow's job description), DIR/pipeline.pb (the Beam pipeline
     proto), DIR/submit.json (options, inputs, config). Returns the summary."""
@@ -533,8 +630,11 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
     flags = runner_flags(config, params, job_name)
     run_info = run_info_for(config, specs, params, job_name)
     summary = {
-        "runner": run_info["runner"], "job_name": job_name, "flags": flags,
-        "config_sha256": config.digest(), "config": config.model_dump(mode="json"),
+        "runner": run_info["runner"],
+        "job_name": job_name,
+        "flags": flags,
+        "config_sha256": config.digest(),
+        "config": config.model_dump(mode="json"),
         "input": {"files": len(specs), "bytes": sum(s.size for s in specs), "unlisted_patterns": list(unlisted)},
         "notes": list(notes),
     }
@@ -547,8 +647,9 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
         if params.runner == "dataflow":
             job_id = result.job_id()
             summary["job_id"] = job_id
-            summary["console"] = (f"https://console.cloud.google.com/dataflow/jobs/{params.region}/{job_id}"
-                                  f"?project={params.project}")
+            summary["console"] = (
+                f"https://console.cloud.google.com/dataflow/jobs/{params.region}/{job_id}?project={params.project}"
+            )
         # on Flink/Spark this process may hold the job server (Beam started it): stay to the end
         if wait or params.runner != "dataflow":
             try:
@@ -579,25 +680,42 @@ def submit(config: Config, params: SubmitParams, specs: list[FileSpec], *, dry_d
 
 # ----------------------------------------------------------------------------- CLI
 
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     d = SubmitParams()
-    sp = subparsers.add_parser("submit", help="run the pipeline on Dataflow, Flink or Spark",
-                               description="Build the pipeline and submit it to a distributed runner"
-                                           " (docs/scaling.md). --dry-run DIR writes the job instead.")
+    sp = subparsers.add_parser(
+        "submit",
+        help="run the pipeline on Dataflow, Flink or Spark",
+        description="Build the pipeline and submit it to a distributed runner"
+        " (docs/scaling.md). --dry-run DIR writes the job instead.",
+    )
     add_config_args(sp)
     sp.add_argument("--runner", choices=RUNNERS, default=d.runner)
-    sp.add_argument("--image", help="worker container image (Dockerfile); default for dataflow:"
-                                    " REGION-docker.pkg.dev/PROJECT/curate/worker:VERSION")
+    sp.add_argument(
+        "--image",
+        help="worker container image (Dockerfile); default for dataflow:"
+        " REGION-docker.pkg.dev/PROJECT/curate/worker:VERSION",
+    )
     sp.add_argument("--max-workers", type=int, default=d.max_workers, help="most workers (flink: parallelism)")
-    sp.add_argument("--dry-run", metavar="DIR", help="write the job description and pipeline proto to DIR;"
-                                                      " submit nothing (no credentials, no network)")
+    sp.add_argument(
+        "--dry-run",
+        metavar="DIR",
+        help="write the job description and pipeline proto to DIR; submit nothing (no credentials, no network)",
+    )
     sp.add_argument("--overwrite", action="store_true", help="replace an existing output")
     sp.add_argument("--wait", action="store_true", help="wait for the Dataflow job to finish (flink/spark: always)")
-    sp.add_argument("--beam-option", action="append", default=[], dest="beam_options", metavar="--NAME=VALUE",
-                    help="any other Beam pipeline option, passed as is (repeatable)")
+    sp.add_argument(
+        "--beam-option",
+        action="append",
+        default=[],
+        dest="beam_options",
+        metavar="--NAME=VALUE",
+        help="any other Beam pipeline option, passed as is (repeatable)",
+    )
     split = sp.add_argument_group("split run (CPU job, then GPU judge job)")
-    split.add_argument("--defer-judge", action="store_true",
-                       help="first job: all CPU stages, no judge and no mixture sampling")
+    split.add_argument(
+        "--defer-judge", action="store_true", help="first job: all CPU stages, no judge and no mixture sampling"
+    )
     split.add_argument("--judge-input", metavar="OUT1", help="second job: judge and mix the output of the first")
     df = sp.add_argument_group("dataflow")
     df.add_argument("--project")
@@ -655,14 +773,17 @@ def plan_job(args, params: SubmitParams, dry_run: bool) -> tuple[Config, list[Fi
         if args.input:
             raise ConfigError("submit error: --judge-input reads the first job's output; drop --input")
         if params.runner == "dataflow" and not dry_run and not is_remote(args.judge_input):
-            raise ConfigError(f"input error: --judge-input {args.judge_input!r} is a local path, which Dataflow"
-                              " workers cannot read")
+            raise ConfigError(
+                f"input error: --judge-input {args.judge_input!r} is a local path, which Dataflow workers cannot read"
+            )
         config, notes = judge_after(config, args.judge_input, dry_run)
     check_config(config, params, dry_run)
     specs, unlisted = plan_inputs(config, dry_run)
     if unlisted:
-        notes.append(f"{len(unlisted)} remote pattern(s) not listed (dry run): shuffle partitions ="
-                     f" {config.runner.shuffle_partitions or 'the minimum'}; set runner.shuffle_partitions to choose")
+        notes.append(
+            f"{len(unlisted)} remote pattern(s) not listed (dry run): shuffle partitions ="
+            f" {config.runner.shuffle_partitions or 'the minimum'}; set runner.shuffle_partitions to choose"
+        )
     if params.runner != "dataflow" and any(s.path.startswith("gs://") for s in specs):
         check_gcp_extra()  # gs:// through Beam's GCS filesystem
     return config, specs, unlisted, notes
@@ -679,14 +800,18 @@ def cmd_submit(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     if dry_dir is not None:
         written = ", ".join(n for n in ("job.json", "pipeline.pb", "submit.json") if (dry_dir / n).exists())
-        print(f"dry run: {summary['runner']} job {summary['job_name']} ({len(specs)} input files) written to"
-              f" {dry_dir}: {written}; nothing submitted")
+        print(
+            f"dry run: {summary['runner']} job {summary['job_name']} ({len(specs)} input files) written to"
+            f" {dry_dir}: {written}; nothing submitted"
+        )
         return 0
     if "template" in summary:
         print(f"wrote a classic template to {summary['template']}; no job created")
         return 0
-    print(f"submitted {summary['runner']} job {summary['job_name']}"
-          + (f" ({summary['job_id']}): {summary['console']}" if "job_id" in summary else ""))
+    print(
+        f"submitted {summary['runner']} job {summary['job_name']}"
+        + (f" ({summary['job_id']}): {summary['console']}" if "job_id" in summary else "")
+    )
     if "state" in summary:
         print(f"final state: {summary['state']}")
         if "error" in summary:
@@ -698,8 +823,17 @@ def cmd_submit(args) -> int:
 # ----------------------------------------------------------------------------- flex template
 
 # The flex template's parameters (dataflow/metadata.json declares the same names).
-TEMPLATE_PARAMETERS = ("config", "input", "output", "overrides", "overwrite", "gpu_type", "gpu_count",
-                       "defer_judge", "judge_input")
+TEMPLATE_PARAMETERS = (
+    "config",
+    "input",
+    "output",
+    "overrides",
+    "overwrite",
+    "gpu_type",
+    "gpu_count",
+    "defer_judge",
+    "judge_input",
+)
 
 
 def template_parser() -> argparse.ArgumentParser:
@@ -726,10 +860,15 @@ def template_main(argv: list[str]) -> int:
     try:
         ns = argparse.Namespace(
             config=_local_config(args.config) if args.config else None,
-            input=[p for p in args.input.split(",") if p.strip()], output=args.output,
+            input=[p for p in args.input.split(",") if p.strip()],
+            output=args.output,
             overrides=[o for o in args.overrides.split(";") if o.strip()],
-            gpu_type=args.gpu_type, gpu_count=args.gpu_count, job_name=args.job_name,
-            defer_judge=args.defer_judge == "true", judge_input=args.judge_input)
+            gpu_type=args.gpu_type,
+            gpu_count=args.gpu_count,
+            job_name=args.job_name,
+            defer_judge=args.defer_judge == "true",
+            judge_input=args.judge_input,
+        )
         params = params_from_args(ns)
         check_gcp_extra()
         check_gpu(params)  # project, region and locations come from the launcher's options
@@ -753,6 +892,7 @@ def _local_config(path: str) -> str:
     import tempfile
 
     from apache_beam.io.filesystems import FileSystems
+
     with FileSystems.open(path, compression_type="uncompressed") as f:
         data = f.read()
     tmp = tempfile.NamedTemporaryFile(prefix="curate-config-", suffix=".yaml", delete=False)

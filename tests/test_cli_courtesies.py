@@ -1,6 +1,7 @@
 """The command line's small courtesies: --version, `run --help`, `config show`, the nearest key
 for an unknown one, a tokenizer file that is not one, `inspect` of a folder that is not an
 output, datasketch only where tests and benchmarks need it."""
+
 from __future__ import annotations
 
 import ast
@@ -40,12 +41,23 @@ def test_run_help_has_a_description_and_examples(capsys):
 
 
 def test_config_show_is_the_effective_config_with_help(capsys, tmp_path):
-    rc = main(["config", "show", "--set", "runner.workers=3", "--set", "stages.langid.enabled=false",
-               "--output", str(tmp_path / "o")])
+    rc = main(
+        [
+            "config",
+            "show",
+            "--set",
+            "runner.workers=3",
+            "--set",
+            "stages.langid.enabled=false",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
-    effective = load_config(None, ["runner.workers=3", "stages.langid.enabled=false",
-                                   f"output.path={json.dumps(str(tmp_path / 'o'))}"])
+    effective = load_config(
+        None, ["runner.workers=3", "stages.langid.enabled=false", f"output.path={json.dumps(str(tmp_path / 'o'))}"]
+    )
     assert yaml.safe_load(out) == effective.model_dump(mode="json")  # it loads back, every key, every value
     lines = {ln.split("#")[0].strip(): ln for ln in out.splitlines()}
     assert "(default: 1) > 1: the in-process runner's multi-processing mode" in lines["workers: 3"]
@@ -56,8 +68,11 @@ def test_config_show_is_the_effective_config_with_help(capsys, tmp_path):
     # help comes from the models' own documentation (source comments, Field descriptions, docstrings)
     assert cfg.field_help(cfg.OutputConfig, "rejected_text").startswith("also write the text of rejected")
     assert cfg.field_help(cfg.Stages, "url_dedup").startswith("Documents of a source with `url_field`")
-    assert all(len(cfg.field_help(m, f)) <= cfg.HELP_WIDTH for m in (cfg.Config, cfg.RunnerConfig, cfg.Stages)
-               for f in m.model_fields)
+    assert all(
+        len(cfg.field_help(m, f)) <= cfg.HELP_WIDTH
+        for m in (cfg.Config, cfg.RunnerConfig, cfg.Stages)
+        for f in m.model_fields
+    )
 
 
 def test_config_show_refuses_a_bad_key_in_one_line(capsys):
@@ -66,13 +81,16 @@ def test_config_show_refuses_a_bad_key_in_one_line(capsys):
     assert err == "config error: runner.worker: unknown key (did you mean runner.workers?)"
 
 
-@pytest.mark.parametrize("override, near", [
-    ("stages.langid.enable=true", "stages.langid.enabled"),
-    ("stages.lang_id.enabled=true", "stages.langid"),
-    ("stages.minhash_dedup.treshold=0.8", "stages.minhash_dedup.threshold"),
-    ("output.compresion=zstd", "output.compression"),
-    ("mod=annotate", "mode"),
-])
+@pytest.mark.parametrize(
+    "override, near",
+    [
+        ("stages.langid.enable=true", "stages.langid.enabled"),
+        ("stages.lang_id.enabled=true", "stages.langid"),
+        ("stages.minhash_dedup.treshold=0.8", "stages.minhash_dedup.threshold"),
+        ("output.compresion=zstd", "output.compression"),
+        ("mod=annotate", "mode"),
+    ],
+)
 def test_unknown_key_suggests_the_nearest(override, near):
     with pytest.raises(ConfigError, match=rf"unknown key \(did you mean {near.replace('.', '[.]')}\?\)"):
         load_config(None, [override])
@@ -81,8 +99,11 @@ def test_unknown_key_suggests_the_nearest(override, near):
 def test_unknown_key_in_a_yaml_file_and_a_list_item(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("sources:\n  - {name: a, paths: [x.jsonl], text_feild: body}\n")
-    with pytest.raises(ConfigError, match=r"sources\.0\.text_feild: unknown key"
-                                          r" \(did you mean sources\.0\.text_field\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"sources\.0\.text_feild: unknown key"
+        r" \(did you mean sources\.0\.text_field\?\)",
+    ):
         load_config(p)
     p.write_text("stages: {heuristics: {c4: {drop_lorem: true}}}\n")
     with pytest.raises(ConfigError, match=r"did you mean stages\.heuristics\.c4\.drop_lorem_ipsum\?"):
@@ -98,8 +119,9 @@ def test_a_tokenizer_file_that_is_not_one_is_a_setup_error(tmp_path, capsys):
         bad = tmp_path / name
         bad.write_bytes(blob)
         out = tmp_path / "out"
-        rc = main(["run", "--input", str(tmp_path / "none.jsonl"), "--output", str(out),
-                   "--set", f"tokenizer.path={bad}"])
+        rc = main(
+            ["run", "--input", str(tmp_path / "none.jsonl"), "--output", str(out), "--set", f"tokenizer.path={bad}"]
+        )
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1, err
         assert err.startswith(f"config error: tokenizer.path: {bad} is not a Hugging Face tokenizer.json")
@@ -107,6 +129,7 @@ def test_a_tokenizer_file_that_is_not_one_is_a_setup_error(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- inspect
+
 
 @pytest.fixture(scope="module")
 def output(tmp_path_factory):
@@ -116,8 +139,12 @@ def output(tmp_path_factory):
     parent = d / "runs"
     parent.mkdir()
     (parent / "notes.txt").write_text("my notes")
-    assert main(["run", "--input", str(d / "in.jsonl"), "--output", str(parent / "first"),
-                 "--set", "tokenizer.kind=approx"]) == 0
+    assert (
+        main(
+            ["run", "--input", str(d / "in.jsonl"), "--output", str(parent / "first"), "--set", "tokenizer.kind=approx"]
+        )
+        == 0
+    )
     return parent / "first"
 
 
@@ -125,30 +152,42 @@ def output(tmp_path_factory):
 def test_inspect_a_folder_holding_an_output_says_so(output, capsys):
     assert main(["inspect", str(output.parent)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"inspect: {output.parent}: not a curate output (no manifest.json); it holds the curate"
-                   " output first: inspect one of them")
+    assert err == (
+        f"inspect: {output.parent}: not a curate output (no manifest.json); it holds the curate"
+        " output first: inspect one of them"
+    )
     assert main(["inspect", str(output / "rejected")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"inspect: {output / 'rejected'}: not a curate output: the rejected/ directory of the output"
-                   f" {output}; inspect that")
+    assert err == (
+        f"inspect: {output / 'rejected'}: not a curate output: the rejected/ directory of the output"
+        f" {output}; inspect that"
+    )
     assert main(["inspect", str(output / "logs")]) == 2
-    assert capsys.readouterr().err.strip() == (f"inspect: {output / 'logs'}: not a curate output (no manifest.json)"
-                                               " and no Parquet files")
+    assert capsys.readouterr().err.strip() == (
+        f"inspect: {output / 'logs'}: not a curate output (no manifest.json) and no Parquet files"
+    )
     assert main(["inspect", str(output)]) == 0  # the output itself
 
 
 def test_inspect_parquet_without_the_contract_names_the_folder(tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     (tmp_path / "d").mkdir()
     pq.write_table(pa.table({"a": [1]}), tmp_path / "d" / "x.parquet")
     assert main(["inspect", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"inspect: {tmp_path}: not a curate output (no manifest.json) nor Parquet with the"
-                          " contract's columns: d/x.parquet:") and len(err.splitlines()) == 1
+    assert (
+        err.startswith(
+            f"inspect: {tmp_path}: not a curate output (no manifest.json) nor Parquet with the"
+            " contract's columns: d/x.parquet:"
+        )
+        and len(err.splitlines()) == 1
+    )
 
 
 # ----------------------------------------------------------------------------- datasketch
+
 
 def test_datasketch_is_a_dev_dependency_only():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -157,10 +196,17 @@ def test_datasketch_is_a_dev_dependency_only():
     for pkg in ("pipeline", "classifiers"):  # the product never imports it
         for path in (ROOT / pkg).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
                 assert not any(n.split(".")[0] == "datasketch" for n in names), path
     # and a run's modules load without it
-    code = ("import sys; sys.modules['datasketch'] = None\n"
-            "import pipeline.cli, pipeline.graph, pipeline.runner, classifiers.minhash\n")
+    code = (
+        "import sys; sys.modules['datasketch'] = None\n"
+        "import pipeline.cli, pipeline.graph, pipeline.runner, classifiers.minhash\n"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300)

@@ -2,6 +2,7 @@
 the pipeline routing what it finds to the code bucket, `--input`/`--code` with several paths, and
 the warning for mixture targets no source can feed. Real text from this machine only: the
 standard library (code), pydoc topics and docstrings, the system's gettext catalogs (prose)."""
+
 from __future__ import annotations
 
 import json
@@ -60,13 +61,23 @@ def test_syntax_density_counts_characters_not_bytes(code, prose):
     """The one-pass count over UTF-8 bytes is the per-character definition, on real code, real
     prose in many scripts (the gettext catalogs) and text with tabs, lone surrogates and
     multi-byte characters around syntax characters."""
+
     def by_characters(text):
         n = sum(1 for ch in text if ch not in " \n\t")
         return sum(1 for ch in text if ch in SYNTAX_CHARS) / n if n else 0.0
 
-    texts = [d["text"][:6000] for d in code[:40]] + prose[:80] + [
-        "", "   \n\t", "x = {ä: [1]};\tñ()\n", "\ud800(lone surrogate)$", "日本語{テキスト}_ü|ö&",
-        "€" * 50 + "<>" + "\\"]
+    texts = (
+        [d["text"][:6000] for d in code[:40]]
+        + prose[:80]
+        + [
+            "",
+            "   \n\t",
+            "x = {ä: [1]};\tñ()\n",
+            "\ud800(lone surrogate)$",
+            "日本語{テキスト}_ü|ö&",
+            "€" * 50 + "<>" + "\\",
+        ]
+    )
     for text in texts:
         assert syntax_density(text) == by_characters(text), text[:60]
 
@@ -80,8 +91,21 @@ def test_shebang_scripts_are_code():
 
 
 def test_input_and_code_take_several_paths():
-    args = parser().parse_args(["run", "--input", "a.jsonl", "b.jsonl", "--input", "c.jsonl",
-                                "--code", "x.jsonl", "y.jsonl", "--set", "mode=filter"])
+    args = parser().parse_args(
+        [
+            "run",
+            "--input",
+            "a.jsonl",
+            "b.jsonl",
+            "--input",
+            "c.jsonl",
+            "--code",
+            "x.jsonl",
+            "y.jsonl",
+            "--set",
+            "mode=filter",
+        ]
+    )
     config = resolve_config(args)
     src = {s.name: s for s in config.sources}
     assert src["input"].paths == ["a.jsonl", "b.jsonl", "c.jsonl"] and src["input"].kind == "text"
@@ -92,13 +116,14 @@ def test_input_and_code_take_several_paths():
 def test_warns_for_targets_no_source_can_feed():
     from pipeline.config import Source
     from pipeline.stages.mixture import unfed_targets
-    config = load_config(None, ["stages.mixture.targets={\"code\": 0.2, \"multilingual\": 0.1, \"de\": 0.01, \"xx\": 0.01}"])
+
+    config = load_config(None, ['stages.mixture.targets={"code": 0.2, "multilingual": 0.1, "de": 0.01, "xx": 0.01}'])
     only_code = config.model_copy(update={"sources": [Source(name="c", paths=["x"], kind="code")]})
     unfed = unfed_targets(only_code)
     assert [u.split()[0] for u in unfed] == ["multilingual", "de", "xx"]
     text = config.model_copy(update={"sources": [Source(name="t", paths=["x"])]})
     assert [u.split()[0] for u in unfed_targets(text)] == ["xx"]  # code comes from text by detection
-    no_detect = load_config(None, ["stages.langid.detect_code=false", "stages.mixture.targets={\"code\": 0.2}"])
+    no_detect = load_config(None, ["stages.langid.detect_code=false", 'stages.mixture.targets={"code": 0.2}'])
     no_detect = no_detect.model_copy(update={"sources": [Source(name="t", paths=["x"])]})
     assert [u.split()[0] for u in unfed_targets(no_detect)] == ["code"]
 
@@ -112,11 +137,27 @@ def test_code_mixed_into_a_text_source_reaches_the_code_bucket(tmp_path, code, c
     write_jsonl(tmp_path / "a.jsonl", files[:60] + english[:60])
     write_jsonl(tmp_path / "b.jsonl", files[60:] + english[60:])
     out = tmp_path / "out"
-    assert main(["run", "--input", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--output", str(out),
-                 "--set", "stages.mixture.enabled=false"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(tmp_path / "a.jsonl"),
+                str(tmp_path / "b.jsonl"),
+                "--output",
+                str(out),
+                "--set",
+                "stages.mixture.enabled=false",
+            ]
+        )
+        == 0
+    )
     assert "warning: mixture targets" not in capsys.readouterr().err
-    t = ds.dataset(out / "mixture", format="parquet", partitioning="hive").to_table(
-        columns=["id", "bucket", "language"]).to_pylist()
+    t = (
+        ds.dataset(out / "mixture", format="parquet", partitioning="hive")
+        .to_table(columns=["id", "bucket", "language"])
+        .to_pylist()
+    )
     code_ids = {d["id"] for d in files}
     in_code = {r["id"] for r in t if r["bucket"] == "code"}
     reached = len(in_code & code_ids) / len(code_ids)
@@ -127,7 +168,14 @@ def test_code_mixed_into_a_text_source_reaches_the_code_bucket(tmp_path, code, c
     m = json.loads((out / "manifest.json").read_text())
     assert m["ledger"]["balanced"]
     rejected = ds.dataset(out / "rejected", format="parquet").to_table(columns=["id", "rule"]).to_pylist()
-    prose_rules = [r for r in rejected if r["id"] in code_ids and (r["rule"].startswith("langid/") or (
-        r["rule"].startswith("heuristics/") and not r["rule"].startswith("heuristics/code.")))]
+    prose_rules = [
+        r
+        for r in rejected
+        if r["id"] in code_ids
+        and (
+            r["rule"].startswith("langid/")
+            or (r["rule"].startswith("heuristics/") and not r["rule"].startswith("heuristics/code."))
+        )
+    ]
     # code is judged by the code rules: prose rules only see what the detector missed (data tables)
     assert len(prose_rules) <= 0.1 * len(code_ids), prose_rules[:5]

@@ -1,4 +1,5 @@
 """Config: defaults, YAML, --set overrides typed by the schema, one-line errors."""
+
 import pytest
 
 from pipeline.config import Config, ConfigError, load_config, set_dotted
@@ -35,8 +36,15 @@ def test_wrong_type_and_impossible_value(tmp_path):
 
 
 def test_set_overrides_are_typed_by_the_schema():
-    c = load_config(None, ["mode=annotate", "stages.minhash_dedup.enabled=false",
-                           "output.shard_bytes=100000", "stages.mixture.targets.code=0.3"])
+    c = load_config(
+        None,
+        [
+            "mode=annotate",
+            "stages.minhash_dedup.enabled=false",
+            "output.shard_bytes=100000",
+            "stages.mixture.targets.code=0.3",
+        ],
+    )
     assert c.mode == "annotate" and c.stages.minhash_dedup.enabled is False
     assert c.output.shard_bytes == 100000 and c.stages.mixture.targets["code"] == 0.3
     with pytest.raises(ConfigError, match=r"mode"):
@@ -72,8 +80,11 @@ def test_set_value_is_the_literal_string_where_the_schema_refuses_the_yaml_scala
 
 
 def test_deep_nesting_and_huge_integers_are_one_line_errors(tmp_path):
-    for text in ("stages: " + "[" * 5000 + "]" * 5000 + "\n", "a: " + "{b: " * 3000 + "1" + "}" * 3000 + "\n",
-                 "runner: {workers: " + "9" * 5000 + "}\n"):
+    for text in (
+        "stages: " + "[" * 5000 + "]" * 5000 + "\n",
+        "a: " + "{b: " * 3000 + "1" + "}" * 3000 + "\n",
+        "runner: {workers: " + "9" * 5000 + "}\n",
+    ):
         with pytest.raises(ConfigError) as e:
             load_config(write(tmp_path, text))
         assert "\n" not in str(e.value) and str(e.value).startswith("config error:")

@@ -1,5 +1,6 @@
 """The decisions the Beam stages only map (classifiers/decisions.py, classifiers/duplicates.py,
 MixturePlan.uses, line_dedup.emptied), without Beam; and the named records' packing."""
+
 from __future__ import annotations
 
 import pickle
@@ -8,11 +9,21 @@ import random
 import pytest
 
 from classifiers.decisions import EMPTY, LINES_EMPTIED, Cluster, Drop, LinesRemoved, empty_document, settle
-from classifiers.duplicates import (by_node, by_url_policy, node_id, node_of, node_uid, resolve, timestamp_key)
+from classifiers.duplicates import by_node, by_url_policy, node_id, node_of, node_uid, resolve, timestamp_key
 from classifiers.line_dedup import emptied
 from classifiers.mixture import DOWNSAMPLED, NO_SHARE, add_deltas, plan_mixture, sampling_key
-from pipeline.records import (ExactItem, Info, NodeRecord, Payload, UrlItem, event, pack, pack_records, read_event,
-                              unpack_records)
+from pipeline.records import (
+    ExactItem,
+    Info,
+    NodeRecord,
+    Payload,
+    UrlItem,
+    event,
+    pack,
+    pack_records,
+    read_event,
+    unpack_records,
+)
 
 # ------------------------------------------------------------------ empty documents
 
@@ -145,8 +156,18 @@ def test_records_cross_shuffles_as_plain_tuples():
 
 
 def test_info_and_events_round_trip():
-    doc = {"id": "x", "source": "web", "bucket": "en", "language": "en", "language_score": 0.9, "n_tokens": 5,
-           "n_bytes": 20, "drop": Drop("langid", "langid/low_score"), "text": "not kept", "uid": 3}
+    doc = {
+        "id": "x",
+        "source": "web",
+        "bucket": "en",
+        "language": "en",
+        "language_score": 0.9,
+        "n_tokens": 5,
+        "n_bytes": 20,
+        "drop": Drop("langid", "langid/low_score"),
+        "text": "not kept",
+        "uid": 3,
+    }
     info = Info.of(doc)
     assert info.quality_score is None and info.signals is None and not hasattr(info, "text")
     back = Info.read(pickle.loads(pack_records([info]))[0])
@@ -156,4 +177,9 @@ def test_info_and_events_round_trip():
         assert type(wire) is tuple and read_event(wire) == (9, decision)
         assert type(read_event(wire)[1]) is type(decision)
     assert event(9, Drop("minhash_dedup", "minhash_dedup/near_duplicate", "a")) == (
-        9, "drop", "minhash_dedup", "minhash_dedup/near_duplicate", "a")
+        9,
+        "drop",
+        "minhash_dedup",
+        "minhash_dedup/near_duplicate",
+        "a",
+    )

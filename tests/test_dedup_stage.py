@@ -1,5 +1,6 @@
 """The Beam side of dedup: connected components by large-star/small-star rounds agree with a
 union-find on real-shaped graphs (chains, stars, trees of stars, many small clusters)."""
+
 from __future__ import annotations
 
 import random
@@ -10,9 +11,9 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from classifiers.minhash import bucket_edges, connected_components
+from pipeline.records import pack, unpack
 from pipeline.runner import in_process_runner, local_options
 from pipeline.stages import dedup
-from pipeline.records import pack, unpack
 from pipeline.stages.dedup import ConnectedComponents
 
 
@@ -27,14 +28,23 @@ def expected_labels(edges):
     return {n: r for n, r in roots.items() if n != r}
 
 
-@pytest.mark.parametrize("name,edges", [
-    ("chain", [(i, i + 1) for i in range(64)]),
-    ("reversed chain", [(i + 1, i) for i in range(64)]),
-    ("star", [(0, i) for i in range(1, 50)]),
-    ("tree of stars", list(bucket_edges(range(500), 8))),
-    ("random clusters", [(a, b) for a, b in ((random.Random(i).randrange(300), random.Random(i + 7).randrange(300))
-                                             for i in range(400)) if a != b]),
-])
+@pytest.mark.parametrize(
+    "name,edges",
+    [
+        ("chain", [(i, i + 1) for i in range(64)]),
+        ("reversed chain", [(i + 1, i) for i in range(64)]),
+        ("star", [(0, i) for i in range(1, 50)]),
+        ("tree of stars", list(bucket_edges(range(500), 8))),
+        (
+            "random clusters",
+            [
+                (a, b)
+                for a, b in ((random.Random(i).randrange(300), random.Random(i + 7).randrange(300)) for i in range(400))
+                if a != b
+            ],
+        ),
+    ],
+)
 def test_components_match_union_find(name, edges):
     check_labels(edges, 10, expected_labels(edges))
 
@@ -46,6 +56,7 @@ def test_tuple_nodes_pick_the_smallest_id_as_survivor():
 
 def test_survivor_policy_orders_nodes():
     from classifiers.duplicates import node_id, node_of
+
     docs = [("b", 2, 4.5), ("a", 1, 1.0), ("c", 3, None)]
     assert node_id(min(node_of(i, u, q, "lowest_id") for i, u, q in docs)) == "a"
     assert node_id(min(node_of(i, u, q, "highest_quality") for i, u, q in docs)) == "b"
@@ -108,13 +119,21 @@ def test_minhash_partition_emits_each_edge_once_per_flush(monkeypatch):
 
 
 def test_resolve_clusters_survivor_weights_and_drops():
-    a, b, c = (("doc-a", 7), ("en", 1, 10, 40, 2)), (("doc-b", 3), ("en", 2, 20, 80, 1)), (("doc-c", 9), ("de", 3, 5, 9, 1))
+    a, b, c = (
+        (("doc-a", 7), ("en", 1, 10, 40, 2)),
+        (("doc-b", 3), ("en", 2, 20, 80, 1)),
+        (("doc-c", 9), ("de", 3, 5, 9, 1)),
+    )
     outs = list(dedup.ResolveClusters(chunk=100).process((3, [c, b, a])))
     events = [ev for o in outs if o.tag == dedup.EVENTS_TAG for ev in unpack(o.value[1][1])]
     stats = [d for o in outs if o.tag == dedup.STATS_TAG for d in o.value]
-    assert sorted(events) == sorted([(3, "drop", "minhash_dedup", "minhash_dedup/near_duplicate", "doc-a"),
-                                     (9, "drop", "minhash_dedup", "minhash_dedup/near_duplicate", "doc-a"),
-                                     (7, "cluster", 4, "doc-a")])
+    assert sorted(events) == sorted(
+        [
+            (3, "drop", "minhash_dedup", "minhash_dedup/near_duplicate", "doc-a"),
+            (9, "drop", "minhash_dedup", "minhash_dedup/near_duplicate", "doc-a"),
+            (7, "cluster", 4, "doc-a"),
+        ]
+    )
     assert sorted(stats) == sorted([("en", 2, -1, -20, -80), ("de", 3, -1, -5, -9)])
 
 
@@ -144,5 +163,10 @@ def test_attach_nodes_is_deterministic_for_an_unconverged_chain():
         shuffled = parts[:]
         random.Random(seed).shuffle(shuffled)
         results.add(tuple(sorted(dedup.AttachNodes().process((0, shuffled)))))
-    assert results == {((1, (("d1", 1), ("en", 0, 1, 1, 1))), (1, (("d3", 3), ("en", 0, 1, 1, 1))),
-                        (3, (("d5", 5), ("en", 0, 1, 1, 1))))}
+    assert results == {
+        (
+            (1, (("d1", 1), ("en", 0, 1, 1, 1))),
+            (1, (("d3", 3), ("en", 0, 1, 1, 1))),
+            (3, (("d5", 5), ("en", 0, 1, 1, 1))),
+        )
+    }

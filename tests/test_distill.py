@@ -25,8 +25,8 @@ import pytest
 from classifiers.judge import (
     JUDGE_ERROR,
     OFF_FORMAT,
-    QualityResult,
     QualityParams,
+    QualityResult,
     label_records,
     labelled_keys,
     read_labels,
@@ -201,9 +201,7 @@ def test_train_reports_agreement_on_the_holdout(trained):
     predicted = [r.score for r in results]
     assert all(0.0 <= p <= 5.0 and r.flag is None for p, r in zip(predicted, results))
     assert all(r.candidate_mass == pytest.approx(1.0, abs=1e-3) for r in results)
-    overall, per = agreement_by_bucket(
-        [r["score"] for r in held], predicted, [r["bucket"] for r in held], THRESHOLD
-    )
+    overall, per = agreement_by_bucket([r["score"] for r in held], predicted, [r["bucket"] for r in held], THRESHOLD)
     assert overall.accuracy_at_threshold == pytest.approx(report.holdout.accuracy_at_threshold)
     assert overall.spearman == pytest.approx(report.holdout.spearman, abs=1e-9)
     assert per["code"].spearman == pytest.approx(report.per_bucket["code"].spearman, abs=1e-9)
@@ -287,8 +285,9 @@ def test_calibrated_thresholds_keep_the_judges_share_and_the_stage_uses_them(tra
     assert saved["calibration"]["threshold"] == pytest.approx(cal.threshold)
     assert saved["calibration"]["judge_threshold"] == THRESHOLD
 
-    held = [r for r in rows if r["score"] is not None
-            and in_holdout(r["text_hash"], SMALL.holdout_fraction, SMALL.seed)]
+    held = [
+        r for r in rows if r["score"] is not None and in_holdout(r["text_hash"], SMALL.holdout_fraction, SMALL.seed)
+    ]
     params = QualityParams(enabled=True, model_path=str(model_path), threshold=THRESHOLD)
     decide, info = decision(params)
     assert decide.threshold == pytest.approx(cal.threshold)
@@ -330,8 +329,10 @@ def test_a_run_with_the_distilled_model_decides_at_the_calibrated_thresholds(tra
 def test_select_labels_takes_the_newest_group_and_the_newest_label_per_text():
     old = [{"text": t, "rubric": "r@v1", "model": "a", "score": 1.0, "flag": None} for t in "xyz"]
     new = [{"text": t, "rubric": "r@v2", "model": "b", "score": 4.0, "flag": None} for t in "xy"]
-    again = [{"text": "x", "rubric": "r@v2", "model": "b", "score": 5.0, "flag": None},
-             {"text": "w", "rubric": "r@v2", "model": "b", "score": None, "flag": OFF_FORMAT}]
+    again = [
+        {"text": "x", "rubric": "r@v2", "model": "b", "score": 5.0, "flag": None},
+        {"text": "w", "rubric": "r@v2", "model": "b", "score": None, "flag": OFF_FORMAT},
+    ]
     used, sel = select_labels(old + new + again)
     assert (sel.rubric, sel.model, sel.how) == ("r@v2", "b", "newest")
     assert sorted((r["text"], r["score"]) for r in used) == [("x", 5.0), ("y", 4.0)]
@@ -353,11 +354,16 @@ def test_distill_uses_the_newest_labels_file_and_reports_the_other_group(tmp_pat
     labels = tmp_path / "labels"
     # Two `curate judge` runs over the same texts, a rubric version and a model apart; the
     # older one's verdicts are inverted, so a classifier trained on them would rank backwards.
-    write_labels(label_rows(docs, rubric="proxy@v1", model="judge-a", score=lambda t: 5 - proxy_score(t)),
-                 labels / "labels-20240101T000000.parquet")
+    write_labels(
+        label_rows(docs, rubric="proxy@v1", model="judge-a", score=lambda t: 5 - proxy_score(t)),
+        labels / "labels-20240101T000000.parquet",
+    )
     write_labels(label_rows(docs, rubric="proxy@v2", model="judge-b"), labels / "labels-20240301T000000.parquet")
-    small = [f"distill.{k}={v}" for k, v in SMALL.model_dump().items()
-             if k in ("holdout_fraction", "epochs", "learning_rate", "dim", "buckets", "max_words", "min_count")]
+    small = [
+        f"distill.{k}={v}"
+        for k, v in SMALL.model_dump().items()
+        if k in ("holdout_fraction", "epochs", "learning_rate", "dim", "buckets", "max_words", "min_count")
+    ]
     small += ["stages.quality.threshold.default=2.5", "stages.quality.threshold.en=4.0"]
     sets = [a for kv in small for a in ("--set", kv)]
     model = tmp_path / "q.bin"
@@ -369,7 +375,8 @@ def test_distill_uses_the_newest_labels_file_and_reports_the_other_group(tmp_pat
     report = json.loads(Path(str(model) + REPORT_SUFFIX).read_text())
     assert report["rubrics"] == ["proxy@v2"] and report["judge_models"] == ["judge-b"]
     assert report["selection"]["ignored"] == [
-        {"rubric": "proxy@v1", "model": "judge-a", "labels": len(docs), "scored": len(docs)}]
+        {"rubric": "proxy@v1", "model": "judge-a", "labels": len(docs), "scored": len(docs)}
+    ]
     assert report["holdout"]["spearman"] > 0.65  # trained on the v2 verdicts, not the inverted ones
     # Asked for the older group, it is used (and its verdicts learnt as they are).
     assert main(["distill", "--labels", str(labels), "--output", str(tmp_path / "old.bin"), *sets,
@@ -403,8 +410,19 @@ def test_a_classifier_that_learnt_nothing_is_refused_unless_allowed(kind, tmp_pa
 
     # The command line: one line, exit 2; with --allow-weak a warning with the same numbers.
     write_labels(rows, tmp_path / "labels" / "labels-20240101T000000.parquet")
-    argv = ["distill", "--labels", str(tmp_path / "labels"), "--output", str(tmp_path / "cli.bin"),
-            "--set", "distill.holdout_fraction=0.25", "--set", "distill.buckets=20000", "--set", "distill.dim=32"]
+    argv = [
+        "distill",
+        "--labels",
+        str(tmp_path / "labels"),
+        "--output",
+        str(tmp_path / "cli.bin"),
+        "--set",
+        "distill.holdout_fraction=0.25",
+        "--set",
+        "distill.buckets=20000",
+        "--set",
+        "distill.dim=32",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("distill: the distilled classifier learnt too little:") and "\n" not in err
@@ -426,8 +444,10 @@ def test_too_few_held_out_labels_to_tell_is_refused(tmp_path):
 
 def test_all_flagged_labels_say_so_once(tmp_path, capsys):
     docs = corpus_docs(limit=40)
-    rows = [dict(r, score=None, candidate_mass=0.01, flag=OFF_FORMAT if i % 8 else JUDGE_ERROR)
-            for i, r in enumerate(label_rows(docs))]
+    rows = [
+        dict(r, score=None, candidate_mass=0.01, flag=OFF_FORMAT if i % 8 else JUDGE_ERROR)
+        for i, r in enumerate(label_rows(docs))
+    ]
     write_labels(rows, tmp_path / "labels" / "labels-20240101T000000.parquet")
     assert main(["distill", "--labels", str(tmp_path / "labels"), "--output", str(tmp_path / "m.bin")]) == 2
     err = capsys.readouterr().err.strip()

@@ -1,5 +1,6 @@
 """End to end: `curate run` on small real corpora, read back with pyarrow. Every run's ledger
 must balance: input == kept + rejected + quarantined, in the manifest and in Beam's counters."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,13 @@ sources:
   - {{name: code, paths: ["{d}/code.jsonl"], kind: code, path_field: path}}
 output: {{shard_bytes: 20000}}
 """)
-    return {"dir": d, "config": cfg, "docs": docs, "dup": dup["id"],
-            "n_input": len(text) + 1 + 1 + len(BAD) + len(code)}
+    return {
+        "dir": d,
+        "config": cfg,
+        "docs": docs,
+        "dup": dup["id"],
+        "n_input": len(text) + 1 + 1 + len(BAD) + len(code),
+    }
 
 
 def run(corpus, out, *extra):
@@ -97,8 +103,12 @@ def test_filter_run_writes_the_contract(corpus, filtered):
 def test_near_duplicates_are_removed(corpus, filtered):
     """Pairs (1-3% word edits) that reach dedup lose one member to it; none is kept twice."""
     out, m = filtered
-    kept = set(ds.dataset(out / "mixture", format="parquet", partitioning="hive").to_table(columns=["id"])
-               .column("id").to_pylist())
+    kept = set(
+        ds.dataset(out / "mixture", format="parquet", partitioning="hive")
+        .to_table(columns=["id"])
+        .column("id")
+        .to_pylist()
+    )
     rule = {r["id"]: r["rule"] for r in pq.read_table(out / "rejected").to_pylist()}
     pairs = [(d["id"], d["dup_of"]) for d in corpus["docs"] if d.get("dup_of")]
     assert not [(a, b) for a, b in pairs if a in kept and b in kept]
@@ -112,7 +122,8 @@ def test_near_duplicates_are_removed(corpus, filtered):
 def test_code_goes_to_code_bucket_with_its_language(filtered):
     out, m = filtered
     t = ds.dataset(out / "mixture", format="parquet", partitioning="hive").to_table(
-        filter=ds.field("bucket") == "code", columns=["id", "language"])
+        filter=ds.field("bucket") == "code", columns=["id", "language"]
+    )
     langs = dict(zip(t.column("id").to_pylist(), t.column("language").to_pylist()))
     assert langs, "no code kept"
     assert all(v == "go" for k, v in langs.items() if k.endswith(".go"))
@@ -150,12 +161,26 @@ def test_setup_errors_are_one_line_with_exit_code_2(corpus, tmp_path, filtered):
         (["run", str(corpus["config"]), "--output", str(out)], "not empty"),
         (["run", "--input", str(tmp_path / "nothing-*.jsonl"), "--output", str(tmp_path / "o")], "matches no file"),
         (["run", "--set", "stages.langid.enabeld=1", "--output", str(tmp_path / "o")], "stages.langid.enabeld"),
-        (["run", "--set", "stages.mixture.targets.code=0.9", "--set", "stages.mixture.targets.multilingual=0.2",
-          "--output", str(tmp_path / "o")], "add up to"),
+        (
+            [
+                "run",
+                "--set",
+                "stages.mixture.targets.code=0.9",
+                "--set",
+                "stages.mixture.targets.multilingual=0.2",
+                "--output",
+                str(tmp_path / "o"),
+            ],
+            "add up to",
+        ),
     ]
     for argv, needle in cases:
-        p = subprocess.run([sys.executable, "-m", "pipeline.cli", *argv], capture_output=True, text=True,
-                           cwd=Path(__file__).resolve().parents[1])
+        p = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *argv],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         assert p.returncode == 2, (argv, p.stderr)
         lines = [x for x in p.stderr.splitlines() if x.strip() and not x.startswith("WARNING:")]
         assert len(lines) == 1 and needle in lines[0], p.stderr
@@ -164,6 +189,7 @@ def test_setup_errors_are_one_line_with_exit_code_2(corpus, tmp_path, filtered):
 def test_overwrite_never_deletes_foreign_directories(tmp_path):
     from pipeline.cli import check_output
     from pipeline.config import ConfigError
+
     d = tmp_path / "home"
     d.mkdir()
     (d / "thesis.tex").write_text("precious")
@@ -174,14 +200,33 @@ def test_overwrite_never_deletes_foreign_directories(tmp_path):
 
 def test_a_judge_server_that_does_not_answer_is_a_setup_error(llama2_tokenizer_dir, tmp_path, capsys):
     import socket
+
     with socket.socket() as s:  # a free port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    rc = main(["run", "--input", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"),
-               "--set", "stages.quality.enabled=true", "--set", "stages.quality.classifier=llama_judge",
-               "--set", "stages.quality.backend=openai", "--set", f"stages.quality.model={llama2_tokenizer_dir}",
-               "--set", f"stages.quality.base_url=http://127.0.0.1:{port}/v1",
-               "--set", "stages.quality.max_retries=1", "--set", "stages.quality.retry_backoff_s=0.01"])
+    rc = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "x.jsonl"),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "stages.quality.enabled=true",
+            "--set",
+            "stages.quality.classifier=llama_judge",
+            "--set",
+            "stages.quality.backend=openai",
+            "--set",
+            f"stages.quality.model={llama2_tokenizer_dir}",
+            "--set",
+            f"stages.quality.base_url=http://127.0.0.1:{port}/v1",
+            "--set",
+            "stages.quality.max_retries=1",
+            "--set",
+            "stages.quality.retry_backoff_s=0.01",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no OpenAI-compatible server answers" in err[0], err
     assert not (tmp_path / "o").exists()
@@ -190,14 +235,20 @@ def test_a_judge_server_that_does_not_answer_is_a_setup_error(llama2_tokenizer_d
 @pytest.mark.parametrize("keep,survivor", [("latest", "v3"), ("first", "v1")])
 def test_url_dedup_keeps_the_latest_or_the_first(tmp_path, keep, survivor):
     docs = [x for x in bench_docs(40) if x["category"] == "b_english" and len(x["text"]) > 1500][:6]
-    rows = [{"id": f"v{i + 1}", "text": docs[i]["text"], "url": "https://Example.org/page#top",
-             "ts": ts} for i, ts in enumerate(["2023-01-05", "2021-07-01", "2024-03-09"])]
-    rows += [{"id": f"other{i}", "text": d["text"], "url": f"https://example.org/{i}", "ts": None}
-             for i, d in enumerate(docs[3:])]
+    rows = [
+        {"id": f"v{i + 1}", "text": docs[i]["text"], "url": "https://Example.org/page#top", "ts": ts}
+        for i, ts in enumerate(["2023-01-05", "2021-07-01", "2024-03-09"])
+    ]
+    rows += [
+        {"id": f"other{i}", "text": d["text"], "url": f"https://example.org/{i}", "ts": None}
+        for i, d in enumerate(docs[3:])
+    ]
     src = write_jsonl(tmp_path / "web.jsonl", rows)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"sources: [{{name: web, paths: ['{src}'], url_field: url, timestamp_field: ts}}]\n"
-                   f"stages: {{url_dedup: {{keep: {keep}}}, mixture: {{enabled: false}}}}\n")
+    cfg.write_text(
+        f"sources: [{{name: web, paths: ['{src}'], url_field: url, timestamp_field: ts}}]\n"
+        f"stages: {{url_dedup: {{keep: {keep}}}, mixture: {{enabled: false}}}}\n"
+    )
     out = tmp_path / "out"
     assert main(["run", str(cfg), "--output", str(out), "--set", "mode=annotate"]) == 0
     t = {r["id"]: r for r in pq.read_table(out / "annotated").to_pylist()}

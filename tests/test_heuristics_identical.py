@@ -13,6 +13,7 @@ The cases (`cases()`): per language, one-line paragraphs of 5 sentences and mult
 benchmark sample with its manifest language and kind; language tags in other spellings; a bounded
 (`max_chars`) run; and small edge texts.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,26 +30,36 @@ PER_LANGUAGE = 12  # one-line paragraphs per language (of 5 sentences)
 MULTILINE_PER_LANGUAGE = 4
 _BOUNDED = HeuristicsParams(max_chars=2000)
 EDGE_TEXTS = (
-    "", " ", "\n\n\n", "a", "。", "...", "…", "lorem ipsum {", "# # # #", "- a\n- b\n- c",
+    "",
+    " ",
+    "\n\n\n",
+    "a",
+    "。",
+    "...",
+    "…",
+    "lorem ipsum {",
+    "# # # #",
+    "- a\n- b\n- c",
     "Hello world.\nHello world.\n\nHello world.\n\nHello world.",
-    "日本語の文です。これはテストです。", "한국어 문장입니다. 두 번째 문장.",
-    "Τι κάνεις; Καλά είμαι; Ναι;", "ภาษาไทย ภาษาไทย ภาษาไทย",
+    "日本語の文です。これはテストです。",
+    "한국어 문장입니다. 두 번째 문장.",
+    "Τι κάνεις; Καλά είμαι; Ναι;",
+    "ภาษาไทย ภาษาไทย ภาษาไทย",
     "\t\x0b\x0c\r\n\u2028\u2029\x85 mixed separators \u00a0 here.",
     "This site uses cookies to work. Read our privacy policy and the terms of use.\n"
     "We are a shop of fine things and we sell them to you at a fair price every day.",
     "Tags: # news # sport # music # film # art # books ... and more # here ... ok # yes",
     "x = 1\n" + "y = '" + "ab" * 600 + "'\n",
-    "\n".join(f"v{i} = [" + ", ".join(f"'{w}'" for w in "alpha beta gamma".split() * 12) + "]"
-              for i in range(5)),
+    "\n".join(f"v{i} = [" + ", ".join(f"'{w}'" for w in "alpha beta gamma".split() * 12) + "]" for i in range(5)),
 )
 
 
 def _multiline(sentences: list[str], start: int) -> str:
-    chunk = sentences[start:start + 18]
-    lines = [" ".join(chunk[i:i + 2]) for i in range(0, len(chunk), 2)]
+    chunk = sentences[start : start + 18]
+    lines = [" ".join(chunk[i : i + 2]) for i in range(0, len(chunk), 2)]
     if len(lines) > 4:
         lines.insert(4, lines[1])  # a repeated line
-    blocks = ["\n".join(lines[i:i + 3]) for i in range(0, len(lines), 3)]
+    blocks = ["\n".join(lines[i : i + 3]) for i in range(0, len(lines), 3)]
     return "\n\n".join(blocks) + "\n"
 
 
@@ -82,8 +93,12 @@ def cases() -> Iterator[tuple[str, str, str | None, str, HeuristicsParams | None
 def record(text: str, language: str | None, kind: str, params: HeuristicsParams | None) -> dict:
     r = evaluate(text, language, kind, params)
     fast = evaluate(text, language, kind, params, first_failure_only=True)
-    return {"rule": r.rule, "failed": list(r.failed_rules), "first_only": fast.rule,
-            "signals": {k: repr(v) for k, v in r.signals.items()}}
+    return {
+        "rule": r.rule,
+        "failed": list(r.failed_rules),
+        "first_only": fast.rule,
+        "signals": {k: repr(v) for k, v in r.signals.items()},
+    }
 
 
 def compute() -> dict[str, dict]:
@@ -103,6 +118,7 @@ def test_signals_and_verdicts_equal_the_golden_file():
     # the cases exercise every rule (a golden file of all-keep documents would prove little)
     fired = {rule for v in golden.values() for rule in v["failed"]}
     from classifiers.heuristics import RULE_NAMES
+
     assert fired == set(RULE_NAMES), sorted(set(RULE_NAMES) - fired)
     assert len(golden) > 2000
 

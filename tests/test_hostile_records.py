@@ -4,6 +4,7 @@ and every input record found in exactly one place (mixture, rejected/ with its r
 quarantine/ with its reason). Also: a UTF-8 BOM, Parquet without an id column,
 max_record_bytes against the text (not its escaped JSON line), ids shared across files, and
 `curate inspect` recounting the ledger from the shards' rows."""
+
 from __future__ import annotations
 
 import gzip
@@ -72,10 +73,34 @@ HOSTILE: dict[str, bytes] = {
     "line_separators": b'"\\u2028\\u2029"',
 }
 FIELDS = ("id", "text", "url", "ts", "path", "meta", "meta_nested")
-STRING_LIKE = {"empty_string", "space", "surrogate_pair", "escaped_nul", "long_string", "bom_in_string",
-               "control_chars", "bidi_override", "combining", "noncharacters", "line_separators"}
-NON_STRING = set(HOSTILE) - STRING_LIKE - {"lone_high_surrogate", "lone_low_surrogate", "raw_nul", "invalid_utf8",
-                                           "overlong_utf8", "cesu_surrogate", "deep_array", "deep_object", "null"}
+STRING_LIKE = {
+    "empty_string",
+    "space",
+    "surrogate_pair",
+    "escaped_nul",
+    "long_string",
+    "bom_in_string",
+    "control_chars",
+    "bidi_override",
+    "combining",
+    "noncharacters",
+    "line_separators",
+}
+NON_STRING = (
+    set(HOSTILE)
+    - STRING_LIKE
+    - {
+        "lone_high_surrogate",
+        "lone_low_surrogate",
+        "raw_nul",
+        "invalid_utf8",
+        "overlong_utf8",
+        "cesu_surrogate",
+        "deep_array",
+        "deep_object",
+        "null",
+    }
+)
 
 
 def expected_reason(field: str, value: str) -> str | None:
@@ -90,8 +115,12 @@ def expected_reason(field: str, value: str) -> str | None:
             return "missing_text"
         if value in NON_STRING:
             return "text_not_string"
-        return {"lone_high_surrogate": "invalid_unicode", "lone_low_surrogate": "invalid_unicode",
-                "escaped_nul": "nul_bytes", "long_string": "too_large"}.get(value)
+        return {
+            "lone_high_surrogate": "invalid_unicode",
+            "lone_low_surrogate": "invalid_unicode",
+            "escaped_nul": "nul_bytes",
+            "long_string": "too_large",
+        }.get(value)
     if field == "id":
         if value in ("lone_high_surrogate", "lone_low_surrogate"):
             return "invalid_unicode"
@@ -129,45 +158,80 @@ def fuzz_lines(texts: list[str]) -> list[tuple[bytes, str, str]]:
             out.append((line, field, name))
     # whole-record oddities: duplicate keys (the last wins), a key with a lone surrogate
     n = len(out)
-    out.append((b'{"id": "r%d", "text": 5, "text": "record %d: duplicate keys, the last one wins"}' % (n, n),
-                "record", "duplicate_keys"))
+    out.append(
+        (
+            b'{"id": "r%d", "text": 5, "text": "record %d: duplicate keys, the last one wins"}' % (n, n),
+            "record",
+            "duplicate_keys",
+        )
+    )
     n = len(out)
-    out.append((b'{"id": "r%d", "\\ud800": 1, "text": "record %d: a key with a lone surrogate"}' % (n, n),
-                "record", "surrogate_key"))
+    out.append(
+        (
+            b'{"id": "r%d", "\\ud800": 1, "text": "record %d: a key with a lone surrogate"}' % (n, n),
+            "record",
+            "surrogate_key",
+        )
+    )
     return out
 
 
 def parquet_files(d: Path) -> dict[str, tuple[pa.Table, list[str | None]]]:
     """Parquet files with hostile columns: name -> (table, expected reason per row)."""
+
     def text(tag, i):
         return f"record {tag}-{i}: a plain sentence of English words about the weather and the sea."
 
     def ids(tag, k):
         return [f"{tag}-{i}" for i in range(k)]
 
-    bad_utf8 = pa.array([text("u", 0).encode(), b"bad \xff byte", b"\xed\xa0\x80", text("u", 3).encode()],
-                        pa.binary()).view(pa.string())
+    bad_utf8 = pa.array(
+        [text("u", 0).encode(), b"bad \xff byte", b"\xed\xa0\x80", text("u", 3).encode()], pa.binary()
+    ).view(pa.string())
     files = {
-        "float_id": (pa.table({"id": [1.5, float("nan"), float("inf")], "text": [text("f", i) for i in range(3)]}),
-                     ["bad_id"] * 3),
-        "binary_id": (pa.table({"id": pa.array([b"\x00\xff", b"x"], pa.binary()),
-                                "text": [text("b", i) for i in range(2)]}), ["bad_id"] * 2),
+        "float_id": (
+            pa.table({"id": [1.5, float("nan"), float("inf")], "text": [text("f", i) for i in range(3)]}),
+            ["bad_id"] * 3,
+        ),
+        "binary_id": (
+            pa.table({"id": pa.array([b"\x00\xff", b"x"], pa.binary()), "text": [text("b", i) for i in range(2)]}),
+            ["bad_id"] * 2,
+        ),
         "list_id": (pa.table({"id": [[1, 2], []], "text": [text("l", i) for i in range(2)]}), ["bad_id"] * 2),
-        "decimal_id": (pa.table({"id": pa.array([Decimal("9" * 38)], pa.decimal128(38, 0)),
-                                 "text": [text("d", 0)]}), ["bad_id"]),
-        "uint_id": (pa.table({"id": pa.array([2 ** 64 - 1, 0], pa.uint64()), "text": [text("n", i) for i in range(2)]}),
-                    [None, None]),
-        "invalid_utf8_text": (pa.table({"id": ids("u", 4), "text": bad_utf8}),
-                              [None, "invalid_utf8", "invalid_utf8", None]),
-        "timestamp_out_of_range": (pa.table({
-            "id": ids("t", 3), "text": [text("t", i) for i in range(3)],
-            "ts": pa.array([0, 253402300800 * 1000 * 1000, 1_700_000_000 * 1000 * 1000], pa.timestamp("us"))}),
-            [None, "bad_value", None]),
-        "text_values": (pa.table({"id": ids("v", 5), "text": [
-            "nul \x00 inside", "y" * (MAX_RECORD_BYTES + 1), None, "", text("v", 4)]}),
-            ["nul_bytes", "too_large", "missing_text", None, None]),
-        "struct_url": (pa.table({"id": ids("s", 2), "text": [text("s", i) for i in range(2)],
-                                 "url": [{"host": "a", "port": 1}, None]}), [None, None]),
+        "decimal_id": (
+            pa.table({"id": pa.array([Decimal("9" * 38)], pa.decimal128(38, 0)), "text": [text("d", 0)]}),
+            ["bad_id"],
+        ),
+        "uint_id": (
+            pa.table({"id": pa.array([2**64 - 1, 0], pa.uint64()), "text": [text("n", i) for i in range(2)]}),
+            [None, None],
+        ),
+        "invalid_utf8_text": (
+            pa.table({"id": ids("u", 4), "text": bad_utf8}),
+            [None, "invalid_utf8", "invalid_utf8", None],
+        ),
+        "timestamp_out_of_range": (
+            pa.table(
+                {
+                    "id": ids("t", 3),
+                    "text": [text("t", i) for i in range(3)],
+                    "ts": pa.array([0, 253402300800 * 1000 * 1000, 1_700_000_000 * 1000 * 1000], pa.timestamp("us")),
+                }
+            ),
+            [None, "bad_value", None],
+        ),
+        "text_values": (
+            pa.table(
+                {"id": ids("v", 5), "text": ["nul \x00 inside", "y" * (MAX_RECORD_BYTES + 1), None, "", text("v", 4)]}
+            ),
+            ["nul_bytes", "too_large", "missing_text", None, None],
+        ),
+        "struct_url": (
+            pa.table(
+                {"id": ids("s", 2), "text": [text("s", i) for i in range(2)], "url": [{"host": "a", "port": 1}, None]}
+            ),
+            [None, None],
+        ),
         "text_int": (pa.table({"id": ids("i", 2), "text": [1, 2]}), ["text_not_string"] * 2),
     }
     for name, (table, _) in files.items():
@@ -177,8 +241,9 @@ def parquet_files(d: Path) -> dict[str, tuple[pa.Table, list[str | None]]]:
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *argv], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def _rows(path: Path) -> list[dict]:
@@ -256,7 +321,7 @@ def test_every_fuzzed_record_is_in_exactly_one_place_with_its_reason(fuzz_run):
                 n = int(r["text"].split(":", 1)[0].removeprefix("record "))
             where.setdefault((r["source"], n), []).append(kind)
     for src in ("plain", "code", "zst"):
-        for n, (line, field, value) in enumerate(lines):
+        for n, (_line, field, value) in enumerate(lines):
             places = where.get((src, n), [])
             assert len(places) == 1, (src, n, field, value, places)
             want = expected_reason(field, value)
@@ -274,7 +339,7 @@ def test_every_fuzzed_record_is_in_exactly_one_place_with_its_reason(fuzz_run):
     # Parquet: each row where its file's expectation says
     pq_quar = {(Path(q["file"]).stem, q["record"]): q["reason"] for q in quarantined if q["source"] == "pq"}
     pq_docs = [r for r in kept + rejected if r["source"] == "pq"]
-    for name, (table, reasons) in pfiles.items():
+    for name, (_table, reasons) in pfiles.items():
         for i, reason in enumerate(reasons):
             assert pq_quar.get((name, i)) == reason, (name, i, pq_quar.get((name, i)))
     n_docs = sum(1 for _, reasons in pfiles.values() for r in reasons if r is None)
@@ -303,29 +368,44 @@ def assorted_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("assorted")
     texts = _texts()
     # 5. a UTF-8 BOM at the start of a file (plain, gzip, zstd)
-    for name, comp in (("bom.jsonl", lambda b: b), ("bom.jsonl.gz", gzip.compress),
-                       ("bom.jsonl.zst", zstandard.ZstdCompressor().compress)):
+    for name, comp in (
+        ("bom.jsonl", lambda b: b),
+        ("bom.jsonl.gz", gzip.compress),
+        ("bom.jsonl.zst", zstandard.ZstdCompressor().compress),
+    ):
         recs = [{"id": f"{name}-{i}", "text": texts[i]} for i in range(3)]
         blob = b"\xef\xbb\xbf" + b"".join(json.dumps(r).encode() + b"\n" for r in recs)
         (d / name).write_bytes(comp(blob))
     # 6. Parquet without an id column
-    pq.write_table(pa.table({"text": [f"row {i}: {texts[i % len(texts)]}" for i in range(1000)]}),
-                   d / "noid.parquet")
+    pq.write_table(pa.table({"text": [f"row {i}: {texts[i % len(texts)]}" for i in range(1000)]}), d / "noid.parquet")
     # 7. ~0.9 MB of CJK text under a 1 MB limit, escaped (\uXXXX, 6 bytes per char) and raw; 1.1 MB over it
-    big = (CJK * (900_000 // len(CJK.encode())))
-    over = (CJK * (1_100_000 // len(CJK.encode())))
+    big = CJK * (900_000 // len(CJK.encode()))
+    over = CJK * (1_100_000 // len(CJK.encode()))
     with open(d / "cjk.jsonl", "wb") as f:
         f.write(json.dumps({"id": "cjk-escaped", "text": big}).encode() + b"\n")
         f.write(json.dumps({"id": "cjk-raw", "text": big}, ensure_ascii=False).encode() + b"\n")
         f.write(json.dumps({"id": "cjk-over", "text": over}).encode() + b"\n")
     # 12. the same id in two files, once a number and once a string
-    (d / "ids-a.jsonl").write_text(json.dumps({"id": 42, "text": texts[5]}) + "\n"
-                                   + json.dumps({"id": "7", "text": texts[6]}) + "\n")
-    (d / "ids-b.jsonl").write_text(json.dumps({"id": "42", "text": texts[7]}) + "\n"
-                                   + json.dumps({"id": "8", "text": texts[8]}) + "\n")
+    (d / "ids-a.jsonl").write_text(
+        json.dumps({"id": 42, "text": texts[5]}) + "\n" + json.dumps({"id": "7", "text": texts[6]}) + "\n"
+    )
+    (d / "ids-b.jsonl").write_text(
+        json.dumps({"id": "42", "text": texts[7]}) + "\n" + json.dumps({"id": "8", "text": texts[8]}) + "\n"
+    )
     out = tmp_path_factory.mktemp("assorted-out") / "out"
-    argv = ["run", "--input", str(d / "*.jsonl*"), "--input", str(d / "noid.parquet"), "--output", str(out),
-            "--set", "stages.normalize.max_record_bytes=1000000", "--set", "output.rejected_text=true"]
+    argv = [
+        "run",
+        "--input",
+        str(d / "*.jsonl*"),
+        "--input",
+        str(d / "noid.parquet"),
+        "--output",
+        str(out),
+        "--set",
+        "stages.normalize.max_record_bytes=1000000",
+        "--set",
+        "output.rejected_text=true",
+    ]
     return d, out, argv, big
 
 
@@ -353,6 +433,7 @@ def test_parquet_rows_without_an_id_get_stable_distinct_ids(assorted, tmp_path):
     assert len(noid) == 1000 and len({r["id"] for r in noid}) == 1000
     from pipeline.config import NormalizeParams, Source
     from pipeline.sources import FileSpec, read_file
+
     spec = FileSpec(0, "input", str(d / "noid.parquet"), "parquet", "none", 0)
     again = [x["id"] for k, x in read_file(spec, Source(name="input", paths=["x"]), NormalizeParams(), 0)]
     by_text = {r["text"]: r["id"] for r in noid}
@@ -377,6 +458,7 @@ def test_ids_shared_across_files_are_counted_and_said(assorted):
 
 
 # ------------------------------------------------------------------ inspect recounts the ledger
+
 
 @pytest.fixture
 def damaged(assorted, tmp_path):
@@ -441,6 +523,7 @@ def test_checksums_verified_only_when_every_one_matched(damaged, capsys):
 
 # ------------------------------------------------------------------ config: nesting, --set literals
 
+
 def test_a_deeply_nested_config_is_one_line_exit_2(tmp_path, capsys):
     p = tmp_path / "deep.yaml"
     p.write_text("stages: " + "[" * 5000 + "]" * 5000 + "\n")
@@ -453,8 +536,18 @@ def test_a_deeply_nested_config_is_one_line_exit_2(tmp_path, capsys):
 def test_set_null_is_the_string_where_the_field_is_a_string_enum(tmp_path, capsys):
     p = tmp_path / "c.yaml"
     p.write_text("mode: filter\n")
-    rc = main(["run", str(p), "--input", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o"),
-               "--set", "stages.quality.on_error=null"])
+    rc = main(
+        [
+            "run",
+            str(p),
+            "--input",
+            str(tmp_path / "none.jsonl"),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "stages.quality.on_error=null",
+        ]
+    )
     err = capsys.readouterr().err
     # gets past the config (null taken as "null") to the missing input
     assert rc == 2 and "on_error" not in err and "none.jsonl" in err

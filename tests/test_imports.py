@@ -5,6 +5,7 @@ Every import counts, wherever it is written: at module level, inside a function 
 that only hides a cycle is still one) or under TYPE_CHECKING. Importing `a.b.c` also runs the
 `__init__` of `a` and `a.b`, so those count as dependencies too, unless they are packages of
 the importing module itself (already being imported when it runs)."""
+
 from __future__ import annotations
 
 import ast
@@ -35,7 +36,7 @@ def imported_names(module: str, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = module.split(".") if is_pkg else module.split(".")[:-1]
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module
@@ -122,6 +123,10 @@ def test_no_import_cycles():
 
 def test_classifiers_never_import_beam():
     mods = project_modules()
-    offenders = [m for m, p in mods.items() if m.startswith("classifiers")
-                 and any(n == "apache_beam" or n.startswith("apache_beam.") for n in imported_names(m, p))]
+    offenders = [
+        m
+        for m, p in mods.items()
+        if m.startswith("classifiers")
+        and any(n == "apache_beam" or n.startswith("apache_beam.") for n in imported_names(m, p))
+    ]
     assert not offenders

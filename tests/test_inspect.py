@@ -2,6 +2,7 @@
 real run (one pipeline run for the module, on a few hundred bench-corpus documents), and its
 checks against the manifest: truncated, deleted, extra and silently corrupted shards, a run
 without a manifest."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def output(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("inspect-corpus")
     docs = [x for x in bench_docs(70) if not x.get("dup_of")]
     write_jsonl(d / "text.jsonl", [{"id": x["id"], "text": x["text"]} for x in docs if x["category"] != "c_code"])
-    write_jsonl(d / "code.jsonl", [{"id": x["id"], "text": x["text"], "path": x["id"]}
-                                   for x in docs if x["category"] == "c_code"])
+    write_jsonl(
+        d / "code.jsonl",
+        [{"id": x["id"], "text": x["text"], "path": x["id"]} for x in docs if x["category"] == "c_code"],
+    )
     (d / "run.yaml").write_text(f"""
 sources:
   - {{name: text, paths: ["{d}/text.jsonl"]}}
@@ -64,10 +67,15 @@ def test_figures_equal_an_independent_pyarrow_computation(output):
     rep = inspect_cmd.inspect(str(output))
     assert rep["ok"] and rep["problems"] == [] and rep["kind"] == "mixture"
     t = ds.dataset(output / "mixture", format="parquet", partitioning="hive").to_table(
-        columns=["bucket", "language", "n_tokens", "repeats", "quality_score", "dup_cluster_size"])
+        columns=["bucket", "language", "n_tokens", "repeats", "quality_score", "dup_cluster_size"]
+    )
     t = t.append_column("tok", pc.multiply(t["n_tokens"].cast(pa.int64()), t["repeats"].cast(pa.int64())))
-    by_bucket = {r["bucket"]: r for r in t.group_by("bucket").aggregate(
-        [("tok", "sum"), ("n_tokens", "count"), ("dup_cluster_size", "max")]).to_pylist()}
+    by_bucket = {
+        r["bucket"]: r
+        for r in t.group_by("bucket")
+        .aggregate([("tok", "sum"), ("n_tokens", "count"), ("dup_cluster_size", "max")])
+        .to_pylist()
+    }
     total = sum(r["tok_sum"] for r in by_bucket.values())
     assert {"en", "code"} <= set(by_bucket) and len(by_bucket) >= 4  # a real mixture, several buckets
     assert rep["total"]["documents"] == t.num_rows and rep["total"]["tokens"] == total
@@ -90,7 +98,8 @@ def test_figures_equal_an_independent_pyarrow_computation(output):
     assert rep["buckets"]["en"]["quality_score"]["p50"] is None
     length = rep["buckets"]["en"]["length_tokens"]
     assert [length[k] for k in ("p10", "p50", "p90")] == pytest.approx(
-        pc.quantile(en["n_tokens"], q=[0.1, 0.5, 0.9]).to_pylist())
+        pc.quantile(en["n_tokens"], q=[0.1, 0.5, 0.9]).to_pylist()
+    )
     dup = rep["total"]["dup_cluster_size"]
     sizes = t["dup_cluster_size"].to_numpy()
     assert dup["max"] == sizes.max() and dup["mean"] == pytest.approx(sizes.mean())
@@ -99,7 +108,10 @@ def test_figures_equal_an_independent_pyarrow_computation(output):
     for s in rep["shards"]:
         md = pq.ParquetFile(output / s["path"]).metadata
         assert (s["rows"], s["bytes"], s["row_groups"]) == (
-            md.num_rows, (output / s["path"]).stat().st_size, md.num_row_groups)
+            md.num_rows,
+            (output / s["path"]).stat().st_size,
+            md.num_row_groups,
+        )
     assert len(rep["shards"]) == len(manifest["shards"]) and sum(s["kind"] == "rejected" for s in rep["shards"])
     chars = sum(s["text_chars"] for s in manifest["shards"] if s["kind"] == "mixture")
     assert rep["total"]["text_chars_mean"] == pytest.approx(chars / t.num_rows)
@@ -109,11 +121,35 @@ def test_json_parses_with_stable_keys_and_tables_print(output, capsys):
     rc, out, err = curate_inspect(capsys, output, "--json", "--verify")
     assert rc == 0, err
     rep = json.loads(out)
-    assert list(rep) == ["format", "path", "root", "kind", "manifest", "checksums_verified", "ok", "problems",
-                         "total", "buckets", "groups", "targets_missed", "files", "shards"]
+    assert list(rep) == [
+        "format",
+        "path",
+        "root",
+        "kind",
+        "manifest",
+        "checksums_verified",
+        "ok",
+        "problems",
+        "total",
+        "buckets",
+        "groups",
+        "targets_missed",
+        "files",
+        "shards",
+    ]
     assert rep["format"] == inspect_cmd.INSPECT_FORMAT and rep["checksums_verified"] and rep["ok"]
-    assert set(rep["buckets"]["en"]) >= {"documents", "tokens", "unique_tokens", "share", "target_share", "gap",
-                                         "languages", "quality_score", "dup_cluster_size", "length_tokens"}
+    assert set(rep["buckets"]["en"]) >= {
+        "documents",
+        "tokens",
+        "unique_tokens",
+        "share",
+        "target_share",
+        "gap",
+        "languages",
+        "quality_score",
+        "dup_cluster_size",
+        "length_tokens",
+    }
     rc, out, err = curate_inspect(capsys, output)
     assert rc == 0 and "tokens by bucket" in out and "ok: every file matches the manifest" in out
 
@@ -170,7 +206,10 @@ def test_manifest_rows_tokens_and_ledger_are_checked(copy, capsys):
     rc, out, err = curate_inspect(capsys, copy, "--json")
     assert rc == 1
     assert {(x["path"], x["problem"]) for x in json.loads(out)["problems"]} == {
-        (a["path"], "rows"), (b["path"], "tokens"), (schema.MANIFEST_NAME, "ledger")}
+        (a["path"], "rows"),
+        (b["path"], "tokens"),
+        (schema.MANIFEST_NAME, "ledger"),
+    }
 
 
 def test_an_output_without_manifest_is_rejected(copy, capsys):
@@ -208,6 +247,7 @@ def test_plot_writes_a_png(output, tmp_path, capsys):
     rc, out, err = curate_inspect(capsys, output, "--json", "--plot", dest)
     assert rc == 0, err
     from matplotlib.image import imread
+
     img = imread(dest)
     assert dest.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and img.shape[0] > 300 and img.shape[1] > 1000
     assert img[..., :3].std() > 0.05  # something drawn
@@ -215,15 +255,17 @@ def test_plot_writes_a_png(output, tmp_path, capsys):
 
 def test_summarize_counts_repeats_nulls_and_empty_targets():
     """Annotated-style rows: repeats 0 (filter mode drops) and 2 (upsampled), null bucket, scores."""
-    t = pa.table({
-        "bucket": ["en", "en", "en", "code", "code", None],
-        "language": ["en", "en", "en", "python", "go", None],
-        "quality_score": [1.0, 2.0, None, 4.0, 3.0, None],
-        "n_tokens": [10, 20, 30, 40, 50, 5],
-        "dup_cluster_size": [1, 3, 1, 1, 2, 1],
-        "repeats": [1, 2, 0, 1, 1, 0],
-        "drop_rule": [None, None, "heuristics/x", None, None, "langid/low_score"],
-    })
+    t = pa.table(
+        {
+            "bucket": ["en", "en", "en", "code", "code", None],
+            "language": ["en", "en", "en", "python", "go", None],
+            "quality_score": [1.0, 2.0, None, 4.0, 3.0, None],
+            "n_tokens": [10, 20, 30, 40, 50, 5],
+            "dup_cluster_size": [1, 3, 1, 1, 2, 1],
+            "repeats": [1, 2, 0, 1, 1, 0],
+            "drop_rule": [None, None, "heuristics/x", None, None, "langid/low_score"],
+        }
+    )
     rep = inspect_cmd.summarize(inspect_cmd._normalize(t), {"en": 0.5, "code": 0.3, "fr": 0.2})
     total = 10 + 40 + 40 + 50
     en, code, fr = rep["buckets"]["en"], rep["buckets"]["code"], rep["buckets"]["fr"]

@@ -17,12 +17,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -52,7 +49,7 @@ def real_docs(n: int = 12) -> list[str]:
     at most 3,000 characters. Interleaved so that any first n mix the three."""
     from pipeline.demo import code_docs, multilingual_docs, prose_docs
 
-    groups = [prose_docs(n), multilingual_docs(1)[:: 7][:n], code_docs(n)]
+    groups = [prose_docs(n), multilingual_docs(1)[::7][:n], code_docs(n)]
     mixed = [g[i]["text"][:3000] for i in range(n) for g in groups if i < len(g)]
     return mixed[:n]
 
@@ -197,7 +194,7 @@ def test_llama2_prompt_ids_equal_metas_reference(llama2_tok, sp):
         for doc, p in zip(docs, prompts):
             if not doc[-1:].isspace():  # a document ending in a space does end in "▁"
                 k = len(p.token_ids) - b.n_template_tokens + len(b.prefix_ids)  # after the doc
-                assert p.token_ids[k:k + 2] == [13, 829], doc[-40:]  # "\n", "</"
+                assert p.token_ids[k : k + 2] == [13, 829], doc[-40:]  # "\n", "</"
         # the rubric prefix is a true prefix of every prompt (vLLM's prefix cache serves it)
         assert all(p.token_ids[: len(b.prefix_ids)] == b.prefix_ids for p in prompts)
         assert b.prefix_misses == 0 and len(b.prefix_ids) > 200
@@ -210,8 +207,9 @@ def test_llama2_answer_tokens_are_the_word_tokens(llama2_tok):
     # no (1217), No (3782)
     assert yes_no.candidate_token_ids == {"yes": [4874, 3869], "no": [694, 1939]}
     digits = PromptBuilder(llama2_tok, get_rubric("fineweb_edu"), 256, 4096)
-    assert {k: llama2_tok.convert_ids_to_tokens(v) for k, v in digits.candidate_token_ids.items()} \
-        == {str(i): [str(i)] for i in range(6)}
+    assert {k: llama2_tok.convert_ids_to_tokens(v) for k, v in digits.candidate_token_ids.items()} == {
+        str(i): [str(i)] for i in range(6)
+    }
 
 
 def test_llama2_truncation_cuts_at_a_token_boundary_in_one_pass(llama2_tok, sp):
@@ -228,10 +226,10 @@ def test_llama2_truncation_cuts_at_a_token_boundary_in_one_pass(llama2_tok, sp):
             # and the fences and the question after it tokenise as in one pass
             [whole] = full.build([doc])
             k = len(b.prefix_ids)
-            assert p.token_ids[:k + 100] == whole.token_ids[:k + 100]
-            kept = sp.decode(p.token_ids[k:k + 100])
+            assert p.token_ids[: k + 100] == whole.token_ids[: k + 100]
+            kept = sp.decode(p.token_ids[k : k + 100])
             assert doc.startswith(kept.lstrip(" ")[:50])
-            assert p.token_ids[k + 100:] == whole.token_ids[k + whole.n_doc_tokens:]
+            assert p.token_ids[k + 100 :] == whole.token_ids[k + whole.n_doc_tokens :]
 
 
 def test_llama2_injection_stays_fenced(llama2_tok):
@@ -283,14 +281,15 @@ def test_chatml_prompt_equals_the_chat_template_in_one_pass(smollm2_dir):
         b = PromptBuilder(tok, rubric, 4096, 8192)
         assert b.prompt_format == "chat"
         for doc, p in zip(docs, b.build(docs)):
-            messages = [{"role": "system", "content": rubric.system},
-                        {"role": "user", "content": rubric.user_message(fence_safe(doc))}]
+            messages = [
+                {"role": "system", "content": rubric.system},
+                {"role": "user", "content": rubric.user_message(fence_safe(doc))},
+            ]
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             want = tok(text + rubric.answer_prefix, add_special_tokens=False)["input_ids"]
             got = p.token_ids
             # the digit rubric may end the prompt on the space before the digit
-            assert got == want or got == tok(text + rubric.answer_prefix + " ",
-                                             add_special_tokens=False)["input_ids"]
+            assert got == want or got == tok(text + rubric.answer_prefix + " ", add_special_tokens=False)["input_ids"]
         assert b.prefix_misses == 0
         text = tok.decode(b.prefix_ids)
         assert text.startswith("<|im_start|>system\n") and text.rstrip().endswith(FENCE_OPEN)
@@ -340,16 +339,29 @@ class _FakeServer:
                 if status != 200:
                     return self._send(status, {"error": "busy"})
                 p = {"3": 0.6, "4": 0.3, "0": 1e-6}
-                top = {f"token_id:{t}": math.log(p.get(label, 1e-9))
-                       for label, ids in outer.ids.items() for t in ids if t not in outer.drop}
+                top = {
+                    f"token_id:{t}": math.log(p.get(label, 1e-9))
+                    for label, ids in outer.ids.items()
+                    for t in ids
+                    if t not in outer.drop
+                }
                 top["token_id:7"] = math.log(0.05)  # the sampled token, not a candidate
-                self._send(200, {
-                    "choices": [{"text": "3", "logprobs": {
-                        "tokens": ["token_id:7"], "token_logprobs": [math.log(0.05)],
-                        "top_logprobs": [top]}}],
-                    "usage": {"prompt_tokens": len(body["prompt"]),
-                              "prompt_tokens_details": {"cached_tokens": 32}},
-                })
+                self._send(
+                    200,
+                    {
+                        "choices": [
+                            {
+                                "text": "3",
+                                "logprobs": {
+                                    "tokens": ["token_id:7"],
+                                    "token_logprobs": [math.log(0.05)],
+                                    "top_logprobs": [top],
+                                },
+                            }
+                        ],
+                        "usage": {"prompt_tokens": len(body["prompt"]), "prompt_tokens_details": {"cached_tokens": 32}},
+                    },
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -364,8 +376,7 @@ def _ids(tok):
     return PromptBuilder(tok, get_rubric("fineweb_edu"), 256, 2048).candidate_token_ids
 
 
-def test_openai_asks_for_token_ids_retries_and_sends_key_only_in_header(
-        llama2_tokenizer_dir, llama2_tok, monkeypatch):
+def test_openai_asks_for_token_ids_retries_and_sends_key_only_in_header(llama2_tokenizer_dir, llama2_tok, monkeypatch):
     from classifiers.judge.openai_backend import OpenAIJudge
 
     server = _FakeServer([503, 429], _ids(llama2_tok))
@@ -397,8 +408,7 @@ def test_openai_missing_candidate_is_an_error_not_a_zero(llama2_tokenizer_dir, l
     ids = _ids(llama2_tok)
     server = _FakeServer([], ids, drop={ids["5"][0]})
     try:
-        params = judge_params(llama2_tokenizer_dir, backend="openai", base_url=server.url,
-                              served_model_name="tiny")
+        params = judge_params(llama2_tokenizer_dir, backend="openai", base_url=server.url, served_model_name="tiny")
         with OpenAIJudge(params) as judge, pytest.raises(JudgeError, match="logprob_token_ids"):
             judge.score(["doc"])
     finally:
@@ -427,7 +437,8 @@ def test_openai_refuses_redirects_and_fails_in_one_line(llama2_tokenizer_dir, ll
 
 
 def test_openai_start_check_reports_dead_server_bad_key_and_unknown_model(
-        llama2_tokenizer_dir, llama2_tok, monkeypatch):
+    llama2_tokenizer_dir, llama2_tok, monkeypatch
+):
     from classifiers.judge.openai_backend import OpenAIJudge
     from classifiers.judge.server import free_port
 
@@ -441,8 +452,13 @@ def test_openai_start_check_reports_dead_server_bad_key_and_unknown_model(
     server = _FakeServer([401], _ids(llama2_tok))
     monkeypatch.setenv("CURATE_TEST_KEY", "sk-wrong")
     try:
-        keyed = judge_params(llama2_tokenizer_dir, backend="openai", base_url=server.url,
-                             served_model_name="tiny", api_key_env="CURATE_TEST_KEY")
+        keyed = judge_params(
+            llama2_tokenizer_dir,
+            backend="openai",
+            base_url=server.url,
+            served_model_name="tiny",
+            api_key_env="CURATE_TEST_KEY",
+        )
         with pytest.raises(JudgeError, match="refused the key in CURATE_TEST_KEY.*HTTP 401"):
             OpenAIJudge(keyed)
         wrong = judge_params(llama2_tokenizer_dir, backend="openai", base_url=server.url)
@@ -552,8 +568,7 @@ def test_smollm2_answers_in_format_on_both_rubrics(smol_engine, smollm2_dir):
     from classifiers.judge.vllm_backend import VllmJudge
 
     docs = real_docs(SMOL_DOCS)
-    for judge in (smol_engine, VllmJudge(judge_params(smollm2_dir, rubric="llama3_requirements"),
-                                          llm=smol_engine.llm)):
+    for judge in (smol_engine, VllmJudge(judge_params(smollm2_dir, rubric="llama3_requirements"), llm=smol_engine.llm)):
         results = judge.score(docs)
         in_format = sum(r.flag is None for r in results)
         assert in_format >= 0.99 * len(docs), [round(r.candidate_mass, 3) for r in results]
@@ -569,10 +584,8 @@ def _server(model_dir):
     from classifiers.judge.server import LocalVllmServer, server_args
 
     args, env = server_args(judge_params(model_dir, kv_cache_memory_bytes=None))
-    user_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("VLLM_") and k != "TORCH_COMPILE_DISABLE"}
-    return LocalVllmServer(str(model_dir), extra_args=args, env={**user_env, **env},
-                           startup_timeout_s=300).start()
+    user_env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_") and k != "TORCH_COMPILE_DISABLE"}
+    return LocalVllmServer(str(model_dir), extra_args=args, env={**user_env, **env}, startup_timeout_s=300).start()
 
 
 def _server_fixture(model_fixture: str):
@@ -598,17 +611,18 @@ def _agree(server, engine, model_dir, **kw):
     for rubric in ("fineweb_edu", "llama3_requirements"):
         params = judge_params(model_dir, rubric=rubric, **kw)
         local = VllmJudge(params, llm=engine.llm).score(docs)
-        with OpenAIJudge(params.model_copy(update={
-                "backend": "openai", "base_url": server.base_url, "max_concurrency": 4})) as judge:
+        with OpenAIJudge(
+            params.model_copy(update={"backend": "openai", "base_url": server.base_url, "max_concurrency": 4})
+        ) as judge:
             remote = judge.score(docs)
             assert judge.stats["cached_prompt_tokens"] > 0  # reported by the server
-        for r, l in zip(remote, local):
-            assert r.flag == l.flag
-            assert r.candidate_mass == pytest.approx(l.candidate_mass, abs=1e-3)
-            for label, p in l.probabilities.items():
+        for r, loc in zip(remote, local):
+            assert r.flag == loc.flag
+            assert r.candidate_mass == pytest.approx(loc.candidate_mass, abs=1e-3)
+            for label, p in loc.probabilities.items():
                 assert r.probabilities[label] == pytest.approx(p, abs=1e-3)
-            if l.score is not None:
-                assert r.score == pytest.approx(l.score, abs=1e-3)
+            if loc.score is not None:
+                assert r.score == pytest.approx(loc.score, abs=1e-3)
 
 
 @pytest.mark.vllm

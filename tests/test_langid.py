@@ -4,6 +4,7 @@ scores, the `language_model` column and manifest counts, Croatian and Malay/Indo
 machine's gettext catalogs), and the programming-language detector on real files (the Python
 standard library, Go sources of the benchmark corpus). The dev set and the corpus are the
 samples committed under tests/data (tests/corpus.py)."""
+
 from __future__ import annotations
 
 import glob
@@ -17,8 +18,20 @@ from pydantic import ValidationError
 
 from bench.langid_holdout import LOCALE_DIR, holdout_paragraphs
 from classifiers.langid import (
-    DEFAULT_CASCADE_GROUPS, DEFAULT_LANGUAGES, FASTTEXT, ISO_639_1_TO_3, LINGUA, LINGUA_LANGUAGES, LangIdParams,
-    LanguageIdentifier, LinguaCascade, decide, detect_programming_language, fold_newlines, normalize_label, rerank,
+    DEFAULT_CASCADE_GROUPS,
+    DEFAULT_LANGUAGES,
+    FASTTEXT,
+    ISO_639_1_TO_3,
+    LINGUA,
+    LINGUA_LANGUAGES,
+    LangIdParams,
+    LanguageIdentifier,
+    LinguaCascade,
+    decide,
+    detect_programming_language,
+    fold_newlines,
+    normalize_label,
+    rerank,
     sample_text,
 )
 from tests.corpus import bench_docs, dev_sentences_by_language, paragraphs, sample_docs
@@ -39,20 +52,49 @@ def dev_sample() -> dict[str, list[str]]:
 
 # --- labels ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("label, code", [
-    ("__label__en", "en"), ("__label__de", "de"), ("zh", "zh"), ("__label__yue", "yue"),
-    ("__label__no", "nb"), ("__label__nn", "nn"), ("__label__sh", "hbs"), ("__label__als", "gsw"),
-    ("__label__arz", "arz"), ("__label__ceb", "ceb"), ("EN", "en"), ("pt-BR", "pt"),
-    # GlotLID / OpenLID: ISO 639-3 + script; standard varieties map to the macrolanguage
-    ("__label__eng_Latn", "en"), ("__label__zsm_Latn", "ms"), ("__label__ind_Latn", "id"),
-    ("__label__arb_Arab", "ar"), ("__label__pes_Arab", "fa"), ("__label__cmn_Hani", "zh"),
-    ("__label__zho_Hans", "zh"), ("__label__zho_Hant", "zh"), ("__label__yue_Hant", "yue"),
-    ("__label__srp_Cyrl", "sr"), ("__label__srp_Latn", "sr"), ("__label__hrv_Latn", "hr"),
-    ("__label__bos_Latn", "bs"), ("__label__nob_Latn", "nb"), ("__label__nno_Latn", "nn"),
-    ("__label__nor_Latn", "nb"), ("__label__als_Latn", "sq"), ("__label__ekk_Latn", "et"),
-    ("__label__lvs_Latn", "lv"), ("__label__ckb_Arab", "ckb"), ("__label__fil_Latn", "tl"),
-    ("deu", "de"), ("ger", "de"), ("zho", "zh"),
-])
+
+@pytest.mark.parametrize(
+    "label, code",
+    [
+        ("__label__en", "en"),
+        ("__label__de", "de"),
+        ("zh", "zh"),
+        ("__label__yue", "yue"),
+        ("__label__no", "nb"),
+        ("__label__nn", "nn"),
+        ("__label__sh", "hbs"),
+        ("__label__als", "gsw"),
+        ("__label__arz", "arz"),
+        ("__label__ceb", "ceb"),
+        ("EN", "en"),
+        ("pt-BR", "pt"),
+        # GlotLID / OpenLID: ISO 639-3 + script; standard varieties map to the macrolanguage
+        ("__label__eng_Latn", "en"),
+        ("__label__zsm_Latn", "ms"),
+        ("__label__ind_Latn", "id"),
+        ("__label__arb_Arab", "ar"),
+        ("__label__pes_Arab", "fa"),
+        ("__label__cmn_Hani", "zh"),
+        ("__label__zho_Hans", "zh"),
+        ("__label__zho_Hant", "zh"),
+        ("__label__yue_Hant", "yue"),
+        ("__label__srp_Cyrl", "sr"),
+        ("__label__srp_Latn", "sr"),
+        ("__label__hrv_Latn", "hr"),
+        ("__label__bos_Latn", "bs"),
+        ("__label__nob_Latn", "nb"),
+        ("__label__nno_Latn", "nn"),
+        ("__label__nor_Latn", "nb"),
+        ("__label__als_Latn", "sq"),
+        ("__label__ekk_Latn", "et"),
+        ("__label__lvs_Latn", "lv"),
+        ("__label__ckb_Arab", "ckb"),
+        ("__label__fil_Latn", "tl"),
+        ("deu", "de"),
+        ("ger", "de"),
+        ("zho", "zh"),
+    ],
+)
 def test_normalize_label(label, code):
     assert normalize_label(label) == code
 
@@ -86,6 +128,7 @@ def test_dev_set_languages_are_their_own_normal_form():
 
 # --- params and decide ----------------------------------------------------------------------
 
+
 def test_params_defaults_and_validation():
     p = LangIdParams()
     assert p.enabled is True and p.model_path is None
@@ -116,6 +159,7 @@ def test_decide_rules():
 
 # --- text preparation -----------------------------------------------------------------------
 
+
 def test_fold_newlines():
     assert fold_newlines("one\ntwo\r\nthree\rfour") == "one two  three four"
     assert fold_newlines("no breaks") == "no breaks"
@@ -125,7 +169,7 @@ def test_fasttext_needs_folding_and_predict_folds(ident):
     doc = "Das ist ein Satz.\nUnd hier kommt die zweite Zeile.\r\nUnd eine dritte."
     with pytest.raises(ValueError):
         ident.model.predict([doc])  # fastText refuses multi-line input
-    (lang, score), = ident.predict([doc])
+    ((lang, score),) = ident.predict([doc])
     assert lang == "de"
     assert ident.predict([doc.replace("\r\n", "  ").replace("\n", " ")]) == [(lang, score)]
 
@@ -145,6 +189,7 @@ def test_sample_text_bounds_and_spread():
 
 
 # --- re-ranking and scores ------------------------------------------------------------------
+
 
 def test_scores_clamped(ident, dev_sample):
     ko = dev_sample["ko"]
@@ -179,8 +224,10 @@ def test_orthography_rules():
     p = LangIdParams()
     serbian = "Ђаци су ишли у школу и њихови родитељи су били срећни због тога."
     assert rerank(["ru", "sr", "mk"], [0.55, 0.35, 0.05], serbian, p)[0] == "sr"
-    assert rerank(["ru", "sr", "mk"], [0.55, 0.35, 0.05], serbian,
-                  p.model_copy(update={"orthography_rules": False}))[0] == "ru"
+    assert (
+        rerank(["ru", "sr", "mk"], [0.55, 0.35, 0.05], serbian, p.model_copy(update={"orthography_rules": False}))[0]
+        == "ru"
+    )
     slovak = "Ľudia sa tešili, že vôbec prišli domov a mali čas pre deti."
     assert rerank(["cs", "sk"], [0.6, 0.35], slovak.lower(), p)[0] == "sk"
     # a capitalised name with a foreign letter is no evidence (Mirović in Slovene text)
@@ -206,6 +253,7 @@ def test_empty_text_is_undetermined(ident):
 
 
 # --- accuracy on the real dev set -----------------------------------------------------------
+
 
 def _macro(items, preds, languages):
     per = {}
@@ -239,12 +287,27 @@ def test_accuracy_on_dev_sample_paragraphs(ident, dev_sample):
 
 # --- programming languages ------------------------------------------------------------------
 
-@pytest.mark.parametrize("path, lang", [
-    ("pkg/mod.py", "python"), ("a/b/main.go", "go"), ("x.c", "c"), ("x.cc", "cpp"), ("Foo.java", "java"),
-    ("app.js", "javascript"), ("app.tsx", "typescript"), ("lib.RS", "rust"), ("run.sh", "shell"),
-    ("x.rb", "ruby"), ("index.php", "php"), ("Makefile", "makefile"), ("docker/Dockerfile", "dockerfile"),
-    ("CMakeLists.txt", "cmake"), ("C:\\src\\prog.cs", "csharp"),
-])
+
+@pytest.mark.parametrize(
+    "path, lang",
+    [
+        ("pkg/mod.py", "python"),
+        ("a/b/main.go", "go"),
+        ("x.c", "c"),
+        ("x.cc", "cpp"),
+        ("Foo.java", "java"),
+        ("app.js", "javascript"),
+        ("app.tsx", "typescript"),
+        ("lib.RS", "rust"),
+        ("run.sh", "shell"),
+        ("x.rb", "ruby"),
+        ("index.php", "php"),
+        ("Makefile", "makefile"),
+        ("docker/Dockerfile", "dockerfile"),
+        ("CMakeLists.txt", "cmake"),
+        ("C:\\src\\prog.cs", "csharp"),
+    ],
+)
 def test_code_language_from_path(path, lang):
     assert detect_programming_language(path, "") == lang
 
@@ -254,8 +317,7 @@ def _read(path: str) -> str:
 
 
 def test_code_language_on_stdlib_python():
-    files = sorted(p for p in glob.glob(str(STDLIB / "**" / "*.py"), recursive=True)
-                   if "site-packages" not in p)
+    files = sorted(p for p in glob.glob(str(STDLIB / "**" / "*.py"), recursive=True) if "site-packages" not in p)
     files = files[::10]  # a deterministic tenth (~180 files)
     assert len(files) > 100
     assert all(detect_programming_language(f, "") == "python" for f in files)
@@ -272,7 +334,7 @@ def test_code_language_on_other_real_files():
     found = [detect_programming_language(None, _read(h)) for h in headers]
     assert found.count("c") / len(found) >= 0.9 and set(found) <= {"c", "unknown"}  # measured: 72 of 73
     cases = {
-        STDLIB / "test" / "ziptestdata" / "header.sh": "shell",   # by its #!/bin/bash line
+        STDLIB / "test" / "ziptestdata" / "header.sh": "shell",  # by its #!/bin/bash line
         STDLIB / "idlelib" / "help.html": "html",
         STDLIB / "idlelib" / "idle.bat": "batchfile",
     }
@@ -280,8 +342,11 @@ def test_code_language_on_other_real_files():
         if path.exists():
             assert detect_programming_language(None, _read(str(path))) == lang, path
             assert detect_programming_language(str(path), "") == lang
-    shebang_python = [p for p in glob.glob(str(base / "bin" / "*")) if os.path.isfile(p)
-                      and _read(p)[:40].startswith("#!") and "python" in _read(p).split("\n", 1)[0]]
+    shebang_python = [
+        p
+        for p in glob.glob(str(base / "bin" / "*"))
+        if os.path.isfile(p) and _read(p)[:40].startswith("#!") and "python" in _read(p).split("\n", 1)[0]
+    ]
     for p in shebang_python[:5]:
         assert detect_programming_language(None, _read(p)) == "python", p
 
@@ -301,12 +366,14 @@ def test_code_language_on_go_sources_and_prose():
 # --- the lingua cascade (no shared data: synthetic fastText results and this machine's gettext
 # catalogs, real translated text) ---------------------------------------------------------------
 
+
 def _catalogs(*langs: str) -> bool:
     return all((LOCALE_DIR / lang / "LC_MESSAGES").is_dir() for lang in langs)
 
 
-needs_catalogs = pytest.mark.skipif(not _catalogs("hr", "ms", "id", "sv"),
-                                    reason="gettext catalogs (hr, ms, id, sv) not installed")
+needs_catalogs = pytest.mark.skipif(
+    not _catalogs("hr", "ms", "id", "sv"), reason="gettext catalogs (hr, ms, id, sv) not installed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -369,8 +436,11 @@ class _FakeDetector:
 
     def __init__(self, cascade, answer):
         from lingua import IsoCode639_1, Language
-        self.cv = [type("CV", (), {"language": Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())),
-                                   "value": v}) for c, v in answer.items()]
+
+        self.cv = [
+            type("CV", (), {"language": Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())), "value": v})
+            for c, v in answer.items()
+        ]
         for c in answer:
             cascade._codes[self.cv[list(answer).index(c)].language] = c
 
@@ -386,7 +456,9 @@ def test_cascade_scores_pool_fasttext_within_a_group_only(monkeypatch):
         def detector(languages):
             asked.append(languages)
             return _FakeDetector(cas, answer)
+
         return detector
+
     # Croatian: fastText spreads it over hr/sr (and the hbs label); lingua's hr gets all of it
     monkeypatch.setattr(cas, "detector", fake({"hr": 0.95, "sr": 0.0, "sl": 0.05}))
     lang, score, model, ran = cas.decide("sr", {"sr": 0.45, "hr": 0.35, "hbs": 0.1, "de": 0.04}, "tekst")
@@ -423,12 +495,14 @@ def test_lingua_decided_scores_are_the_same_every_time():
     in no fixed order); the cascade's languages and scores must not, since runs and workers are
     compared byte for byte."""
     ident = LanguageIdentifier()
-    texts = ["Struktura sezone Predsezona Početkom augusta pa do početka septembra NFL timovi igraju po 4 "
-             "prijateljske utakmice međusobno. Struktura triglicerida Prosti lipid",
-             "Potrebna je ovjera za postavljanje postavki tipkovnice sustava. Vaša inačica je prestara.",
-             "Hytte: Denne bua eies av Forsvaret og disponeres av Torsnes skole. Microsoft Word er "
-             "markedets ledende tekstbehandlingsprogram.",
-             "Zahtevano je premotavanje na deo pre početka toka Da li ove postavke utiču na razvlačenje"]
+    texts = [
+        "Struktura sezone Predsezona Početkom augusta pa do početka septembra NFL timovi igraju po 4 "
+        "prijateljske utakmice međusobno. Struktura triglicerida Prosti lipid",
+        "Potrebna je ovjera za postavljanje postavki tipkovnice sustava. Vaša inačica je prestara.",
+        "Hytte: Denne bua eies av Forsvaret og disponeres av Torsnes skole. Microsoft Word er "
+        "markedets ledende tekstbehandlingsprogram.",
+        "Zahtevano je premotavanje na deo pre početka toka Da li ove postavke utiču na razvlačenje",
+    ]
     first = ident.predict_detailed(texts)
     assert sum(p.model == LINGUA for p in first) >= 3
     for _ in range(40):
@@ -437,8 +511,10 @@ def test_lingua_decided_scores_are_the_same_every_time():
 
 def test_one_detector_per_group_restricted_to_it():
     ident = LanguageIdentifier()
-    text = ("Potrebna je ovjera za postavljanje postavki tipkovnice sustava. Vaša inačica je "
-            "prestara i ne podržava novi protokol. Brisanje zaglavlja iz arhive nije uspjelo.")
+    text = (
+        "Potrebna je ovjera za postavljanje postavki tipkovnice sustava. Vaša inačica je "
+        "prestara i ne podržava novi protokol. Brisanje zaglavlja iz arhive nije uspjelo."
+    )
     preds = ident.predict_detailed([text, text + " Hvala.", "The quick brown fox jumps over the lazy dog again."])
     assert [p.model for p in preds] == [LINGUA, LINGUA, FASTTEXT]
     assert [p.language for p in preds[:2]] == ["hr", "hr"]
@@ -472,6 +548,7 @@ def test_malay_and_indonesian_on_real_text(catalog_paragraphs):
 
     def acc(ident, texts, lang):
         return sum(p == lang for p, _ in ident.predict(texts)) / len(texts)
+
     # measured on these 40 + 40 paragraphs: fastText ms 0.28 / id 1.0; cascade ms 0.78 / id 0.88
     assert acc(off, ms, "ms") <= 0.5 and acc(off, id_, "id") >= 0.95
     assert acc(on, ms, "ms") >= 0.65 and acc(on, id_, "id") >= 0.75
@@ -484,13 +561,16 @@ def test_malay_and_indonesian_on_real_text(catalog_paragraphs):
 
 def test_stage_records_the_model_and_counts_lingua():
     from pipeline.stages.langid import LanguageIdStage
+
     st = LanguageIdStage(LangIdParams(), annotate=True)
     st.setup()
     counted: list[str] = []
     st.counters.inc = lambda name, n=1: counted.append(name)
-    docs = [{"kind": "text", "id": "1", "text": "Ovo je hrvatski tekst, tjedan dana kasnije smo otišli na more."},
-            {"kind": "text", "id": "2", "text": "Det här är en svensk text om vädret i Stockholm i dag."},
-            {"kind": "code", "id": "3", "text": "def f():\n    return 1\n", "path": "f.py"}]
+    docs = [
+        {"kind": "text", "id": "1", "text": "Ovo je hrvatski tekst, tjedan dana kasnije smo otišli na more."},
+        {"kind": "text", "id": "2", "text": "Det här är en svensk text om vädret i Stockholm i dag."},
+        {"kind": "code", "id": "3", "text": "def f():\n    return 1\n", "path": "f.py"},
+    ]
     out = st.apply(docs)
     assert [d.get("language_model") for d in out] == [LINGUA, FASTTEXT, None]
     assert out[0]["language"] == "hr" and out[2]["bucket"] == "code"
@@ -507,8 +587,11 @@ def test_language_model_column_and_manifest_counts(catalog_paragraphs, tmp_path)
     from pipeline.cli import main
     from tests.corpus import write_jsonl
 
-    rows = [{"id": f"{lang}-{i}", "text": t} for lang in ("hr", "sv", "de", "id")
-            for i, t in enumerate(catalog_paragraphs[lang][:8])]
+    rows = [
+        {"id": f"{lang}-{i}", "text": t}
+        for lang in ("hr", "sv", "de", "id")
+        for i, t in enumerate(catalog_paragraphs[lang][:8])
+    ]
     src = write_jsonl(tmp_path / "docs.jsonl", rows)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"sources: [{{name: web, paths: ['{src}']}}]\nstages: {{mixture: {{enabled: false}}}}\n")
@@ -524,4 +607,7 @@ def test_language_model_column_and_manifest_counts(catalog_paragraphs, tmp_path)
     # filter mode counts the same documents, whatever their fate
     out2 = tmp_path / "out2"
     assert main(["run", str(cfg), "--output", str(out2)]) == 0
-    assert json.loads((out2 / "manifest.json").read_text())["stages"]["langid"]["models"] == manifest["stages"]["langid"]["models"]
+    assert (
+        json.loads((out2 / "manifest.json").read_text())["stages"]["langid"]["models"]
+        == manifest["stages"]["langid"]["models"]
+    )

@@ -2,6 +2,7 @@
 their own, and `curate run` end to end on real English help pages (whose LibreOffice footers
 and notices repeat) with synthetic template lines added: what is removed, what is kept, the
 plan's tokens against the Parquet files, annotate mode, counters, two workers."""
+
 from __future__ import annotations
 
 import json
@@ -14,15 +15,25 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from classifiers.line_dedup import (LINE_HASH_BITS, LineDedupParams, after_removal, content_chars, doc_lines,
-                                    group_salt, line_hash, line_key, remove_lines, removed_fraction)
+from classifiers.decisions import Drop
+from classifiers.line_dedup import (
+    LINE_HASH_BITS,
+    LineDedupParams,
+    after_removal,
+    content_chars,
+    doc_lines,
+    group_salt,
+    line_hash,
+    line_key,
+    remove_lines,
+    removed_fraction,
+)
 from classifiers.text import approx_token_count
 from pipeline.config import Config
-from pipeline.sources import make_uid
-from pipeline.stages.base import pack, unpack
-from classifiers.decisions import Drop
 from pipeline.records import LINES as LINES_EVENT
 from pipeline.records import Info
+from pipeline.sources import make_uid
+from pipeline.stages.base import pack, unpack
 from pipeline.stages.line_dedup import ITEMS_TAG, CountLines, LineItems, ResolveLines
 from tests.corpus import bench_docs, dev_sentences_by_language, write_jsonl
 
@@ -38,11 +49,13 @@ def clean(text: str) -> str:
 @pytest.fixture(scope="module")
 def english() -> list[dict]:
     """The benchmark corpus's first 320 English documents, cleaned."""
-    return [{"id": r["id"], "text": clean(r["text"])} for r in bench_docs(320, categories=["b_english"])
-            if clean(r["text"])]
+    return [
+        {"id": r["id"], "text": clean(r["text"])} for r in bench_docs(320, categories=["b_english"]) if clean(r["text"])
+    ]
 
 
 # --- the pure part ---------------------------------------------------------------------------
+
 
 def test_line_key_ignores_case_digits_spacing_and_width():
     assert line_key("  Copyright\u00a0©  2023 Example\tCorp. ") == line_key("copyright © 1999 example corp.")
@@ -56,7 +69,7 @@ def test_line_hash_is_stable_salted_and_56_bits():
     assert line_hash(key, SALT) == 9670327100569068  # fixed forever: reruns and workers must agree
     assert line_hash(key, group_salt("de", 0)) != line_hash(key, SALT)
     assert line_hash(key, group_salt("en", 1)) != line_hash(key, SALT)
-    assert all(0 <= line_hash(f"line {w}", SALT) < 2 ** LINE_HASH_BITS for w in ("a", "b", "c"))
+    assert all(0 <= line_hash(f"line {w}", SALT) < 2**LINE_HASH_BITS for w in ("a", "b", "c"))
 
 
 def test_doc_lines_items_one_per_distinct_line():
@@ -93,10 +106,14 @@ def test_after_removal_matches_the_text_written(english):
         idx = [i for it in gone for i in (it[1] if isinstance(it[1], tuple) else (it[1],))]
         n_bytes = len(text.encode())
         kept_bytes, tokens, kept_content = after_removal(
-            n_bytes, approx_token_count(n_bytes), content, sum(g[2] for g in gone), sum(g[3] for g in gone), True)
+            n_bytes, approx_token_count(n_bytes), content, sum(g[2] for g in gone), sum(g[3] for g in gone), True
+        )
         new = remove_lines(text, idx)
-        assert (kept_bytes, tokens, kept_content) == (len(new.encode()), approx_token_count(len(new.encode())),
-                                                      content_chars(new))
+        assert (kept_bytes, tokens, kept_content) == (
+            len(new.encode()),
+            approx_token_count(len(new.encode())),
+            content_chars(new),
+        )
         checked += 1
     assert checked > 50
     assert after_removal(100, 25, 90, 101, 90, True) == (0, 0, 0)
@@ -115,10 +132,19 @@ def test_params_defaults_and_strictness():
 
 # --- the DoFns on their own --------------------------------------------------------------------
 
+
 def _doc(rec: int, text: str, exact_key: int, bucket: str = "en", drop=None) -> dict:
     n = len(text.encode())
-    return {"uid": make_uid(0, rec), "id": f"d{rec:03d}", "text": text, "bucket": bucket, "drop": drop,
-            "n_bytes": n, "n_tokens": approx_token_count(n), "exact_key": exact_key}
+    return {
+        "uid": make_uid(0, rec),
+        "id": f"d{rec:03d}",
+        "text": text,
+        "bucket": bucket,
+        "drop": drop,
+        "n_bytes": n,
+        "n_tokens": approx_token_count(n),
+        "exact_key": exact_key,
+    }
 
 
 def _run_dofns(config: Config, docs: list[dict]):
@@ -143,25 +169,30 @@ def test_count_threshold_and_exact_copies_count_once():
     config = Config.model_validate({"stages": {"line_dedup": {"enabled": True}}})
     seven, six = "Sign up for the newsletter to get the news.", "Found a typo on this page? Tell the editors."
     sents = dev_sentences_by_language(["en"], per_language=60)["en"]
-    bodies = ["\n".join(sents[3 * i:3 * i + 3]) for i in range(20)]  # real, unique lines
+    bodies = ["\n".join(sents[3 * i : 3 * i + 3]) for i in range(20)]  # real, unique lines
     docs = [_doc(i, f"{bodies[i]}\n{seven}", exact_key=1000 + i) for i in range(7)]
     docs += [_doc(7 + i, f"{six}\n{bodies[7 + i]}\n{six}", exact_key=2000 + i) for i in range(6)]
     docs.append(_doc(13, docs[7]["text"], exact_key=2000))  # exact copy: same text key
     docs.append(_doc(14, f"{bodies[14]}\n{six}", exact_key=3000, drop=("heuristics", "heuristics/x", None)))
     docs.append(_doc(15, f"{bodies[15]}\n{six}", exact_key=3001, bucket="code"))
     by_chunk = _run_dofns(config, docs)
-    (key, parts), = by_chunk.items()
+    ((key, parts),) = by_chunk.items()
     removed = {}
     for tag, blob in parts:
         if tag == "lines":
-            for rec, ix, nbytes, _ in unpack(blob):
+            for rec, ix, _nbytes, _ in unpack(blob):
                 removed.setdefault(rec, []).append(ix)
     last = {i: len(docs[i]["text"].split("\n")) - 1 for i in range(7)}
     assert removed == {i: [last[i]] for i in range(7)}
     # one more distinct document with `six` tips it over
     docs.append(_doc(16, f"{bodies[16]}\n{six}", exact_key=4000))
-    removed = {rec for _, parts in _run_dofns(config, docs).items() for tag, blob in parts if tag == "lines"
-               for rec, *_ in unpack(blob)}
+    removed = {
+        rec
+        for _, parts in _run_dofns(config, docs).items()
+        for tag, blob in parts
+        if tag == "lines"
+        for rec, *_ in unpack(blob)
+    }
     assert removed == set(range(14)) | {16}
 
 
@@ -177,8 +208,11 @@ def test_resolve_lines_deltas_emptied_and_dedup_drops():
     ev = next(o.value for o in outs if o.tag == "events")
     stats = next(o.value for o in outs if o.tag == "stats")
     assert ev[:1] == ((0, 0),) and ev[1][0] == "events"
-    assert unpack(ev[1][1]) == [(1, LINES_EVENT, (0,), False), (2, LINES_EVENT, (0, 3), True),
-                                (3, LINES_EVENT, (2,), False)]
+    assert unpack(ev[1][1]) == [
+        (1, LINES_EVENT, (0,), False),
+        (2, LINES_EVENT, (0, 3), True),
+        (3, LINES_EVENT, (2,), False),
+    ]
     # doc 1 keeps 70 bytes (18 tokens); doc 2 is emptied (15 content chars < 20) and leaves the
     # stats whole; doc 3 is an exact duplicate: dedup subtracts it, line dedup must not
     assert sorted(stats) == sorted([("en", 7, 0, 18 - 25, -30), ("en", 7, -1, -25, -100)])
@@ -208,8 +242,9 @@ def _template_docs(sentences: list[str]) -> list[dict]:
     every line is in 7 documents and two documents share 0 or 2 lines, so MinHash links none."""
     planes = [s for s in combinations(range(len(POOL)), 4) if s[0] ^ s[1] ^ s[2] ^ s[3] == 0]
     assert len(planes) == 14 and set(Counter(i for s in planes for i in s).values()) == {7}
-    return [{"id": f"tmpl-{k:02d}", "text": "\n".join([POOL[i] for i in s] + [sentences[k]])}
-            for k, s in enumerate(planes)]
+    return [
+        {"id": f"tmpl-{k:02d}", "text": "\n".join([POOL[i] for i in s] + [sentences[k]])} for k, s in enumerate(planes)
+    ]
 
 
 def _pass_first_pass(texts: list[str]) -> list[bool]:
@@ -217,9 +252,11 @@ def _pass_first_pass(texts: list[str]) -> list[bool]:
     take part in line dedup), decided by the pipeline's own stages."""
     from pipeline.stages.heuristics import HeuristicsStage
     from pipeline.stages.langid import LanguageIdStage
+
     st = Config().stages
-    docs = [{"uid": i, "id": str(i), "text": t, "kind": "text", "n_bytes": len(t.encode())}
-            for i, t in enumerate(texts)]
+    docs = [
+        {"uid": i, "id": str(i), "text": t, "kind": "text", "n_bytes": len(t.encode())} for i, t in enumerate(texts)
+    ]
     for stage in (LanguageIdStage(st.langid, False), HeuristicsStage(st.heuristics, False)):
         stage.setup()
         docs = next(iter(stage.process(docs)))
@@ -248,8 +285,9 @@ def e2e(english, tmp_path_factory):
     near = []
     for x in framed[4:8]:  # ~2% of words changed: MinHash drops one of each pair
         words = x["text"].split(" ")
-        near.append({"id": f"zz-near-{x['id']}", "text": " ".join("indeed" if i % 50 == 7 else w
-                                                                   for i, w in enumerate(words))})
+        near.append(
+            {"id": f"zz-near-{x['id']}", "text": " ".join("indeed" if i % 50 == 7 else w for i, w in enumerate(words))}
+        )
     sentences = [s for s in dev_sentences_by_language(["en"], per_language=200)["en"] if 60 < len(s) < 150]
     templ = _template_docs(sentences)
     inputs = docs + copies + near + templ
@@ -264,6 +302,7 @@ stages:
 """)
     import pipeline.runner as runner
     from pipeline.cli import main
+
     results, orig = [], runner.run_local
 
     def capture(*a):
@@ -278,10 +317,16 @@ stages:
             outs[name] = (d / name, json.loads((d / name / "manifest.json").read_text()), results[-1].counters)
     finally:
         runner.run_local = orig
-    return {"inputs": {x["id"]: x["text"] for x in inputs}, "outs": outs, "templ": [x["id"] for x in templ],
-            "framed": [x["id"] for x in framed], "six": [x["id"] for x in six_hosts],
-            "seven": [x["id"] for x in seven_hosts], "copies": [x["id"] for x in copies],
-            "near": [x["id"] for x in near]}
+    return {
+        "inputs": {x["id"]: x["text"] for x in inputs},
+        "outs": outs,
+        "templ": [x["id"] for x in templ],
+        "framed": [x["id"] for x in framed],
+        "six": [x["id"] for x in six_hosts],
+        "seven": [x["id"] for x in seven_hosts],
+        "copies": [x["id"] for x in copies],
+        "near": [x["id"] for x in near],
+    }
 
 
 def _mixture(out) -> dict[str, dict]:
@@ -312,8 +357,10 @@ def test_e2e_removes_frequent_lines_and_only_those(e2e):
         if i in rows:
             assert rows[i]["text"].split("\n")[0] != HEAD and len(rows[i]["text"]) > 1000
     assert sum(i in rows for i in e2e["framed"]) >= 30
-    assert all(rows[i]["text"].endswith(SIX) if i in rows else rejected[i] == "minhash_dedup/near_duplicate"
-               for i in e2e["six"])
+    assert all(
+        rows[i]["text"].endswith(SIX) if i in rows else rejected[i] == "minhash_dedup/near_duplicate"
+        for i in e2e["six"]
+    )
     assert sum(i in rows for i in e2e["six"]) >= 5 and sum(i in rows for i in e2e["seven"]) >= 6
     # real template lines of the help pages went too (LibreOffice's "This page is: ..." footer)
     assert sum(r["text"] != inputs[i] for i, r in rows.items()) > 100
@@ -370,16 +417,23 @@ def test_e2e_two_workers_write_the_same_bytes(e2e):
 
 def test_apply_in_the_last_pass_recounts_tokens_with_the_tokenizer(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
+
     from pipeline.stages.line_dedup import ApplyLineDedup
+
     tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.save(str(tmp_path / "tokenizer.json"))
-    config = Config.model_validate({"tokenizer": {"path": str(tmp_path / "tokenizer.json")},
-                                    "stages": {"line_dedup": {"enabled": True}}})
+    config = Config.model_validate(
+        {"tokenizer": {"path": str(tmp_path / "tokenizer.json")}, "stages": {"line_dedup": {"enabled": True}}}
+    )
     apply = ApplyLineDedup(config).apply
     text = "Skip to main content\nThe body of the page, in words.\nFooter line here"
     info = Info.of({"n_tokens": 99, "drop": None, "bucket": "en"})
-    assert apply(text, info, (0, 2), None, False) == ("The body of the page, in words.", 9, None)  # words and punctuation
+    assert apply(text, info, (0, 2), None, False) == (
+        "The body of the page, in words.",
+        9,
+        None,
+    )  # words and punctuation
     assert apply(text, info, None, None, False) == (text, 99, None)  # no frequent line: untouched
     dropped = ("exact_dedup", "exact_dedup/duplicate", "x")
     assert apply(text, info, (0, 2), dropped, False) == (text, 99, None)  # rejected rows keep their text

@@ -1,4 +1,5 @@
 """classifiers.minhash: datasketch-equal signatures, LSH parameters, band keys, clustering."""
+
 from __future__ import annotations
 
 import pickle
@@ -29,8 +30,7 @@ from tests.corpus import dev_sentences_by_language
 
 def reference(text: str, params: MinHashParams, char_level: bool = False) -> MinHash:
     m = MinHash(num_perm=params.num_perm, seed=params.seed, scheme=params.scheme)
-    m.update_batch(shingles(text, params.char_ngram if char_level else params.ngram, char_level,
-                            params.max_chars))
+    m.update_batch(shingles(text, params.char_ngram if char_level else params.ngram, char_level, params.max_chars))
     return m
 
 
@@ -51,14 +51,23 @@ def dev_paragraphs() -> dict[str, list[str]]:
     wanted = {"en", "de", "ru", "hi", "ar", "el", "ta", "zh", "ja", "ko", "th", "vi"}
     sents = dev_sentences_by_language(wanted, per_language=250)
     sep = {"zh": "", "ja": ""}
-    return {lang: [sep.get(lang, " ").join(s[i:i + 10]) for i in range(0, len(s) - 9, 10)]
-            for lang, s in sents.items()}
+    return {
+        lang: [sep.get(lang, " ").join(s[i : i + 10]) for i in range(0, len(s) - 9, 10)] for lang, s in sents.items()
+    }
 
 
 def random_text(rng: random.Random) -> str:
-    alphabet = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" * 3
-                + "äöüßÉÈçñ" + "ΑΒΓΣσςαβγ" + "ДЖЯжяё" + "हिन्दी" + "日本語中文한국어" + "ไทย"
-                + "𝐀𝐁𝟘😀" + "İı")
+    alphabet = (
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" * 3
+        + "äöüßÉÈçñ"
+        + "ΑΒΓΣσςαβγ"
+        + "ДЖЯжяё"
+        + "हिन्दी"
+        + "日本語中文한국어"
+        + "ไทย"
+        + "𝐀𝐁𝟘😀"
+        + "İı"
+    )
     seps = [" ", "  ", "\n", ", ", ". ", "!? ", " - ", "\t", "_", "’", "«»", "。", "、"]
     words = []
     for _ in range(rng.choice([0, 1, 3, 4, 5, 6, 20, 150])):
@@ -71,12 +80,17 @@ def random_text(rng: random.Random) -> str:
 # ------------------------------------------------------------------------------------------------
 # signatures == datasketch
 
-@pytest.mark.parametrize("params", [
-    MinHashParams(),
-    MinHashParams(num_perm=64, seed=3, ngram=3),
-    MinHashParams(scheme="affine64", num_perm=40, seed=7),
-    MinHashParams(scheme="legacy", num_perm=40, seed=0),
-], ids=["default", "affine32-64perm", "affine64", "legacy"])
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        MinHashParams(),
+        MinHashParams(num_perm=64, seed=3, ngram=3),
+        MinHashParams(scheme="affine64", num_perm=40, seed=7),
+        MinHashParams(scheme="legacy", num_perm=40, seed=0),
+    ],
+    ids=["default", "affine32-64perm", "affine64", "legacy"],
+)
 def test_signatures_equal_datasketch_on_random_texts(params):
     rng = random.Random(params.num_perm + params.seed)
     texts = [random_text(rng) for _ in range(60)] + ["", "!!! ...", "One", "a b c d"]
@@ -97,17 +111,16 @@ def test_sha1_block_boundaries():
 
 
 def test_signatures_equal_datasketch_on_real_texts(dev_paragraphs):
-    from pydoc_data.topics import topics
     import json
     import textwrap
+    from pydoc_data.topics import topics
 
     params = MinHashParams()
     texts, char_level = [], []
     for lang, paras in sorted(dev_paragraphs.items()):
         texts += paras[:4]
         char_level += [lang in params.char_languages] * 4
-    texts += [topics["assert"], topics["with"], Path(json.__file__).read_text(),
-              Path(textwrap.__file__).read_text()]
+    texts += [topics["assert"], topics["with"], Path(json.__file__).read_text(), Path(textwrap.__file__).read_text()]
     char_level += [False] * 4
     sigs = assert_equal_to_datasketch(texts, params, char_level)
     # LeanMinHash (what a datasketch MinHashLSH index stores) of ours == of datasketch's
@@ -119,7 +132,8 @@ def test_signatures_equal_datasketch_on_real_texts(dev_paragraphs):
     a = LeanMinHash(seed=1, hashvalues=sigs[0], scheme="affine32")
     b = LeanMinHash(seed=1, hashvalues=sigs[1], scheme="affine32")
     assert a.jaccard(b) == reference(texts[0], params, char_level[0]).jaccard(
-        reference(texts[1], params, char_level[1]))
+        reference(texts[1], params, char_level[1])
+    )
 
 
 def test_tokeniser_covers_every_code_point():
@@ -131,24 +145,38 @@ def test_tokeniser_covers_every_code_point():
     rng.shuffle(cps)
     texts = []
     for i in range(0, len(cps), 4000):
-        chunk = [chr(c) for c in cps[i:i + 4000]]
+        chunk = [chr(c) for c in cps[i : i + 4000]]
         texts.append("".join(ch + (" " if rng.random() < 0.2 else "") for ch in chunk))
     assert_equal_to_datasketch(texts, MinHashParams(num_perm=8, ngram=2))
 
 
 def test_normalisation():
     assert shingles("Hello,   WORLD!! It's a   test; of\nshingles.", 3) == [
-        b"hello world it", b"world it s", b"it s a", b"s a test", b"a test of", b"test of shingles"]
+        b"hello world it",
+        b"world it s",
+        b"it s a",
+        b"s a test",
+        b"a test of",
+        b"test of shingles",
+    ]
     # case, punctuation and whitespace do not matter
     mh = MinHasher()
-    sigs = mh.signatures(["The quick brown fox jumps over the lazy dog",
-                          "the QUICK, brown fox -- jumps over\n\nthe lazy dog!",
-                          "The quick brown fox jumps over the lazy cat"])
+    sigs = mh.signatures(
+        [
+            "The quick brown fox jumps over the lazy dog",
+            "the QUICK, brown fox -- jumps over\n\nthe lazy dog!",
+            "The quick brown fox jumps over the lazy cat",
+        ]
+    )
     assert np.array_equal(sigs[0], sigs[1]) and not np.array_equal(sigs[0], sigs[2])
     # lower-casing is str.lower's, in the kernel too (Kelvin sign, U+023A grows in UTF-8,
     # U+0130 becomes two code points, capital sigma depends on its position)
-    cased = ["KELVIN \u212a Ⱥ ȾLONG words ÀÉÎÕÜ ДЖЯ ΑΒΓΔ ՀԱՅ Ⴀ ᏣᎳᎩ", "İSTANBUL İzmir Iğdır",
-             "ΟΔΟΣ ΣΟΦΟΣ Σ ΑΣ.", "ǅungla ǄEMAL"]
+    cased = [
+        "KELVIN \u212a Ⱥ ȾLONG words ÀÉÎÕÜ ДЖЯ ΑΒΓΔ ՀԱՅ Ⴀ ᏣᎳᎩ",
+        "İSTANBUL İzmir Iğdır",
+        "ΟΔΟΣ ΣΟΦΟΣ Σ ΑΣ.",
+        "ǅungla ǄEMAL",
+    ]
     assert_equal_to_datasketch(cased + [t.lower() for t in cased], MinHashParams(ngram=2))
     assert np.array_equal(mh.signatures(cased), mh.signatures([t.lower() for t in cased]))
     # marks belong to words (Devanagari vowel signs, virama)
@@ -162,7 +190,8 @@ def test_cjk_character_shingles(dev_paragraphs):
     params = MinHashParams()
     mh = MinHasher(params)
     assert shingles("日本語の、テキスト。", 5, char_level=True) == [
-        s.encode() for s in ("日本語のテ", "本語のテキ", "語のテキス", "のテキスト")]
+        s.encode() for s in ("日本語のテ", "本語のテキ", "語のテキス", "のテキスト")
+    ]
     text = "我们今天去公园散步，天气非常好。孩子们在草地上玩耍，老人们在树下聊天。"
     respaced = "我们 今天去公园散步 天气非常好！ 孩子们在草地上玩耍、老人们在树下聊天"
     sigs = mh.signatures([text, respaced], [True] * 2)
@@ -185,8 +214,7 @@ def test_cjk_character_shingles(dev_paragraphs):
                 assert not np.any(keys[i] == keys[j]), (lang, i, j)
     # word level would make each clause one token: few shingles, no near-duplicate signal
     assert len(shingles(text, 5)) == 1
-    assert mh.char_level_for(["zh", "ja", "en", None, "th", "ko"]) == [
-        True, True, False, False, True, True]
+    assert mh.char_level_for(["zh", "ja", "en", None, "th", "ko"]) == [True, True, False, False, True, True]
 
 
 def test_huge_document_is_bounded():
@@ -214,12 +242,16 @@ def test_minhasher_pickles_and_validates_input():
 # ------------------------------------------------------------------------------------------------
 # LSH parameters and band keys
 
+
 def test_optimal_bands_matches_datasketch():
     for num_perm in (16, 64, 112, 128):
         for threshold in (0.3, 0.5, 0.75, 0.85, 0.95):
             for weights in ((0.5, 0.5), (0.25, 0.75)):
-                assert optimal_bands(threshold, num_perm, *weights) == \
-                    _optimal_param(threshold, num_perm, *weights), (threshold, num_perm, weights)
+                assert optimal_bands(threshold, num_perm, *weights) == _optimal_param(threshold, num_perm, *weights), (
+                    threshold,
+                    num_perm,
+                    weights,
+                )
 
 
 def test_params_bands_and_rows():
@@ -228,15 +260,14 @@ def test_params_bands_and_rows():
     assert params.band_rows == (14, 8)  # FineWeb's layout, derived from threshold 0.75
     assert MinHashParams(false_positive_weight=0.5, false_negative_weight=0.5).band_rows == (11, 10)
     assert MinHashParams(bands=20, rows=5).band_rows == (20, 5)
-    assert MinHasher(MinHashParams(bands=20, rows=5)).band_keys(
-        np.zeros((3, 112), np.uint32)).shape == (3, 20)
+    assert MinHasher(MinHashParams(bands=20, rows=5)).band_keys(np.zeros((3, 112), np.uint32)).shape == (3, 20)
     with pytest.raises(ValidationError):
         MinHashParams(bands=20)
     with pytest.raises(ValidationError):
         MinHashParams(bands=20, rows=6)  # 120 > 112
     with pytest.raises(ValidationError):
         MinHashParams(thresold=0.8)
-    assert s_curve(0.8, 14, 8) == pytest.approx(1 - (1 - 0.8 ** 8) ** 14)
+    assert s_curve(0.8, 14, 8) == pytest.approx(1 - (1 - 0.8**8) ** 14)
 
 
 def _band_key_scalar(values, band):
@@ -261,12 +292,20 @@ def test_band_keys_are_fixed():
     assert keys.dtype == np.uint64 and keys.shape == (2, 4)
     # fixed values: a change of the hash would re-bucket every stored corpus
     assert [hex(k) for k in keys[0]] == [
-        "0x32d6a8f9a57bcf33", "0x407c4ceb5f9375af", "0x1c3baef84c258460", "0x2b877279f5be9193"]
+        "0x32d6a8f9a57bcf33",
+        "0x407c4ceb5f9375af",
+        "0x1c3baef84c258460",
+        "0x2b877279f5be9193",
+    ]
     assert [hex(k) for k in keys[1]] == [
-        "0xa90da0f91d17c5b0", "0xdf425c008d402c1a", "0x23ad5703a411418c", "0x69069b73ada45a99"]
+        "0xa90da0f91d17c5b0",
+        "0xdf425c008d402c1a",
+        "0x23ad5703a411418c",
+        "0x69069b73ada45a99",
+    ]
     for i in range(2):
         for band in range(4):
-            assert keys[i, band] == _band_key_scalar(sig[i, band * 4:(band + 1) * 4], band)
+            assert keys[i, band] == _band_key_scalar(sig[i, band * 4 : (band + 1) * 4], band)
     # the same values as uint32 give the same keys; equal bands in different positions do not
     assert np.array_equal(band_keys(sig.astype(np.uint32), 4, 4), keys)
     same = np.zeros((1, 8), np.uint32)
@@ -308,6 +347,7 @@ def test_near_duplicates_found_unrelated_not(dev_paragraphs):
 # ------------------------------------------------------------------------------------------------
 # bucket linking and connected components
 
+
 def test_connected_components_chains_and_stars():
     chain = [(i + 1, i) for i in range(50, 0, -1)]  # 51-50, ..., 2-1, in reverse order
     roots = connected_components(chain)
@@ -336,7 +376,7 @@ def test_bucket_edges_tree_of_stars(cap):
                 degree[u] = degree.get(u, 0) + 1
                 degree[v] = degree.get(v, 0) + 1
             levels = 1
-            while cap ** levels < k:
+            while cap**levels < k:
                 levels += 1
             assert max(degree.values()) <= (cap - 1) * levels + 1
     assert list(bucket_edges([5, 3, 9], 10)) == [(3, 5), (3, 9)]  # small bucket: one star

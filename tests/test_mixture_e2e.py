@@ -6,6 +6,7 @@ missed (per-language) target is named in the manifest and by `curate inspect`.
 The corpus is built from text every machine with Python has (pipeline/demo.py): pydoc topics and
 docstrings (English), the system's gettext catalogs (other languages), the standard library
 (code). Nothing is read from ../shared."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,8 @@ def llama3_run(tmp_path_factory):
 
 def _parquet_tokens(out) -> dict[str, int]:
     t = ds.dataset(out / "mixture", format="parquet", partitioning="hive").to_table(
-        columns=["bucket", "n_tokens", "repeats"])
+        columns=["bucket", "n_tokens", "repeats"]
+    )
     tokens: dict[str, int] = defaultdict(int)
     for b, n, r in zip(*(t.column(c).to_pylist() for c in ("bucket", "n_tokens", "repeats"))):
         tokens[b] += n * r
@@ -69,12 +71,17 @@ def test_llama3_group_shares_read_back_from_parquet(llama3_run):
     assert m["buckets"]["en"]["documents"] <= 400
     langs = {b: v for b, v in m["buckets"].items() if v.get("group") == "multilingual"}
     assert len(langs) >= 10
-    under_one = [b for b, v in langs.items()
-                 if v["target_share"] * total < v["available_tokens"] / max(1, v["available_documents"])]
+    under_one = [
+        b
+        for b, v in langs.items()
+        if v["target_share"] * total < v["available_tokens"] / max(1, v["available_documents"])
+    ]
     assert len(under_one) > len(langs) / 2, (len(under_one), len(langs))
-    print(f"\nllama3 mixture: code {share['code']:.4f}, multilingual {multilingual:.4f}, en {share['en']:.4f};"
-          f" {m['buckets']['en']['available_documents']} English documents, {len(under_one)} of {len(langs)}"
-          f" languages under one document of target; {len(m['mixture']['unmet'])} per-language targets missed")
+    print(
+        f"\nllama3 mixture: code {share['code']:.4f}, multilingual {multilingual:.4f}, en {share['en']:.4f};"
+        f" {m['buckets']['en']['available_documents']} English documents, {len(under_one)} of {len(langs)}"
+        f" languages under one document of target; {len(m['mixture']['unmet'])} per-language targets missed"
+    )
     # the group shares hold
     assert share["code"] == pytest.approx(targets["code"], abs=TOLERANCE)
     assert multilingual == pytest.approx(targets["multilingual"], abs=TOLERANCE)
@@ -97,12 +104,14 @@ def test_llama3_group_shares_read_back_from_parquet(llama3_run):
 
 def test_inspect_names_missed_targets_and_plots_every_bucket(llama3_run, tmp_path, capsys):
     from pipeline.inspect_cmd import inspect, plot
+
     out, _ = llama3_run
     m = json.loads((out / "manifest.json").read_text())
     report = inspect(str(out))
     assert set(report["groups"]) == {"code", "multilingual"}
     assert report["groups"]["multilingual"]["share"] == pytest.approx(
-        m["mixture"]["groups"]["multilingual"]["achieved_share"], abs=1e-9)
+        m["mixture"]["groups"]["multilingual"]["achieved_share"], abs=1e-9
+    )
     missed = [u["target"] for u in report["targets_missed"]]
     assert missed == [u["bucket"] for u in m["mixture"]["unmet"]]  # the same targets, groups first
     assert main(["inspect", str(out)]) in (0, 1)

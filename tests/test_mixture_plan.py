@@ -1,10 +1,18 @@
 """The mixture plan's arithmetic: shares, size, rates, token-exact thresholds."""
+
 import numpy as np
 import pytest
 
-from classifiers.mixture import (BINS, BucketStats, add_deltas, bin_of, merge_stats, plan_mixture,
-                                 resolve_shares, sampling_key)
-from classifiers.text import unit_interval
+from classifiers.mixture import (
+    BINS,
+    BucketStats,
+    add_deltas,
+    bin_of,
+    merge_stats,
+    plan_mixture,
+    resolve_shares,
+    sampling_key,
+)
 
 
 def stats_from(docs):
@@ -37,8 +45,15 @@ def test_plan_hits_targets_token_exactly():
     docs += [("code", f"c{i}", int(rng.integers(50, 5000))) for i in range(2000)]
     docs += [("de", f"d{i}", int(rng.integers(50, 1000))) for i in range(1500)]
     docs += [("fr", f"f{i}", int(rng.integers(50, 1000))) for i in range(1200)]
-    plan = plan_mixture(stats_from(docs), {"code": 0.17, "multilingual": 0.08}, ["en", "de", "fr"], 0.3,
-                        max_repeats=1.0, total_tokens=None, shard_bytes=1 << 20)
+    plan = plan_mixture(
+        stats_from(docs),
+        {"code": 0.17, "multilingual": 0.08},
+        ["en", "de", "fr"],
+        0.3,
+        max_repeats=1.0,
+        total_tokens=None,
+        shard_bytes=1 << 20,
+    )
     got = achieved(plan, docs)
     total = sum(got.values())
     assert got["code"] / total == pytest.approx(0.17, abs=0.005)
@@ -51,13 +66,13 @@ def test_plan_hits_targets_token_exactly():
 
 def test_upsampling_within_max_repeats_and_total_cap():
     docs = [("en", f"e{i}", 100) for i in range(3000)] + [("code", f"c{i}", 100) for i in range(1000)]
-    plan = plan_mixture(stats_from(docs), {"code": 0.5}, ["en"], 1.0, max_repeats=2.0, total_tokens=None,
-                        shard_bytes=1 << 20)
+    plan = plan_mixture(
+        stats_from(docs), {"code": 0.5}, ["en"], 1.0, max_repeats=2.0, total_tokens=None, shard_bytes=1 << 20
+    )
     got = achieved(plan, docs)
     assert plan.buckets["code"].rate == pytest.approx(2.0)
     assert got["code"] / sum(got.values()) == pytest.approx(0.5, abs=0.005)
-    capped = plan_mixture(stats_from(docs), {"code": 0.5}, ["en"], 1.0, 2.0, total_tokens=100_000,
-                          shard_bytes=1 << 20)
+    capped = plan_mixture(stats_from(docs), {"code": 0.5}, ["en"], 1.0, 2.0, total_tokens=100_000, shard_bytes=1 << 20)
     assert capped.limited_by == "total_tokens"
     assert sum(achieved(capped, docs).values()) == pytest.approx(100_000, rel=0.01)
 
@@ -91,8 +106,15 @@ def test_group_shares_hold_when_most_languages_have_under_one_document_of_target
     docs += [("code", f"c{i}", int(rng.integers(100, 8000))) for i in range(400)]
     for lang in langs:
         docs += [(lang, f"{lang}-{i}", int(rng.integers(100, 1500))) for i in range(int(rng.integers(1, 6)))]
-    plan = plan_mixture(stats_from(docs), {"code": 0.17, "multilingual": 0.08}, ["en", *langs], 0.3,
-                        max_repeats=2.0, total_tokens=None, shard_bytes=1 << 20)
+    plan = plan_mixture(
+        stats_from(docs),
+        {"code": 0.17, "multilingual": 0.08},
+        ["en", *langs],
+        0.3,
+        max_repeats=2.0,
+        total_tokens=None,
+        shard_bytes=1 << 20,
+    )
     code, multi, got, total = _group_shares(plan, docs, langs)
     assert plan.limited_by == "en"  # no single language bounds it: the group does
     one_doc = 1500 / total
@@ -105,8 +127,9 @@ def test_group_shares_hold_when_most_languages_have_under_one_document_of_target
         biggest = max(t for b, _, t in docs if b == lang)
         assert abs(got.get(lang, 0) - plan.buckets[lang].target_share * total) <= biggest * 1.01, lang
     # deterministic: the same statistics give the same documents
-    again = plan_mixture(stats_from(list(reversed(docs))), {"code": 0.17, "multilingual": 0.08}, ["en", *langs],
-                         0.3, 2.0, None, 1 << 20)
+    again = plan_mixture(
+        stats_from(list(reversed(docs))), {"code": 0.17, "multilingual": 0.08}, ["en", *langs], 0.3, 2.0, None, 1 << 20
+    )
     assert all(again.buckets[b].chosen == p.chosen for b, p in plan.buckets.items())
 
 

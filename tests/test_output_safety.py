@@ -2,6 +2,7 @@
 processes and real signals: outputs that overlap inputs, --overwrite next to files curate did not
 write (and symlinks), reruns that fail, two runs into one output, setup problems found before any
 work, Ctrl-C / SIGTERM / SIGKILL with worker processes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,9 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def leftovers(out: Path) -> list[str]:
     """What a run may have left beside `out`: staging directories and the lock."""
-    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(out.name + ".tmp-")
-                  or p.name == out.name + ".lock")
+    return sorted(
+        p.name for p in out.parent.iterdir() if p.name.startswith(out.name + ".tmp-") or p.name == out.name + ".lock"
+    )
 
 
 def stderr_lines(err: str) -> list[str]:
@@ -83,6 +85,7 @@ def old(baseline, tmp_path) -> Path:
 
 # ----------------------------------------------------------------------------- inputs vs output
 
+
 def test_an_output_that_overlaps_an_input_is_refused(corpus, old, tmp_path, capsys):
     before = snapshot(old)
     # the old output's shards as input, written over with --overwrite (issue: documents lost)
@@ -108,8 +111,19 @@ def test_an_output_that_overlaps_an_input_is_refused(corpus, old, tmp_path, caps
 
 # ----------------------------------------------------------------------------- --overwrite
 
-@pytest.mark.parametrize("foreign", ["rejected/thesis.docx", "notes.tmp-2024/important.txt", "mixture/my.csv",
-                                     "symlink-file", "symlink-dir", "dangling-symlink", "no-manifest"])
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "rejected/thesis.docx",
+        "notes.tmp-2024/important.txt",
+        "mixture/my.csv",
+        "symlink-file",
+        "symlink-dir",
+        "dangling-symlink",
+        "no-manifest",
+    ],
+)
 def test_overwrite_never_deletes_what_curate_did_not_write(foreign, old, tmp_path, capsys):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -143,7 +157,8 @@ def _input(tmp_path: Path) -> Path:
 
 
 def test_overwrite_replaces_only_the_listed_files_once_the_new_output_is_complete(
-        corpus, old, tmp_path, capsys, monkeypatch):
+    corpus, old, tmp_path, capsys, monkeypatch
+):
     import tempfile as tf
 
     # a shard left half-written by an older run, and things beside the output that are not ours
@@ -157,15 +172,25 @@ def test_overwrite_replaces_only_the_listed_files_once_the_new_output_is_complet
 
     def no_tmpdir(*a, **k):  # shards are written beside the output, never to $TMPDIR first
         raise AssertionError("a temporary file in $TMPDIR")
+
     monkeypatch.setattr(tf, "NamedTemporaryFile", no_tmpdir)
-    rc, _ = run_main(capsys, "--input", corpus["small"], "--output", old, "--overwrite",
-                     "--set", "stages.minhash_dedup.threshold=0.8")
+    rc, _ = run_main(
+        capsys,
+        "--input",
+        corpus["small"],
+        "--output",
+        old,
+        "--overwrite",
+        "--set",
+        "stages.minhash_dedup.threshold=0.8",
+    )
     assert rc == 0
     m = json.loads((old / "manifest.json").read_text())
     assert m["config_sha256"] != old_manifest["config_sha256"]
     assert old.stat().st_ino != ino  # a new directory, swapped in
     assert set(snapshot(old)) == {"manifest.json", "logs/run.log", m["dataset_card"]["path"]} | {
-        s["path"] for s in m["shards"]}
+        s["path"] for s in m["shards"]
+    }
     assert not partial.exists()
     assert (tmp_path / "out.tmp-2024" / "important.txt").read_text() == "not ours"
     assert (tmp_path / "out.backup").exists() and leftovers(old) == ["out.tmp-2024"]
@@ -176,8 +201,22 @@ def test_a_rerun_that_fails_leaves_the_previous_output_intact(corpus, old, tmp_p
     # 1. in a separate process: a tokenizer file that is not one
     bad = tmp_path / "tokenizer.json"
     bad.write_text("this is not a tokenizer")
-    p = subprocess.run([*CURATE, "run", "--input", str(corpus["small"]), "--output", str(old), "--overwrite",
-                        "--set", f"tokenizer.path={bad}"], capture_output=True, text=True, cwd=REPO)
+    p = subprocess.run(
+        [
+            *CURATE,
+            "run",
+            "--input",
+            str(corpus["small"]),
+            "--output",
+            str(old),
+            "--overwrite",
+            "--set",
+            f"tokenizer.path={bad}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert p.returncode != 0, p.stderr
     assert snapshot(old) == before and leftovers(old) == []
     # 2. at the very end: every shard staged, then writing the manifest fails
@@ -185,6 +224,7 @@ def test_a_rerun_that_fails_leaves_the_previous_output_intact(corpus, old, tmp_p
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
+
     monkeypatch.setattr(write, "build_manifest", boom)
     with pytest.raises(Exception, match="disk full"):
         main(["run", "--input", str(corpus["small"]), "--output", str(old), "--overwrite"])
@@ -193,6 +233,7 @@ def test_a_rerun_that_fails_leaves_the_previous_output_intact(corpus, old, tmp_p
 
 # ----------------------------------------------------------------------------- setup problems
 
+
 def test_setup_problems_are_one_line_exit_2_before_any_work(corpus, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     cases = [
@@ -200,8 +241,10 @@ def test_setup_problems_are_one_line_exit_2_before_any_work(corpus, tmp_path, ca
         (["--output", tmp_path / "afile"], "exists and is not a directory"),
         (["--output", ""], "--output is empty"),
         (["--set", "output.path= "], "the output path is empty"),
-        (["--output", tmp_path / "o", "--set", 'stages.langid.languages={"en": null, "../x": null}'],
-         "stages.langid.languages"),
+        (
+            ["--output", tmp_path / "o", "--set", 'stages.langid.languages={"en": null, "../x": null}'],
+            "stages.langid.languages",
+        ),
         (["--output", tmp_path / "o", "--set", 'stages.mixture.targets={"a/b": 0.1}'], "stages.mixture.targets"),
         (["--output", tmp_path / "o", "--set", "output.shard_bytes=1"], "output.shard_bytes"),
     ]
@@ -221,10 +264,16 @@ def test_a_read_only_output_parent_is_refused_before_any_work(corpus, tmp_path):
             pytest.skip("running as root without setpriv")
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all"]
     try:
-        p = subprocess.run([*prefix, *CURATE, "run", "--input", str(corpus["small"]), "--output", str(ro / "out")],
-                           capture_output=True, text=True, cwd=REPO, timeout=300)
+        p = subprocess.run(
+            [*prefix, *CURATE, "run", "--input", str(corpus["small"]), "--output", str(ro / "out")],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+        )
         assert p.returncode == 2 and stderr_lines(p.stderr) == [
-            f"output error: cannot create {ro / 'out'}: {ro} is not writable"], p.stderr
+            f"output error: cannot create {ro / 'out'}: {ro} is not writable"
+        ], p.stderr
         assert list(ro.iterdir()) == []
     finally:
         ro.chmod(0o755)
@@ -232,13 +281,20 @@ def test_a_read_only_output_parent_is_refused_before_any_work(corpus, tmp_path):
 
 # ----------------------------------------------------------------------------- processes and signals
 
+
 def start(corpus, out: Path, tmpdir: Path, *extra) -> subprocess.Popen:
     """`curate run` on the big corpus with 2 worker processes, in its own process group (as a
     shell runs a foreground job), with its own $TMPDIR."""
     tmpdir.mkdir(exist_ok=True)
-    return subprocess.Popen([*CURATE, "run", "--input", str(corpus["big"]), "--output", str(out), "--workers", "2",
-                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            start_new_session=True, env={**os.environ, "TMPDIR": str(tmpdir)})
+    return subprocess.Popen(
+        [*CURATE, "run", "--input", str(corpus["big"]), "--output", str(out), "--workers", "2", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+    )
 
 
 def wait_for_workers(p: subprocess.Popen, n: int = 2, timeout: float = 120) -> list[psutil.Process]:
@@ -246,8 +302,11 @@ def wait_for_workers(p: subprocess.Popen, n: int = 2, timeout: float = 120) -> l
     while time.monotonic() < deadline:
         assert p.poll() is None, p.communicate()[1]
         try:
-            workers = [c for c in psutil.Process(p.pid).children(recursive=True)
-                       if "pipeline.sdk_worker" in " ".join(c.cmdline())]
+            workers = [
+                c
+                for c in psutil.Process(p.pid).children(recursive=True)
+                if "pipeline.sdk_worker" in " ".join(c.cmdline())
+            ]
         except psutil.Error:
             workers = []
         if len(workers) >= n:
@@ -294,8 +353,13 @@ def test_a_second_run_into_the_same_output_stops_then_sigterm_stops_the_first(co
     first = start(corpus, out, tmpdir)
     workers = wait_for_workers(first)
     assert (tmp_path / "out.lock").exists()
-    second = subprocess.run([*CURATE, "run", "--input", str(corpus["small"]), "--output", str(out)],
-                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    second = subprocess.run(
+        [*CURATE, "run", "--input", str(corpus["small"]), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     lines = stderr_lines(second.stderr)
     assert second.returncode == 2 and len(lines) == 1, second.stderr
     assert f"another curate run (pid {first.pid}) is writing" in lines[0]

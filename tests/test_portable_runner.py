@@ -9,6 +9,7 @@ Every process is bounded: the pool must accept connections within POOL_START_S, 
 ends within its timeout, and the pool's whole process group is killed at the end (and checked
 gone). A pool whose `python` lacks Beam makes the job wait for a worker that never connects;
 the timeouts turn that into a failed test, not a stuck CI."""
+
 from __future__ import annotations
 
 import os
@@ -62,6 +63,7 @@ output: {{shard_bytes: 20000}}
 
 
 # ----------------------------------------------------------------------------- processes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -117,9 +119,14 @@ def worker_pool(tmp: Path, path_first: Path = BIN):
     log = tmp / "pool.log"
     with log.open("wb") as f:
         # cwd: an empty directory, so that the workers import this project as installed, not from the checkout
-        proc = subprocess.Popen([str(path_first / "python"), "-m", POOL_MODULE, f"--service_port={port}"],
-                                cwd=tmp, env=clean_env(path_first), stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(path_first / "python"), "-m", POOL_MODULE, f"--service_port={port}"],
+            cwd=tmp,
+            env=clean_env(path_first),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + POOL_START_S
         while True:
@@ -130,8 +137,10 @@ def worker_pool(tmp: Path, path_first: Path = BIN):
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"the worker pool did not accept connections on port {port} within {POOL_START_S}"
-                                f" s:\n{log.read_text()[-2000:]}")
+                    pytest.fail(
+                        f"the worker pool did not accept connections on port {port} within {POOL_START_S}"
+                        f" s:\n{log.read_text()[-2000:]}"
+                    )
                 time.sleep(0.25)
         yield f"localhost:{port}"
     finally:
@@ -141,8 +150,15 @@ def worker_pool(tmp: Path, path_first: Path = BIN):
 
 def start_curate(*argv: str) -> subprocess.Popen:
     """`curate ARGV` in its own process group (see `finish`)."""
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *argv], cwd=REPO, env=clean_env(BIN),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *argv],
+        cwd=REPO,
+        env=clean_env(BIN),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def curate(*argv: str, timeout: float = SUBMIT_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -157,28 +173,46 @@ def finish(proc: subprocess.Popen, timeout: float = SUBMIT_TIMEOUT_S) -> subproc
     except subprocess.TimeoutExpired:
         kill_group(proc)
         out, err = proc.communicate()
-        pytest.fail(f"`curate {' '.join(argv)}` did not end within {timeout} s (a worker that never connects?):"
-                    f"\n{err[-3000:]}")
+        pytest.fail(
+            f"`curate {' '.join(argv)}` did not end within {timeout} s (a worker that never connects?):\n{err[-3000:]}"
+        )
     finally:
         kill_group(proc)  # anything it started and left behind
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def submit_argv(config: Path, pool: str, out: Path) -> list[str]:
-    return ["submit", str(config), "--runner", "flink", "--job-endpoint", sub.EMBEDDED_JOB_ENDPOINT,
-            "--environment-type", "EXTERNAL", "--environment-config", pool, "--output", str(out)]
+    return [
+        "submit",
+        str(config),
+        "--runner",
+        "flink",
+        "--job-endpoint",
+        sub.EMBEDDED_JOB_ENDPOINT,
+        "--environment-type",
+        "EXTERNAL",
+        "--environment-config",
+        pool,
+        "--output",
+        str(out),
+    ]
 
 
 # ----------------------------------------------------------------------------- outputs
 
+
 def files(out: Path) -> dict[str, bytes]:
     """Every file an output holds but `curate run`'s own log, by path relative to it."""
-    return {k: p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and (k := p.relative_to(out).as_posix()) != outdir.RUN_LOG}
+    return {
+        k: p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and (k := p.relative_to(out).as_posix()) != outdir.RUN_LOG
+    }
 
 
 def manifest(out: Path) -> dict:
     import json
+
     return json.loads((out / schema.MANIFEST_NAME).read_text())
 
 
@@ -192,6 +226,7 @@ def what_was_written(m: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- tests
+
 
 @pytest.mark.timeout(2 * SUBMIT_TIMEOUT_S)
 def test_submit_through_a_worker_pool_writes_the_same_files_as_run(corpus, tmp_path):
@@ -232,14 +267,30 @@ def test_a_pool_whose_python_lacks_the_project_fails_the_job_in_one_line(corpus,
     stock = tmp_path / "beam-only"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(stock)], check=True, timeout=60)
     python = str(stock / "bin" / "python")
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, timeout=60, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (site / "beam.pth").write_text(sysconfig.get_path("purelib") + "\n")  # the packages, not the project's finder
     check = "import apache_beam, importlib.util as u; print(u.find_spec('pipeline') is None)"
-    probe = subprocess.run([python, "-c", check], cwd=tmp_path, timeout=120, check=False,
-                           capture_output=True, text=True, env=clean_env(stock / "bin"))
-    assert probe.stdout.strip() == "True", ("a python with Beam but without this project could not be made"
-                                            f" (curate not installed editable?): {probe.stdout}{probe.stderr[-2000:]}")
+    probe = subprocess.run(
+        [python, "-c", check],
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=clean_env(stock / "bin"),
+    )
+    assert probe.stdout.strip() == "True", (
+        "a python with Beam but without this project could not be made"
+        f" (curate not installed editable?): {probe.stdout}{probe.stderr[-2000:]}"
+    )
 
     out = tmp_path / "out"
     with worker_pool(tmp_path, stock / "bin") as pool:
@@ -274,8 +325,11 @@ def test_a_port_that_does_not_speak_grpc_is_not_taken_for_a_service(corpus, tmp_
         s.bind(("127.0.0.1", 0))
         s.listen()
         addr = f"127.0.0.1:{s.getsockname()[1]}"
-        argv = submit_argv(corpus, addr, tmp_path / "out") if what == "worker pool" else \
-            ["submit", str(corpus), "--runner", "spark", "--job-endpoint", addr, "--output", str(tmp_path / "out")]
+        argv = (
+            submit_argv(corpus, addr, tmp_path / "out")
+            if what == "worker pool"
+            else ["submit", str(corpus), "--runner", "spark", "--job-endpoint", addr, "--output", str(tmp_path / "out")]
+        )
         assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"no Beam {what} answered within 3 s" in err, err

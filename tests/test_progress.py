@@ -2,6 +2,7 @@
 reports of several processes summed; without a terminal, plain lines whose final drops are the
 manifest's; on a terminal (a pty), the rich live display; Beam's lines in OUT/logs/run.log and
 not on the terminal; wall time from the start of the command."""
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,17 @@ LINE = re.compile(r"^progress: (\d+)/(\d+) files read, ([\d,]+) documents.*drops
 
 # ----------------------------------------------------------------------------- the reports
 
+
 def test_reports_of_several_processes_are_summed(tmp_path, monkeypatch):
     """Two real processes and this one report; the monitor sums them, keeps a half-written line
     for later, counts drops per stage (informational counters are not drops)."""
     monkeypatch.setenv(progress.PROGRESS_DIR_ENV, str(tmp_path))
     monkeypatch.setattr(progress, "_ON", True)  # what a Monitor does in the runner process
-    code = ("from pipeline import progress\n"
-            "progress.add('input/records', 5); progress.add('heuristics/c4_curly_bracket', 2)\n"
-            "progress.add('langid/lingua', 4); progress.file_read(100); progress.flush()\n")
+    code = (
+        "from pipeline import progress\n"
+        "progress.add('input/records', 5); progress.add('heuristics/c4_curly_bracket', 2)\n"
+        "progress.add('langid/lingua', 4); progress.file_read(100); progress.flush()\n"
+    )
     for _ in range(2):
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
     progress.add("quarantine/invalid_json")
@@ -68,6 +72,7 @@ def test_reporting_is_off_outside_a_run(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- real runs
 
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("progress-corpus")
@@ -85,8 +90,19 @@ def _env(**extra) -> dict:
 
 
 def _cmd(corpus: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "run", "--input", str(corpus / "*.jsonl"), "--output", str(out),
-            "--set", "tokenizer.kind=approx", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        "--input",
+        str(corpus / "*.jsonl"),
+        "--output",
+        str(out),
+        "--set",
+        "tokenizer.kind=approx",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +110,23 @@ def plain_run(corpus, tmp_path_factory):
     """`--workers 2`, stderr and stdout not terminals, plain lines every 0.5 s."""
     out = tmp_path_factory.mktemp("progress-out") / "out"
     t0 = time.time()
-    p = subprocess.run(_cmd(corpus, out, "--workers", "2"), cwd=ROOT, capture_output=True, text=True, timeout=900,
-                       env=_env(**{progress.INTERVAL_ENV: "0.5"}))
+    p = subprocess.run(
+        _cmd(corpus, out, "--workers", "2"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_env(**{progress.INTERVAL_ENV: "0.5"}),
+    )
     wall = time.time() - t0
     assert p.returncode == 0, p.stderr[-3000:]
-    return {"out": out, "stderr": p.stderr, "stdout": p.stdout, "wall": wall,
-            "manifest": json.loads((out / "manifest.json").read_text())}
+    return {
+        "out": out,
+        "stderr": p.stderr,
+        "stdout": p.stdout,
+        "wall": wall,
+        "manifest": json.loads((out / "manifest.json").read_text()),
+    }
 
 
 @pytest.mark.slow
@@ -174,9 +201,11 @@ def test_live_display_on_a_terminal(plain_run, corpus):
 def test_overwrite_refuses_a_foreign_file_in_logs(plain_run, corpus, tmp_path):
     out = tmp_path / "copy"
     import shutil
+
     shutil.copytree(plain_run["out"], out)
     (out / "logs" / "notes.txt").write_text("mine")
-    p = subprocess.run(_cmd(corpus, out, "--overwrite"), cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env=_env())
+    p = subprocess.run(
+        _cmd(corpus, out, "--overwrite"), cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env()
+    )
     assert p.returncode == 2 and "logs/notes.txt" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert (out / "logs" / "notes.txt").exists() and (out / "logs" / "run.log").exists()

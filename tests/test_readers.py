@@ -3,6 +3,7 @@ called the way its own documentation reads a directory of Parquet: Hugging Face
 `load_dataset(OUT)` (through the dataset card OUT/README.md), pyarrow, DuckDB, polars and Spark.
 One small real `curate run` (and a second one that rejects and quarantines nothing, for the
 empty rejected/ and quarantine/ shards); every count is checked against the manifest."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,10 @@ output: {{shard_bytes: 20000}}
     annotated = _run(d, "annotated", "mode=annotate")
     # the same input without the bad records and with every dropping stage off: nothing rejected
     write_jsonl(d / "text.jsonl", text)
-    off = [f"stages.{s}.enabled=false" for s in ("langid", "heuristics", "url_dedup", "exact_dedup", "minhash_dedup",
-                                                  "line_dedup", "mixture")]
+    off = [
+        f"stages.{s}.enabled=false"
+        for s in ("langid", "heuristics", "url_dedup", "exact_dedup", "minhash_dedup", "line_dedup", "mixture")
+    ]
     clean = _run(d, "clean", *off)
     return {"full": full, "clean": clean, "annotated": annotated}
 
@@ -115,7 +118,9 @@ def test_pyarrow(runs):
         assert counts == expected(m)
         assert pc.sum(t.column("n_tokens")).as_py() == sum(b["unique_tokens"] for b in m["buckets"].values())
         for kind in EMPTY_KINDS:
-            assert pq.read_table(out / kind).num_rows == m["ledger"]["rejected" if kind == "rejected" else "quarantined"]
+            assert (
+                pq.read_table(out / kind).num_rows == m["ledger"]["rejected" if kind == "rejected" else "quarantined"]
+            )
 
 
 def test_duckdb(runs):
@@ -149,8 +154,12 @@ def test_polars(runs):
 def hf_datasets(tmp_path, monkeypatch):
     """`datasets`, offline, its cache in tmp_path: nothing touches the network or ~/.cache."""
     cache = tmp_path / "hf"
-    for k, v in {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(cache),
-                 "HF_DATASETS_CACHE": str(cache / "datasets")}.items():
+    for k, v in {
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(cache),
+        "HF_DATASETS_CACHE": str(cache / "datasets"),
+    }.items():
         monkeypatch.setenv(k, v)
     datasets = pytest.importorskip("datasets")
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache / "datasets")  # if imported before
@@ -186,9 +195,14 @@ def test_spark(runs, tmp_path):
     from pyspark.sql import SparkSession
     from pyspark.sql.types import LongType
 
-    spark = (SparkSession.builder.master("local[1]").appName("curate-readers")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1")
-             .config("spark.local.dir", str(tmp_path)).getOrCreate())
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .appName("curate-readers")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.local.dir", str(tmp_path))
+        .getOrCreate()
+    )
     try:
         for out, m in filter_runs(runs):
             df = spark.read.parquet(str(out / "mixture"))  # Spark's documented call for a directory
@@ -202,6 +216,7 @@ def test_spark(runs, tmp_path):
 
 
 # ----------------------------------------------------------------------------- the former layout
+
 
 def test_an_output_in_the_former_hive_layout_is_still_replaced_by_overwrite(tmp_path):
     """Outputs written before the flat layout (mixture/bucket=<b>/part-*, listed by their
@@ -221,5 +236,7 @@ def test_an_output_in_the_former_hive_layout_is_still_replaced_by_overwrite(tmp_
     finally:
         staged.close()
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        schema.MANIFEST_NAME, "mixture/en.part-00000-of-00001.parquet"]
+        schema.MANIFEST_NAME,
+        "mixture/en.part-00000-of-00001.parquet",
+    ]
     assert not any(p.name.startswith("out.") for p in tmp_path.iterdir())

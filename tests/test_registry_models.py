@@ -11,7 +11,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 import registry_models as rm
 
 
@@ -31,13 +30,13 @@ def _real_texts(n_messages: int = 300, n_code: int = 40) -> list[str]:
         if msgs:
             texts.append(rng.choice(msgs))
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for p in sorted(stdlib.glob("*.py"))[:: 4][:n_code]:
+    for p in sorted(stdlib.glob("*.py"))[::4][:n_code]:
         src = p.read_text(encoding="utf-8", errors="replace")
         start = rng.randrange(max(1, len(src) - 2000))
-        texts.append(src[start:start + 2000])
+        texts.append(src[start : start + 2000])
     from pydoc_data.topics import topics
 
-    texts += [topics[k][:3000] for k in sorted(topics)[:: 10]]
+    texts += [topics[k][:3000] for k in sorted(topics)[::10]]
     return texts
 
 
@@ -105,12 +104,21 @@ def test_chat_template_matches_meta_reference(fast, spm):
     bos + encode(f"[INST] {user} [/INST]"), the system prompt wrapped in <<SYS>> into
     the first user message."""
     system, u1, a1, u2 = "Be brief.", "  Is water wet? ", "Yes.", "Rate this:\n\ttext  "
-    msgs = [{"role": "system", "content": system}, {"role": "user", "content": u1},
-            {"role": "assistant", "content": a1}, {"role": "user", "content": u2}]
+    msgs = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": u1},
+        {"role": "assistant", "content": a1},
+        {"role": "user", "content": u2},
+    ]
     text = fast.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     first = f"<<SYS>>\n{system}\n<</SYS>>\n\n{u1}"
-    meta = ([1] + spm.encode(f"[INST] {first.strip()} [/INST] {a1.strip()} ") + [2]
-            + [1] + spm.encode(f"[INST] {u2.strip()} [/INST]"))
+    meta = (
+        [1]
+        + spm.encode(f"[INST] {first.strip()} [/INST] {a1.strip()} ")
+        + [2]
+        + [1]
+        + spm.encode(f"[INST] {u2.strip()} [/INST]")
+    )
     assert fast(text, add_special_tokens=False).input_ids == meta
     assert fast.apply_chat_template(msgs[1:2], tokenize=False) == "<s>[INST] Is water wet? [/INST]"
 
@@ -130,7 +138,8 @@ def test_tiny_llama2_config(tiny_llama2_dir):
     assert cfg.hidden_size // cfg.num_attention_heads == 32 and cfg.max_position_embeddings == 4096
     assert (tiny_llama2_dir / "model.safetensors").is_file()
     assert (tiny_llama2_dir / "tokenizer.json").read_bytes() == (
-        rm.llama2_tokenizer_dir() / "tokenizer.json").read_bytes()
+        rm.llama2_tokenizer_dir() / "tokenizer.json"
+    ).read_bytes()
 
 
 def test_smollm2(smollm2_dir):
@@ -141,8 +150,7 @@ def test_smollm2(smollm2_dir):
     assert getattr(cfg, "quantization_config", None) is None
     tok = AutoTokenizer.from_pretrained(smollm2_dir)
     assert "<|im_start|>" in json.loads((smollm2_dir / "tokenizer_config.json").read_text())["chat_template"]
-    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
-                                   add_generation_prompt=True)
+    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
     assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     # the judge's answer words are single tokens
     assert all(len(tok.encode(w, add_special_tokens=False)) == 1 for w in (" yes", " no", " Yes", " No"))

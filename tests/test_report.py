@@ -1,6 +1,7 @@
 """`curate report`: the HTML page of a real run (filter and annotate mode, on text from this
 Python's standard library), read back as data, parsed as HTML, and loaded in a real browser
 (Debian's chromium, headless): what it rendered and a screenshot that is not blank."""
+
 from __future__ import annotations
 
 import json
@@ -21,18 +22,22 @@ from tests.corpus import write_jsonl
 pytestmark = pytest.mark.slow
 
 SAMPLE = 3  # output.rejected_text_sample in the filter run
-HOSTILE = ("<script>document.title='pwned'</script><img id=pwned src=x onerror=alert(1)>"
-           " </pre></details><b>bold & \x1b[31m \u202eevil")
+HOSTILE = (
+    "<script>document.title='pwned'</script><img id=pwned src=x onerror=alert(1)>"
+    " </pre></details><b>bold & \x1b[31m \u202eevil"
+)
 CHROMIUM = "/usr/bin/chromium"
 
 
 def _prose() -> list[dict]:
     from pipeline.demo import prose_docs  # pydoc topics, unwrapped: English prose that passes
+
     return prose_docs(80)
 
 
 def _code() -> list[dict]:
     from pipeline.demo import code_docs  # files of this Python's standard library
+
     return code_docs(12)
 
 
@@ -75,6 +80,7 @@ def annotated(corpus, tmp_path_factory):
 
 # ------------------------------------------------------------------------------ the rejected sample
 
+
 def test_rejected_text_sample_is_the_smallest_id_hashes_per_rule(filtered):
     out, m = filtered
     t = pq.read_table(out / schema.REJECTED_DIR).to_pylist()
@@ -103,6 +109,7 @@ def test_manifest_counts_bytes_and_tokens_per_rule(filtered):
 
 # ------------------------------------------------------------------------------ the data behind the page
 
+
 def test_report_data(filtered):
     out, m = filtered
     data = report.collect(str(out), per_rule=50)
@@ -111,7 +118,7 @@ def test_report_data(filtered):
     assert names == set(m["buckets"])  # every bucket, empty ones included
     assert any(r["documents"] == 0 for r in rows)
     missed = [r for r in rows if r["missed"]]
-    assert missed and rows[:len(missed)] == missed  # missed targets first
+    assert missed and rows[: len(missed)] == missed  # missed targets first
     assert (rows[0]["name"], rows[0]["group"]) == (m["mixture"]["unmet"][0]["bucket"], True)  # groups first
     assert any(r["name"] == "multilingual" for r in missed)  # no source feeds it
     f = data["funnel"]
@@ -146,6 +153,7 @@ def test_report_signals_in_annotate_mode(annotated):
 
 
 # ------------------------------------------------------------------------------ the HTML
+
 
 class _Page(HTMLParser):
     """Elements of a page: tags seen, bucket rows in order, the text of example blocks."""
@@ -186,8 +194,13 @@ def _check_page(page: _Page, m: dict, annotate: bool) -> None:
     assert "script" not in tags and "img" not in tags and "link" not in tags and "iframe" not in tags
     assert not any(a.get("id") == "pwned" for _, a in page.tags)
     assert not any(k.startswith("on") for _, a in page.tags for k in a)
-    assert not any(str(v).startswith(("http:", "https:", "//")) for t, a in page.tags if t != "svg"
-                   for k, v in a.items() if k in ("src", "href"))
+    assert not any(
+        str(v).startswith(("http:", "https:", "//"))
+        for t, a in page.tags
+        if t != "svg"
+        for k, v in a.items()
+        if k in ("src", "href")
+    )
     assert {b for b, _ in page.bucket_rows} >= set(m["buckets"])
     charts = {c for t, a in page.tags if t == "svg" for c in (a.get("class") or "").split()}
     assert {"shares", "funnel", "length", "dup"} <= charts
@@ -196,7 +209,9 @@ def _check_page(page: _Page, m: dict, annotate: bool) -> None:
     if not annotate:
         first, cls = page.bucket_rows[0]
         assert first == m["mixture"]["unmet"][0]["bucket"] and "missed" in cls.split()
-        assert [b for b, c in page.bucket_rows[:len(m["mixture"]["unmet"])]] == [u["bucket"] for u in m["mixture"]["unmet"]]
+        assert [b for b, c in page.bucket_rows[: len(m["mixture"]["unmet"])]] == [
+            u["bucket"] for u in m["mixture"]["unmet"]
+        ]
         assert sum(1 for t, a in page.tags if t == "details" and a.get("data-rule")) == len(m["rejected"])
 
 
@@ -232,6 +247,7 @@ def test_overwrite_replaces_an_output_holding_its_report(corpus, filtered, tmp_p
 
 # ------------------------------------------------------------------------------ a real browser
 
+
 def chromium() -> str:
     """Debian's chromium; missing: a skip on a developer's machine, a failure in CI (.ci/run
     installs it)."""
@@ -244,14 +260,25 @@ def chromium() -> str:
 
 
 def _browser(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", *args]
+    cmd = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
 def _pixels(png: Path) -> np.ndarray:
     from PIL import Image
+
     with Image.open(png) as im:
         return np.asarray(im.convert("RGB"), dtype=np.float64)
 

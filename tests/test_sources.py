@@ -1,6 +1,6 @@
 """The reader: every bad record becomes one quarantine row with a reason; good ones survive."""
+
 import gzip
-import io
 import json
 
 import pyarrow as pa
@@ -48,8 +48,9 @@ def test_each_bad_record_is_quarantined_with_its_reason(tmp_path, comp):
     blob = lines_blob()
     suffix = {"none": "", "gzip": ".gz", "zstd": ".zst"}[comp]
     path = tmp_path / f"x.jsonl{suffix}"
-    path.write_bytes({"none": lambda b: b, "gzip": gzip.compress,
-                      "zstd": zstandard.ZstdCompressor().compress}[comp](blob))
+    path.write_bytes(
+        {"none": lambda b: b, "gzip": gzip.compress, "zstd": zstandard.ZstdCompressor().compress}[comp](blob)
+    )
     assert infer_format(str(path)) == ("jsonl", comp)
     docs, quar = read_all(path, comp=comp)
     assert [q["reason"] for q in quar] == [r for _, r in BAD_LINES]
@@ -57,7 +58,9 @@ def test_each_bad_record_is_quarantined_with_its_reason(tmp_path, comp):
     assert all(q["file"] == str(path) and q["byte_offset"] is not None for q in quar)
     # the record index counts every record, good or bad; uids are unique
     assert len({d["uid"] for d in docs}) == len(docs)
-    assert sorted([split_uid(d["uid"])[1] for d in docs] + [q["record"] for q in quar]) == list(range(2 * len(BAD_LINES)))
+    assert sorted([split_uid(d["uid"])[1] for d in docs] + [q["record"] for q in quar]) == list(
+        range(2 * len(BAD_LINES))
+    )
 
 
 def test_oversized_record_is_quarantined_without_reading_it_whole(tmp_path):
@@ -135,14 +138,20 @@ def test_bom_huge_ints_and_surrogates_in_fields_are_per_record(tmp_path):
     """Issue 14: a BOM is not a bad record; a 5,000-digit integer anywhere parses (as an id it is
     refused); a lone surrogate in the id or url is that record's quarantine, not the run's end."""
     path = tmp_path / "h.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join([
-        b'{"id": "a", "text": "first record after a BOM"}',
-        b'{"id": "b", "text": "an extra field holds a huge int", "n": ' + b"9" * 5000 + b"}",
-        b'{"id": ' + b"9" * 5000 + b', "text": "the id is a huge int"}',
-        b'{"id": "\\ud800", "text": "the id is a lone surrogate"}',
-        b'{"id": "e", "url": "http://x/\\udc00", "text": "the url is a lone surrogate"}',
-        b'{"id": "f", "url": [' + b"9" * 5000 + b'], "text": "the url is a list holding a huge int"}',
-    ]) + b"\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + b"\n".join(
+            [
+                b'{"id": "a", "text": "first record after a BOM"}',
+                b'{"id": "b", "text": "an extra field holds a huge int", "n": ' + b"9" * 5000 + b"}",
+                b'{"id": ' + b"9" * 5000 + b', "text": "the id is a huge int"}',
+                b'{"id": "\\ud800", "text": "the id is a lone surrogate"}',
+                b'{"id": "e", "url": "http://x/\\udc00", "text": "the url is a lone surrogate"}',
+                b'{"id": "f", "url": [' + b"9" * 5000 + b'], "text": "the url is a list holding a huge int"}',
+            ]
+        )
+        + b"\n"
+    )
     spec = FileSpec(0, "s", str(path), "jsonl", "none", path.stat().st_size)
     src = Source(name="s", paths=[str(path)], url_field="url")
     items = list(read_file(spec, src, NormalizeParams(), 64))
@@ -158,8 +167,12 @@ def test_bom_huge_ints_and_surrogates_in_fields_are_per_record(tmp_path):
 def test_max_record_bytes_counts_the_texts_utf8_bytes_not_the_escaped_line(tmp_path):
     path = tmp_path / "cjk.jsonl"
     text = "中" * 3000  # 9,000 UTF-8 bytes; 18,000 bytes escaped as \\u4e2d
-    path.write_bytes(json.dumps({"id": "in", "text": text}).encode() + b"\n"
-                     + json.dumps({"id": "out", "text": text + "中" * 400}).encode() + b"\n")
+    path.write_bytes(
+        json.dumps({"id": "in", "text": text}).encode()
+        + b"\n"
+        + json.dumps({"id": "out", "text": text + "中" * 400}).encode()
+        + b"\n"
+    )
     docs, quar = read_all(path, max_record_bytes=10_000)
     assert [d["id"] for d in docs] == ["in"]
     assert [q["reason"] for q in quar] == ["too_large"] and "text is 10200 bytes" in quar[0]["detail"]

@@ -1,6 +1,7 @@
 """`curate submit`, proven offline: dry runs write Dataflow's job description and the Beam
 pipeline proto (no credentials, no network), portable runners' options are built without a job
 server, and the mistakes a user makes are one line and exit code 2 before anything is built."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ from tests.corpus import bench_docs, write_jsonl
 
 GCP = ["--project", "proj", "--region", "us-central1"]
 IMAGE = "us-central1-docker.pkg.dev/proj/curate/worker:test"
-JUDGE = ["--set", "stages.quality.enabled=true", "--set", "stages.quality.classifier=llama_judge",
-         "--set", "stages.quality.model=/models/llama-2-7b-chat"]
+JUDGE = [
+    "--set",
+    "stages.quality.enabled=true",
+    "--set",
+    "stages.quality.classifier=llama_judge",
+    "--set",
+    "stages.quality.model=/models/llama-2-7b-chat",
+]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +76,12 @@ def dofn(p: beam_runner_api_pb2.Pipeline, step: str):
     """The DoFn object of the ParDo step named `step`, unpickled as a worker would."""
     from apache_beam.internal import pickler
 
-    t = next(t for t in p.components.transforms.values() if t.spec.urn == "beam:transform:pardo:v1"
-             and (t.unique_name == step or t.unique_name.startswith(f"{step}/ParDo(")))
+    t = next(
+        t
+        for t in p.components.transforms.values()
+        if t.spec.urn == "beam:transform:pardo:v1"
+        and (t.unique_name == step or t.unique_name.startswith(f"{step}/ParDo("))
+    )
     payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
     return pickler.loads(payload.do_fn.payload)[0]
 
@@ -85,11 +96,27 @@ def fail(capsys, *argv) -> str:
 
 # ----------------------------------------------------------------------------- Dataflow dry runs
 
+
 @pytest.fixture(scope="module")
 def cpu_dry_run(corpus, tmp_path_factory):
     d = tmp_path_factory.mktemp("dry") / "cpu"
-    rc = main(["submit", str(corpus["config"]), *GCP, "--image", IMAGE, "--max-workers", "40",
-               "--input", "gs://bucket/crawl/*.jsonl.zst", "--output", "gs://bucket/out", "--dry-run", str(d)])
+    rc = main(
+        [
+            "submit",
+            str(corpus["config"]),
+            *GCP,
+            "--image",
+            IMAGE,
+            "--max-workers",
+            "40",
+            "--input",
+            "gs://bucket/crawl/*.jsonl.zst",
+            "--output",
+            "gs://bucket/out",
+            "--dry-run",
+            str(d),
+        ]
+    )
     assert rc == 0
     return d
 
@@ -112,8 +139,22 @@ def test_dry_run_writes_a_runner_v2_job_with_our_image(cpu_dry_run):
 def test_dry_run_proto_holds_the_project_transforms(cpu_dry_run):
     p = read_proto(cpu_dry_run / "pipeline.pb")
     steps = top_level_steps(p)
-    assert {"Files", "Read", "LanguageId", "Heuristics", "Tokens", "DedupKeys", "Route", "Dedup", "Mixture",
-            "GroupByChunk", "Finalize", "GroupByShard", "WriteShards", "WriteManifest"} <= steps
+    assert {
+        "Files",
+        "Read",
+        "LanguageId",
+        "Heuristics",
+        "Tokens",
+        "DedupKeys",
+        "Route",
+        "Dedup",
+        "Mixture",
+        "GroupByChunk",
+        "Finalize",
+        "GroupByShard",
+        "WriteShards",
+        "WriteManifest",
+    } <= steps
     assert "Quality" not in steps  # off by default
     assert images(p) == {IMAGE}
     # the pickled DoFns are this project's (workers import them from the image), and the last
@@ -138,8 +179,20 @@ def test_dry_run_lists_local_files_and_leaves_remote_patterns_unlisted(cpu_dry_r
 
 def test_gpu_judge_dry_run_asks_for_one_engine_per_gpu_vm(corpus, tmp_path):
     d = tmp_path / "gpu"
-    rc = main(["submit", str(corpus["config"]), *GCP, *JUDGE, "--gpu-type", "nvidia-l4",
-               "--output", "gs://bucket/out", "--dry-run", str(d)])
+    rc = main(
+        [
+            "submit",
+            str(corpus["config"]),
+            *GCP,
+            *JUDGE,
+            "--gpu-type",
+            "nvidia-l4",
+            "--output",
+            "gs://bucket/out",
+            "--dry-run",
+            str(d),
+        ]
+    )
     assert rc == 0
     env = json.loads((d / "job.json").read_text())["environment"]
     assert env["serviceOptions"] == ["worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"]
@@ -155,30 +208,46 @@ def test_gpu_judge_dry_run_asks_for_one_engine_per_gpu_vm(corpus, tmp_path):
 
 # ----------------------------------------------------------------------------- split run
 
+
 def test_split_run_judges_the_first_jobs_output(corpus, tmp_path, capsys):
     """Job 1 (here: locally, as --defer-judge configures it) writes every survivor; the judge
     job's dry run reads its manifest, takes its shards as sources (code apart) and runs the
     judge and the mixture without the filters and dedup that job 1 already applied."""
     out1 = tmp_path / "out1"
-    assert main(["run", str(corpus["config"]), "--output", str(out1),
-                 "--set", "stages.mixture.enabled=false"]) == 0
+    assert main(["run", str(corpus["config"]), "--output", str(out1), "--set", "stages.mixture.enabled=false"]) == 0
     m1 = json.loads((out1 / "manifest.json").read_text())
     assert sub.defer_judge(load_config(corpus["config"])).model_dump(mode="json")["stages"] == m1["config"]["stages"]
     shards = [s for s in m1["shards"] if s["kind"] == "mixture" and s["rows"]]
     assert {s["bucket"] for s in shards} >= {"en", "code"}
 
     d = tmp_path / "judge"
-    rc = main(["submit", str(corpus["config"]), *GCP, *JUDGE, "--gpu-type", "nvidia-l4", "--judge-input", str(out1),
-               "--output", "gs://bucket/judged", "--dry-run", str(d)])
+    rc = main(
+        [
+            "submit",
+            str(corpus["config"]),
+            *GCP,
+            *JUDGE,
+            "--gpu-type",
+            "nvidia-l4",
+            "--judge-input",
+            str(out1),
+            "--output",
+            "gs://bucket/judged",
+            "--dry-run",
+            str(d),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "replaced" in capsys.readouterr().err  # the config's own sources give way to OUT1's shards
     s = json.loads((d / "submit.json").read_text())
     srcs = {x["name"]: x for x in s["config"]["sources"]}
     assert srcs[sub.JUDGE_INPUT_CODE]["kind"] == "code"
-    assert sorted(srcs[sub.JUDGE_INPUT_CODE]["paths"]) == \
-        sorted(str(out1 / x["path"]) for x in shards if x["bucket"] == "code")
-    assert sorted(srcs[sub.JUDGE_INPUT_TEXT]["paths"]) == \
-        sorted(str(out1 / x["path"]) for x in shards if x["bucket"] != "code")
+    assert sorted(srcs[sub.JUDGE_INPUT_CODE]["paths"]) == sorted(
+        str(out1 / x["path"]) for x in shards if x["bucket"] == "code"
+    )
+    assert sorted(srcs[sub.JUDGE_INPUT_TEXT]["paths"]) == sorted(
+        str(out1 / x["path"]) for x in shards if x["bucket"] != "code"
+    )
     assert all(x["format"] == "parquet" for x in srcs.values())
     st = s["config"]["stages"]
     assert not st["heuristics"]["enabled"] and not st["exact_dedup"]["enabled"]
@@ -192,12 +261,33 @@ def test_split_run_judges_the_first_jobs_output(corpus, tmp_path, capsys):
     bad.mkdir()
     m1["config"]["stages"]["mixture"]["enabled"] = True
     (bad / "manifest.json").write_text(json.dumps(m1))
-    assert "--defer-judge" in fail(capsys, *GCP, *JUDGE, "--gpu-type", "nvidia-l4", "--judge-input", str(bad),
-                                   "--dry-run", str(tmp_path / "d2"))
-    assert "--input" in fail(capsys, *GCP, *JUDGE, "--gpu-type", "nvidia-l4", "--judge-input", str(out1),
-                             "--input", "gs://b/x.jsonl", "--dry-run", str(tmp_path / "d4"))
-    assert "must have finished" in fail(capsys, *GCP, *JUDGE, "--gpu-type", "nvidia-l4", "--judge-input",
-                                        str(tmp_path / "nothing"), "--dry-run", str(tmp_path / "d3"))
+    assert "--defer-judge" in fail(
+        capsys, *GCP, *JUDGE, "--gpu-type", "nvidia-l4", "--judge-input", str(bad), "--dry-run", str(tmp_path / "d2")
+    )
+    assert "--input" in fail(
+        capsys,
+        *GCP,
+        *JUDGE,
+        "--gpu-type",
+        "nvidia-l4",
+        "--judge-input",
+        str(out1),
+        "--input",
+        "gs://b/x.jsonl",
+        "--dry-run",
+        str(tmp_path / "d4"),
+    )
+    assert "must have finished" in fail(
+        capsys,
+        *GCP,
+        *JUDGE,
+        "--gpu-type",
+        "nvidia-l4",
+        "--judge-input",
+        str(tmp_path / "nothing"),
+        "--dry-run",
+        str(tmp_path / "d3"),
+    )
 
 
 def test_judge_input_on_gcs_in_a_dry_run_uses_the_config_buckets():
@@ -212,11 +302,27 @@ def test_judge_input_on_gcs_in_a_dry_run_uses_the_config_buckets():
 
 # ----------------------------------------------------------------------------- Flink / Spark
 
+
 def test_flink_dry_run_builds_the_portable_proto_without_a_job_server(corpus, tmp_path):
     d = tmp_path / "flink"
-    rc = main(["submit", str(corpus["config"]), "--runner", "flink", "--flink-master", "flink-jm:8081",
-               "--image", "registry.local/curate-worker:1", "--max-workers", "16", "--output", "/shared/out",
-               "--dry-run", str(d)])
+    rc = main(
+        [
+            "submit",
+            str(corpus["config"]),
+            "--runner",
+            "flink",
+            "--flink-master",
+            "flink-jm:8081",
+            "--image",
+            "registry.local/curate-worker:1",
+            "--max-workers",
+            "16",
+            "--output",
+            "/shared/out",
+            "--dry-run",
+            str(d),
+        ]
+    )
     assert rc == 0
     assert not (d / "job.json").exists()
     p = read_proto(d / "pipeline.pb")
@@ -226,17 +332,40 @@ def test_flink_dry_run_builds_the_portable_proto_without_a_job_server(corpus, tm
     assert s["runner"] == "FlinkRunner" and "--parallelism=16" in s["flags"]
 
 
-@pytest.mark.parametrize("argv, runner, check", [
-    (["--runner", "flink", "--flink-master", "jm:8081"], "FlinkRunner",
-     lambda o: o.view_as(FlinkRunnerOptions).flink_master == "jm:8081"),
-    (["--runner", "spark", "--spark-master-url", "spark://master:7077"], "SparkRunner",
-     lambda o: o.view_as(SparkRunnerOptions).spark_master_url == "spark://master:7077"),
-    (["--runner", "flink", "--job-endpoint", "localhost:8099"], "PortableRunner",
-     lambda o: o.view_as(PortableOptions).job_endpoint == "localhost:8099"),
-    (["--runner", "spark", "--job-endpoint", "js:8099", "--environment-type", "EXTERNAL",
-      "--environment-config", "localhost:50000"], "PortableRunner",
-     lambda o: o.view_as(PortableOptions).environment_config == "localhost:50000"),
-])
+@pytest.mark.parametrize(
+    "argv, runner, check",
+    [
+        (
+            ["--runner", "flink", "--flink-master", "jm:8081"],
+            "FlinkRunner",
+            lambda o: o.view_as(FlinkRunnerOptions).flink_master == "jm:8081",
+        ),
+        (
+            ["--runner", "spark", "--spark-master-url", "spark://master:7077"],
+            "SparkRunner",
+            lambda o: o.view_as(SparkRunnerOptions).spark_master_url == "spark://master:7077",
+        ),
+        (
+            ["--runner", "flink", "--job-endpoint", "localhost:8099"],
+            "PortableRunner",
+            lambda o: o.view_as(PortableOptions).job_endpoint == "localhost:8099",
+        ),
+        (
+            [
+                "--runner",
+                "spark",
+                "--job-endpoint",
+                "js:8099",
+                "--environment-type",
+                "EXTERNAL",
+                "--environment-config",
+                "localhost:50000",
+            ],
+            "PortableRunner",
+            lambda o: o.view_as(PortableOptions).environment_config == "localhost:50000",
+        ),
+    ],
+)
 def test_portable_runner_options(argv, runner, check):
     args = _parse(["submit", *argv, "--image", "img:1"])
     params = sub.params_from_args(args)
@@ -252,14 +381,23 @@ def test_portable_runner_options(argv, runner, check):
 
 def _parse(argv):
     from pipeline.cli import parser
+
     return parser().parse_args(argv)
 
 
 def test_dataflow_options_from_flags():
     config = load_config(None, [])
-    params = sub.SubmitParams(project="p", region="europe-west4", temp_location="gs://b/tmp", image="img:2",
-                              gpu_type="nvidia-tesla-a100", gpu_count=2, num_workers=3, public_ips=False,
-                              beam_options=["--worker_zone=europe-west4-a"])
+    params = sub.SubmitParams(
+        project="p",
+        region="europe-west4",
+        temp_location="gs://b/tmp",
+        image="img:2",
+        gpu_type="nvidia-tesla-a100",
+        gpu_count=2,
+        num_workers=3,
+        public_ips=False,
+        beam_options=["--worker_zone=europe-west4-a"],
+    )
     opts = sub.pipeline_options(sub.dataflow_flags(config, params, "job-1"))
     gc, w = opts.view_as(GoogleCloudOptions), opts.view_as(WorkerOptions)
     assert gc.staging_location == "gs://b/tmp/staging" and gc.job_name == "job-1"
@@ -270,15 +408,26 @@ def test_dataflow_options_from_flags():
 
 # ----------------------------------------------------------------------------- one-line errors
 
+
 def test_a_real_submission_refuses_local_paths(corpus, capsys):
     base = [str(corpus["config"]), *GCP, "--temp-location", "gs://b/tmp"]
     assert "local path" in fail(capsys, *base, "--output", "out/local")
     assert "local path" in fail(capsys, *base, "--output", "gs://b/out")  # the config's inputs are local
-    assert "gs://" in fail(capsys, str(corpus["config"]), *GCP, "--temp-location", "/tmp/t",
-                           "--output", "gs://b/out")
+    assert "gs://" in fail(capsys, str(corpus["config"]), *GCP, "--temp-location", "/tmp/t", "--output", "gs://b/out")
     assert "--temp-location" in fail(capsys, "--input", "gs://b/x.jsonl", *GCP, "--output", "gs://b/out")
-    assert "--judge-input" in fail(capsys, *GCP, "--temp-location", "gs://b/tmp", *JUDGE, "--gpu-type",
-                                   "nvidia-l4", "--judge-input", "out1", "--output", "gs://b/out")
+    assert "--judge-input" in fail(
+        capsys,
+        *GCP,
+        "--temp-location",
+        "gs://b/tmp",
+        *JUDGE,
+        "--gpu-type",
+        "nvidia-l4",
+        "--judge-input",
+        "out1",
+        "--output",
+        "gs://b/out",
+    )
 
 
 def test_gpu_mistakes(corpus, capsys):
@@ -287,10 +436,20 @@ def test_gpu_mistakes(corpus, capsys):
     assert "no stage uses one" in fail(capsys, *base, "--gpu-type", "nvidia-l4")
     assert "g2-" in fail(capsys, *base, *JUDGE, "--gpu-type", "nvidia-l4", "--machine-type", "n1-standard-8")
     assert "--machine-type" in fail(capsys, *base, *JUDGE, "--gpu-type", "nvidia-new-gpu")
-    assert "tensor_parallel_size" in fail(capsys, *base, *JUDGE, "--gpu-type", "nvidia-l4",
-                                          "--set", "stages.quality.tensor_parallel_size=2")
-    assert "GPUs" in fail(capsys, str(corpus["config"]), "--runner", "spark", "--spark-master-url", "spark://m:7077",
-                          *JUDGE, "--dry-run", "unused")
+    assert "tensor_parallel_size" in fail(
+        capsys, *base, *JUDGE, "--gpu-type", "nvidia-l4", "--set", "stages.quality.tensor_parallel_size=2"
+    )
+    assert "GPUs" in fail(
+        capsys,
+        str(corpus["config"]),
+        "--runner",
+        "spark",
+        "--spark-master-url",
+        "spark://m:7077",
+        *JUDGE,
+        "--dry-run",
+        "unused",
+    )
     assert not Path("unused").exists()
 
 
@@ -313,6 +472,7 @@ def test_missing_gcp_extra_is_one_line(corpus, capsys, monkeypatch):
 
 # ----------------------------------------------------------------------------- flex template
 
+
 def test_flex_template_entrypoint_passes_launcher_options_through(tmp_path, monkeypatch):
     """The launcher's options (project, region, locations, image) reach the job as given, with
     this project's options and the template's parameters. Listing gs:// needs the network, so
@@ -322,14 +482,24 @@ def test_flex_template_entrypoint_passes_launcher_options_through(tmp_path, monk
     monkeypatch.setattr(sub, "check_output", lambda path, overwrite: None)
     d = tmp_path / "tpl"
     (d / "staging").mkdir(parents=True)
-    rc = sub.template_main([
-        "--input=gs://b/a/*.jsonl,gs://b/b/*.parquet", "--output=gs://b/out",
-        "--overrides=stages.quality.enabled=true;stages.quality.classifier=llama_judge;"
-        "stages.quality.model=/models/judge", "--gpu_type=nvidia-l4",
-        # what the flex-template launcher passes
-        "--project=proj", "--region=us-east1", f"--temp_location={d}/tmp", f"--staging_location={d}/staging",
-        "--sdk_container_image=img:tpl", "--dataflow_endpoint=http://localhost:1", "--no_auth",
-        f"--template_location={d}/job.json"])
+    rc = sub.template_main(
+        [
+            "--input=gs://b/a/*.jsonl,gs://b/b/*.parquet",
+            "--output=gs://b/out",
+            "--overrides=stages.quality.enabled=true;stages.quality.classifier=llama_judge;"
+            "stages.quality.model=/models/judge",
+            "--gpu_type=nvidia-l4",
+            # what the flex-template launcher passes
+            "--project=proj",
+            "--region=us-east1",
+            f"--temp_location={d}/tmp",
+            f"--staging_location={d}/staging",
+            "--sdk_container_image=img:tpl",
+            "--dataflow_endpoint=http://localhost:1",
+            "--no_auth",
+            f"--template_location={d}/job.json",
+        ]
+    )
     assert rc == 0
     env = json.loads((d / "job.json").read_text())["environment"]
     assert env["workerPools"][0]["sdkHarnessContainerImages"][0]["containerImage"] == "img:tpl"
@@ -348,8 +518,11 @@ def test_flex_template_metadata_names_every_parameter():
     meta = json.loads((Path(__file__).resolve().parents[1] / "dataflow" / "metadata.json").read_text())
     names = [p["name"] for p in meta["parameters"]]
     assert sorted(names) == sorted(sub.TEMPLATE_PARAMETERS)
-    parsed = vars(sub.template_parser().parse_args([f"--{n}=true" if n in ("overwrite", "defer_judge")
-                                                    else f"--{n}=1" for n in names]))
+    parsed = vars(
+        sub.template_parser().parse_args(
+            [f"--{n}=true" if n in ("overwrite", "defer_judge") else f"--{n}=1" for n in names]
+        )
+    )
     assert all(parsed[n] is not None for n in names)
 
 
@@ -360,10 +533,18 @@ def test_the_real_submission_path_up_to_the_service(corpus, tmp_path):
     specs, unlisted = sub.plan_inputs(config, dry_run=False)
     assert not unlisted and len(specs) == 2
     (tmp_path / "staging").mkdir()
-    params = sub.SubmitParams(project="p", region="us-central1", temp_location=str(tmp_path / "tmp"),
-                              staging_location=str(tmp_path / "staging"), image="img:3",
-                              beam_options=["--dataflow_endpoint=http://localhost:1", "--no_auth",
-                                            f"--template_location={tmp_path / 'classic.json'}"])
+    params = sub.SubmitParams(
+        project="p",
+        region="us-central1",
+        temp_location=str(tmp_path / "tmp"),
+        staging_location=str(tmp_path / "staging"),
+        image="img:3",
+        beam_options=[
+            "--dataflow_endpoint=http://localhost:1",
+            "--no_auth",
+            f"--template_location={tmp_path / 'classic.json'}",
+        ],
+    )
     summary = sub.submit(config, params, specs)
     assert summary["template"] == str(tmp_path / "classic.json") and "job_id" not in summary
     env = json.loads((tmp_path / "classic.json").read_text())["environment"]

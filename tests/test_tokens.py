@@ -6,6 +6,7 @@ source archive, classifiers/artifacts.py) and checked against llama.cpp's test v
 and against tiktoken, the library of Meta's reference tokenizer. The end-to-end runs use a small
 real corpus (pipeline/demo.py: pydoc prose, gettext catalogs, the standard library) and read the
 Parquet files back. Nothing here reads ../shared."""
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ VIETNAMESE = "Cửa Việt"  # the vector transformers' GGUF loader gets wrong (
 @pytest.fixture(scope="module")
 def vocab_dir() -> Path:
     from tests.registry_models import CACHE
+
     return artifacts.llama_cpp_vocab_dir(CACHE)
 
 
@@ -42,8 +44,7 @@ def llama3(llama3_tokenizer_dir) -> Tokenizer:
 @pytest.fixture(scope="module")
 def corpus() -> list[dict]:
     """English prose, translated messages in 18 languages (8 scripts) and Python code, all real."""
-    langs = {"ar", "bg", "de", "el", "es", "fa", "fr", "he", "hi", "ja", "ko", "pl", "ru", "th", "tr", "uk", "vi",
-             "zh"}
+    langs = {"ar", "bg", "de", "el", "es", "fa", "fr", "he", "hi", "ja", "ko", "pl", "ru", "th", "tr", "uk", "vi", "zh"}
     return prose_docs(40) + multilingual_docs(1, langs) + code_docs(25)
 
 
@@ -67,9 +68,11 @@ def test_without_ignore_merges_only_the_vietnamese_vector_differs(vocab_dir, lla
     assert spec["model"]["ignore_merges"] is True
     spec["model"]["ignore_merges"] = False
     plain = Tokenizer.from_str(json.dumps(spec))
-    wrong = {text: plain.encode(text, add_special_tokens=False).ids
-             for text, ids in read_vocab_tests(vocab_dir / LLAMA_BPE_GGUF)
-             if plain.encode(text, add_special_tokens=False).ids != ids}
+    wrong = {
+        text: plain.encode(text, add_special_tokens=False).ids
+        for text, ids in read_vocab_tests(vocab_dir / LLAMA_BPE_GGUF)
+        if plain.encode(text, add_special_tokens=False).ids != ids
+    }
     assert wrong == {VIETNAMESE: [34, 91163, 11655, 26298, 83]}
 
 
@@ -127,7 +130,8 @@ def test_counter_kinds(llama3_tokenizer_dir, llama2_tokenizer_dir, tmp_path):
     l2 = resolve("file", str(llama2_tokenizer_dir / "tokenizer.json"))
     assert tiktoken_encoding(l2.path) is None  # not Llama 3's shape: counted by `tokenizers`
     assert TokenCounter.load(l2).count(texts) == [
-        len(Tokenizer.from_file(l2.path).encode(t, add_special_tokens=False).ids) for t in texts]
+        len(Tokenizer.from_file(l2.path).encode(t, add_special_tokens=False).ids) for t in texts
+    ]
     approx = resolve("approx")
     assert approx.approximate and approx.sha256 is None
     assert TokenCounter.load(approx).count(texts) == [math.ceil(len(t.encode()) / 4) for t in texts]
@@ -145,6 +149,7 @@ def test_last_pass_recounts_a_document_that_lost_lines(llama3):
     from pipeline.config import Config
     from pipeline.records import Info
     from pipeline.stages.line_dedup import ApplyLineDedup
+
     apply = ApplyLineDedup(Config.model_validate({"stages": {"line_dedup": {"enabled": True}}})).apply
     text = "Skip to main content\nLa première ligne du texte, en français.\n日本語の文もある。\nFooter"
     kept = "La première ligne du texte, en français.\n日本語の文もある。"
@@ -159,15 +164,26 @@ def test_last_pass_recounts_a_document_that_lost_lines(llama3):
 def _run(d: Path, name: str, corpus: list[dict], *sets: str) -> tuple[Path, dict, list[dict]]:
     src = d / "corpus.jsonl.zst"
     if not src.exists():
-        write_jsonl(src, [{"id": x["id"], "text": x["text"], **({"path": x["path"]} if "path" in x else {})}
-                          for x in corpus], compress=True)
-        (d / "run.yaml").write_text(yaml.safe_dump({
-            "sources": [{"name": "text", "paths": [str(src)], "path_field": "path"}],
-            "stages": {"mixture": {"enabled": False}}}))  # every survivor kept, once
+        write_jsonl(
+            src,
+            [{"id": x["id"], "text": x["text"], **({"path": x["path"]} if "path" in x else {})} for x in corpus],
+            compress=True,
+        )
+        (d / "run.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "sources": [{"name": "text", "paths": [str(src)], "path_field": "path"}],
+                    "stages": {"mixture": {"enabled": False}},
+                }
+            )
+        )  # every survivor kept, once
     out = d / name
     assert main(["run", str(d / "run.yaml"), "--output", str(out), *(a for s in sets for a in ("--set", s))]) == 0
-    rows = ds.dataset(out / "mixture", format="parquet", partitioning="hive").to_table(
-        columns=["id", "text", "bucket", "n_tokens", "repeats"]).to_pylist()
+    rows = (
+        ds.dataset(out / "mixture", format="parquet", partitioning="hive")
+        .to_table(columns=["id", "text", "bucket", "n_tokens", "repeats"])
+        .to_pylist()
+    )
     return out, json.loads((out / "manifest.json").read_text()), rows
 
 
@@ -192,10 +208,16 @@ def test_e2e_n_tokens_with_a_given_tokenizer_json(corpus, llama2_tokenizer_dir, 
     out, m, rows = _run(d, "llama2", corpus, f"tokenizer.path={path}")
     llama2 = Tokenizer.from_file(path)
     assert len(rows) > 50
-    assert [r["n_tokens"] for r in rows] == [len(e.ids) for e in llama2.encode_batch(
-        [r["text"] for r in rows], add_special_tokens=False)]
-    assert m["tokenizer"] == {"kind": "file", "name": path, "source": "tokenizer.path", "path": path,
-                              "sha256": file_sha256(path)}
+    assert [r["n_tokens"] for r in rows] == [
+        len(e.ids) for e in llama2.encode_batch([r["text"] for r in rows], add_special_tokens=False)
+    ]
+    assert m["tokenizer"] == {
+        "kind": "file",
+        "name": path,
+        "source": "tokenizer.path",
+        "path": path,
+        "sha256": file_sha256(path),
+    }
     # the estimate, when asked for, is named as one
     _, m, rows = _run(d, "approx", corpus, "tokenizer.kind=approx")
     assert m["tokens_approximate"] and m["tokenizer"]["name"] == "approx:utf8_bytes/4"

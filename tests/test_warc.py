@@ -4,9 +4,11 @@ balanced ledger. The WARC files are written here, record by record, as the WARC 
 Common Crawl lay them out; the pages are real HTML from Python's own installation (IDLE's
 Sphinx-built help page, pydoc's pages of standard-library modules) and real sentences in Russian,
 Japanese and German from the language-ID sample in tests/data."""
+
 from __future__ import annotations
 
 import gzip
+import idlelib
 import json
 import os
 import pydoc
@@ -17,8 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-import idlelib
-from classifiers.extract import ExtractParams, Extractor, decode_html
+from classifiers.extract import Extractor, ExtractParams, decode_html
 from pipeline.cli import main
 from pipeline.config import NormalizeParams, Source
 from pipeline.sources import FileSpec, infer_format, read_file, split_uid
@@ -31,14 +32,29 @@ def pydoc_page(module: str) -> bytes:
     return pydoc.html.page(pydoc.describe(mod), pydoc.html.document(mod, module)).encode("utf-8")
 
 
-def warc_record(rtype: str, payload: bytes, uri: str = "https://example.org/", ctype: str | None = None,
-                date: str = "2024-05-06T07:08:09Z", rid: str | None = None) -> bytes:
-    ctype = ctype or {"response": "application/http; msgtype=response", "request": "application/http; msgtype=request",
-                      "warcinfo": "application/warc-fields", "metadata": "application/warc-fields",
-                      "conversion": "text/plain"}.get(rtype, "application/octet-stream")
-    head = [b"WARC/1.1", f"WARC-Type: {rtype}".encode(), f"WARC-Date: {date}".encode(),
-            f"WARC-Record-ID: <{rid or 'urn:uuid:' + str(uuid.uuid4())}>".encode(), f"Content-Type: {ctype}".encode(),
-            f"Content-Length: {len(payload)}".encode()]
+def warc_record(
+    rtype: str,
+    payload: bytes,
+    uri: str = "https://example.org/",
+    ctype: str | None = None,
+    date: str = "2024-05-06T07:08:09Z",
+    rid: str | None = None,
+) -> bytes:
+    ctype = ctype or {
+        "response": "application/http; msgtype=response",
+        "request": "application/http; msgtype=request",
+        "warcinfo": "application/warc-fields",
+        "metadata": "application/warc-fields",
+        "conversion": "text/plain",
+    }.get(rtype, "application/octet-stream")
+    head = [
+        b"WARC/1.1",
+        f"WARC-Type: {rtype}".encode(),
+        f"WARC-Date: {date}".encode(),
+        f"WARC-Record-ID: <{rid or 'urn:uuid:' + str(uuid.uuid4())}>".encode(),
+        f"Content-Type: {ctype}".encode(),
+        f"Content-Length: {len(payload)}".encode(),
+    ]
     if rtype != "warcinfo":
         head.insert(3, f"WARC-Target-URI: {uri}".encode())
     return b"\r\n".join(head) + b"\r\n\r\n" + payload + b"\r\n\r\n"
@@ -53,8 +69,7 @@ def write_warc(path, records: list[bytes], comp: str) -> list[int]:
     offsets, pos = [], 0
     with open(path, "wb") as f:
         for r in records:
-            blob = {"none": lambda b: b, "gzip": gzip.compress,
-                    "zstd": zstandard.ZstdCompressor().compress}[comp](r)
+            blob = {"none": lambda b: b, "gzip": gzip.compress, "zstd": zstandard.ZstdCompressor().compress}[comp](r)
             offsets.append(pos)
             f.write(blob)
             pos += len(blob)
@@ -63,8 +78,9 @@ def write_warc(path, records: list[bytes], comp: str) -> list[int]:
 
 def read_all(path, comp: str, **extract):
     spec = FileSpec(0, "s", str(path), "warc", comp, os.path.getsize(path))
-    return list(read_file(spec, Source(name="s", paths=[str(path)]), NormalizeParams(), 64,
-                          extract=ExtractParams(**extract)))
+    return list(
+        read_file(spec, Source(name="s", paths=[str(path)]), NormalizeParams(), 64, extract=ExtractParams(**extract))
+    )
 
 
 SUFFIX = {"none": ".warc", "gzip": ".warc.gz", "zstd": ".warc.zst"}
@@ -77,16 +93,26 @@ def mixed_records() -> tuple[list[bytes], list]:
         (warc_record("request", b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"), ("skip", "warc/request")),
         (warc_record("response", http(HELP), uri="https://example.org/idle"), ("doc", None)),
         (warc_record("metadata", b"fetchTimeMs: 12\r\n"), ("skip", "warc/metadata")),
-        (warc_record("response", http(b"<html><body>gone</body></html>", "404 Not Found")), ("doc", "extract/http_status")),
-        (warc_record("response", http(b"<html><body>moved</body></html>", "301 Moved Permanently")),
-         ("doc", "extract/http_status")),
-        (warc_record("response", http(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, ctype="image/png")),
-         ("doc", "extract/not_html")),
+        (
+            warc_record("response", http(b"<html><body>gone</body></html>", "404 Not Found")),
+            ("doc", "extract/http_status"),
+        ),
+        (
+            warc_record("response", http(b"<html><body>moved</body></html>", "301 Moved Permanently")),
+            ("doc", "extract/http_status"),
+        ),
+        (
+            warc_record("response", http(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, ctype="image/png")),
+            ("doc", "extract/not_html"),
+        ),
         (warc_record("response", http(b"\x00\x01\x02\x03binary" * 200, ctype="text/html")), ("doc", "extract/binary")),
         (warc_record("revisit", b"HTTP/1.1 200 OK\r\n\r\n"), ("skip", "warc/revisit")),
-        (warc_record("conversion", "Plain WET text.\n\nA second paragraph.".encode()), ("doc", None)),
+        (warc_record("conversion", b"Plain WET text.\n\nA second paragraph."), ("doc", None)),
         (warc_record("resource", pydoc_page("json"), ctype="text/html"), ("doc", None)),
-        (warc_record("response", http(b"<html><body><script>var x=1;</script></body></html>")), ("doc", "extract/no_text")),
+        (
+            warc_record("response", http(b"<html><body><script>var x=1;</script></body></html>")),
+            ("doc", "extract/no_text"),
+        ),
     ]
     return [r for r, _ in recs], [e for _, e in recs]
 
@@ -129,6 +155,7 @@ def test_zstd_with_a_dictionary_frame(tmp_path):
 def _catalog_text(lang: str) -> str:
     """Real sentences of the language (the dev set's, from tests/data)."""
     from tests.corpus import dev_sentences_by_language
+
     return "\n".join(dev_sentences_by_language([lang], per_language=40)[lang])
 
 
@@ -138,8 +165,11 @@ def test_charsets_from_header_meta_or_detection(tmp_path, where, lang, codec):
     text = _catalog_text(lang)
     text = text.encode(codec, "ignore").decode(codec)
     meta = f'<meta charset="{codec}">' if where == "meta" else ""
-    page = (f"<html><head>{meta}<title>t</title></head><body><article>"
-            + "".join(f"<p>{line}</p>" for line in text.splitlines()) + "</article></body></html>").encode(codec)
+    page = (
+        f"<html><head>{meta}<title>t</title></head><body><article>"
+        + "".join(f"<p>{line}</p>" for line in text.splitlines())
+        + "</article></body></html>"
+    ).encode(codec)
     ctype = f"text/html; charset={codec}" if where == "http" else "text/html"
     path = tmp_path / "c.warc.gz"
     write_warc(path, [warc_record("response", http(page, ctype=ctype))], "gzip")
@@ -162,8 +192,10 @@ def test_http_charset_wins_over_meta_and_bom_wins_over_both():
 
 @pytest.mark.parametrize("comp", ["none", "gzip", "zstd"])
 def test_truncated_record_is_quarantined_with_its_offset(tmp_path, comp):
-    records = [warc_record("response", http(pydoc_page(m)), uri=f"https://example.org/{m}") for m in
-               ("json", "csv", "textwrap")]
+    records = [
+        warc_record("response", http(pydoc_page(m)), uri=f"https://example.org/{m}")
+        for m in ("json", "csv", "textwrap")
+    ]
     path = tmp_path / f"t{SUFFIX[comp]}"
     offsets = write_warc(path, records, comp)
     data = path.read_bytes()
@@ -181,12 +213,16 @@ def test_damaged_header_is_quarantined_and_reading_goes_on(tmp_path):
     path = tmp_path / "d.warc.gz"
     offsets = write_warc(path, [good[0], bad, no_length, good[1]], "gzip")
     items = read_all(path, "gzip")
-    assert [(k, x.get("reason")) for k, x in items] == [("doc", None), ("quarantine", "bad_record"),
-                                                       ("quarantine", "bad_record"), ("doc", None)]
+    assert [(k, x.get("reason")) for k, x in items] == [
+        ("doc", None),
+        ("quarantine", "bad_record"),
+        ("quarantine", "bad_record"),
+        ("doc", None),
+    ]
     assert [x["byte_offset"] for k, x in items if k == "quarantine"] == offsets[1:3]
     corrupt = tmp_path / "z.warc.gz"
     blob = bytearray(gzip.compress(good[0]) + gzip.compress(good[1]))
-    blob[len(gzip.compress(good[0])) + 40: len(gzip.compress(good[0])) + 60] = b"\xff" * 20
+    blob[len(gzip.compress(good[0])) + 40 : len(gzip.compress(good[0])) + 60] = b"\xff" * 20
     corrupt.write_bytes(bytes(blob))
     items = read_all(corrupt, "gzip")
     assert [k for k, _ in items] == ["doc", "quarantine"] and items[1][1]["reason"] == "truncated_or_corrupt"
@@ -226,10 +262,19 @@ def test_curate_run_on_a_warc_gz_balances_the_ledger(tmp_path):
         records.append(warc_record("response", http(page), uri=f"https://example.org/p{i}"))
         records.append(warc_record("metadata", b"fetchTimeMs: 3\r\n", uri=f"https://example.org/p{i}"))
     # an older capture of p0 (URL dedup keeps the latest), a 404, an image
-    records.append(warc_record("response", http(HELP.replace(b"IDLE", b"Idle")), uri="https://example.org/p0",
-                               date="2020-01-01T00:00:00Z", rid="urn:uuid:old-capture"))
+    records.append(
+        warc_record(
+            "response",
+            http(HELP.replace(b"IDLE", b"Idle")),
+            uri="https://example.org/p0",
+            date="2020-01-01T00:00:00Z",
+            rid="urn:uuid:old-capture",
+        )
+    )
     records.append(warc_record("response", http(b"<html>x</html>", "404 Not Found"), uri="https://example.org/404"))
-    records.append(warc_record("response", http(b"GIF89a" + bytes(300), ctype="image/gif"), uri="https://example.org/i"))
+    records.append(
+        warc_record("response", http(b"GIF89a" + bytes(300), ctype="image/gif"), uri="https://example.org/i")
+    )
     crawl = tmp_path / "crawl"
     crawl.mkdir()
     offsets = write_warc(crawl / "a.warc.gz", records, "gzip")
@@ -237,8 +282,21 @@ def test_curate_run_on_a_warc_gz_balances_the_ledger(tmp_path):
     write_warc(crawl / "b.warc.gz", records[:4], "gzip")
     (crawl / "b.warc.gz").write_bytes((crawl / "b.warc.gz").read_bytes()[:-30])  # truncated
     out = tmp_path / "out"
-    rc = main(["run", "--input", str(crawl / "*.warc.gz"), "--output", str(out), "--set", "tokenizer.kind=approx",
-               "--set", "runner.records_per_chunk=5", "--set", "output.rejected_text=false"])
+    rc = main(
+        [
+            "run",
+            "--input",
+            str(crawl / "*.warc.gz"),
+            "--output",
+            str(out),
+            "--set",
+            "tokenizer.kind=approx",
+            "--set",
+            "runner.records_per_chunk=5",
+            "--set",
+            "output.rejected_text=false",
+        ]
+    )
     assert rc == 0
     m = json.loads((out / "manifest.json").read_text())
     led = m["ledger"]
@@ -258,8 +316,9 @@ def test_curate_run_on_a_warc_gz_balances_the_ledger(tmp_path):
     assert m["stages"]["extract"]["rules"]["extract/http_status"] == 1
     assert offsets and data
     # url (WARC-Target-URI) and timestamp (WARC-Date) are columns; p0's latest capture survives
-    assert {(r["url"], r["timestamp"]) for r in kept} <= {(f"https://example.org/p{i}", "2024-05-06T07:08:09Z")
-                                                          for i in range(len(pages))}
+    assert {(r["url"], r["timestamp"]) for r in kept} <= {
+        (f"https://example.org/p{i}", "2024-05-06T07:08:09Z") for i in range(len(pages))
+    }
     assert ("https://example.org/p0", "2024-05-06T07:08:09Z") in {(r["url"], r["timestamp"]) for r in kept}
     assert pq.read_schema(next((out / "mixture").glob("*.parquet"))).field("timestamp").type == "string"
 
@@ -272,25 +331,48 @@ def test_url_and_timestamp_columns_come_from_every_source(tmp_path):
     from tests.corpus import bench_docs, write_jsonl
 
     docs = [x for x in bench_docs(40) if x["category"] == "b_english" and len(x["text"]) > 1500][:6]
-    write_jsonl(tmp_path / "web.jsonl", [{"id": f"w{i}", "text": d["text"], "link": f"https://example.org/{i}",
-                                          "seen": f"2024-01-0{i + 1}T00:00:00Z"} for i, d in enumerate(docs[:2])])
-    pq.write_table(pa.Table.from_pylist([{"id": f"p{i}", "text": d["text"], "link": f"https://example.com/{i}",
-                                          "seen": 1700000000 + i} for i, d in enumerate(docs[2:4])]),
-                   tmp_path / "web.parquet")
+    write_jsonl(
+        tmp_path / "web.jsonl",
+        [
+            {
+                "id": f"w{i}",
+                "text": d["text"],
+                "link": f"https://example.org/{i}",
+                "seen": f"2024-01-0{i + 1}T00:00:00Z",
+            }
+            for i, d in enumerate(docs[:2])
+        ],
+    )
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {"id": f"p{i}", "text": d["text"], "link": f"https://example.com/{i}", "seen": 1700000000 + i}
+                for i, d in enumerate(docs[2:4])
+            ]
+        ),
+        tmp_path / "web.parquet",
+    )
     write_jsonl(tmp_path / "plain.jsonl", [{"id": f"t{i}", "text": d["text"]} for i, d in enumerate(docs[4:])])
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"sources:\n"
-                   f"  - {{name: web, paths: ['{tmp_path}/web.jsonl', '{tmp_path}/web.parquet'],"
-                   f" url_field: link, timestamp_field: seen}}\n"
-                   f"  - {{name: plain, paths: ['{tmp_path}/plain.jsonl']}}\n")
+    cfg.write_text(
+        f"sources:\n"
+        f"  - {{name: web, paths: ['{tmp_path}/web.jsonl', '{tmp_path}/web.parquet'],"
+        f" url_field: link, timestamp_field: seen}}\n"
+        f"  - {{name: plain, paths: ['{tmp_path}/plain.jsonl']}}\n"
+    )
     out = tmp_path / "out"
-    assert main(["run", str(cfg), "--output", str(out), "--set", "mode=annotate",
-                 "--set", "tokenizer.kind=approx"]) == 0
+    assert (
+        main(["run", str(cfg), "--output", str(out), "--set", "mode=annotate", "--set", "tokenizer.kind=approx"]) == 0
+    )
     t = {r["id"]: (r["url"], r["timestamp"]) for r in pq.read_table(out / "annotated").to_pylist()}
-    assert t == {"w0": ("https://example.org/0", "2024-01-01T00:00:00Z"),
-                 "w1": ("https://example.org/1", "2024-01-02T00:00:00Z"),
-                 "p0": ("https://example.com/0", "1700000000"), "p1": ("https://example.com/1", "1700000001"),
-                 "t0": (None, None), "t1": (None, None)}
+    assert t == {
+        "w0": ("https://example.org/0", "2024-01-01T00:00:00Z"),
+        "w1": ("https://example.org/1", "2024-01-02T00:00:00Z"),
+        "p0": ("https://example.com/0", "1700000000"),
+        "p1": ("https://example.com/1", "1700000001"),
+        "t0": (None, None),
+        "t1": (None, None),
+    }
 
 
 def test_submit_dry_run_takes_warc_inputs(tmp_path):
@@ -304,13 +386,32 @@ def test_submit_dry_run_takes_warc_inputs(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"sources: [{{name: web, paths: ['{crawl}/a.warc.gz', 'gs://bucket/crawl/*.warc.gz']}}]\n")
     d = tmp_path / "dry"
-    assert main(["submit", str(cfg), "--project", "proj", "--region", "us-central1", "--image", "img:test",
-                 "--output", "gs://bucket/out", "--dry-run", str(d)]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                str(cfg),
+                "--project",
+                "proj",
+                "--region",
+                "us-central1",
+                "--image",
+                "img:test",
+                "--output",
+                "gs://bucket/out",
+                "--dry-run",
+                str(d),
+            ]
+        )
+        == 0
+    )
     s = json.loads((d / "submit.json").read_text())
     assert s["input"]["unlisted_patterns"] == ["gs://bucket/crawl/*.warc.gz"] and s["input"]["files"] == 2
     specs = dofn(read_proto(d / "pipeline.pb"), "Finalize").specs.values()
     assert {(x.path, x.format, x.compression) for x in specs} == {
-        (str(crawl / "a.warc.gz"), "warc", "gzip"), ("gs://bucket/crawl/*.warc.gz", "warc", "gzip")}
+        (str(crawl / "a.warc.gz"), "warc", "gzip"),
+        ("gs://bucket/crawl/*.warc.gz", "warc", "gzip"),
+    }
 
 
 @pytest.mark.slow

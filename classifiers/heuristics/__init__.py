@@ -17,6 +17,7 @@ rule is skipped; sentence-final punctuation covers the scripts we see (。！？
 and rules built on it are skipped for Thai and Lao, which end sentences with a space. See
 textstats.py and stopwords.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,9 +34,18 @@ from classifiers.heuristics.rules import CODE_RULE_SETS, STATS_FOR_KIND, TEXT_RU
 from classifiers.heuristics.stopwords import LANGUAGES_WITH_STOP_WORDS
 
 __all__ = [
-    "C4Params", "CodeParams", "FineWebParams", "GopherQualityParams", "GopherRepetitionParams",
-    "HeuristicResult", "HeuristicsParams", "KINDS", "LANGUAGES_WITH_STOP_WORDS", "RULE_NAMES",
-    "SIGNAL_NAMES", "evaluate",
+    "C4Params",
+    "CodeParams",
+    "FineWebParams",
+    "GopherQualityParams",
+    "GopherRepetitionParams",
+    "HeuristicResult",
+    "HeuristicsParams",
+    "KINDS",
+    "LANGUAGES_WITH_STOP_WORDS",
+    "RULE_NAMES",
+    "SIGNAL_NAMES",
+    "evaluate",
 ]
 
 KINDS = tuple(STATS_FOR_KIND)
@@ -46,10 +56,8 @@ def _ordered_unique(items):
 
 
 _ALL_RULE_SETS = TEXT_RULE_SETS + CODE_RULE_SETS
-SIGNAL_NAMES: tuple[str, ...] = _ordered_unique(
-    rule.signal for _, rules in _ALL_RULE_SETS for rule in rules)
-RULE_NAMES: tuple[str, ...] = tuple(
-    f"{set_name}.{rule.name}" for set_name, rules in _ALL_RULE_SETS for rule in rules)
+SIGNAL_NAMES: tuple[str, ...] = _ordered_unique(rule.signal for _, rules in _ALL_RULE_SETS for rule in rules)
+RULE_NAMES: tuple[str, ...] = tuple(f"{set_name}.{rule.name}" for set_name, rules in _ALL_RULE_SETS for rule in rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +76,13 @@ def bounded(text: str, max_chars: int | None) -> tuple[str, float]:
     if max_chars is None or len(text) <= max_chars:
         return text, 1.0
     cut = text.rfind("\n", max_chars // 2, max_chars)
-    prefix = text[:cut if cut > 0 else max_chars]
+    prefix = text[: cut if cut > 0 else max_chars]
     return prefix, len(text) / len(prefix)
 
 
-def evaluate(text: str, language: str | None, kind: str,
-             params: HeuristicsParams | None = None, first_failure_only: bool = False) -> HeuristicResult:
+def evaluate(
+    text: str, language: str | None, kind: str, params: HeuristicsParams | None = None, first_failure_only: bool = False
+) -> HeuristicResult:
     """Run every enabled rule set for `kind` ("text" or "code") on one document;
     `first_failure_only` stops at the first failing rule (filter mode needs no more: the
     verdict and its rule are the same, the signals and `failed_rules` are partial)."""

@@ -9,6 +9,7 @@ Source files are long (the bench corpus averages 11 KB), so the counts run on by
 can (bytes.translate is an order of magnitude faster than a regex), and the data scan reads at
 most `data_scan_chars` bytes, half from each end of the file.
 """
+
 from __future__ import annotations
 
 import re

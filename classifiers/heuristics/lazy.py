@@ -1,6 +1,7 @@
 """`lazy`: a per-instance cached attribute, like functools.cached_property without its lock
 (Python 3.11's cached_property takes an RLock on every first access, a measurable cost when a
 document's stats object makes ~30 of them and lives for one call)."""
+
 from __future__ import annotations
 
 

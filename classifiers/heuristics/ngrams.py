@@ -12,6 +12,7 @@ n-gram starts with a repeated shorter one), so the climb stops there. Results eq
 pure-Python reference (tests check it on real text); the hash of distinct n-grams colliding
 has probability about (words / 2^32)^2 per document.
 """
+
 from __future__ import annotations
 
 import functools

@@ -7,6 +7,7 @@ switches the rule off (and its signal is not computed, unless another rule needs
 signal of None means "does not apply to this document" (no stop-word list for the language,
 no lines, a language without sentence-final punctuation) and the rule is skipped.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -49,8 +50,7 @@ class Rule:
 
 
 def fails(value: float, low: float | None, high: float | None, switch: bool) -> bool:
-    return ((switch and value != 0) or (low is not None and value < low)
-            or (high is not None and value > high))
+    return (switch and value != 0) or (low is not None and value < low) or (high is not None and value > high)
 
 
 def _share(flags: list[bool] | None) -> float | None:
@@ -82,103 +82,159 @@ def _duplicate_char_fraction(pair: tuple[int, int], text: str) -> float | None:
 
 
 def _top(n: int) -> Rule:
-    return Rule(f"top_{n}gram", f"top_{n}gram_char_fraction",
-                lambda s, p: s.top_ngram_char_fraction(n, p.ngram_word_limit),
-                high=f"max_top_{n}gram_char_fraction")
+    return Rule(
+        f"top_{n}gram",
+        f"top_{n}gram_char_fraction",
+        lambda s, p: s.top_ngram_char_fraction(n, p.ngram_word_limit),
+        high=f"max_top_{n}gram_char_fraction",
+    )
 
 
 def _dup(n: int) -> Rule:
-    return Rule(f"duplicate_{n}gram", f"duplicate_{n}gram_char_fraction",
-                lambda s, p: s.duplicate_ngram_char_fractions(p.ngram_word_limit)[n],
-                high=f"max_duplicate_{n}gram_char_fraction")
+    return Rule(
+        f"duplicate_{n}gram",
+        f"duplicate_{n}gram_char_fraction",
+        lambda s, p: s.duplicate_ngram_char_fractions(p.ngram_word_limit)[n],
+        high=f"max_duplicate_{n}gram_char_fraction",
+    )
 
 
 GOPHER_QUALITY: tuple[Rule, ...] = (
-    Rule("word_count", "word_count", lambda s, p: s.word_count,
-         low="min_words", high="max_words"),
-    Rule("mean_word_length", "mean_word_length", lambda s, p: s.mean_word_length,
-         low="min_mean_word_length", high="max_mean_word_length"),
-    Rule("symbol_word_ratio", "symbol_word_ratio",
-         lambda s, p: ((s.text.count("#") + s.text.count("...") + s.text.count("…"))
-                       / s.word_count if s.word_count else None),
-         high="max_symbol_word_ratio"),
-    Rule("bullet_lines", "bullet_line_fraction",
-         lambda s, p: _share_of_lines(s, map(str.startswith, s.lines, repeat(BULLETS))),
-         high="max_bullet_line_fraction"),
-    Rule("ellipsis_lines", "ellipsis_line_fraction",
-         lambda s, p: _share_of_lines(s, map(str.endswith, s.lines, repeat(ELLIPSES))),
-         high="max_ellipsis_line_fraction"),
-    Rule("alpha_words", "alpha_word_fraction", lambda s, p: s.alpha_word_fraction,
-         low="min_alpha_word_fraction"),
-    Rule("stop_words", "stop_word_count", lambda s, p: s.stop_word_count,
-         low="min_stop_words"),
+    Rule("word_count", "word_count", lambda s, p: s.word_count, low="min_words", high="max_words"),
+    Rule(
+        "mean_word_length",
+        "mean_word_length",
+        lambda s, p: s.mean_word_length,
+        low="min_mean_word_length",
+        high="max_mean_word_length",
+    ),
+    Rule(
+        "symbol_word_ratio",
+        "symbol_word_ratio",
+        lambda s, p: (
+            (s.text.count("#") + s.text.count("...") + s.text.count("…")) / s.word_count if s.word_count else None
+        ),
+        high="max_symbol_word_ratio",
+    ),
+    Rule(
+        "bullet_lines",
+        "bullet_line_fraction",
+        lambda s, p: _share_of_lines(s, map(str.startswith, s.lines, repeat(BULLETS))),
+        high="max_bullet_line_fraction",
+    ),
+    Rule(
+        "ellipsis_lines",
+        "ellipsis_line_fraction",
+        lambda s, p: _share_of_lines(s, map(str.endswith, s.lines, repeat(ELLIPSES))),
+        high="max_ellipsis_line_fraction",
+    ),
+    Rule("alpha_words", "alpha_word_fraction", lambda s, p: s.alpha_word_fraction, low="min_alpha_word_fraction"),
+    Rule("stop_words", "stop_word_count", lambda s, p: s.stop_word_count, low="min_stop_words"),
 )
 
 GOPHER_REPETITION: tuple[Rule, ...] = (
-    Rule("duplicate_lines", "duplicate_line_fraction",
-         lambda s, p: _duplicate_fraction(s.duplicate_lines, s.lines),
-         high="max_duplicate_line_fraction"),
-    Rule("duplicate_paragraphs", "duplicate_paragraph_fraction",
-         lambda s, p: _duplicate_fraction(s.duplicate_paragraphs, s.paragraphs),
-         high="max_duplicate_paragraph_fraction"),
-    Rule("duplicate_line_chars", "duplicate_line_char_fraction",
-         lambda s, p: _duplicate_char_fraction(s.duplicate_lines, s.text),
-         high="max_duplicate_line_char_fraction"),
-    Rule("duplicate_paragraph_chars", "duplicate_paragraph_char_fraction",
-         lambda s, p: _duplicate_char_fraction(s.duplicate_paragraphs, s.text),
-         high="max_duplicate_paragraph_char_fraction"),
+    Rule(
+        "duplicate_lines",
+        "duplicate_line_fraction",
+        lambda s, p: _duplicate_fraction(s.duplicate_lines, s.lines),
+        high="max_duplicate_line_fraction",
+    ),
+    Rule(
+        "duplicate_paragraphs",
+        "duplicate_paragraph_fraction",
+        lambda s, p: _duplicate_fraction(s.duplicate_paragraphs, s.paragraphs),
+        high="max_duplicate_paragraph_fraction",
+    ),
+    Rule(
+        "duplicate_line_chars",
+        "duplicate_line_char_fraction",
+        lambda s, p: _duplicate_char_fraction(s.duplicate_lines, s.text),
+        high="max_duplicate_line_char_fraction",
+    ),
+    Rule(
+        "duplicate_paragraph_chars",
+        "duplicate_paragraph_char_fraction",
+        lambda s, p: _duplicate_char_fraction(s.duplicate_paragraphs, s.text),
+        high="max_duplicate_paragraph_char_fraction",
+    ),
     *(_top(n) for n in TOP_NGRAM_SIZES),
     *(_dup(n) for n in DUPLICATE_NGRAM_SIZES),
 )
 
 C4: tuple[Rule, ...] = (
-    Rule("lorem_ipsum", "has_lorem_ipsum", lambda s, p: "lorem ipsum" in s.lower,
-         switch="drop_lorem_ipsum"),
-    Rule("curly_bracket", "has_curly_bracket", lambda s, p: "{" in s.text,
-         switch="drop_curly_bracket"),
-    Rule("terminal_punct_lines", "unpunctuated_line_char_fraction",
-         lambda s, p: s.line_char_fraction(
-             None if s.terminal_punct_line_flags is None
-             else [not f for f in s.terminal_punct_line_flags]),
-         high="max_unpunctuated_line_char_fraction"),
-    Rule("javascript_lines", "javascript_line_char_fraction",
-         lambda s, p: _phrase_line_char_fraction(s, (JAVASCRIPT,)),
-         high="max_javascript_line_char_fraction"),
-    Rule("policy_lines", "policy_line_char_fraction",
-         lambda s, p: _phrase_line_char_fraction(s, POLICY_PHRASES),
-         high="max_policy_line_char_fraction"),
-    Rule("short_lines", "few_words_line_char_fraction",
-         lambda s, p: s.line_char_fraction(
-             [n < p.min_words_per_line for n in s.line_word_counts]),
-         high="max_few_words_line_char_fraction"),
-    Rule("min_sentences", "sentence_count", lambda s, p: s.sentence_count,
-         low="min_sentences"),
+    Rule("lorem_ipsum", "has_lorem_ipsum", lambda s, p: "lorem ipsum" in s.lower, switch="drop_lorem_ipsum"),
+    Rule("curly_bracket", "has_curly_bracket", lambda s, p: "{" in s.text, switch="drop_curly_bracket"),
+    Rule(
+        "terminal_punct_lines",
+        "unpunctuated_line_char_fraction",
+        lambda s, p: s.line_char_fraction(
+            None if s.terminal_punct_line_flags is None else [not f for f in s.terminal_punct_line_flags]
+        ),
+        high="max_unpunctuated_line_char_fraction",
+    ),
+    Rule(
+        "javascript_lines",
+        "javascript_line_char_fraction",
+        lambda s, p: _phrase_line_char_fraction(s, (JAVASCRIPT,)),
+        high="max_javascript_line_char_fraction",
+    ),
+    Rule(
+        "policy_lines",
+        "policy_line_char_fraction",
+        lambda s, p: _phrase_line_char_fraction(s, POLICY_PHRASES),
+        high="max_policy_line_char_fraction",
+    ),
+    Rule(
+        "short_lines",
+        "few_words_line_char_fraction",
+        lambda s, p: s.line_char_fraction([n < p.min_words_per_line for n in s.line_word_counts]),
+        high="max_few_words_line_char_fraction",
+    ),
+    Rule("min_sentences", "sentence_count", lambda s, p: s.sentence_count, low="min_sentences"),
 )
 
 FINEWEB: tuple[Rule, ...] = (
-    Rule("line_punct_ratio", "terminal_punct_line_fraction",
-         lambda s, p: _share(s.terminal_punct_line_flags),
-         low="min_line_punct_ratio"),
-    Rule("duplicate_line_chars", "duplicate_line_char_fraction",
-         lambda s, p: _duplicate_char_fraction(s.duplicate_lines, s.text),
-         high="max_duplicate_line_char_fraction"),
-    Rule("short_lines", "short_line_fraction",
-         lambda s, p: _share_of_lines(s, (n < p.short_line_chars for n in s.line_lengths)),
-         high="max_short_line_fraction"),
+    Rule(
+        "line_punct_ratio",
+        "terminal_punct_line_fraction",
+        lambda s, p: _share(s.terminal_punct_line_flags),
+        low="min_line_punct_ratio",
+    ),
+    Rule(
+        "duplicate_line_chars",
+        "duplicate_line_char_fraction",
+        lambda s, p: _duplicate_char_fraction(s.duplicate_lines, s.text),
+        high="max_duplicate_line_char_fraction",
+    ),
+    Rule(
+        "short_lines",
+        "short_line_fraction",
+        lambda s, p: _share_of_lines(s, (n < p.short_line_chars for n in s.line_lengths)),
+        high="max_short_line_fraction",
+    ),
 )
 
 CODE: tuple[Rule, ...] = (
-    Rule("autogenerated", "autogenerated",
-         lambda s, p: s.has_autogenerated_marker(p.autogenerated_markers, p.autogenerated_lines),
-         switch="autogenerated_markers"),
-    Rule("max_line_length", "max_line_length", lambda s, p: s.max_line_length,
-         high="max_line_length"),
-    Rule("mean_line_length", "mean_line_length", lambda s, p: s.mean_line_length,
-         high="max_mean_line_length"),
-    Rule("alphanumeric_fraction", "alphanumeric_fraction", lambda s, p: s.alphanumeric_fraction,
-         low="min_alphanumeric_fraction"),
-    Rule("data_file", "data_char_fraction", lambda s, p: s.data_char_fraction(p.data_scan_chars),
-         high="max_data_char_fraction"),
+    Rule(
+        "autogenerated",
+        "autogenerated",
+        lambda s, p: s.has_autogenerated_marker(p.autogenerated_markers, p.autogenerated_lines),
+        switch="autogenerated_markers",
+    ),
+    Rule("max_line_length", "max_line_length", lambda s, p: s.max_line_length, high="max_line_length"),
+    Rule("mean_line_length", "mean_line_length", lambda s, p: s.mean_line_length, high="max_mean_line_length"),
+    Rule(
+        "alphanumeric_fraction",
+        "alphanumeric_fraction",
+        lambda s, p: s.alphanumeric_fraction,
+        low="min_alphanumeric_fraction",
+    ),
+    Rule(
+        "data_file",
+        "data_char_fraction",
+        lambda s, p: s.data_char_fraction(p.data_scan_chars),
+        high="max_data_char_fraction",
+    ),
 )
 
 # (rule set name = params field, rules), in evaluation order, per kind.

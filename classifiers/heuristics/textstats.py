@@ -12,6 +12,7 @@ Japanese kana about 2, Thai and its neighbours about 4 code points), so a 300-ch
 paragraph counts as the ~200 words it holds, not as 1 or 300. Korean puts spaces between words
 and is split on them; its word *lengths* count letters (jamo), not syllable blocks (below).
 """
+
 from __future__ import annotations
 
 import re
@@ -97,8 +98,37 @@ _SENTENCE_END_RE = re.compile(f"[{_MARKS}][{_MARKS}]*[\"'”’»」』)\\]]*(?=
 _CJK_SENTENCE_END_RE = re.compile("[。！？｡][。！？｡]*")
 
 BULLETS = (
-    "•", "●", "○", "◦", "▪", "▫", "■", "□", "‣", "⁃", "∙", "·", "►", "▶", "▸", "▹", "➢", "➤",
-    "→", "✓", "✔", "✗", "✘", "❖", "◆", "◇", "- ", "* ", "+ ", "– ", "— ",
+    "•",
+    "●",
+    "○",
+    "◦",
+    "▪",
+    "▫",
+    "■",
+    "□",
+    "‣",
+    "⁃",
+    "∙",
+    "·",
+    "►",
+    "▶",
+    "▸",
+    "▹",
+    "➢",
+    "➤",
+    "→",
+    "✓",
+    "✔",
+    "✗",
+    "✘",
+    "❖",
+    "◆",
+    "◇",
+    "- ",
+    "* ",
+    "+ ",
+    "– ",
+    "— ",
 )
 ELLIPSES = ("...", "…")
 TOP_NGRAM_SIZES = (2, 3, 4)
@@ -108,7 +138,11 @@ _PARAGRAPH_SPLIT_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 JAVASCRIPT = "javascript"
 # C4's boilerplate policy phrases (Raffel et al. 2020, section 2.2).
 POLICY_PHRASES = (
-    "terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
     "use cookies",
 )
 
@@ -161,9 +195,11 @@ class TextStats:
         if not self.has_unspaced_script:
             return 0.0
         t = self.text
-        return (len(_HAN_RE.findall(t)) / HAN_CHARS_PER_WORD
-                + len(_KANA_RE.findall(t)) / KANA_CHARS_PER_WORD
-                + len(_SEA_RE.findall(t)) / SEA_CHARS_PER_WORD)
+        return (
+            len(_HAN_RE.findall(t)) / HAN_CHARS_PER_WORD
+            + len(_KANA_RE.findall(t)) / KANA_CHARS_PER_WORD
+            + len(_SEA_RE.findall(t)) / SEA_CHARS_PER_WORD
+        )
 
     @lazy
     def unspaced_chars_per_word(self) -> float:
@@ -291,8 +327,7 @@ class TextStats:
         # removes punctuation only, never a letter, and lower-casing keeps letters letters, so
         # this is the same as finding the letterless tokens of the original text; most tokens
         # are all letters (str.isalpha), and only the others are searched.
-        letterless = list(filterfalse(_LETTER_RE.search,
-                                      compress(spaced, map(not_, map(str.isalpha, spaced)))))
+        letterless = list(filterfalse(_LETTER_RE.search, compress(spaced, map(not_, map(str.isalpha, spaced)))))
         numbers = list(filter(_DIGIT_RE.search, letterless))
         n_alpha = len(spaced) - len(letterless)
         symbol_chars = sum(map(len, letterless)) - sum(map(len, numbers))

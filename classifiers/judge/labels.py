@@ -18,9 +18,9 @@ text within it (the newest), and says which other groups it ignored.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,9 +49,7 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def label_row(
-    record: Mapping, result: QualityResult, *, rubric: str, model: str
-) -> dict:
+def label_row(record: Mapping, result: QualityResult, *, rubric: str, model: str) -> dict:
     text = record["text"]
     return {
         "id": str(record["id"]),
@@ -192,11 +190,14 @@ class LabelSelection:
 
     def describe(self) -> str:
         how = "the newest group" if self.how == "newest" else "as asked"
-        text = (f"labels used: {self.n_used} of rubric {self.rubric}, model {self.model} ({how}"
-                f"; {self.n_rows} rows: {self.n_flagged} flagged, {self.n_repeats} older repeats)")
+        text = (
+            f"labels used: {self.n_used} of rubric {self.rubric}, model {self.model} ({how}"
+            f"; {self.n_rows} rows: {self.n_flagged} flagged, {self.n_repeats} older repeats)"
+        )
         if self.ignored:
             text += "; ignored other groups: " + ", ".join(
-                f"{g['rubric']} / {g['model']} ({g['labels']} labels)" for g in self.ignored)
+                f"{g['rubric']} / {g['model']} ({g['labels']} labels)" for g in self.ignored
+            )
         return text
 
 
@@ -262,7 +263,10 @@ def select_labels(
         n_flagged=len(texts) - len(by_text),
         n_repeats=chosen.n_scored - len(by_text),
         flags=dict(sorted(chosen.flags.items())),
-        ignored=[{"rubric": g.rubric, "model": g.model, "labels": g.n_rows, "scored": g.n_scored}
-                 for g in groups if g is not chosen],
+        ignored=[
+            {"rubric": g.rubric, "model": g.model, "labels": g.n_rows, "scored": g.n_scored}
+            for g in groups
+            if g is not chosen
+        ],
     )
     return used, selection

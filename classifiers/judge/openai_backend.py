@@ -29,8 +29,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from .errors import JudgeError, one_line
 from .params import QualityParams
@@ -60,16 +61,11 @@ class OpenAIJudge:
         self.model_name = params.judge_model_name
         self.builder = PromptBuilder.for_params(params)
         self.rubric = self.builder.rubric
-        self._candidate_ids = sorted(
-            {t for ids in self.builder.candidate_token_ids.values() for t in ids})
+        self._candidate_ids = sorted({t for ids in self.builder.candidate_token_ids.values() for t in ids})
         if params.api_key_env and params.api_key_env not in os.environ:
             raise JudgeError(f"environment variable {params.api_key_env} (api_key_env) is not set")
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), _RefuseRedirects()
-        )
-        self._pool = ThreadPoolExecutor(
-            max_workers=params.max_concurrency, thread_name_prefix="quality-judge"
-        )
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _RefuseRedirects())
+        self._pool = ThreadPoolExecutor(max_workers=params.max_concurrency, thread_name_prefix="quality-judge")
         self._closed = False
         self._lock = threading.Lock()
         self.stats = {
@@ -93,17 +89,13 @@ class OpenAIJudge:
         if self.params.api_key_env:
             key = os.environ.get(self.params.api_key_env)
             if not key:
-                raise JudgeError(
-                    f"environment variable {self.params.api_key_env} (api_key_env) is not set"
-                )
+                raise JudgeError(f"environment variable {self.params.api_key_env} (api_key_env) is not set")
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers=self._headers()
-        )
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=self._headers())
         try:
             with self._opener.open(request, timeout=self.params.timeout_s) as response:
                 body = response.read()
@@ -144,14 +136,11 @@ class OpenAIJudge:
     def check_server(self) -> None:
         """Fail fast, in one line, when nothing serves the model at base_url."""
         try:
-            listing = self._with_retries(
-                f"GET {self.base_url}/models", lambda: self._call("GET", "/models")
-            )
+            listing = self._with_retries(f"GET {self.base_url}/models", lambda: self._call("GET", "/models"))
         except JudgeError as exc:
             if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
                 key = f"the key in {self.params.api_key_env}" if self.params.api_key_env else "no key (set api_key_env)"
-                raise JudgeError(
-                    f"the server at {self.base_url} refused {key}: {exc}") from exc
+                raise JudgeError(f"the server at {self.base_url} refused {key}: {exc}") from exc
             raise JudgeError(f"no OpenAI-compatible server answers at {self.base_url}: {exc}") from exc
         try:
             served = [m["id"] for m in listing["data"]]
@@ -179,8 +168,11 @@ class OpenAIJudge:
         response = self._with_retries(what, lambda: self._call("POST", "/completions", payload))
         try:
             top = response["choices"][0]["logprobs"]["top_logprobs"][0] or {}
-            logprobs = {int(k.removeprefix("token_id:")): float(v) for k, v in top.items()
-                        if k.startswith("token_id:") and v is not None}
+            logprobs = {
+                int(k.removeprefix("token_id:")): float(v)
+                for k, v in top.items()
+                if k.startswith("token_id:") and v is not None
+            }
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise JudgeError(f"{what} returned no log-probabilities keyed by token id") from exc
         missing = [t for t in self._candidate_ids if t not in logprobs]
@@ -229,7 +221,7 @@ class OpenAIJudge:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> "OpenAIJudge":
+    def __enter__(self) -> OpenAIJudge:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -135,15 +135,10 @@ class QualityParams(BaseModel):
                 out.append(f"quality: judge model directory does not exist: {self.model}")
             if self.api_key_env and self.backend == "openai":
                 if self.api_key_env not in os.environ:
-                    out.append(
-                        f"quality: environment variable {self.api_key_env} (api_key_env) is not set"
-                    )
+                    out.append(f"quality: environment variable {self.api_key_env} (api_key_env) is not set")
         else:
             if not self.model_path:
-                out.append(
-                    "quality: classifier 'fasttext' needs `model_path`, a model trained by "
-                    "`curate distill`"
-                )
+                out.append("quality: classifier 'fasttext' needs `model_path`, a model trained by `curate distill`")
             elif not Path(self.model_path).is_file():
                 out.append(f"quality: fastText model file does not exist: {self.model_path}")
         return out

@@ -30,8 +30,9 @@ exactly these token ids (see scoring.py); text is never matched.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import JudgeError
 
@@ -75,9 +76,7 @@ class Rubric:
         return {c.label: c.value for c in self.candidates}
 
     def user_message(self, document: str) -> str:
-        return (
-            f"{self.instructions}\n\n{FENCE_OPEN}\n{document}\n{FENCE_CLOSE}\n\n{self.question}"
-        )
+        return f"{self.instructions}\n\n{FENCE_OPEN}\n{document}\n{FENCE_CLOSE}\n\n{self.question}"
 
 
 _SYSTEM = (
@@ -110,13 +109,9 @@ LLAMA3_REQUIREMENTS = Rubric(
         "reasoning, stories, instructions or code.\n"
         "3. It is readable as it stands: not dominated by broken markup, encoding "
         "garbage, repeated lines or cut-off fragments.\n"
-        "4. It has no sexually explicit, hateful or private personal content.\n\n"
-        + _DATA_NOTICE
+        "4. It has no sexually explicit, hateful or private personal content.\n\n" + _DATA_NOTICE
     ),
-    question=(
-        "Does the document meet all the quality requirements? "
-        "Answer with one word: yes or no."
-    ),
+    question=("Does the document meet all the quality requirements? Answer with one word: yes or no."),
     answer_prefix="Answer:",
     candidates=(
         Candidate("yes", 5.0, ("yes", "Yes")),
@@ -145,10 +140,7 @@ FINEWEB_EDU = Rubric(
         "+1 It is outstanding teaching material: accurate, thorough and insightful, with "
         "nothing that distracts from the subject.\n\n" + _DATA_NOTICE
     ),
-    question=(
-        "What is the document's total educational score? "
-        "Answer with a single digit from 0 to 5."
-    ),
+    question=("What is the document's total educational score? Answer with a single digit from 0 to 5."),
     answer_prefix="Educational score:",
     candidates=tuple(Candidate(str(i), float(i), (str(i),)) for i in range(6)),
 )
@@ -218,9 +210,7 @@ def render_prompt_text(tokenizer: Any, rubric: Rubric, prompt_format: str) -> tu
             {"role": "user", "content": user},
         ]
         try:
-            text = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception:
             # Some templates refuse a system role: fold it into the user turn.
             text = tokenizer.apply_chat_template(
@@ -303,12 +293,16 @@ class PromptBuilder:
     n_template_tokens: int = field(init=False)
 
     @classmethod
-    def for_params(cls, params: Any) -> "PromptBuilder":
+    def for_params(cls, params: Any) -> PromptBuilder:
         """The builder a judge backend uses: the judge model's tokenizer, the configured rubric,
         prompt format and truncation (params: QualityParams)."""
-        return cls(load_tokenizer(params.model), get_rubric(params.rubric),
-                   max_doc_tokens=params.max_doc_tokens, max_model_len=params.max_model_len,
-                   prompt_format=params.prompt_format)
+        return cls(
+            load_tokenizer(params.model),
+            get_rubric(params.rubric),
+            max_doc_tokens=params.max_doc_tokens,
+            max_model_len=params.max_model_len,
+            prompt_format=params.prompt_format,
+        )
 
     def __post_init__(self) -> None:
         tok = self.tokenizer
@@ -320,16 +314,16 @@ class PromptBuilder:
             lead = _leading_ids(tok)
         elif bos and before.startswith(bos):
             # Meta's reference: [BOS] + encode(text); the text then starts a fresh encoding.
-            lead, before = [tok.bos_token_id], before[len(bos):]
+            lead, before = [tok.bos_token_id], before[len(bos) :]
         specials = _special_pattern(tok)
         head, run_open, run_close, tail = "", before, after, ""
         if specials is not None:
             marks = list(specials.finditer(before))
             if marks:
-                head, run_open = before[: marks[-1].end()], before[marks[-1].end():]
+                head, run_open = before[: marks[-1].end()], before[marks[-1].end() :]
             first = specials.search(after)
             if first:
-                run_close, tail = after[: first.start()], after[first.start():]
+                run_close, tail = after[: first.start()], after[first.start() :]
         if head and _adds_dummy_prefix(tok):
             raise JudgeError(
                 "the chat template puts a special token before the document's part of the "
@@ -341,11 +335,14 @@ class PromptBuilder:
         # The answer: extend the prompt's last text so that " yes"/"3" is one more token.
         if tail:
             tail, self.candidate_token_ids = _answer_cut(
-                tok, self.rubric, tail, lambda t: self._encode(t, parse_special=True))
+                tok, self.rubric, tail, lambda t: self._encode(t, parse_special=True)
+            )
         else:
             probe = self._run_open + _PROBE_DOCS[0]
             run_close, self.candidate_token_ids = _answer_cut(
-                tok, self.rubric, run_close,
+                tok,
+                self.rubric,
+                run_close,
                 lambda t: self._encode([probe + x for x in t], parse_special=False),
             )
         self._run_close = run_close
@@ -386,8 +383,7 @@ class PromptBuilder:
         out = []
         for doc, (ids, offs) in zip(
             docs,
-            self._encode([self._run_open + d + self._run_close for d in docs],
-                         parse_special=False, offsets=True),
+            self._encode([self._run_open + d + self._run_close for d in docs], parse_special=False, offsets=True),
         ):
             inside = [a - start for a, _ in offs if start <= a < start + len(doc)]
             cut = inside[self.max_doc_tokens] if len(inside) > self.max_doc_tokens else len(doc)
@@ -436,8 +432,7 @@ def _answer_cut(tokenizer: Any, rubric: Rubric, text: str, encode) -> tuple[str,
         found: dict[str, list[int]] = {}
         for cand in rubric.candidates:
             for form, ids in zip(cand.forms, encode([end + sep + f for f in cand.forms])):
-                if ids[:-1] == context and len(ids) == len(context) + 1 \
-                        and tokenizer.decode([ids[-1]]).strip() == form:
+                if ids[:-1] == context and len(ids) == len(context) + 1 and tokenizer.decode([ids[-1]]).strip() == form:
                     found.setdefault(cand.label, [])
                     if ids[-1] not in found[cand.label]:
                         found[cand.label].append(ids[-1])

@@ -10,7 +10,7 @@ in the rubric's format at all: below `min_candidate_mass` the result is flagged
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from classifiers.scorer import JUDGE_ERROR, OFF_FORMAT, Flag, QualityResult, Scorer  # noqa: F401 - the judge's API
 
@@ -25,9 +25,7 @@ def label_probabilities(
     """Sum the probabilities of each label's tokens ("yes" + "Yes"); absent tokens: 0."""
     out: dict[str, float] = {}
     for label, ids in candidate_token_ids.items():
-        out[label] = sum(
-            math.exp(token_logprobs[t]) for t in ids if t in token_logprobs
-        )
+        out[label] = sum(math.exp(token_logprobs[t]) for t in ids if t in token_logprobs)
     return out
 
 
@@ -44,4 +42,3 @@ def result_from_probabilities(
     score = sum(values[label] * p for label, p in probs.items()) / mass
     lo, hi = min(values.values()), max(values.values())
     return QualityResult(min(hi, max(lo, score)), mass, probs, None)
-

@@ -22,8 +22,9 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import JudgeError, one_line
 
@@ -76,7 +77,7 @@ def _kill_group(pgid: int, grace_s: float) -> None:
             time.sleep(0.1)
 
 
-def server_args(params: "QualityParams") -> tuple[list[str], dict[str, str]]:
+def server_args(params: QualityParams) -> tuple[list[str], dict[str, str]]:
     """The api_server's arguments and extra environment for the judge's configuration: the
     same engine settings as the in-process backend (CPU build included), prefix caching on
     and cached prompt tokens reported in `usage` (--enable-prompt-tokens-details)."""
@@ -84,10 +85,19 @@ def server_args(params: "QualityParams") -> tuple[list[str], dict[str, str]]:
 
     on_cpu = vllm_on_cpu()
     kw = engine_kwargs(params, on_cpu=on_cpu)
-    args = ["--dtype", str(kw["dtype"]), "--max-model-len", str(kw["max_model_len"]),
-            "--tensor-parallel-size", str(kw["tensor_parallel_size"]),
-            "--gpu-memory-utilization", str(kw["gpu_memory_utilization"]),
-            "--seed", str(kw["seed"]), "--enable-prompt-tokens-details"]
+    args = [
+        "--dtype",
+        str(kw["dtype"]),
+        "--max-model-len",
+        str(kw["max_model_len"]),
+        "--tensor-parallel-size",
+        str(kw["tensor_parallel_size"]),
+        "--gpu-memory-utilization",
+        str(kw["gpu_memory_utilization"]),
+        "--seed",
+        str(kw["seed"]),
+        "--enable-prompt-tokens-details",
+    ]
     if kw["enforce_eager"]:
         args.append("--enforce-eager")
     if "kv_cache_memory_bytes" in kw:
@@ -122,7 +132,7 @@ class LocalVllmServer:
         self._finalizer: weakref.finalize | None = None
 
     @classmethod
-    def for_params(cls, params: "QualityParams", **kw) -> "LocalVllmServer":
+    def for_params(cls, params: QualityParams, **kw) -> LocalVllmServer:
         """A server for the judge's configuration (see server_args)."""
         args, env = server_args(params)
         return cls(str(params.model), extra_args=args, env={**os.environ, **env}, **kw)
@@ -143,7 +153,7 @@ class LocalVllmServer:
             "--enable-prefix-caching", *self.extra_args,
         ]  # fmt: skip
 
-    def start(self) -> "LocalVllmServer":
+    def start(self) -> LocalVllmServer:
         if self.process is not None:
             return self
         if self.log_path is None:
@@ -179,9 +189,7 @@ class LocalVllmServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise JudgeError(
-                    f"vLLM server exited with code {code} while starting: {self._log_tail()}"
-                )
+                raise JudgeError(f"vLLM server exited with code {code} while starting: {self._log_tail()}")
             try:
                 with opener.open(url, timeout=2.0) as response:
                     if response.status == 200:
@@ -189,9 +197,7 @@ class LocalVllmServer:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.5)
-        raise JudgeError(
-            f"vLLM server not healthy after {self.startup_timeout_s:.0f}s: {self._log_tail()}"
-        )
+        raise JudgeError(f"vLLM server not healthy after {self.startup_timeout_s:.0f}s: {self._log_tail()}")
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM the process group, SIGKILL what is left; idempotent."""
@@ -207,7 +213,7 @@ class LocalVllmServer:
             process.kill()
             process.wait(timeout=10)
 
-    def __enter__(self) -> "LocalVllmServer":
+    def __enter__(self) -> LocalVllmServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

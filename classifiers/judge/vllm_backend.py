@@ -164,9 +164,10 @@ class VllmJudge:
         self._llm: Any = llm
         # Exact log-probabilities of exactly the candidate tokens, whatever their rank.
         self._sampling = SamplingParams(
-            max_tokens=1, temperature=0.0, detokenize=False,
-            logprob_token_ids=sorted(
-                {t for ids in self.builder.candidate_token_ids.values() for t in ids}),
+            max_tokens=1,
+            temperature=0.0,
+            detokenize=False,
+            logprob_token_ids=sorted({t for ids in self.builder.candidate_token_ids.values() for t in ids}),
         )
         self.stats = {
             "documents": 0,
@@ -201,9 +202,7 @@ class VllmJudge:
             raise
         except Exception as exc:  # noqa: BLE001 - the policy decides
             if self.params.on_error == "fail":
-                raise JudgeError(
-                    f"vLLM judge failed on a batch of {len(texts)} documents: {exc}"
-                ) from exc
+                raise JudgeError(f"vLLM judge failed on a batch of {len(texts)} documents: {exc}") from exc
             return [judge_error() for _ in texts]
         values = self.rubric.values
         out: list[QualityResult] = []
@@ -234,7 +233,7 @@ class VllmJudge:
         del llm
         gc.collect()
 
-    def __enter__(self) -> "VllmJudge":
+    def __enter__(self) -> VllmJudge:
         return self
 
     def __exit__(self, *exc: object) -> None:

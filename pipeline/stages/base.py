@@ -6,9 +6,11 @@ document dicts. A document keeps the first drop it gets (`drop`: a `classifiers.
 stages skip dropped documents in filter mode and still compute their columns in annotate mode.
 Every drop increments the Beam counter `stage/rule` where it is decided.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics

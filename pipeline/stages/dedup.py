@@ -26,10 +26,11 @@ Which document of a group survives, and what the others become, is decided in
 `classifiers.duplicates` (nodes: the survivor policy's ordering tuples); the records shuffled
 here are named in pipeline/records.py.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 import numpy as np
@@ -38,8 +39,17 @@ from apache_beam.transforms.window import GlobalWindows
 from classifiers.duplicates import by_node, by_url_policy, node_uid, resolve
 from classifiers.minhash import MinHasher, bucket_edges
 from classifiers.text import dedup_key_text, stable_hash64
-from pipeline.records import (ExactItem, NodeRecord, Payload, UrlItem, event, pack_records, split_uid, stat_delta,
-                              unpack_records)
+from pipeline.records import (
+    ExactItem,
+    NodeRecord,
+    Payload,
+    UrlItem,
+    event,
+    pack_records,
+    split_uid,
+    stat_delta,
+    unpack_records,
+)
 from pipeline.stages.base import BatchStage, Counters, Doc
 
 EVENTS_TAG = "events"
@@ -74,6 +84,7 @@ def scope_value(doc: Doc, scope: str) -> str:
 
 class DedupKeys(BatchStage):
     """Per document: the scoped exact-dedup key and the scoped MinHash band keys."""
+
     name = "dedup_keys"
 
     def __init__(self, exact, minhash, annotate: bool):
@@ -161,8 +172,9 @@ class UrlDedupPartition(beam.DoFn):
         events, deltas, survivors = [], [], []
         for members in _group(lists, UrlItem).values():
             preferred = by_url_policy(members, self.keep, _node, _timestamp)
-            survivors.append(_resolve_group(resolve(preferred, "url_dedup", _node, _weight), events, deltas,
-                                            self.counters))
+            survivors.append(
+                _resolve_group(resolve(preferred, "url_dedup", _node, _weight), events, deltas, self.counters)
+            )
         yield from _events_by_chunk(events, self.chunk)
         if deltas:
             yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
@@ -191,8 +203,11 @@ class ExactDedupPartition(beam.DoFn):
             if len(members) == 1:
                 survivors.append(members[0])
                 continue
-            survivors.append(_resolve_group(resolve(by_node(members, _node), "exact_dedup", _node, _weight),
-                                            events, deltas, self.counters))
+            survivors.append(
+                _resolve_group(
+                    resolve(by_node(members, _node), "exact_dedup", _node, _weight), events, deltas, self.counters
+                )
+            )
         yield from _events_by_chunk(events, self.chunk)
         if deltas:
             yield beam.pvalue.TaggedOutput(STATS_TAG, deltas)
@@ -249,7 +264,7 @@ class MinHashPartition(beam.DoFn):
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         sizes = np.diff(np.r_[starts, len(keys)])
         for s, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
-            members = np.unique(uids[s:s + n]).tolist()
+            members = np.unique(uids[s : s + n]).tolist()
             if len(members) > self.max_bucket_size:
                 self.counters.inc("minhash_dedup/giant_bucket")
             self.edges.update(bucket_edges(members, self.max_bucket_size))
@@ -302,16 +317,16 @@ class ConnectedComponents(beam.PTransform):
 
     def expand(self, edges):
         for r in range(self.rounds):
-            edges = (edges
-                     | f"LargeStarEmit{r}" >> beam.FlatMap(_both_directions)
-                     | f"LargeStarGroup{r}" >> beam.GroupByKey()
-                     | f"LargeStar{r}" >> beam.FlatMap(_large_star)
-                     | f"SmallStarEmit{r}" >> beam.Map(_larger_first)
-                     | f"SmallStarGroup{r}" >> beam.GroupByKey()
-                     | f"SmallStar{r}" >> beam.FlatMap(_small_star))
-        labels = (edges
-                  | "OrientLabels" >> beam.Map(_larger_first)
-                  | "SmallestNeighbour" >> beam.CombinePerKey(min))
+            edges = (
+                edges
+                | f"LargeStarEmit{r}" >> beam.FlatMap(_both_directions)
+                | f"LargeStarGroup{r}" >> beam.GroupByKey()
+                | f"LargeStar{r}" >> beam.FlatMap(_large_star)
+                | f"SmallStarEmit{r}" >> beam.Map(_larger_first)
+                | f"SmallStarGroup{r}" >> beam.GroupByKey()
+                | f"SmallStar{r}" >> beam.FlatMap(_small_star)
+            )
+        labels = edges | "OrientLabels" >> beam.Map(_larger_first) | "SmallestNeighbour" >> beam.CombinePerKey(min)
         return labels
 
 
@@ -389,7 +404,7 @@ class Deduplicate(beam.PTransform):
         self.partitions, self.chunk = partitions, chunk
 
     @classmethod
-    def for_config(cls, config, partitions: int) -> "Deduplicate":
+    def for_config(cls, config, partitions: int) -> Deduplicate:
         """URL dedup only where a source names a url_field or is WARC: with none, its shuffle (and the
         flatten that re-reads every exact item after it) would carry nothing."""
         st = config.stages
@@ -402,20 +417,29 @@ class Deduplicate(beam.PTransform):
         url_items, items, route_nodes = pcolls
         nodes, events, deltas = [route_nodes], [], []
         if self.url.enabled:
-            ud = (url_items
-                  | "GroupUrls" >> beam.GroupByKey()
-                  | "UrlDedup" >> beam.ParDo(UrlDedupPartition(self.url.keep, self.partitions, self.exact.enabled,
-                                                                 self.minhash.enabled, self.chunk))
-                  .with_outputs(EVENTS_TAG, STATS_TAG, NODES_TAG, main="next"))
+            ud = (
+                url_items
+                | "GroupUrls" >> beam.GroupByKey()
+                | "UrlDedup"
+                >> beam.ParDo(
+                    UrlDedupPartition(
+                        self.url.keep, self.partitions, self.exact.enabled, self.minhash.enabled, self.chunk
+                    )
+                ).with_outputs(EVENTS_TAG, STATS_TAG, NODES_TAG, main="next")
+            )
             events.append(ud[EVENTS_TAG])
             deltas.append(ud[STATS_TAG])
             nodes.append(ud[NODES_TAG])
             items = (items, ud.next) | "AfterUrls" >> beam.Flatten()
         if self.exact.enabled:
-            ex = (items
-                  | "GroupExact" >> beam.GroupByKey()
-                  | "ExactDedup" >> beam.ParDo(ExactDedupPartition(self.partitions, self.minhash.enabled, self.chunk))
-                  .with_outputs(EVENTS_TAG, STATS_TAG, NODES_TAG, main="bands"))
+            ex = (
+                items
+                | "GroupExact" >> beam.GroupByKey()
+                | "ExactDedup"
+                >> beam.ParDo(ExactDedupPartition(self.partitions, self.minhash.enabled, self.chunk)).with_outputs(
+                    EVENTS_TAG, STATS_TAG, NODES_TAG, main="bands"
+                )
+            )
             events.append(ex[EVENTS_TAG])
             deltas.append(ex[STATS_TAG])
             nodes.append(ex[NODES_TAG])
@@ -423,22 +447,28 @@ class Deduplicate(beam.PTransform):
         else:
             bands = items
         if self.minhash.enabled:
-            edges = (bands
-                     | "GroupBands" >> beam.GroupByKey()
-                     | "BandCollisions" >> beam.ParDo(MinHashPartition(self.minhash.max_bucket_size)))
+            edges = (
+                bands
+                | "GroupBands" >> beam.GroupByKey()
+                | "BandCollisions" >> beam.ParDo(MinHashPartition(self.minhash.max_bucket_size))
+            )
             labels = edges | "Components" >> ConnectedComponents(self.minhash.max_cc_rounds)
             targets = labels | "LabelTargets" >> beam.Map(lambda kv: (kv[1], None))
-            ({"label": labels, "target": targets}
-             | "GroupRoles" >> beam.CoGroupByKey()
-             | "CheckConverged" >> beam.ParDo(CountUnconverged()))
+            (
+                {"label": labels, "target": targets}
+                | "GroupRoles" >> beam.CoGroupByKey()
+                | "CheckConverged" >> beam.ParDo(CountUnconverged())
+            )
             keyed_labels = labels | "LabelPartitions" >> beam.FlatMap(label_keys, self.partitions)
-            resolved = ((keyed_labels, *nodes)
-                        | "FlattenNodes" >> beam.Flatten()
-                        | "GroupNodes" >> beam.GroupByKey()
-                        | "AttachNodes" >> beam.ParDo(AttachNodes())
-                        | "GroupComponents" >> beam.GroupByKey()
-                        | "ResolveClusters" >> beam.ParDo(ResolveClusters(self.chunk))
-                        .with_outputs(EVENTS_TAG, STATS_TAG, main="none"))
+            resolved = (
+                (keyed_labels, *nodes)
+                | "FlattenNodes" >> beam.Flatten()
+                | "GroupNodes" >> beam.GroupByKey()
+                | "AttachNodes" >> beam.ParDo(AttachNodes())
+                | "GroupComponents" >> beam.GroupByKey()
+                | "ResolveClusters"
+                >> beam.ParDo(ResolveClusters(self.chunk)).with_outputs(EVENTS_TAG, STATS_TAG, main="none")
+            )
             events.append(resolved[EVENTS_TAG])
             deltas.append(resolved[STATS_TAG])
         return events, deltas

@@ -3,11 +3,12 @@
 rows of every output keyed by the shard they go to. The ledger (kept, rejected per rule) is
 counted here, where each document's fate is final. The fate is decided in classifiers
 (`decisions.settle`, then `MixturePlan.uses`); this stage gathers what they need and writes."""
+
 from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 
@@ -51,6 +52,7 @@ def sample_candidates(infos: dict[int, Info], fates: dict[int, Fate], file_idx: 
         for key, rec in sorted(keys)[:k]:
             out[rec] = (rule, key)
     return out
+
 
 class InputChanged(RuntimeError):
     pass
@@ -125,29 +127,60 @@ class Finalize(beam.DoFn):
             all_text = self.annotate or self.config.output.rejected_text
 
             need = functools.partial(_needs_text, fates, sample, all_text)
-            for kind, doc in read_file(spec, self.sources[spec.source], self.config.stages.normalize,
-                                       0, chunk * per, (chunk + 1) * per, self.config.stages.extract, need):
+            for kind, doc in read_file(
+                spec,
+                self.sources[spec.source],
+                self.config.stages.normalize,
+                0,
+                chunk * per,
+                (chunk + 1) * per,
+                self.config.stages.extract,
+                need,
+            ):
                 if kind != "doc":
                     continue
                 rec = split_uid(doc["uid"])[1]
                 info = infos.get(rec)
                 if info is None or info.id != doc["id"]:
-                    raise InputChanged(f"{spec.path}: record {rec} differs from the first pass's read;"
-                                       " the input changed during the run")
+                    raise InputChanged(
+                        f"{spec.path}: record {rec} differs from the first pass's read;"
+                        " the input changed during the run"
+                    )
                 seen += 1
-                self.route(doc["uid"], info, fates[rec], doc["text"], plan, rows, rec in sample,
-                           doc.get("url"), doc.get("timestamp"))
+                self.route(
+                    doc["uid"],
+                    info,
+                    fates[rec],
+                    doc["text"],
+                    plan,
+                    rows,
+                    rec in sample,
+                    doc.get("url"),
+                    doc.get("timestamp"),
+                )
             if seen != len(infos):
-                raise InputChanged(f"{spec.path}: {len(infos) - seen} records of chunk {chunk} missing on re-read;"
-                                   " the input changed during the run")
+                raise InputChanged(
+                    f"{spec.path}: {len(infos) - seen} records of chunk {chunk} missing on re-read;"
+                    " the input changed during the run"
+                )
         else:
             for rec, info in infos.items():
                 self.route(make_uid(file_idx, rec), info, fates[rec], None, plan, rows, rec in sample)
         for key, lst in rows.items():
             yield (key, lst)
 
-    def route(self, uid: int, info: Info, fate: Fate, text: str | None, plan: dict, rows: dict,
-              sampled: bool = False, url: str | None = None, timestamp: str | None = None) -> None:
+    def route(
+        self,
+        uid: int,
+        info: Info,
+        fate: Fate,
+        text: str | None,
+        plan: dict,
+        rows: dict,
+        sampled: bool = False,
+        url: str | None = None,
+        timestamp: str | None = None,
+    ) -> None:
         """`sampled`: a rejected document of the rejected-text sample's candidates (keeps its text).
         `url`, `timestamp`: the re-read document's (WARC-Target-URI / WARC-Date, or the source's
         url_field / timestamp_field); rows without a re-read (nothing kept) take no mixture row."""
@@ -158,12 +191,23 @@ class Finalize(beam.DoFn):
         if self.annotate:
             n = plan["annotated_shards"]
             row = {
-                "_uid": uid, "id": info.id, "text": text, "source": info.source, "bucket": info.bucket,
-                "language": info.language, "language_score": info.language_score,
-                "quality_score": info.quality_score, "n_tokens": n_tokens,
-                "dup_cluster_size": fate.size, "repeats": fate.repeats, "url": url, "timestamp": timestamp,
-                "drop_stage": drop.stage if drop else None, "drop_rule": drop.rule if drop else None,
-                "dup_cluster": fate.cluster, "quality_flag": info.quality_flag,
+                "_uid": uid,
+                "id": info.id,
+                "text": text,
+                "source": info.source,
+                "bucket": info.bucket,
+                "language": info.language,
+                "language_score": info.language_score,
+                "quality_score": info.quality_score,
+                "n_tokens": n_tokens,
+                "dup_cluster_size": fate.size,
+                "repeats": fate.repeats,
+                "url": url,
+                "timestamp": timestamp,
+                "drop_stage": drop.stage if drop else None,
+                "drop_rule": drop.rule if drop else None,
+                "dup_cluster": fate.cluster,
+                "quality_flag": info.quality_flag,
                 "language_model": info.language_model,
                 "line_dedup_fraction": line_fraction,
             }
@@ -173,17 +217,34 @@ class Finalize(beam.DoFn):
             rows[(ANNOTATED, "", shard_of(uid, n), n)].append(row)
         elif drop is None:
             n = plan["mixture"].buckets[info.bucket].shards
-            rows[(MIXTURE, info.bucket, shard_of(uid, n), n)].append({
-                "_uid": uid, "id": info.id, "text": text, "source": info.source, "bucket": info.bucket,
-                "language": info.language, "language_score": info.language_score,
-                "quality_score": info.quality_score, "n_tokens": n_tokens,
-                "dup_cluster_size": fate.size, "repeats": fate.repeats, "url": url, "timestamp": timestamp,
-            })
+            rows[(MIXTURE, info.bucket, shard_of(uid, n), n)].append(
+                {
+                    "_uid": uid,
+                    "id": info.id,
+                    "text": text,
+                    "source": info.source,
+                    "bucket": info.bucket,
+                    "language": info.language,
+                    "language_score": info.language_score,
+                    "quality_score": info.quality_score,
+                    "n_tokens": n_tokens,
+                    "dup_cluster_size": fate.size,
+                    "repeats": fate.repeats,
+                    "url": url,
+                    "timestamp": timestamp,
+                }
+            )
         else:
             n = plan["rejected_shards"]
-            rows[(REJECTED, "", shard_of(uid, n), n)].append({
-                "_uid": uid, "id": info.id, "source": info.source, "stage": drop.stage, "rule": drop.rule,
-                "detail": drop.detail,
-                # the sample's candidates carry it to the writer, which keeps the run's sample only
-                "text": text if self.config.output.rejected_text or sampled else None,
-            })
+            rows[(REJECTED, "", shard_of(uid, n), n)].append(
+                {
+                    "_uid": uid,
+                    "id": info.id,
+                    "source": info.source,
+                    "stage": drop.stage,
+                    "rule": drop.rule,
+                    "detail": drop.detail,
+                    # the sample's candidates carry it to the writer, which keeps the run's sample only
+                    "text": text if self.config.output.rejected_text or sampled else None,
+                }
+            )

@@ -6,6 +6,7 @@ configured language, or a drop); code documents get their programming language a
 bucket, and so do documents of text sources that the code detector
 (classifiers/code_detect.py) takes for source code: they become `kind: code` from here on, so the
 code rules judge them (counter `langid/code_in_text`)."""
+
 from __future__ import annotations
 
 from classifiers.code_detect import detect_code
@@ -18,8 +19,12 @@ CODE_BUCKET = "code"
 
 
 def assign_code(doc: Doc) -> Doc:
-    return {**doc, "language": detect_programming_language(doc.get("path"), doc["text"]),
-            "language_score": None, "bucket": CODE_BUCKET}
+    return {
+        **doc,
+        "language": detect_programming_language(doc.get("path"), doc["text"]),
+        "language_score": None,
+        "bucket": CODE_BUCKET,
+    }
 
 
 def assign_undetermined(doc: Doc) -> Doc:
@@ -39,15 +44,25 @@ class LanguageIdStage(BatchStage):
                 if d["kind"] == "text":
                     v = detect_code(d["text"], d.get("path"))
                     if v.is_code:
-                        out[i] = {**d, "kind": "code", "language": v.language, "language_score": None,
-                                  "bucket": CODE_BUCKET}
+                        out[i] = {
+                            **d,
+                            "kind": "code",
+                            "language": v.language,
+                            "language_score": None,
+                            "bucket": CODE_BUCKET,
+                        }
                         self.counters.inc("langid/code_in_text")
         texts = [i for i, d in enumerate(out) if d["kind"] == "text"]
         preds = self.model.predict_detailed([docs[i]["text"] for i in texts]) if texts else []
         for i, pred in zip(texts, preds):
             bucket, rule = decide(pred.language, pred.score, self.params)
-            new = {**docs[i], "language": pred.language, "language_score": pred.score, "bucket": bucket,
-                   "language_model": pred.model}
+            new = {
+                **docs[i],
+                "language": pred.language,
+                "language_score": pred.score,
+                "bucket": bucket,
+                "language_model": pred.model,
+            }
             if pred.model == LINGUA:
                 self.counters.inc("langid/lingua")
                 if pred.language != pred.fasttext:
@@ -58,6 +73,7 @@ class LanguageIdStage(BatchStage):
 
 class NoLanguageId(BatchStage):
     """langid disabled: code still gets its bucket; text goes to `und`."""
+
     name = "langid"
 
     def apply(self, docs: list[Doc]) -> list[Doc]:

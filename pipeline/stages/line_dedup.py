@@ -34,21 +34,40 @@ What each of its shuffles carries per input document, measured by bench/line_ded
 bench/results/line-dedup-bytes.md. The line hash is 56 bits and the text key 24 bits because
 Beam's coder writes a Python int >= 2**63 in 24 bytes.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 
 from classifiers.decisions import LINES_EMPTIED, LinesRemoved
-from classifiers.line_dedup import (after_removal, doc_lines, emptied, flatten_indices, group_salt, remove_lines,
-                                    removed_fraction)
+from classifiers.line_dedup import (
+    after_removal,
+    doc_lines,
+    emptied,
+    flatten_indices,
+    group_salt,
+    remove_lines,
+    removed_fraction,
+)
 from classifiers.text import stable_hash64
 from classifiers.tokens import TokenCounter, TokenizerSpec
 from pipeline.config import Config
-from pipeline.records import (DROP, Info, LineDoc, LineItem, LineOccurrence, event, pack_records, split_uid,
-                              stat_delta, unpack, unpack_records)
+from pipeline.records import (
+    DROP,
+    Info,
+    LineDoc,
+    LineItem,
+    LineOccurrence,
+    event,
+    pack_records,
+    split_uid,
+    stat_delta,
+    unpack,
+    unpack_records,
+)
 from pipeline.stages.base import Counters, Doc
 from pipeline.stages.dedup import EVENTS_TAG, STATS_TAG, scope_value
 from pipeline.stages.route import doc_payload
@@ -173,8 +192,13 @@ class ResolveLines(beam.DoFn):
                 continue
             payload, content = docs[rec].payload, docs[rec].content
             kept_bytes, tokens, kept_content = after_removal(
-                payload.nbytes, payload.tokens, content, sum(o.nbytes for o in occ), sum(o.nchars for o in occ),
-                self.approx_tokens)
+                payload.nbytes,
+                payload.tokens,
+                content,
+                sum(o.nbytes for o in occ),
+                sum(o.nchars for o in occ),
+                self.approx_tokens,
+            )
             gone = emptied(kept_content, self.min_chars_after)
             if gone:
                 self.counters.inc(LINES_EMPTIED.rule)
@@ -202,14 +226,17 @@ class LineDedup(beam.PTransform):
         config = self.config
         chunk = config.runner.records_per_chunk
         out = docs | "LineItems" >> beam.ParDo(LineItems(config, self.partitions)).with_outputs(ITEMS_TAG, main="docs")
-        frequent = (out[ITEMS_TAG]
-                    | "GroupLines" >> beam.GroupByKey()
-                    | "CountLines" >> beam.ParDo(CountLines(config.stages.line_dedup.max_line_repeats, chunk)))
-        resolved = ((out.docs, frequent, *dedup_events)
-                    | "FlattenLineDocs" >> beam.Flatten()
-                    | "GroupLineDocs" >> beam.GroupByKey()
-                    | "ResolveLines" >> beam.ParDo(ResolveLines(config))
-                    .with_outputs(EVENTS_TAG, STATS_TAG, main="none"))
+        frequent = (
+            out[ITEMS_TAG]
+            | "GroupLines" >> beam.GroupByKey()
+            | "CountLines" >> beam.ParDo(CountLines(config.stages.line_dedup.max_line_repeats, chunk))
+        )
+        resolved = (
+            (out.docs, frequent, *dedup_events)
+            | "FlattenLineDocs" >> beam.Flatten()
+            | "GroupLineDocs" >> beam.GroupByKey()
+            | "ResolveLines" >> beam.ParDo(ResolveLines(config)).with_outputs(EVENTS_TAG, STATS_TAG, main="none")
+        )
         return [resolved[EVENTS_TAG]], [resolved[STATS_TAG]]
 
 
@@ -226,12 +253,14 @@ class ApplyLineDedup:
         if self._counter is None:
             if self.tokenizer is None:
                 from pipeline.stages.mixture import tokenizer_spec
+
                 self.tokenizer = tokenizer_spec(self.tokenizer_config)
             self._counter = TokenCounter.load(self.tokenizer)
         return self._counter.count([text])[0]
 
-    def apply(self, text: str | None, info: Info, indices: tuple | None, drop, annotate: bool
-              ) -> tuple[str | None, int, float | None]:
+    def apply(
+        self, text: str | None, info: Info, indices: tuple | None, drop, annotate: bool
+    ) -> tuple[str | None, int, float | None]:
         """(text to write, its n_tokens, line_dedup_fraction for annotate mode): filter mode
         removes the lines from a kept document; annotate mode keeps the text and reports the
         fraction of characters the removal would take (0.0 for a document that took part

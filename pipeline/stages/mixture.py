@@ -1,13 +1,13 @@
 """Mixture stages: token counts per document, the per-bucket histograms (a combine), and the
 plan (sampling rates and shard counts) that the last pass reads as a side input."""
+
 from __future__ import annotations
 
 import os
-from typing import Iterable
 
 import apache_beam as beam
 
-from classifiers.mixture import BucketStats, COMPRESSION_RATIO_ESTIMATE, add_deltas, merge_stats, plan_mixture
+from classifiers.mixture import COMPRESSION_RATIO_ESTIMATE, BucketStats, add_deltas, merge_stats, plan_mixture
 from classifiers.tokens import TokenCounter, TokenizerError, TokenizerSpec, resolve
 from pipeline.config import Config, ConfigError, TokenizerConfig
 from pipeline.stages.base import BatchStage, Doc
@@ -27,6 +27,7 @@ def tokenizer_spec(tokenizer: TokenizerConfig) -> TokenizerSpec:
     """The run's tokenizer (classifiers/tokens.py), resolved once per process: Llama 3's is built
     into the cache on first use. A tokenizer that cannot be had is a ConfigError (one line)."""
     from classifiers.artifacts import default_cache
+
     stat = os.stat(tokenizer.path) if tokenizer.path and os.path.isfile(tokenizer.path) else None
     key = (tokenizer.kind, tokenizer.path, str(default_cache()), stat and (stat.st_size, stat.st_mtime_ns))
     if key not in _SPECS:
@@ -41,6 +42,7 @@ class TokenCount(BatchStage):
     """n_tokens, exact with the run's tokenizer (params: its TokenizerSpec), counted for the
     documents that survived the filters (every document in annotate mode), one encode_batch per
     batch; the approximation only when tokenizer.kind is approx."""
+
     name = "tokens"
 
     def setup(self) -> None:
@@ -80,8 +82,15 @@ def make_plan(stats: dict[str, BucketStats], config: Config) -> dict:
     all_docs = int(read.docs.sum()) if read else 0
     all_bytes = int(read.bytes.sum()) if read else 0
     mix = config.stages.mixture
-    plan = plan_mixture(live, mix.targets if mix.enabled else {}, list(config.stages.langid.languages),
-                        mix.alpha, mix.max_repeats, mix.total_tokens, out.shard_bytes)
+    plan = plan_mixture(
+        live,
+        mix.targets if mix.enabled else {},
+        list(config.stages.langid.languages),
+        mix.alpha,
+        mix.max_repeats,
+        mix.total_tokens,
+        out.shard_bytes,
+    )
     if not mix.enabled:  # everything that survived is kept once
         for p in plan.buckets.values():
             p.rate, p.whole_repeats, p.threshold, p.chosen = 1.0, 1, 0.0, None
@@ -95,8 +104,9 @@ def make_plan(stats: dict[str, BucketStats], config: Config) -> dict:
     return {
         "mixture": plan,
         "annotated_shards": max(1, -(-all_bytes // int(per_shard))),
-        "rejected_shards": max(1, int(-(-rejected_bytes // per_shard)),
-                               int(-(-rejected_docs // REJECTED_ROWS_PER_SHARD))),
+        "rejected_shards": max(
+            1, int(-(-rejected_bytes // per_shard)), int(-(-rejected_docs // REJECTED_ROWS_PER_SHARD))
+        ),
         "all_docs": all_docs,
     }
 
@@ -108,19 +118,17 @@ class PlanMixture(beam.PTransform):
 
     def expand(self, deltas):
         config = self.config
-        return (deltas
-                | "SumStats" >> beam.CombineGlobally(SumStats())
-                | "Plan" >> beam.Map(make_plan, config))
+        return deltas | "SumStats" >> beam.CombineGlobally(SumStats()) | "Plan" >> beam.Map(make_plan, config)
 
 
 def quarantine_shards(count: int) -> int:
     return max(1, -(-count // 1_000_000))
 
 
-
 def unfed_targets(config: Config) -> list[str]:
     """Mixture targets that no configured source can feed, each with why (for a warning at start)."""
     from classifiers.langid import normalize_label
+
     mix, lid = config.stages.mixture, config.stages.langid
     if not mix.enabled:
         return []

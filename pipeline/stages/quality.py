@@ -6,6 +6,7 @@ The distilled classifier decides at the thresholds `curate distill` calibrated f
 keep the share the judge keeps at `stages.quality.threshold`; written beside the model)
 unless `stages.quality.calibrated_threshold` is false; the manifest records which
 (`stages.quality.threshold`, `stages.quality.threshold_source`)."""
+
 from __future__ import annotations
 
 import logging
@@ -31,13 +32,19 @@ def decision(params: QualityParams) -> tuple[QualityParams, dict]:
                 source = f"calibrated by curate distill: {params.model_path}{REPORT_SUFFIX}"
                 if cal.get("judge_threshold") != params.threshold:
                     # The config's judge thresholds changed since distilling: say so.
-                    source += (f"; calibrated for judge thresholds {cal.get('judge_threshold')}, not the"
-                               f" configured {params.threshold} (distill again to recalibrate)")
+                    source += (
+                        f"; calibrated for judge thresholds {cal.get('judge_threshold')}, not the"
+                        f" configured {params.threshold} (distill again to recalibrate)"
+                    )
                 threshold = dict(cal["threshold"])
-                return (params.model_copy(update={"threshold": threshold}),
-                        {"threshold": threshold, "threshold_source": source})
-            source = ("config: stages.quality.threshold (the model has no calibrated thresholds beside"
-                      " it; distill it again to calibrate)")
+                return (
+                    params.model_copy(update={"threshold": threshold}),
+                    {"threshold": threshold, "threshold_source": source},
+                )
+            source = (
+                "config: stages.quality.threshold (the model has no calibrated thresholds beside"
+                " it; distill it again to calibrate)"
+            )
     else:
         source = "config: stages.quality.threshold"
     return params, {"threshold": dict(params.threshold), "threshold_source": source}

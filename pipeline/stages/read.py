@@ -1,7 +1,8 @@
 """Read stage: input files -> batches of documents, plus quarantine rows (side output)."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 
@@ -27,8 +28,7 @@ class ReadFile(beam.DoFn):
     def process(self, spec: FileSpec) -> Iterable:
         batch: list[dict] = []
         skipped: dict[str, int] = {}
-        for kind, item in read_file(spec, self.sources[spec.source], self.norm, self.raw_bytes,
-                                    extract=self.extract):
+        for kind, item in read_file(spec, self.sources[spec.source], self.norm, self.raw_bytes, extract=self.extract):
             if kind == "skip":  # a WARC record that is not a document: counted, not input
                 self.counters.inc(f"skipped/{item}")
                 skipped[f"skipped:{item}"] = skipped.get(f"skipped:{item}", 0) + 1
@@ -63,8 +63,9 @@ class ReadDocuments(beam.PTransform):
         self.config = config
 
     def expand(self, files):
-        out = (files
-               | "SpreadFiles" >> beam.Reshuffle()
-               | "ReadFile" >> beam.ParDo(ReadFile(self.config)).with_outputs(QUARANTINE_TAG, SKIPPED_TAG,
-                                                                              main="docs"))
+        out = (
+            files
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadFile" >> beam.ParDo(ReadFile(self.config)).with_outputs(QUARANTINE_TAG, SKIPPED_TAG, main="docs")
+        )
         return out.docs, out[QUARANTINE_TAG], out[SKIPPED_TAG]

