@@ -188,8 +188,7 @@ class Finalize(beam.DoFn):
         n_tokens, line_fraction = info.n_tokens, None
         if self.lines is not None:  # removes the frequent lines (filter) or reports their share (annotate)
             text, n_tokens, line_fraction = self.lines.apply(text, info, fate.lines, drop, self.annotate)
-        if self.annotate:
-            n = plan["annotated_shards"]
+        if self.annotate or drop is None:
             row = {
                 "_uid": uid,
                 "id": info.id,
@@ -204,36 +203,24 @@ class Finalize(beam.DoFn):
                 "repeats": fate.repeats,
                 "url": url,
                 "timestamp": timestamp,
-                "drop_stage": drop.stage if drop else None,
-                "drop_rule": drop.rule if drop else None,
-                "dup_cluster": fate.cluster,
-                "quality_flag": info.quality_flag,
-                "language_model": info.language_model,
-                "line_dedup_fraction": line_fraction,
             }
+        if self.annotate:
+            n = plan["annotated_shards"]
+            row.update(
+                drop_stage=drop.stage if drop else None,
+                drop_rule=drop.rule if drop else None,
+                dup_cluster=fate.cluster,
+                quality_flag=info.quality_flag,
+                language_model=info.language_model,
+                line_dedup_fraction=line_fraction,
+            )
             signals = info.signals or {}
             for name in self.signal_names:
                 row[SIGNAL_PREFIX + name] = signals.get(name)
             rows[(ANNOTATED, "", shard_of(uid, n), n)].append(row)
         elif drop is None:
             n = plan["mixture"].buckets[info.bucket].shards
-            rows[(MIXTURE, info.bucket, shard_of(uid, n), n)].append(
-                {
-                    "_uid": uid,
-                    "id": info.id,
-                    "text": text,
-                    "source": info.source,
-                    "bucket": info.bucket,
-                    "language": info.language,
-                    "language_score": info.language_score,
-                    "quality_score": info.quality_score,
-                    "n_tokens": n_tokens,
-                    "dup_cluster_size": fate.size,
-                    "repeats": fate.repeats,
-                    "url": url,
-                    "timestamp": timestamp,
-                }
-            )
+            rows[(MIXTURE, info.bucket, shard_of(uid, n), n)].append(row)
         else:
             n = plan["rejected_shards"]
             rows[(REJECTED, "", shard_of(uid, n), n)].append(
