@@ -130,3 +130,17 @@ def test_classifiers_never_import_beam():
         and any(n == "apache_beam" or n.startswith("apache_beam.") for n in imported_names(m, p))
     ]
     assert not offenders
+
+
+def test_the_cli_loads_no_heavy_library_a_command_may_not_use():
+    """`curate --version`, `config show`, `inspect`, `report` and a run with those stages off load
+    none of numba (MinHash, n-gram kernels), torch, transformers or vLLM (the judge): each is
+    imported where its stage runs."""
+    import subprocess
+    import sys
+
+    heavy = ("numba", "scipy", "torch", "transformers", "vllm", "lingua", "trafilatura")
+    code = f"import sys, pipeline.cli, pipeline.graph; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"imported by `import pipeline.cli, pipeline.graph`: {out.stdout.strip()}"
