@@ -915,7 +915,9 @@ _CONTENT_RULES: dict[str, list[tuple[re.Pattern, float]]] = {
     ],
     "typescript": [
         (re.compile(r"^\s*(export )?(interface|type) \w+(<.*>)? (=|\{)", _M), 3),
-        (re.compile(r"\w+\s*:\s*(string|number|boolean|any|void)\b"), 2),
+        # \b first: a match never starts inside a word (the word's start matches too, and is
+        # found first), and without it the regex retries \w+ from every letter of every word
+        (re.compile(r"\b\w+\s*:\s*(string|number|boolean|any|void)\b"), 2),
         (re.compile(r"^\s*import .* from ['\"]", _M), 1),
     ],
     "rust": [
@@ -1005,9 +1007,66 @@ def detect_programming_language(path: str | None, text: str) -> str:
     return language_from_scores(content_scores(head))
 
 
+def _required_text(pattern: re.Pattern) -> tuple[str, ...] | None:
+    """Strings of which every match of `pattern` contains at least one, or None when the pattern
+    requires no literal text: of the literal runs and alternations (each branch's own longest
+    run) that its sequence requires, the one whose shortest string is longest. A pattern none
+    of them occurs in has no match, so `_count` skips its regex (the regexes' scan of every
+    position is what costs; the substring test is C's memchr-fast search)."""
+    from re import _constants as sre
+    from re import _parser
+
+    def needs(items) -> list[tuple[str, ...]]:
+        """What a sequence requires: each entry's strings, one of which every match holds."""
+        out, cur = [], []
+        for op, av in items:
+            if op is sre.LITERAL:
+                cur.append(chr(av))
+                continue
+            if op is sre.AT:  # ^, $, \b: zero-width, the literal run goes on
+                continue
+            if cur:
+                out.append(("".join(cur),))
+                cur = []
+            if op is sre.SUBPATTERN:  # a group (not optional: that is a repeat) is required
+                out.extend(needs(av[3]))
+            elif op is sre.BRANCH:  # one of the branches is: each must require a string
+                per_branch = [best(needs(list(branch))) for branch in av[1]]
+                if all(per_branch):
+                    out.append(tuple(x for alternatives in per_branch for x in alternatives))
+        if cur:
+            out.append(("".join(cur),))
+        return out
+
+    def best(found: list[tuple[str, ...]]) -> tuple[str, ...] | None:
+        return max(found, key=lambda alternatives: min(map(len, alternatives))) if found else None
+
+    try:
+        return best(needs(list(_parser.parse(pattern.pattern, pattern.flags))))
+    except Exception:  # noqa: BLE001 - the parser's internals moved: no pre-filter
+        return None
+
+
+def _count(pattern: re.Pattern, required: tuple[str, ...] | None, head: str, lower: str | None) -> int:
+    """len(pattern.findall(head)), skipping the regex when no required string is in the text.
+    A case-insensitive pattern is pre-filtered on ASCII text only (`lower` is then its
+    lower-cased head): elsewhere re's case folding matches more than str.lower does (ſ, K)."""
+    if required is not None:
+        if not pattern.flags & re.IGNORECASE:
+            if not any(r in head for r in required):
+                return 0
+        elif lower is not None and not any(r.lower() in lower for r in required):
+            return 0
+    return len(pattern.findall(head))
+
+
 def content_scores(head: str) -> dict[str, float]:
     """Each language's score of its weighted content patterns over `head`."""
-    return {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules) for lang, rules in _CONTENT_RULES.items()}
+    lower = head.lower() if head.isascii() else None
+    return {
+        lang: sum(w * _count(p, req, head, lower) ** 0.5 for p, w, req in rules)
+        for lang, rules in _CONTENT_TESTS.items()
+    }
 
 
 def language_from_scores(scores: dict[str, float]) -> str:
@@ -1029,4 +1088,11 @@ def language_from_scores(scores: dict[str, float]) -> str:
 
 def _looks_cpp_header(text: str) -> bool:
     head = text[:_CODE_SCAN_CHARS]
-    return sum(w * len(p.findall(head)) ** 0.5 for p, w in _CONTENT_RULES["cpp"]) >= _CODE_MIN_SCORE
+    lower = head.lower() if head.isascii() else None
+    return sum(w * _count(p, req, head, lower) ** 0.5 for p, w, req in _CONTENT_TESTS["cpp"]) >= _CODE_MIN_SCORE
+
+
+# _CONTENT_RULES with each pattern's required strings (_required_text), derived once
+_CONTENT_TESTS: dict[str, list[tuple[re.Pattern, float, tuple[str, ...] | None]]] = {
+    lang: [(p, w, _required_text(p)) for p, w in rules] for lang, rules in _CONTENT_RULES.items()
+}

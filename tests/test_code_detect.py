@@ -16,7 +16,7 @@ from classifiers.code_detect import SYNTAX_CHARS, detect_code, path_language, sy
 from pipeline.cli import main, parser, resolve_config
 from pipeline.config import load_config
 from pipeline.demo import code_docs, multilingual_docs, prose_docs
-from tests.corpus import write_jsonl
+from tests.corpus import bench_docs, write_jsonl
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -179,3 +179,23 @@ def test_code_mixed_into_a_text_source_reaches_the_code_bucket(tmp_path, code, c
     ]
     # code is judged by the code rules: prose rules only see what the detector missed (data tables)
     assert len(prose_rules) <= 0.1 * len(code_ids), prose_rules[:5]
+
+
+def test_keyword_patterns_skip_only_texts_they_cannot_match(code, prose):
+    """The pre-filter (a pattern runs only where one of its required strings occurs) gives the
+    regexes' own counts: on the standard library, the benchmark sample's code and prose in
+    many languages, and on texts made to hold a required string without a match, or a match
+    only under re.IGNORECASE's folding (ſ matches s, K matches k)."""
+    from classifiers.langid import _CONTENT_RULES, _CONTENT_TESTS, content_scores
+
+    def by_regex(head):
+        return {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules) for lang, rules in _CONTENT_RULES.items()}
+
+    required = {p.pattern: req for rules in _CONTENT_TESTS.values() for p, _, req in rules}
+    assert required[r"^package \w+\s*$"] == ("package ",)
+    assert required[r"\b(malloc|free|printf|sizeof|NULL)\b"] == ("malloc", "free", "printf", "sizeof", "NULL")
+    assert sum(r is not None for r in required.values()) >= 0.9 * len(required)
+    texts = [d["text"][:2000] for d in code] + [d["text"][:2000] for d in bench_docs(30)] + prose
+    texts += ["package main\nfunc main() {}\n", "x package y", "ſelect * from t\n", "<!doctype HTML>", "eCHO OFF"]
+    for text in texts:
+        assert content_scores(text) == by_regex(text), text[:80]
