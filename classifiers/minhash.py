@@ -47,12 +47,13 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from classifiers.unicode_tables import in_categories, single_lower
 
 __all__ = [
     "MinHashParams",
@@ -147,23 +148,15 @@ class MinHashParams(BaseModel):
 @functools.lru_cache(maxsize=1)
 def _word_table() -> np.ndarray:
     """uint8[0x110000]: 1 where the code point is a letter, mark or number."""
-    cat = unicodedata.category
-    flags = bytes(1 if cat(chr(cp))[0] in "LMN" else 0 for cp in range(0x110000))
-    table = np.frombuffer(flags, dtype=np.uint8).copy()
+    table = in_categories("LMN")
     table[0xD800:0xE000] = 0  # surrogates (kept by "surrogatepass") separate tokens
     return table
 
 
-@functools.lru_cache(maxsize=1)
 def _lower_table() -> np.ndarray:
     """int32[0x110000]: str.lower() of each code point where that is one code point (all but
     U+0130, whose documents the caller lower-cases in Python), else the code point itself."""
-    table = np.arange(0x110000, dtype=np.int32)
-    for cp in range(0x110000):
-        low = chr(cp).lower()
-        if len(low) == 1 and low != chr(cp):
-            table[cp] = ord(low)
-    return table
+    return single_lower()
 
 
 def _char_class(ranges: list[tuple[int, int]]) -> str:
@@ -175,8 +168,7 @@ def _token_regex() -> re.Pattern:
     """The table as a regex: [^\\W_] (letters and numbers: str.isalnum) or a mark. Marks are split
     into BMP and astral classes behind a range check, so that re keeps its fast BMP bitmap
     (one class with astral ranges makes findall ~10x slower)."""
-    cat = unicodedata.category
-    marks = np.frombuffer(bytes(cat(chr(cp))[0] == "M" for cp in range(0x110000)), np.uint8)
+    marks = in_categories("M")
     edges = np.flatnonzero(np.diff(np.concatenate(([0], marks, [0])).astype(np.int8)))
     ranges = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
     bmp = [(lo, min(hi, 0x10000)) for lo, hi in ranges if lo < 0x10000]

@@ -37,7 +37,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 import unicodedata
@@ -109,7 +108,7 @@ def _split_marks():
     """Which code points become a token of their own (" c "): Unicode punctuation and symbols,
     and the characters of scripts written without spaces between words. A lookup table over
     every code point (1.1 MB, uint8), and its first 128 entries for ASCII text."""
-    import numpy as np
+    from classifiers.unicode_tables import in_categories
 
     no_space_scripts = [
         (0x0E00, 0x0EFF),  # Thai, Lao
@@ -121,8 +120,7 @@ def _split_marks():
         (0xF900, 0xFAFF),  # CJK compatibility ideographs
         (0x20000, 0x2FFFF),  # CJK extensions B-F
     ]
-    marks = np.zeros(sys.maxunicode + 1, dtype=np.uint8)
-    marks[[cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp))[0] in "PS"]] = 1
+    marks = in_categories("PS")
     for a, b in no_space_scripts:
         marks[a : b + 1] = 1
     return marks, marks[:128].copy()

@@ -1,0 +1,73 @@
+"""Lookup tables over every code point (0x110000 entries), from Python's Unicode database, built
+once per machine and cached on disk (`artifacts.default_cache()`).
+
+Several stages vectorise their character classes with such tables (MinHash's tokeniser, the
+distilled quality model's punctuation spacing). Built in Python they cost 0.3-0.7 s each, in
+every process that uses them (each `--workers` worker, each Dataflow worker); loaded from the
+cache, a few milliseconds. A cache entry is named after the Unicode database's version and the
+table's revision, so a Python with another Unicode version, or a changed builder, builds anew;
+where the cache cannot be written, the table is built in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from collections.abc import Callable
+
+import numpy as np
+
+N_CODE_POINTS = 0x110000
+# the first letters of the general categories (Letter, Mark, Number, Punctuation, Symbol,
+# Separator, Other): `major_categories` holds each code point's index in this string
+MAJOR = "LMNPSZC"
+
+
+def _cached_table(name: str, revision: int, build: Callable[[], np.ndarray]) -> np.ndarray:
+    from classifiers.artifacts import cached, default_cache
+
+    def write(tmp):
+        np.save(tmp / "table.npy", build())
+
+    key = f"unicode-{name}-ucd{unicodedata.unidata_version}-r{revision}"
+    try:
+        table = np.load(cached(default_cache(), key, write) / "table.npy")
+    except (OSError, ValueError):  # a read-only or broken cache: build it here
+        return build()
+    if table.shape != (N_CODE_POINTS,):
+        return build()
+    return table
+
+
+def _build_major_categories() -> np.ndarray:
+    index = {c: i for i, c in enumerate(MAJOR)}
+    cat = unicodedata.category
+    return np.frombuffer(bytes(index[cat(chr(cp))[0]] for cp in range(N_CODE_POINTS)), dtype=np.uint8).copy()
+
+
+@functools.lru_cache(maxsize=1)
+def major_categories() -> np.ndarray:
+    """uint8[0x110000]: the index in MAJOR of each code point's general category's first letter."""
+    return _cached_table("major-categories", 1, _build_major_categories)
+
+
+def in_categories(classes: str) -> np.ndarray:
+    """uint8[0x110000]: 1 where the code point's general category starts with one of `classes`
+    (e.g. "LMN": letters, marks and numbers)."""
+    return np.isin(major_categories(), [MAJOR.index(c) for c in classes]).astype(np.uint8)
+
+
+def _build_single_lower() -> np.ndarray:
+    table = np.arange(N_CODE_POINTS, dtype=np.int32)
+    for cp in range(N_CODE_POINTS):
+        low = chr(cp).lower()
+        if len(low) == 1 and low != chr(cp):
+            table[cp] = ord(low)
+    return table
+
+
+@functools.lru_cache(maxsize=1)
+def single_lower() -> np.ndarray:
+    """int32[0x110000]: str.lower() of each code point where that is one code point (all but
+    U+0130, which lower-cases to two), else the code point itself."""
+    return _cached_table("single-lower", 1, _build_single_lower)
