@@ -1047,15 +1047,16 @@ def _required_text(pattern: re.Pattern) -> tuple[str, ...] | None:
         return None
 
 
-def _count(pattern: re.Pattern, required: tuple[str, ...] | None, head: str, lower: str | None) -> int:
+def _count(pattern: re.Pattern, required: tuple[str, ...] | None, folded: bool, head: str, lower: str | None) -> int:
     """len(pattern.findall(head)), skipping the regex when no required string is in the text.
-    A case-insensitive pattern is pre-filtered on ASCII text only (`lower` is then its
-    lower-cased head): elsewhere re's case folding matches more than str.lower does (ſ, K)."""
+    A case-insensitive (`folded`) pattern's lower-cased strings are looked for in the
+    lower-cased head, on ASCII text only (`lower` is None otherwise): elsewhere re's case
+    folding matches more than str.lower does (ſ, K)."""
     if required is not None:
-        if not pattern.flags & re.IGNORECASE:
+        if not folded:
             if not any(r in head for r in required):
                 return 0
-        elif lower is not None and not any(r.lower() in lower for r in required):
+        elif lower is not None and not any(r in lower for r in required):
             return 0
     return len(pattern.findall(head))
 
@@ -1064,7 +1065,7 @@ def content_scores(head: str) -> dict[str, float]:
     """Each language's score of its weighted content patterns over `head`."""
     lower = head.lower() if head.isascii() else None
     return {
-        lang: sum(w * _count(p, req, head, lower) ** 0.5 for p, w, req in rules)
+        lang: sum(w * _count(p, req, folded, head, lower) ** 0.5 for p, w, req, folded in rules)
         for lang, rules in _CONTENT_TESTS.items()
     }
 
@@ -1089,10 +1090,19 @@ def language_from_scores(scores: dict[str, float]) -> str:
 def _looks_cpp_header(text: str) -> bool:
     head = text[:_CODE_SCAN_CHARS]
     lower = head.lower() if head.isascii() else None
-    return sum(w * _count(p, req, head, lower) ** 0.5 for p, w, req in _CONTENT_TESTS["cpp"]) >= _CODE_MIN_SCORE
+    return (
+        sum(w * _count(p, req, folded, head, lower) ** 0.5 for p, w, req, folded in _CONTENT_TESTS["cpp"])
+        >= _CODE_MIN_SCORE
+    )
+
+
+def _content_test(pattern: re.Pattern, weight: float) -> tuple[re.Pattern, float, tuple[str, ...] | None, bool]:
+    required = _required_text(pattern)
+    folded = bool(pattern.flags & re.IGNORECASE)  # (RegexFlag's & is a Python call: done once here)
+    if folded and required is not None:
+        required = tuple(r.lower() for r in required)
+    return pattern, weight, required, folded
 
 
 # _CONTENT_RULES with each pattern's required strings (_required_text), derived once
-_CONTENT_TESTS: dict[str, list[tuple[re.Pattern, float, tuple[str, ...] | None]]] = {
-    lang: [(p, w, _required_text(p)) for p, w in rules] for lang, rules in _CONTENT_RULES.items()
-}
+_CONTENT_TESTS = {lang: [_content_test(p, w) for p, w in rules] for lang, rules in _CONTENT_RULES.items()}

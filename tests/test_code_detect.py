@@ -191,7 +191,7 @@ def test_keyword_patterns_skip_only_texts_they_cannot_match(code, prose):
     def by_regex(head):
         return {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules) for lang, rules in _CONTENT_RULES.items()}
 
-    required = {p.pattern: req for rules in _CONTENT_TESTS.values() for p, _, req in rules}
+    required = {p.pattern: req for rules in _CONTENT_TESTS.values() for p, _, req, _ in rules}
     assert required[r"^package \w+\s*$"] == ("package ",)
     assert required[r"\b(malloc|free|printf|sizeof|NULL)\b"] == ("malloc", "free", "printf", "sizeof", "NULL")
     assert sum(r is not None for r in required.values()) >= 0.9 * len(required)
