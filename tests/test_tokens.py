@@ -107,6 +107,21 @@ def test_tiktoken_engine_gives_the_tokenizer_json_ids(llama3, llama3_tokenizer_d
     assert counter.encoding is not None and counter.count(texts) == [len(ids(t)) for t in texts]
 
 
+def test_cached_ranks_are_the_parsed_ones(llama3_tokenizer_dir, tmp_path, monkeypatch):
+    """The ranks kept in the cache are the tokenizer.json's; a damaged entry is parsed again."""
+    from classifiers.tokens import _cached_ranks, _tiktoken_tables
+
+    monkeypatch.setenv("CURATE_CACHE", str(tmp_path))
+    path = llama3_tokenizer_dir / "tokenizer.json"
+    parsed = _tiktoken_tables(path.read_bytes())
+    assert parsed is not None and len(parsed[0]) == 128_000 and parsed[1]["<|eot_id|>"] == 128_009
+    assert _cached_ranks(path) == parsed  # parsed, written
+    (entry,) = (tmp_path / "tiktoken-ranks").iterdir()
+    assert _cached_ranks(path) == parsed  # read
+    entry.write_bytes(entry.read_bytes()[:1000])
+    assert _cached_ranks(path) == parsed  # damaged: parsed again
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
