@@ -407,6 +407,7 @@ def options_section(sets: dict[str, list[tuple[str, str]]], configured: list[str
         ("no cascade", {"cascade": False}, base.languages),
         ("cascade (defaults)", {}, base.languages),
         ("cascade_keep_unjudged: true", {"cascade_keep_unjudged": True}, base.languages),
+        ("cascade_high_accuracy: true", {"cascade_high_accuracy": True}, base.languages),
         ("cascade_unconfigured: true", {"cascade_unconfigured": True}, base.languages),
         ("cascade_max_chars: 1000", {"cascade_max_chars": 1000}, base.languages),
         ("cascade_max_chars: 200", {"cascade_max_chars": 200}, base.languages),
@@ -711,6 +712,10 @@ def main(argv: list[str] | None = None) -> int:
         Variant("+ prefer configured (ratio 0.5)", prefer),
         Variant(NOCASCADE, nocascade),
         Variant(CASCADE, ours),
+        Variant(
+            "+ cascade_high_accuracy: true",
+            LanguageIdentifier(params.model_copy(update={"cascade_high_accuracy": True})),
+        ),
     ]
     lingua_all = Variant(LINGUA_ALL, None, lingua_all=True)
 
@@ -770,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     accuracy_section(
         "Held-out, single messages",
         hold_msg,
-        [variants[0], variants[5], variants[6]],
+        [variants[0], variants[5], variants[6], variants[7]],
         held_conf,
         params,
         out,

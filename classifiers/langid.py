@@ -289,6 +289,11 @@ class LangIdParams(BaseModel):
     # lingua reads at most this many characters of the text fastText saw, from the same windows
     # (lingua's cost grows with the text: ~1.2 us per character)
     cascade_max_chars: int = Field(300, ge=50)
+    # lingua reads a text of 120 characters or more with its trigram models in either of its
+    # modes; only shorter ones differ: its high-accuracy mode reads them with 1- to 5-gram models,
+    # which take ~30 MB of memory per language (its low-accuracy mode: trigrams, ~2 MB), loaded
+    # by the first short text that asks for the language (bench/results/langid.md, Cascade options)
+    cascade_high_accuracy: bool = False
 
     @field_validator("languages")
     @classmethod
@@ -627,7 +632,10 @@ class LinguaCascade:
             langs = [self._language.from_iso_code_639_1(getattr(self._iso, c.upper())) for c in sorted(languages)]
             for lang, code in zip(langs, sorted(languages)):
                 self._codes[lang] = code
-            det = self._detectors[languages] = self._builder.from_languages(*langs).build()
+            builder = self._builder.from_languages(*langs)
+            if not self.params.cascade_high_accuracy:
+                builder = builder.with_low_accuracy_mode()
+            det = self._detectors[languages] = builder.build()
         return det
 
     def decide(self, best: str, merged: dict[str, float], text: str) -> tuple[str, float, str, bool]:
