@@ -1055,27 +1055,33 @@ def _required_text(pattern: re.Pattern) -> tuple[str, ...] | None:
         return None
 
 
-def _count(pattern: re.Pattern, required: tuple[str, ...] | None, folded: bool, head: str, lower: str | None) -> int:
-    """len(pattern.findall(head)), skipping the regex when no required string is in the text.
-    A case-insensitive (`folded`) pattern's lower-cased strings are looked for in the
-    lower-cased head, on ASCII text only (`lower` is None otherwise): elsewhere re's case
-    folding matches more than str.lower does (ſ, K)."""
-    if required is not None:
-        if not folded:
-            if not any(r in head for r in required):
-                return 0
-        elif lower is not None and not any(r in lower for r in required):
-            return 0
-    return len(pattern.findall(head))
+def _score(tests: list, head: str, lower: str | None) -> float:
+    """The weighted score of one language's content tests over `head`: weight x sqrt(matches)
+    summed in pattern order. A pattern runs only where one of its required strings occurs; a
+    case-insensitive (`folded`) pattern's strings are looked for in the lower-cased head, on
+    ASCII text only (`lower` is None otherwise): elsewhere re's case folding matches more than
+    str.lower does (ſ, K). (A regex of the strings, or any() over a generator, costs more than
+    this loop of `in` tests.)"""
+    total = 0.0
+    for pattern, weight, required, folded in tests:
+        if required is not None:
+            text = lower if folded else head
+            if text is not None:
+                for r in required:
+                    if r in text:
+                        break
+                else:
+                    continue
+        n = len(pattern.findall(head))
+        if n:
+            total += weight * n**0.5
+    return total
 
 
 def content_scores(head: str) -> dict[str, float]:
     """Each language's score of its weighted content patterns over `head`."""
     lower = head.lower() if head.isascii() else None
-    return {
-        lang: sum(w * _count(p, req, folded, head, lower) ** 0.5 for p, w, req, folded in rules)
-        for lang, rules in _CONTENT_TESTS.items()
-    }
+    return {lang: _score(tests, head, lower) for lang, tests in _CONTENT_TESTS.items()}
 
 
 def language_from_scores(scores: dict[str, float]) -> str:
@@ -1097,14 +1103,12 @@ def language_from_scores(scores: dict[str, float]) -> str:
 
 def _looks_cpp_header(text: str) -> bool:
     head = text[:_CODE_SCAN_CHARS]
-    lower = head.lower() if head.isascii() else None
-    return (
-        sum(w * _count(p, req, folded, head, lower) ** 0.5 for p, w, req, folded in _CONTENT_TESTS["cpp"])
-        >= _CODE_MIN_SCORE
-    )
+    return _score(_CONTENT_TESTS["cpp"], head, head.lower() if head.isascii() else None) >= _CODE_MIN_SCORE
 
 
 def _content_test(pattern: re.Pattern, weight: float) -> tuple[re.Pattern, float, tuple[str, ...] | None, bool]:
+    """(pattern, weight, required strings, folded): `_required_text`, lower-cased for a
+    case-insensitive pattern."""
     required = _required_text(pattern)
     folded = bool(pattern.flags & re.IGNORECASE)  # (RegexFlag's & is a Python call: done once here)
     if folded and required is not None:
@@ -1112,5 +1116,5 @@ def _content_test(pattern: re.Pattern, weight: float) -> tuple[re.Pattern, float
     return pattern, weight, required, folded
 
 
-# _CONTENT_RULES with each pattern's required strings (_required_text), derived once
+# _CONTENT_RULES as the tests `_score` runs, derived once
 _CONTENT_TESTS = {lang: [_content_test(p, w) for p, w in rules] for lang, rules in _CONTENT_RULES.items()}

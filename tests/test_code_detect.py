@@ -6,6 +6,7 @@ standard library (code), pydoc topics and docstrings, the system's gettext catal
 from __future__ import annotations
 
 import json
+import re
 import sysconfig
 from pathlib import Path
 
@@ -186,14 +187,21 @@ def test_keyword_patterns_skip_only_texts_they_cannot_match(code, prose):
     regexes' own counts: on the standard library, the benchmark sample's code and prose in
     many languages, and on texts made to hold a required string without a match, or a match
     only under re.IGNORECASE's folding (ſ matches s, K matches k)."""
-    from classifiers.langid import _CONTENT_RULES, _CONTENT_TESTS, content_scores
+    from classifiers.langid import _CONTENT_RULES, _CONTENT_TESTS, _required_text, content_scores
 
     def by_regex(head):
-        return {lang: sum(w * len(p.findall(head)) ** 0.5 for p, w in rules) for lang, rules in _CONTENT_RULES.items()}
+        scores = {}
+        for lang, rules in _CONTENT_RULES.items():
+            scores[lang] = 0.0
+            for p, w in rules:
+                scores[lang] += w * len(p.findall(head)) ** 0.5
+        return scores
 
-    required = {p.pattern: req for rules in _CONTENT_TESTS.values() for p, _, req, _ in rules}
+    required = {p.pattern: req for tests in _CONTENT_TESTS.values() for p, _, req, _ in tests}
     assert required[r"^package \w+\s*$"] == ("package ",)
     assert required[r"\b(malloc|free|printf|sizeof|NULL)\b"] == ("malloc", "free", "printf", "sizeof", "NULL")
+    assert _required_text(re.compile(r"(a|b)c|x")) == ("c", "x")
+    assert _required_text(re.compile(r"\d+|x")) is None  # a branch without a literal: no pre-filter
     assert sum(r is not None for r in required.values()) >= 0.9 * len(required)
     texts = [d["text"][:2000] for d in code] + [d["text"][:2000] for d in bench_docs(30)] + prose
     texts += ["package main\nfunc main() {}\n", "x package y", "ſelect * from t\n", "<!doctype HTML>", "eCHO OFF"]
