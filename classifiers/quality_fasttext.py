@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classifiers.fasttext_quiet import fasttext_module, load_model
 from classifiers.judge.labels import LabelSelection, read_labels, select_labels, text_hash
+from classifiers.judge.params import QualityParams
 from classifiers.scorer import QualityResult
 
 N_CLASSES = 6  # scores 0..5
@@ -69,8 +70,10 @@ class DistillParams(BaseModel):
     min_count: int = Field(2, ge=1)
     # Hash buckets for word n-grams: the model file holds buckets x dim floats.
     buckets: int = Field(200_000, ge=1)
-    # Words of a document the classifier reads (training and prediction alike).
-    max_words: int = Field(2048, gt=0)
+    # Words of a document the classifier reads (training and prediction alike): by default the
+    # judge's max_doc_tokens, as the judge's labels speak of that prefix only (a word here, with
+    # punctuation split off, is one Llama token or more, so this covers what the judge read)
+    max_words: int = Field(QualityParams().max_doc_tokens, gt=0)
     # Training threads; fastText training is reproducible with one thread only.
     threads: int = Field(1, gt=0)
 
