@@ -23,7 +23,9 @@ N_CODE_POINTS = 0x110000
 MAJOR = "LMNPSZC"
 
 
-def _cached_table(name: str, revision: int, build: Callable[[], np.ndarray]) -> np.ndarray:
+def cached_table(name: str, revision: int | str, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """`build()`'s table (one entry per code point), from the cache when it holds this name and
+    revision (a number, or a digest of what the table is built from) for this Unicode version."""
     from classifiers.artifacts import cached, default_cache
 
     def write(tmp):
@@ -48,7 +50,7 @@ def _build_major_categories() -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def major_categories() -> np.ndarray:
     """uint8[0x110000]: the index in MAJOR of each code point's general category's first letter."""
-    return _cached_table("major-categories", 1, _build_major_categories)
+    return cached_table("major-categories", 1, _build_major_categories)
 
 
 def in_categories(classes: str) -> np.ndarray:
@@ -70,4 +72,4 @@ def _build_single_lower() -> np.ndarray:
 def single_lower() -> np.ndarray:
     """int32[0x110000]: str.lower() of each code point where that is one code point (all but
     U+0130, which lower-cases to two), else the code point itself."""
-    return _cached_table("single-lower", 1, _build_single_lower)
+    return cached_table("single-lower", 1, _build_single_lower)

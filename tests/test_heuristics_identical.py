@@ -129,6 +129,32 @@ def test_a_lone_surrogate_is_measured_not_raised():
     assert 0 < r.signals["data_char_fraction"] < 1 and 0 < r.signals["alphanumeric_fraction"] < 1
 
 
+def test_the_compiled_word_pass_is_the_python_one():
+    """The numba word pass (spaced scripts) gives the pure-Python pass's tuple, words included, on
+    every case text without an unspaced script, and on text made to hit the edges: Unicode
+    whitespace, digits of other scripts, numerics that are not decimal, punctuation-only and
+    underscore tokens, a lone surrogate, astral characters."""
+    from classifiers.heuristics.textstats import TextStats
+
+    texts = [text for _, text, _, _, _ in cases()]
+    texts += [
+        "",
+        "   \t\n ",
+        "a\u00a0b\u2003c\u3000d\x1ce\x85f",  # no-break, em and ideographic spaces, separators
+        "٣٤ ৫ x² ½ Ⅻ __ _a_ -- «»… (1999) 3.5% #tag",
+        "¿qué? «sí»—dijo, ‘bien’… “ok”",
+        "x\ud800y \ud800 🙂 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𐍈",
+    ]
+    checked = 0
+    for text in texts:
+        stats = TextStats(text, None)
+        if stats.has_unspaced_script:
+            continue
+        assert stats._word_pass == stats._word_pass_python(), text[:80]
+        checked += 1
+    assert checked > 2000
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--regenerate"]:
         raise SystemExit("usage: python -m tests.test_heuristics_identical --regenerate")

@@ -311,7 +311,17 @@ class TextStats:
     def _word_pass(self) -> tuple[int, int, int, int, list[str]]:
         """(spaced tokens, those with a letter or digit = words, words with a letter, total
         length of the words without surrounding punctuation, normalised words in order).
-        Written as whole-text regexes and map/compress chains so per-token work stays in C."""
+        Text in spaced scripts only takes one compiled loop (wordpass.py, the same answers);
+        text with an unspaced script is tokenised by `_word_pass_python`."""
+        if not self.has_unspaced_script:
+            from classifiers.heuristics.wordpass import word_pass  # numba: imported on first use
+
+            return word_pass(self.lower, PUNCTUATION)
+        return self._word_pass_python()
+
+    def _word_pass_python(self) -> tuple[int, int, int, int, list[str]]:
+        """`_word_pass` for any text, written as whole-text regexes and map/compress chains so
+        per-token work stays in C."""
         tokens = self.tokens
         # str.strip scans its argument on every call: pass only the punctuation this text
         # holds (the same result, as the others cannot be there to strip)
