@@ -130,7 +130,8 @@ def test_a_lone_surrogate_is_measured_not_raised():
 
 
 def test_the_compiled_word_pass_is_the_python_one():
-    """The numba word pass (spaced scripts) gives the pure-Python pass's tuple, words included, on
+    """The numba word pass (spaced scripts) gives the pure-Python pass's tuple, words included, and
+    its per-line word counts (str.splitlines' line breaks, blank lines skipped), on
     every case text without an unspaced script, and on text made to hit the edges: Unicode
     whitespace, digits of other scripts, numerics that are not decimal, punctuation-only and
     underscore tokens, a lone surrogate, astral characters."""
@@ -144,6 +145,8 @@ def test_the_compiled_word_pass_is_the_python_one():
         "٣٤ ৫ x² ½ Ⅻ __ _a_ -- «»… (1999) 3.5% #tag",
         "¿qué? «sí»—dijo, ‘bien’… “ok”",
         "x\ud800y \ud800 🙂 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𐍈",
+        "one two\r\nthree\r\r four\x0bfive\x0c\x1csix\u2028seven\u2029 \x85eight\n\n  \n",
+        "\n\nlast line without a break",
     ]
     checked = 0
     for text in texts:
@@ -151,6 +154,7 @@ def test_the_compiled_word_pass_is_the_python_one():
         if stats.has_unspaced_script:
             continue
         assert stats._word_pass == stats._word_pass_python(), text[:80]
+        assert stats.line_word_counts == stats._line_word_counts_python(), text[:80]
         checked += 1
     assert checked > 2000
 

@@ -221,8 +221,13 @@ class TextStats:
     def line_word_counts(self) -> list[float]:
         """line_word_count of every line of `lines`."""
         if not self.has_unspaced_script:
-            return list(map(float, map(len, map(str.split, self.lines))))
+            return self._spaced_pass[1]
         return list(map(self.line_word_count, self.lines))
+
+    def _line_word_counts_python(self) -> list[float]:
+        """line_word_counts of text without an unspaced script, by str.split (what the
+        compiled pass counts)."""
+        return list(map(float, map(len, map(str.split, self.lines))))
 
     @lazy
     def line_lengths(self) -> list[float]:
@@ -314,10 +319,15 @@ class TextStats:
         Text in spaced scripts only takes one compiled loop (wordpass.py, the same answers);
         text with an unspaced script is tokenised by `_word_pass_python`."""
         if not self.has_unspaced_script:
-            from classifiers.heuristics.wordpass import word_pass  # numba: imported on first use
-
-            return word_pass(self.lower, PUNCTUATION)
+            return self._spaced_pass[0]
         return self._word_pass_python()
+
+    @lazy
+    def _spaced_pass(self) -> tuple[tuple[int, int, int, int, list[str]], list[float]]:
+        """(_word_pass, line_word_counts) of text without an unspaced script, in one pass."""
+        from classifiers.heuristics.wordpass import word_pass  # numba: imported on first use
+
+        return word_pass(self.lower, PUNCTUATION)
 
     def _word_pass_python(self) -> tuple[int, int, int, int, list[str]]:
         """`_word_pass` for any text, written as whole-text regexes and map/compress chains so

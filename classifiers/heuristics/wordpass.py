@@ -8,7 +8,8 @@ built from Python's own predicates, so the answers are Python's to the letter:
 - SPACE: `str.isspace()`, what `str.split()` splits on;
 - PUNCT: in `textstats.PUNCTUATION`, what the word pass strips from a token's ends;
 - LETTER: `str.isalnum()` and not `str.isdecimal()`, the regex class `[^\\W\\d_]`;
-- DIGIT: `str.isdecimal()`, the regex class `\\d`.
+- DIGIT: `str.isdecimal()`, the regex class `\\d`;
+- BREAK: where `str.splitlines()` ends a line (the same pass counts each line's words).
 The loop returns the counts and the stripped words joined by spaces; Python splits them (the
 stop-word and n-gram rules compare them as strings).
 """
@@ -21,7 +22,9 @@ import hashlib
 import numba
 import numpy as np
 
-SPACE, PUNCT, LETTER, DIGIT = 1, 2, 4, 8
+SPACE, PUNCT, LETTER, DIGIT, BREAK = 1, 2, 4, 8, 16
+# what str.splitlines() breaks lines at (all of them whitespace too)
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 def _build_flags(punctuation: str) -> np.ndarray:
@@ -34,6 +37,8 @@ def _build_flags(punctuation: str) -> np.ndarray:
         f = 0
         if ch.isspace():
             f |= SPACE
+        if ch in LINE_BREAKS:
+            f |= BREAK
         if ch in marks:
             f |= PUNCT
         if ch.isdecimal():
@@ -49,19 +54,26 @@ def _flags(punctuation: str) -> np.ndarray:
     from classifiers.unicode_tables import cached_table
 
     digest = hashlib.sha256(punctuation.encode("utf-8")).hexdigest()[:12]
-    return cached_table("heuristics-word-flags", f"1-{digest}", lambda: _build_flags(punctuation))
+    return cached_table("heuristics-word-flags", f"2-{digest}", lambda: _build_flags(punctuation))
 
 
 @numba.njit(cache=True, nogil=True)
 def _word_pass(codes, flags):
     """(tokens, words with a letter, words with a digit and no letter, their total length,
-    the non-empty stripped tokens' code points joined by single spaces)."""
+    the non-empty stripped tokens' code points joined by single spaces, the number of tokens
+    of each line that has any)."""
     n = codes.shape[0]
     out = np.empty(n, dtype=np.uint32)
-    n_tokens = n_alpha = n_numbers = total_len = m = 0
+    per_line = np.empty(n // 2 + 1, dtype=np.float64)
+    n_tokens = n_alpha = n_numbers = total_len = m = n_lines = 0
+    on_line = 0
     i = 0
     while i < n:
         while i < n and flags[codes[i]] & SPACE:
+            if flags[codes[i]] & BREAK and on_line:
+                per_line[n_lines] = on_line
+                n_lines += 1
+                on_line = 0
             i += 1
         if i >= n:
             break
@@ -69,6 +81,7 @@ def _word_pass(codes, flags):
         while i < n and not flags[codes[i]] & SPACE:
             i += 1
         b = i
+        on_line += 1
         while a < b and flags[codes[a]] & PUNCT:
             a += 1
         while b > a and flags[codes[b - 1]] & PUNCT:
@@ -95,16 +108,20 @@ def _word_pass(codes, flags):
             for j in range(a, b):
                 out[m] = codes[j]
                 m += 1
-    return n_tokens, n_alpha, n_numbers, total_len, out[:m]
+    if on_line:
+        per_line[n_lines] = on_line
+        n_lines += 1
+    return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines]
 
 
-def word_pass(lower: str, punctuation: str) -> tuple[int, int, int, int, list[str]]:
-    """TextStats._word_pass's tuple for `lower` (the lower-cased text, no unspaced script) with
-    `punctuation` (textstats.PUNCTUATION) stripped from the words' ends:
-    (tokens, words, words with a letter, total length of the words, the stripped words). The
-    words come back joined by spaces and are split in Python (no word holds whitespace): one
-    string to decode instead of a slice per word (half the time)."""
+def word_pass(lower: str, punctuation: str) -> tuple[tuple[int, int, int, int, list[str]], list[float]]:
+    """For `lower` (the lower-cased text, no unspaced script), with `punctuation`
+    (textstats.PUNCTUATION) stripped from the words' ends: TextStats._word_pass's tuple (tokens,
+    words, words with a letter, total length of the words, the stripped words) and its
+    line_word_counts (the words of each non-blank line, as str.splitlines() and str.split()
+    count them; lower-casing moves no whitespace). The words come back joined by spaces and are
+    split in Python (no word holds whitespace): one string to decode, not a slice per word."""
     codes = np.frombuffer(lower.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    n_tokens, n_alpha, n_numbers, total_len, joined = _word_pass(codes, _flags(punctuation))
+    n_tokens, n_alpha, n_numbers, total_len, joined, per_line = _word_pass(codes, _flags(punctuation))
     words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
-    return n_tokens, n_alpha + n_numbers, n_alpha, total_len, words
+    return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist()
