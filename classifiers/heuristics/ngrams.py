@@ -144,14 +144,16 @@ def _words_ngram_chars(codepoints, n, ks, is_top):
     return _ngram_chars(ids, lengths, ks, is_top)
 
 
-def ngram_chars(words: list[str], sizes: list[tuple[str, int]]) -> list[float]:
+def ngram_chars(words: list[str], sizes: list[tuple[str, int]], codepoints: np.ndarray | None = None) -> list[float]:
     """Characters per (kind, size-in-words), in the order of `sizes` (sizes ascending).
-    `words`: non-empty strings without whitespace (TextStats.normalized_words)."""
+    `words`: non-empty strings without whitespace (TextStats.normalized_words); `codepoints`,
+    where the caller has them, their UTF-32 code points joined by single spaces."""
     # distinct words share an id with probability ~ words^2 / 2^64, far below the n-gram
     # hash's own; one space between words keeps the positions of their characters apart
     if not words:
         return [0.0] * len(sizes)
-    codepoints = np.frombuffer(" ".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if codepoints is None:
+        codepoints = np.frombuffer(" ".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     ks, is_top = _size_arrays(tuple(sizes))
     return _words_ngram_chars(codepoints, len(words), ks, is_top).tolist()
 

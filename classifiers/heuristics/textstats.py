@@ -323,8 +323,9 @@ class TextStats:
         return self._word_pass_python()
 
     @lazy
-    def _spaced_pass(self) -> tuple[tuple[int, int, int, int, list[str]], list[float]]:
-        """(_word_pass, line_word_counts) of text without an unspaced script, in one pass."""
+    def _spaced_pass(self) -> tuple:
+        """(_word_pass, line_word_counts, the words' code points joined by spaces) of text
+        without an unspaced script, in one pass."""
         from classifiers.heuristics.wordpass import word_pass  # numba: imported on first use
 
         return word_pass(self.lower, PUNCTUATION)
@@ -469,7 +470,9 @@ class TextStats:
         sizes = list(result)
         from classifiers.heuristics.ngrams import ngram_chars  # numba: imported on first use
 
-        chars = ngram_chars(words, [(kind, self.ngram_size(n)) for kind, n in sizes])
+        # the compiled word pass already holds every word's code points joined by spaces
+        joined = self._spaced_pass[2] if not self.has_unspaced_script and words is self.normalized_words else None
+        chars = ngram_chars(words, [(kind, self.ngram_size(n)) for kind, n in sizes], joined)
         for (kind, n), c in zip(sizes, chars):
             result[kind, n] = min(1.0, c * char_share)
         return result

@@ -114,14 +114,15 @@ def _word_pass(codes, flags):
     return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines]
 
 
-def word_pass(lower: str, punctuation: str) -> tuple[tuple[int, int, int, int, list[str]], list[float]]:
+def word_pass(lower: str, punctuation: str) -> tuple[tuple[int, int, int, int, list[str]], list[float], np.ndarray]:
     """For `lower` (the lower-cased text, no unspaced script), with `punctuation`
     (textstats.PUNCTUATION) stripped from the words' ends: TextStats._word_pass's tuple (tokens,
     words, words with a letter, total length of the words, the stripped words) and its
     line_word_counts (the words of each non-blank line, as str.splitlines() and str.split()
-    count them; lower-casing moves no whitespace). The words come back joined by spaces and are
-    split in Python (no word holds whitespace): one string to decode, not a slice per word."""
+    count them; lower-casing moves no whitespace), and the words' code points joined by single
+    spaces (UTF-32, what the n-gram kernel reads). The words come back joined and are split in
+    Python (no word holds whitespace): one string to decode, not a slice per word."""
     codes = np.frombuffer(lower.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     n_tokens, n_alpha, n_numbers, total_len, joined, per_line = _word_pass(codes, _flags(punctuation))
     words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
-    return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist()
+    return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist(), joined
