@@ -159,6 +159,20 @@ def test_the_compiled_word_pass_is_the_python_one():
     assert checked > 2000
 
 
+def test_the_compiled_data_count_is_the_regexes_one():
+    """CodeStats' compiled count of literal data gives the regexes' fraction on every case text
+    and on escapes and numbers at the edges (cut escapes, octal runs, separators, blobs)."""
+    from classifiers.heuristics.codestats import CodeStats
+
+    texts = [text for _, text, _, _, _ in cases()]
+    texts += ["", "\\", "\\x", "\\x4", "1", "9,", "\\7,", "a1 _1 .5 é9 5.5.5 0x1F 12,34;", "\\\\x41"]
+    texts += ["\\x41\\u12345\\U0001F600,\\0\\777\\8 " + "A" * 70 + " =+/" + "b" * 63 + " \ud800"]
+    for text in texts:
+        for scan in (None, 64):
+            stats = CodeStats(text)
+            assert stats.data_char_fraction(scan) == stats.data_char_fraction_regex(scan), text[:80]
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--regenerate"]:
         raise SystemExit("usage: python -m tests.test_heuristics_identical --regenerate")

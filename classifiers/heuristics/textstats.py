@@ -316,7 +316,7 @@ class TextStats:
     def _word_pass(self) -> tuple[int, int, int, int, list[str]]:
         """(spaced tokens, those with a letter or digit = words, words with a letter, total
         length of the words without surrounding punctuation, normalised words in order).
-        Text in spaced scripts only takes one compiled loop (wordpass.py, the same answers);
+        Text in spaced scripts only takes one compiled loop (compiled.py, the same answers);
         text with an unspaced script is tokenised by `_word_pass_python`."""
         if not self.has_unspaced_script:
             return self._spaced_pass[0]
@@ -326,7 +326,7 @@ class TextStats:
     def _spaced_pass(self) -> tuple:
         """(_word_pass, line_word_counts, the words' code points joined by spaces) of text
         without an unspaced script, in one pass."""
-        from classifiers.heuristics.wordpass import word_pass  # numba: imported on first use
+        from classifiers.heuristics.compiled import word_pass  # numba: imported on first use
 
         return word_pass(self.lower, PUNCTUATION)
 

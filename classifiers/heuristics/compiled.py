@@ -1,6 +1,7 @@
-"""TextStats' word pass in one compiled loop (numba), for text in spaced scripts.
+"""The heuristics' compiled passes (numba): TextStats' word pass for text in spaced scripts, and
+CodeStats' count of literal data (`data_bytes`, below).
 
-The pure-Python pass (`TextStats._word_pass_python`) splits the lower-cased text on whitespace,
+The word pass: the pure-Python pass (`TextStats._word_pass_python`) splits the lower-cased text on whitespace,
 strips punctuation from both ends of each token and classifies what is left with a regex per
 token; it was the largest single cost of the heuristics (~70 us of ~185 per web document).
 Here one loop over the text's code points does the same with a table of per-code-point flags,
@@ -126,3 +127,86 @@ def word_pass(lower: str, punctuation: str) -> tuple[tuple[int, int, int, int, l
     n_tokens, n_alpha, n_numbers, total_len, joined, per_line = _word_pass(codes, _flags(punctuation))
     words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
     return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist(), joined
+
+
+# ----------------------------------------------------------------------------- code files
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_word_byte(c):
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95  # bytes regex \w
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_hex(c):
+    return (48 <= c <= 57) or (65 <= c <= 70) or (97 <= c <= 102)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hex_run(raw, start, count):
+    """Whether `count` hex digits start at `start`."""
+    if start + count > raw.shape[0]:
+        return False
+    for j in range(start, start + count):
+        if not _is_hex(raw[j]):
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def data_bytes(raw, min_blob):
+    """(visible bytes, data bytes) of a code file's UTF-8 bytes, as codestats.CodeStats'
+    regexes count them: the bytes of every match of _NUMBER_RE, plus those of every match of
+    _ESCAPE_RE (each regex's own non-overlapping scan), plus every run of base64 bytes of
+    `min_blob` or more."""
+    n = raw.shape[0]
+    visible = 0
+    for i in range(n):
+        c = raw[i]
+        if not (c == 32 or 9 <= c <= 13):  # string.whitespace
+            visible += 1
+    data = 0
+    i = 0
+    while i < n:  # _NUMBER_RE: [0-9](?<![\w.][0-9])[\w.]*[,;]?
+        c = raw[i]
+        if 48 <= c <= 57 and (i == 0 or not (_is_word_byte(raw[i - 1]) or raw[i - 1] == 46)):
+            j = i + 1
+            while j < n and (_is_word_byte(raw[j]) or raw[j] == 46):
+                j += 1
+            if j < n and (raw[j] == 44 or raw[j] == 59):
+                j += 1
+            data += j - i
+            i = j
+        else:
+            i += 1
+    i = 0
+    while i < n:  # _ESCAPE_RE: \\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{1,3})[,;]?
+        if raw[i] == 92 and i + 1 < n:
+            c = raw[i + 1]
+            j = -1
+            if c == 120 and _hex_run(raw, i + 2, 2):
+                j = i + 4
+            elif c == 117 and _hex_run(raw, i + 2, 4):
+                j = i + 6
+            elif c == 85 and _hex_run(raw, i + 2, 8):
+                j = i + 10
+            elif 48 <= c <= 55:
+                j = i + 2
+                while j < n and j < i + 4 and 48 <= raw[j] <= 55:
+                    j += 1
+            if j > 0:
+                if j < n and (raw[j] == 44 or raw[j] == 59):
+                    j += 1
+                data += j - i
+                i = j
+                continue
+        i += 1
+    run = 0
+    for i in range(n + 1):  # base64 runs: [A-Za-z0-9+/=]{min_blob,}
+        if i < n and ((48 <= raw[i] <= 57) or (65 <= raw[i] <= 90) or (97 <= raw[i] <= 122) or raw[i] in (43, 47, 61)):
+            run += 1
+        else:
+            if run >= min_blob:
+                data += run
+            run = 0
+    return visible, data
