@@ -924,8 +924,9 @@ _CONTENT_RULES: dict[str, list[tuple[re.Pattern, float]]] = {
     "typescript": [
         (re.compile(r"^\s*(export )?(interface|type) \w+(<.*>)? (=|\{)", _M), 3),
         # \b first: a match never starts inside a word (the word's start matches too, and is
-        # found first), and without it the regex retries \w+ from every letter of every word
-        (re.compile(r"\b\w+\s*:\s*(string|number|boolean|any|void)\b"), 2),
+        # found first); possessive \w++ and \s*+: giving characters back can never let the ':'
+        # match (the regex otherwise retries every shorter prefix of every word)
+        (re.compile(r"\b\w++\s*+:\s*(string|number|boolean|any|void)\b"), 2),
         (re.compile(r"^\s*import .* from ['\"]", _M), 1),
     ],
     "rust": [
