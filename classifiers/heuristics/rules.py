@@ -94,7 +94,7 @@ def _dup(n: int) -> Rule:
     return Rule(
         f"duplicate_{n}gram",
         f"duplicate_{n}gram_char_fraction",
-        lambda s, p: s.duplicate_ngram_char_fractions(p.ngram_word_limit)[n],
+        lambda s, p: s.ngram_fractions(p.ngram_word_limit)[("dup", n)],  # (no per-rule dict of all sizes)
         high=f"max_duplicate_{n}gram_char_fraction",
     )
 

@@ -472,7 +472,11 @@ class TextStats:
 
         # the compiled word pass already holds every word's code points joined by spaces
         joined = self._spaced_pass[2] if not self.has_unspaced_script and words is self.normalized_words else None
-        chars = ngram_chars(words, [(kind, self.ngram_size(n)) for kind, n in sizes], joined)
+        if self.ngram_chars_per_word == 1.0:  # spaced text: the sizes as named
+            in_tokens = sizes
+        else:
+            in_tokens = [(kind, self.ngram_size(n)) for kind, n in sizes]
+        chars = ngram_chars(words, in_tokens, joined)
         for (kind, n), c in zip(sizes, chars):
             result[kind, n] = min(1.0, c * char_share)
         return result
