@@ -210,3 +210,25 @@ def data_bytes(raw, min_blob):
                 data += run
             run = 0
     return visible, data
+
+
+@numba.njit(cache=True, nogil=True)
+def code_bytes(raw):
+    """(the longest "\\n"-separated line's length in characters, the ASCII letters and digits) of
+    a text's UTF-8 bytes: a character starts at every byte that is not a continuation byte
+    (10xxxxxx; a lone surrogate, kept by "surrogatepass", is one 3-byte character)."""
+    longest = current = alnum = 0
+    for i in range(raw.shape[0]):
+        c = raw[i]
+        if c == 10:
+            if current > longest:
+                longest = current
+            current = 0
+            continue
+        if c < 0x80 or c >= 0xC0:
+            current += 1
+        if (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122):
+            alnum += 1
+    if current > longest:
+        longest = current
+    return longest, alnum
