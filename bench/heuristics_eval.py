@@ -283,16 +283,18 @@ NOTES = """## How to read these numbers
   regex substitution took ~2 ms per non-ASCII file) and the base64-run split only when a
   64-byte run exists.
 - **Speed, compiled passes (2026-12-05, 2 cores Intel Xeon, this command run alternately at
-  commit 4f67fbd and after).** Filter mode, all 16,303 documents: 6,259 -> 8,519 documents per
-  CPU-second (annotate 5,768 -> 7,858; prose 5,865 -> 7,756, code 8,294 -> 12,188), every
-  signal identical (the golden file, and tests comparing each compiled pass with its Python
-  definition). What bought it: the word pass (split on whitespace, strip punctuation, letter
-  and digit classes, per-line word counts) in one numba loop over the code points with a flag
-  table built from Python's own predicates (`classifiers/heuristics/compiled.py`; text with an
-  unspaced script keeps the Python pass), its joined words handed to the n-gram kernel, and
-  code files' literal-data count in one loop over the bytes instead of three regexes. Still
-  short of the issue's 10,000 per core on prose (7,756): the stop-word count, the line rules
-  and the rule loop are Python, ~90 us per web document.
+  commit 4f67fbd and after the first two passes; the code-line pass measured the same way after).**
+  Filter mode, all 16,303 documents: 6,259 -> 8,519 -> 8,688-8,970 documents per CPU-second
+  (annotate 5,768 -> 8,213-8,317; prose 5,865 -> ~7,600, code 8,294 -> ~17,000), every signal identical (the golden
+  file, and tests comparing each compiled pass with its Python definition). What bought it: the
+  word pass (split on whitespace, strip punctuation, letter and digit classes, per-line word
+  counts) in one numba loop over the code points with a flag table built from Python's own
+  predicates (`classifiers/heuristics/compiled.py`; text with an unspaced script keeps the Python
+  pass), its joined words handed to the n-gram kernel; code files' literal-data count in one
+  loop over the bytes instead of three regexes, and their lines measured in one more (the
+  longest line and the letters and digits) instead of splitting the file. Still short of the
+  issue's 10,000 per core overall (prose ~7,600): the stop-word count, the line rules, the
+  n-gram kernel (~20 us) and the rule loop remain, ~130 us per web document.
 """
 
 
