@@ -81,22 +81,24 @@ def _duplicate_char_fraction(pair: tuple[int, int], text: str) -> float | None:
     return pair[1] / len(text) if text else None
 
 
-def _top(n: int) -> Rule:
+def _ngram_rule(name: str, kind: str, n: int) -> Rule:
+    """A Gopher n-gram rule: its signal is one entry of TextStats.ngram_fractions (all sizes are
+    computed in one climb; each rule reads its own, by a key made once here)."""
+    key = (kind, n)
     return Rule(
-        f"top_{n}gram",
-        f"top_{n}gram_char_fraction",
-        lambda s, p: s.top_ngram_char_fraction(n, p.ngram_word_limit),
-        high=f"max_top_{n}gram_char_fraction",
+        f"{name}_{n}gram",
+        f"{name}_{n}gram_char_fraction",
+        lambda s, p: s.ngram_fractions(p.ngram_word_limit)[key],
+        high=f"max_{name}_{n}gram_char_fraction",
     )
+
+
+def _top(n: int) -> Rule:
+    return _ngram_rule("top", "top", n)
 
 
 def _dup(n: int) -> Rule:
-    return Rule(
-        f"duplicate_{n}gram",
-        f"duplicate_{n}gram_char_fraction",
-        lambda s, p: s.ngram_fractions(p.ngram_word_limit)[("dup", n)],  # (no per-rule dict of all sizes)
-        high=f"max_duplicate_{n}gram_char_fraction",
-    )
+    return _ngram_rule("duplicate", "dup", n)
 
 
 GOPHER_QUALITY: tuple[Rule, ...] = (

@@ -435,7 +435,8 @@ class TextStats:
         return words, all_chars / analysed / len(self.text)
 
     @lazy
-    def _cache(self) -> dict:
+    def _ngram_cache(self) -> dict:
+        """ngram_fractions by word limit."""
         return {}
 
     def top_ngram_char_fraction(self, n: int, limit: int | None) -> float:
@@ -457,13 +458,12 @@ class TextStats:
         n-gram, so after the full count of 2-grams each size only looks at the positions where
         the size below repeated, and once a size has no repeat, no larger one has. On prose
         that leaves little to count beyond the 2-grams."""
-        key = ("ngrams", limit)
-        cached = self._cache.get(key)
+        cached = self._ngram_cache.get(limit)
         if cached is not None:
             return cached
         result = {("top", n): 0.0 for n in TOP_NGRAM_SIZES}
         result.update({("dup", n): 0.0 for n in DUPLICATE_NGRAM_SIZES})
-        self._cache[key] = result
+        self._ngram_cache[limit] = result
         words, char_share = self.ngram_words(limit)
         if not char_share:
             return result
