@@ -2,7 +2,7 @@
 
 Words become 64-bit ids, a hash of their characters (equal words, equal ids), computed in the
 kernel from the words joined by spaces (no word holds whitespace); each word n-gram is a 64-bit hash of its
-ids; sorting the hashes groups equal n-grams. Per size k, in the order of `sizes`:
+ids; a hash table groups equal n-grams. Per size k, in the order of `sizes`:
 - ("top", k): the most frequent n-gram's count times its characters (ties: the first in text
   order), as `textstats.TextStats.ngram_fractions` defines it;
 - ("dup", k): the characters of the words covered by every occurrence of a repeated n-gram
@@ -46,7 +46,7 @@ def _ngram_chars(ids, lengths, ks, is_top):
         word_h[i] = _fmix(np.uint64(ids[i]) * _STEP + np.uint64(1))
     # h[i]: hash of the n-gram of size `cur_k` starting at word i, extended word by word as the
     # sizes grow. Only candidate positions are kept: an n-gram can repeat only where the
-    # (n-1)-gram it extends repeated, so each size hashes and sorts the previous size's repeats.
+    # (n-1)-gram it extends repeated, so each size hashes and groups the previous size's repeats.
     h = np.zeros(n, dtype=np.uint64)
     cand = np.arange(n)
     cur_k = 0
@@ -66,22 +66,32 @@ def _ngram_chars(ids, lengths, ks, is_top):
                 i = cand[c]
                 h[i] = _fmix(h[i] ^ word_h[i + j]) + _STEP
         cur_k = k
-        hc = np.empty(keep, dtype=np.uint64)
-        for c in range(keep):
-            hc[c] = h[cand[c]]
-        order = np.argsort(hc, kind="mergesort")  # stable: equal n-grams in text order
-        count = np.zeros(keep, dtype=np.int64)
+        # equal n-grams grouped by an open-addressing table of their hashes (linear probing; the
+        # hashes are fmix-mixed, so their low bits index it): per candidate, its group's slot
+        mask = 16
+        while mask < 2 * keep:
+            mask *= 2
+        mask -= 1
+        keys = np.empty(mask + 1, dtype=np.uint64)
+        used = np.zeros(mask + 1, dtype=np.uint8)
+        group_count = np.zeros(mask + 1, dtype=np.int64)
+        slot = np.empty(keep, dtype=np.int64)
         any_repeat = False
-        start = 0
-        while start < keep:
-            end = start + 1
-            while end < keep and hc[order[end]] == hc[order[start]]:
-                end += 1
-            if end - start > 1:
+        for c in range(keep):
+            x = h[cand[c]]
+            j = np.int64(x & np.uint64(mask))
+            while used[j] and keys[j] != x:
+                j = (j + 1) & mask
+            if not used[j]:
+                used[j] = 1
+                keys[j] = x
+            group_count[j] += 1
+            if group_count[j] > 1:
                 any_repeat = True
-            for t in range(start, end):
-                count[order[t]] = end - start
-            start = end
+            slot[c] = j
+        count = np.empty(keep, dtype=np.int64)
+        for c in range(keep):
+            count[c] = group_count[slot[c]]
         if not any_repeat:
             break
         if is_top[s]:
@@ -98,16 +108,14 @@ def _ngram_chars(ids, lengths, ks, is_top):
                     break
         else:
             covered = np.zeros(n, dtype=np.uint8)
-            start = 0
-            while start < keep:
-                end = start + 1
-                while end < keep and hc[order[end]] == hc[order[start]]:
-                    end += 1
-                for t in range(start + 1, end):  # every occurrence after the first
-                    p = cand[order[t]]
+            seen = np.zeros(mask + 1, dtype=np.uint8)
+            for c in range(keep):  # candidates ascend: every occurrence after the first in text order
+                if seen[slot[c]]:
+                    p = cand[c]
                     for j in range(k):
                         covered[p + j] = 1
-                start = end
+                else:
+                    seen[slot[c]] = 1
             total = 0
             for i in range(n):
                 if covered[i]:
