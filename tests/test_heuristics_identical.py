@@ -147,6 +147,9 @@ def test_the_compiled_word_pass_is_the_python_one():
         "x\ud800y \ud800 🙂 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𐍈",
         "one two\r\nthree\r\r four\x0bfive\x0c\x1csix\u2028seven\u2029 \x85eight\n\n  \n",
         "\n\nlast line without a break",
+        'End. Really?! "Yes." (No.) x.y ... Wait… 終わり。はい！！ «Fin.»\tok.) a.',
+        "?)! no.)x end?",
+        "fine。 right？！ ok｡ so。。",  # CJK full stops in text without an unspaced script
     ]
     checked = 0
     for text in texts:
@@ -155,6 +158,7 @@ def test_the_compiled_word_pass_is_the_python_one():
             continue
         assert stats._word_pass == stats._word_pass_python(), text[:80]
         assert stats.line_word_counts == stats._line_word_counts_python(), text[:80]
+        assert stats._spaced_pass[3] == stats._sentence_ends_python(), text[:80]
         checked += 1
     assert checked > 2000
 

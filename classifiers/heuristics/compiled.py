@@ -10,7 +10,8 @@ built from Python's own predicates, so the answers are Python's to the letter:
 - PUNCT: in `textstats.PUNCTUATION`, what the word pass strips from a token's ends;
 - LETTER: `str.isalnum()` and not `str.isdecimal()`, the regex class `[^\\W\\d_]`;
 - DIGIT: `str.isdecimal()`, the regex class `\\d`;
-- BREAK: where `str.splitlines()` ends a line (the same pass counts each line's words).
+- BREAK: where `str.splitlines()` ends a line (the same pass counts each line's words);
+- MARK, CLOSER, CJK_END: the sentence-end patterns' classes (the same pass counts sentences).
 The loop returns the counts and the stripped words joined by spaces; Python splits them (the
 stop-word and n-gram rules compare them as strings).
 """
@@ -23,16 +24,16 @@ import hashlib
 import numba
 import numpy as np
 
-SPACE, PUNCT, LETTER, DIGIT, BREAK = 1, 2, 4, 8, 16
+SPACE, PUNCT, LETTER, DIGIT, BREAK, MARK, CLOSER, CJK_END = 1, 2, 4, 8, 16, 32, 64, 128
 # what str.splitlines() breaks lines at (all of them whitespace too)
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
-def _build_flags(punctuation: str) -> np.ndarray:
+def _build_flags(classes: tuple[str, str, str, str]) -> np.ndarray:
     from classifiers.unicode_tables import N_CODE_POINTS
 
     flags = bytearray(N_CODE_POINTS)
-    marks = frozenset(punctuation)
+    punctuation, marks, closers, cjk_ends = (frozenset(c) for c in classes)
     for cp in range(N_CODE_POINTS):
         ch = chr(cp)
         f = 0
@@ -40,8 +41,14 @@ def _build_flags(punctuation: str) -> np.ndarray:
             f |= SPACE
         if ch in LINE_BREAKS:
             f |= BREAK
-        if ch in marks:
+        if ch in punctuation:
             f |= PUNCT
+        if ch in marks:
+            f |= MARK
+        if ch in closers:
+            f |= CLOSER
+        if ch in cjk_ends:
+            f |= CJK_END
         if ch.isdecimal():
             f |= DIGIT
         elif ch.isalnum():
@@ -51,11 +58,11 @@ def _build_flags(punctuation: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _flags(punctuation: str) -> np.ndarray:
+def _flags(classes: tuple[str, str, str, str]) -> np.ndarray:
     from classifiers.unicode_tables import cached_table
 
-    digest = hashlib.sha256(punctuation.encode("utf-8")).hexdigest()[:12]
-    return cached_table("heuristics-word-flags", f"2-{digest}", lambda: _build_flags(punctuation))
+    digest = hashlib.sha256("\0".join(classes).encode("utf-8")).hexdigest()[:12]
+    return cached_table("heuristics-word-flags", f"3-{digest}", lambda: _build_flags(classes))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -112,21 +119,47 @@ def _word_pass(codes, flags):
     if on_line:
         per_line[n_lines] = on_line
         n_lines += 1
-    return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines]
+    # sentence ends: textstats' _SENTENCE_END_RE, marks+ closers* then a space or the end (the
+    # greedy runs are all the regex can try: giving back a mark or closer leaves one, not a
+    # space, before the lookahead), found left to right as findall does; and _CJK_SENTENCE_END_RE,
+    # one per run of CJK full stops
+    ends = 0
+    i = 0
+    while i < n:
+        f = flags[codes[i]]
+        if f & MARK:
+            j = i + 1
+            while j < n and flags[codes[j]] & MARK:
+                j += 1
+            while j < n and flags[codes[j]] & CLOSER:
+                j += 1
+            if j == n or flags[codes[j]] & SPACE:
+                ends += 1
+                i = j
+                continue
+        elif f & CJK_END:
+            ends += 1
+            while i < n and flags[codes[i]] & CJK_END:
+                i += 1
+            continue
+        i += 1
+    return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines], ends
 
 
-def word_pass(lower: str, punctuation: str) -> tuple[tuple[int, int, int, int, list[str]], list[float], np.ndarray]:
-    """For `lower` (the lower-cased text, no unspaced script), with `punctuation`
-    (textstats.PUNCTUATION) stripped from the words' ends: TextStats._word_pass's tuple (tokens,
-    words, words with a letter, total length of the words, the stripped words) and its
+def word_pass(lower: str, classes: tuple[str, str, str, str]) -> tuple:
+    """For `lower` (the lower-cased text, no unspaced script) and `classes`
+    (textstats.COMPILED_CLASSES: the punctuation stripped from the words' ends, the sentence
+    marks, the closers after them, the CJK full stops): TextStats._word_pass's tuple (tokens,
+    words, words with a letter, total length of the words, the stripped words); its
     line_word_counts (the words of each non-blank line, as str.splitlines() and str.split()
-    count them; lower-casing moves no whitespace), and the words' code points joined by single
-    spaces (UTF-32, what the n-gram kernel reads). The words come back joined and are split in
-    Python (no word holds whitespace): one string to decode, not a slice per word."""
+    count them; lower-casing moves no whitespace); the words' code points joined by single
+    spaces (UTF-32, what the n-gram kernel reads); and the sentence ends (textstats'
+    _SENTENCE_END_RE and _CJK_SENTENCE_END_RE matches). The words come back joined and are split
+    in Python (no word holds whitespace): one string to decode, not a slice per word."""
     codes = np.frombuffer(lower.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    n_tokens, n_alpha, n_numbers, total_len, joined, per_line = _word_pass(codes, _flags(punctuation))
+    n_tokens, n_alpha, n_numbers, total_len, joined, per_line, ends = _word_pass(codes, _flags(classes))
     words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
-    return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist(), joined
+    return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist(), joined, ends
 
 
 # ----------------------------------------------------------------------------- code files

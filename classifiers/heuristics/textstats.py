@@ -94,8 +94,13 @@ _MARKS = ".!?…‼⁇⁈⁉؟۔।॥։՞።፧။។៕།"
 # engine skips ahead to candidate characters instead of trying every position (it cannot
 # through an alternation of classes); their first characters and matches are disjoint, so
 # their counts add up to the count of the one pattern with both branches.
-_SENTENCE_END_RE = re.compile(f"[{_MARKS}][{_MARKS}]*[\"'”’»」』)\\]]*(?=\\s|$)")
-_CJK_SENTENCE_END_RE = re.compile("[。！？｡][。！？｡]*")
+_CLOSERS = "\"'”’»」』)]"  # closing quotes and brackets after the marks
+_CJK_ENDS = "。！？｡"
+_SENTENCE_END_RE = re.compile(f"[{_MARKS}][{_MARKS}]*[{''.join(map(re.escape, _CLOSERS))}]*(?=\\s|$)")
+_CJK_SENTENCE_END_RE = re.compile(f"[{_CJK_ENDS}][{_CJK_ENDS}]*")
+# the character classes the compiled pass reads (compiled.py): stripped punctuation, sentence marks,
+# closers after them, CJK full stops
+COMPILED_CLASSES = (PUNCTUATION, _MARKS, _CLOSERS, _CJK_ENDS)
 
 BULLETS = (
     "•",
@@ -290,12 +295,19 @@ class TextStats:
     def sentence_count(self) -> int | None:
         if self.language in NO_TERMINAL_PUNCTUATION_LANGUAGES:
             return None
+        if not self.has_unspaced_script:
+            n = self._spaced_pass[3]  # the compiled pass counts both patterns' matches
+        else:
+            n = self._sentence_ends_python()
+        if self.language in _EXTRA_TERMINAL:
+            n += len(re.findall(r";(?=\s|$)", self.text))
+        return n
+
+    def _sentence_ends_python(self) -> int:
         text = self.text
         n = len(_SENTENCE_END_RE.findall(text))
         if not text.isascii():
             n += len(_CJK_SENTENCE_END_RE.findall(text))
-        if self.language in _EXTRA_TERMINAL:
-            n += len(re.findall(r";(?=\s|$)", self.text))
         return n
 
     @lazy
@@ -324,11 +336,12 @@ class TextStats:
 
     @lazy
     def _spaced_pass(self) -> tuple:
-        """(_word_pass, line_word_counts, the words' code points joined by spaces) of text
-        without an unspaced script, in one pass."""
+        """(_word_pass, line_word_counts, the words' code points joined by spaces, the sentence
+        ends of _SENTENCE_END_RE and _CJK_SENTENCE_END_RE) of text without an unspaced script,
+        in one pass (its lower-cased text: lower-casing moves no mark, closer or space)."""
         from classifiers.heuristics.compiled import word_pass  # numba: imported on first use
 
-        return word_pass(self.lower, PUNCTUATION)
+        return word_pass(self.lower, COMPILED_CLASSES)
 
     def _word_pass_python(self) -> tuple[int, int, int, int, list[str]]:
         """`_word_pass` for any text, written as whole-text regexes and map/compress chains so
