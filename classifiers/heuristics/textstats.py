@@ -15,6 +15,7 @@ and is split on them; its word *lengths* count letters (jamo), not syllable bloc
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -152,11 +153,18 @@ POLICY_PHRASES = (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # called per document with a few distinct values
 def normalize_language(language: str | None) -> str:
     """'zh-Hant' -> 'zh', 'EN' -> 'en', None -> ''."""
     if not language:
         return ""
     return re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _terminal_marks(language: str) -> tuple[str, ...]:
+    """The characters that end a sentence in `language`, as str.endswith takes them."""
+    return tuple(TERMINAL_PUNCTUATION | _EXTRA_TERMINAL.get(language, frozenset()))
 
 
 def _duplicates(items: Sequence[str]) -> tuple[int, int]:
@@ -280,7 +288,7 @@ class TextStats:
         orthography has none (Thai, Lao)."""
         if self.language in NO_TERMINAL_PUNCTUATION_LANGUAGES:
             return None
-        marks = tuple(TERMINAL_PUNCTUATION | _EXTRA_TERMINAL.get(self.language, frozenset()))
+        marks = _terminal_marks(self.language)
         # does the line end in one of the marks? In C: a closing ")" or "]" is looked through; the
         # marks contain neither, so the rstrip leaves a line ending in a mark as it is
         return list(map(str.endswith, map(str.rstrip, self.lines, repeat(")]")), repeat(marks)))
