@@ -282,19 +282,20 @@ NOTES = """## How to read these numbers
   the numba kernel from one UTF-32 buffer; the code rules' alphanumeric count on bytes (a
   regex substitution took ~2 ms per non-ASCII file) and the base64-run split only when a
   64-byte run exists.
-- **Speed, compiled passes (2026-12-05, 2 cores Intel Xeon, this command run alternately at
-  commit 4f67fbd and after the first two passes; the code-line pass measured the same way after).**
-  Filter mode, all 16,303 documents: 6,259 -> 8,519 -> 8,688-8,970 documents per CPU-second
-  (annotate 5,768 -> 8,213-8,317; prose 5,865 -> ~7,600, code 8,294 -> ~17,000), every signal identical (the golden
-  file, and tests comparing each compiled pass with its Python definition). What bought it: the
-  word pass (split on whitespace, strip punctuation, letter and digit classes, per-line word
-  counts) in one numba loop over the code points with a flag table built from Python's own
-  predicates (`classifiers/heuristics/compiled.py`; text with an unspaced script keeps the Python
-  pass), its joined words handed to the n-gram kernel; code files' literal-data count in one
-  loop over the bytes instead of three regexes, and their lines measured in one more (the
-  longest line and the letters and digits) instead of splitting the file. Still short of the
-  issue's 10,000 per core overall (prose ~7,600): the stop-word count, the line rules, the
-  n-gram kernel (~20 us) and the rule loop remain, ~130 us per web document.
+- **Speed, compiled passes (2026-12-05, 2 cores Intel Xeon).** Filter mode, all 16,303
+  documents (the corpus of the issue's 1,932): 6,259 documents per CPU-second at commit 4f67fbd
+  (run alternately with the first compiled pass on the same machine), now 9,879-10,889 over
+  seven runs (prose ~8,600, code ~17,000); annotate 5,768 -> ~9,500-9,900. Every signal identical (the
+  golden file, and tests comparing each compiled pass with its Python definition). What bought
+  it, in order: the word pass (split on whitespace, strip punctuation, letter and digit classes)
+  in one numba loop over the code points with a flag table built from Python's own predicates
+  (`classifiers/heuristics/compiled.py`; text with an unspaced script keeps the Python pass);
+  the same loop counting each line's words and the sentence ends (the two sentence-end regexes
+  emulated exactly); its joined words handed to the n-gram kernel, which groups equal n-grams
+  in a hash table instead of sorting them per size; code files' literal-data count in one loop
+  over the bytes instead of three regexes, and their lines measured in one more instead of
+  splitting the file; per-language constants cached. What is left on prose (~115 us per web
+  document): the stop-word count, the line rules, the n-gram kernel and the rule loop.
 """
 
 
