@@ -285,7 +285,7 @@ NOTES = """## How to read these numbers
 - **Speed, compiled passes (2026-12-05, 2 cores Intel Xeon).** Filter mode, all 16,303
   documents (the corpus of the issue's 1,932): 6,259 documents per CPU-second at commit 4f67fbd
   (run alternately with the first compiled pass on the same machine), now 9,879-10,889 over
-  seven runs (prose ~8,600, code ~17,000); annotate 5,768 -> ~9,500-9,900. Every signal identical (the
+  six runs (prose ~8,600, code ~17,000); annotate 5,768 -> ~9,500-9,900. Every signal identical (the
   golden file, and tests comparing each compiled pass with its Python definition). What bought
   it, in order: the word pass (split on whitespace, strip punctuation, letter and digit classes)
   in one numba loop over the code points with a flag table built from Python's own predicates
