@@ -1020,7 +1020,7 @@ def _required_text(pattern: re.Pattern) -> tuple[str, ...] | None:
     """Strings of which every match of `pattern` contains at least one, or None when the pattern
     requires no literal text: of the literal runs and alternations (each branch's own longest
     run) that its sequence requires, the one whose shortest string is longest. A pattern none
-    of them occurs in has no match, so `_count` skips its regex (the regexes' scan of every
+    of them occurs in has no match, so `_score` skips its regex (the regexes' scan of every
     position is what costs; the substring test is C's memchr-fast search)."""
     from re import _constants as sre
     from re import _parser

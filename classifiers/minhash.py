@@ -153,12 +153,6 @@ def _word_table() -> np.ndarray:
     return table
 
 
-def _lower_table() -> np.ndarray:
-    """int32[0x110000]: str.lower() of each code point where that is one code point (all but
-    U+0130, whose documents the caller lower-cases in Python), else the code point itself."""
-    return single_lower()
-
-
 def _char_class(ranges: list[tuple[int, int]]) -> str:
     return "".join(f"\\U{lo:08x}-\\U{hi - 1:08x}" for lo, hi in ranges)
 
@@ -382,7 +376,7 @@ def connected_components(edges: Iterable[tuple[Hashable, Hashable]]) -> dict:
 
 def _prepare(text: str, max_chars: int) -> bytes:
     """UTF-8 bytes for the kernel, truncated. The kernel lower-cases code point by code point
-    (`_lower_table`), which is what str.lower does except for U+0130 (two code points) and a
+    (`unicode_tables.single_lower`), which is what str.lower does except for U+0130 (two code points) and a
     capital sigma (final or not by context): texts with those are lower-cased here. (str.lower
     costs as much as the rest of the work on a document.)"""
     text = text[:max_chars]
@@ -443,7 +437,7 @@ class MinHasher:
                 p.ngram,
                 p.char_ngram,
                 _word_table(),
-                _lower_table(),
+                single_lower(),
                 self._scheme,
                 self._a,
                 self._b,

@@ -166,8 +166,13 @@ def word_pass(lower: str, classes: tuple[str, str, str, str]) -> tuple:
 
 
 @numba.njit(cache=True, nogil=True)
+def _is_alnum_byte(c):
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122)  # ASCII letters and digits
+
+
+@numba.njit(cache=True, nogil=True)
 def _is_word_byte(c):
-    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95  # bytes regex \w
+    return _is_alnum_byte(c) or c == 95  # bytes regex \w
 
 
 @numba.njit(cache=True, nogil=True)
@@ -236,7 +241,7 @@ def data_bytes(raw, min_blob):
         i += 1
     run = 0
     for i in range(n + 1):  # base64 runs: [A-Za-z0-9+/=]{min_blob,}
-        if i < n and ((48 <= raw[i] <= 57) or (65 <= raw[i] <= 90) or (97 <= raw[i] <= 122) or raw[i] in (43, 47, 61)):
+        if i < n and (_is_alnum_byte(raw[i]) or raw[i] in (43, 47, 61)):
             run += 1
         else:
             if run >= min_blob:
@@ -260,7 +265,7 @@ def code_bytes(raw):
             continue
         if c < 0x80 or c >= 0xC0:
             current += 1
-        if (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122):
+        if _is_alnum_byte(c):
             alnum += 1
     if current > longest:
         longest = current
