@@ -408,21 +408,7 @@ def profile_child(glob: str, out: Path, model: Path, mode: str) -> dict:
                     if "setup" in cls.__dict__:
                         cls.setup = wrap_setup(cls.__dict__["setup"])
 
-    args = parser().parse_args(
-        [
-            "run",
-            str(CONFIG),
-            "--input",
-            glob,
-            "--output",
-            str(out),
-            "--workers",
-            "1",
-            "--overwrite",
-            "--set",
-            f"stages.quality.model_path={model}",
-        ]
-    )
+    args = parser().parse_args(ours_cmd(glob, out, 1, model)[3:])  # what follows `python -m pipeline.cli`
     config = resolve_config(args)
     check_stage_setup(config)
     specs = discover(config.sources)

@@ -35,7 +35,6 @@ from bench.data import BENCH_CORPUS, iter_bench_corpus
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "tokens.md"
 RUNS = ROOT / "bench" / ".cache" / "runs" / "tokens"
-RACE_CONFIG = ROOT / "bench" / "configs" / "race.yaml"
 BATCH = 256  # runner.batch_size's default: documents per encode_batch in the pipeline
 
 CJK = {"zh", "ja", "ko"}
@@ -182,22 +181,9 @@ def tiktoken_check(max_docs: int | None) -> dict | None:
 
 def pipeline_run(kind: str, model: Path) -> dict:
     out = RUNS / kind
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline.cli",
-        "run",
-        str(RACE_CONFIG),
-        "--input",
-        str(BENCH_CORPUS / "part-*.jsonl.zst"),
-        "--output",
-        str(out),
-        "--workers",
-        "1",
-        "--overwrite",
-        "--set",
-        f"stages.quality.model_path={model}",
-    ]
+    from bench.run import ours_cmd  # the race's own command line
+
+    cmd = ours_cmd(str(BENCH_CORPUS / "part-*.jsonl.zst"), out, 1, model)
     if kind == "approx":
         cmd += ["--set", "tokenizer.kind=approx"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
