@@ -52,6 +52,10 @@ RUN pip install -e "/src[gcp,gpu]" "vllm==${VLLM_VERSION}" "apache-beam[gcp]==${
 # source archive into the image's cache, so that workers count without fetching anything.
 ENV CURATE_CACHE=/opt/curate-cache
 RUN python -m classifiers.artifacts llama3 && rm -rf /opt/curate-cache/dl
+# The compiled kernels (heuristics, MinHash; classifiers/kernels.py), for any x86-64 CPU: the image
+# is built on one machine and run on others
+ENV CURATE_KERNELS=generic
+RUN python -m classifiers.kernels
 
 # Judge weights, distilled classifiers, tokenizers: whatever dataflow/models/ holds at build
 # time is at /models/ on every worker (name them by that path in the run config).

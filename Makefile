@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import apache_beam, fasttext, pyarrow, vllm; import pipeline.cli"
 	# Llama 3's tokenizer, the default token counter, into the cache ($$CURATE_CACHE, else ~/.cache/curate)
 	$(BIN)/python -m classifiers.artifacts llama3
+	# the compiled kernels (heuristics, MinHash) into the same cache: classifiers/kernels.py
+	$(BIN)/python -m classifiers.kernels
 	touch $(STAMP)
 
 run: setup

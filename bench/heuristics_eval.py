@@ -215,7 +215,7 @@ def render(prose, stdlib, bench, args) -> str:
     out.append("")
     out.append(
         f"Throughput, one process (one core), `evaluate()` only on documents already in "
-        f"memory (numba's n-gram kernel loaded before timing), best of {args.repeats} runs; "
+        f"memory (the compiled kernels loaded before timing), best of {args.repeats} runs; "
         "annotate mode computes every signal, filter mode stops at the first failing rule. "
         "Per CPU-second of this process (what one core does; robust to other jobs on a "
         "shared machine) and per wall-clock second:"
@@ -289,7 +289,7 @@ NOTES = """## How to read these numbers
   golden file, and tests comparing each compiled pass with its Python definition). What bought
   it, in order: the word pass (split on whitespace, strip punctuation, letter and digit classes)
   in one numba loop over the code points with a flag table built from Python's own predicates
-  (`classifiers/heuristics/compiled.py`; text with an unspaced script keeps the Python pass);
+  (`classifiers/heuristics/compiled_kernels.py`; text with an unspaced script keeps the Python pass);
   the same loop counting each line's words and the sentence ends (the two sentence-end regexes
   emulated exactly); its joined words handed to the n-gram kernel, which groups equal n-grams
   in a hash table instead of sorting them per size; code files' literal-data count in one loop

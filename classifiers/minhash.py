@@ -388,7 +388,7 @@ def _prepare(text: str, max_chars: int) -> bytes:
 class MinHasher:
     """Holds the permutations and the character table; computes signatures and band keys.
     Picklable (Beam ships it to workers); the numba kernel (`classifiers.minhash_kernel`) is
-    imported and compiled on first use (or loaded from numba's on-disk cache)."""
+    loaded on first use, compiled ahead of time (`classifiers.kernels`)."""
 
     def __init__(self, params: MinHashParams | None = None):
         self.params = params or MinHashParams()
@@ -428,9 +428,10 @@ class MinHasher:
                 raise ValueError("char_level must have one flag per text")
         out = np.empty((n, p.num_perm), dtype=self.dtype)
         if n:
-            from classifiers.minhash_kernel import _signatures_kernel  # numba: loaded on first use
+            from classifiers.kernels import kernels
 
-            _signatures_kernel(
+            kernel = kernels().signatures32 if self.dtype == np.uint32 else kernels().signatures64
+            kernel(
                 data,
                 offsets,
                 chars,

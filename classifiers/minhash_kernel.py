@@ -1,10 +1,9 @@
 """The numba kernel of `classifiers.minhash.MinHasher.signatures`: UTF-8 bytes -> tokens ->
 shingles -> SHA-1 -> permutations -> minima, for a batch of documents in one call.
 
-Its own module so that numba (and the scipy it pulls in) is imported only where signatures are
-computed: `classifiers.minhash` imports it on first use, and a command that only reads the
-config (`curate --version`, `config show`, `inspect`, `report`) or a run with MinHash off never
-loads it. Compiled on first call, or loaded from numba's on-disk cache.
+Kernel only: `classifiers.kernels` compiles it ahead of time (or, where it cannot, imports this
+module and numba JIT-compiles it), so a command that only reads the config or a run with
+MinHash off never loads numba.
 """
 
 from __future__ import annotations

@@ -57,12 +57,12 @@ class CodeStats:
     @lazy
     def _lines_and_alnum(self) -> tuple[int, int]:
         """(the longest line's length in characters, the ASCII letters and digits), one compiled
-        pass over the UTF-8 bytes (compiled.code_bytes)."""
+        pass over the UTF-8 bytes (compiled_kernels.code_bytes)."""
         import numpy as np
 
-        from classifiers.heuristics.compiled import code_bytes  # numba: imported on first use
+        from classifiers.kernels import kernels
 
-        return code_bytes(np.frombuffer(self._utf8, dtype=np.uint8))
+        return kernels().code_bytes(np.frombuffer(self._utf8, dtype=np.uint8))
 
     @lazy
     def max_line_length(self) -> float:
@@ -108,14 +108,14 @@ class CodeStats:
 
     def data_char_fraction(self, scan_chars: int | None) -> float | None:
         """Share of the non-whitespace bytes (UTF-8) that are literal data (see above), over
-        the scanned part of the file: counted in one compiled pass (compiled.data_bytes, the
+        the scanned part of the file: counted in one compiled pass (compiled_kernels.data_bytes, the
         regexes' counts to the byte; 4x faster)."""
         raw = self._scanned(scan_chars)
         import numpy as np
 
-        from classifiers.heuristics.compiled import data_bytes  # numba: imported on first use
+        from classifiers.kernels import kernels
 
-        n_visible, data = data_bytes(np.frombuffer(raw, dtype=np.uint8), MIN_BLOB_CHARS)
+        n_visible, data = kernels().data_bytes(np.frombuffer(raw, dtype=np.uint8), MIN_BLOB_CHARS)
         if not n_visible:
             return None
         return min(1.0, data / n_visible)

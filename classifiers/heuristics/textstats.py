@@ -347,7 +347,7 @@ class TextStats:
         """(_word_pass, line_word_counts, the words' code points joined by spaces, the sentence
         ends of _SENTENCE_END_RE and _CJK_SENTENCE_END_RE) of text without an unspaced script,
         in one pass (its lower-cased text: lower-casing moves no mark, closer or space)."""
-        from classifiers.heuristics.compiled import word_pass  # numba: imported on first use
+        from classifiers.heuristics.compiled import word_pass  # the compiled kernels: loaded on first use
 
         return word_pass(self.lower, COMPILED_CLASSES)
 
@@ -489,7 +489,7 @@ class TextStats:
         if not char_share:
             return result
         sizes = list(result)
-        from classifiers.heuristics.ngrams import ngram_chars  # numba: imported on first use
+        from classifiers.heuristics.ngrams import ngram_chars  # the compiled kernels: loaded on first use
 
         # the compiled word pass already holds every word's code points joined by spaces
         joined = self._spaced_pass[2] if not self.has_unspaced_script and words is self.normalized_words else None
