@@ -154,14 +154,18 @@ def cmd_run(args, interrupts: Interrupts | None = None) -> int:
         return _run(args, interrupts, log, started)
     finally:
         log.close()
+        if (runner := sys.modules.get("pipeline.runner")) is not None:
+            runner.stop_zygote()  # a run that stopped before run_local (which stops it) started one
 
 
 def _run(args, interrupts: Interrupts | None, log, started: float) -> int:
     from pipeline.demo import build_demo
-    from pipeline.runner import run_local, stop_workers
+    from pipeline.runner import run_local, start_zygote, stop_workers
     from pipeline.sources import discover
 
     config = resolve_config(args)
+    if config.runner.workers > 1:
+        start_zygote()  # the workers' libraries load while this process checks and reads the inputs
     check_stage_setup(config)
     outdir.check_bucket_names(config)
     path = config.output.path

@@ -12,7 +12,9 @@ import logging
 import os
 import shlex
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from pipeline import progress
 from pipeline.config import Config
 from pipeline.graph import build, input_info
-from pipeline.sdk_worker import RUNNER_PID_ENV
+from pipeline.sdk_worker import RUNNER_PID_ENV, ZYGOTE_ENV
 from pipeline.sources import FileSpec
 from pipeline.stages.base import COUNTER_NAMESPACE
 
@@ -63,6 +65,46 @@ def in_process_runner():
 
     os.environ[RUNNER_PID_ENV] = str(os.getpid())
     return Runner()
+
+
+_ZYGOTE: list = []  # [the zygote's Popen, its directory] while one runs
+
+
+def start_zygote() -> None:
+    """Start the process the SDK workers of `--workers N` are forked from (pipeline/sdk_worker.py
+    says how), now, so that it loads their libraries while this process gets the run ready. Its
+    socket is named to the workers by ZYGOTE_ENV; run_local stops it when the run ends."""
+    if _ZYGOTE:
+        return
+    limit_malloc_arenas()  # read by glibc at the zygote's start, inherited by its workers
+    os.environ[RUNNER_PID_ENV] = str(os.getpid())
+    d = tempfile.mkdtemp(prefix="curate-workers-")
+    _TEMPDIRS.add(d)
+    path = os.path.join(d, "zygote.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", WORKER_MODULE, "--zygote", path], stdin=subprocess.DEVNULL, close_fds=True
+    )
+    _ZYGOTE[:] = [proc, d]
+    os.environ[ZYGOTE_ENV] = f"{proc.pid}:{path}"
+
+
+def stop_zygote() -> None:
+    if not _ZYGOTE:
+        return
+    proc, d = _ZYGOTE
+    _ZYGOTE.clear()
+    if os.environ.get(ZYGOTE_ENV, "").startswith(f"{proc.pid}:"):
+        del os.environ[ZYGOTE_ENV]
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    import shutil
+
+    shutil.rmtree(d, ignore_errors=True)
+    _TEMPDIRS.discard(d)
 
 
 def _children() -> dict[int, list[int]]:
@@ -165,6 +207,8 @@ def run_local(
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
         _quiet_worker_startup()
     limit_malloc_arenas()
+    if workers > 1:
+        start_zygote()  # `curate run` started it earlier, as soon as it had read the config
     t0 = time.monotonic()
     monitor = None
     if started is not None:
@@ -183,6 +227,7 @@ def run_local(
     finally:
         if monitor is not None:
             monitor.close(finished=False)
+        stop_zygote()
         remove_tempdirs()
     return RunResult(
         read_counters(result), time.monotonic() - t0, runner_name, monitor.first_read if monitor is not None else None

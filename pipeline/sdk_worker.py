@@ -10,20 +10,39 @@ for its gRPC channel to time out.
 Its stdout and stderr (Beam's start-up warnings, a crash's traceback) go to the run's log file,
 OUT/logs/run.log, when `curate run` names one (pipeline/progress.py); the terminal shows curate's
 lines only.
+
+With `--workers N`, the workers are forked from a zygote: `pipeline.runner.start_zygote` starts
+one process (`python -m pipeline.sdk_worker --zygote SOCKET`) as soon as the run's configuration
+is read; while the runner process reads inputs and builds the graph, it imports Beam's harness,
+the stages and their libraries and loads the compiled kernels, once. The command Beam runs for
+each worker is then a small client of that socket: it hands over its environment and arguments,
+the zygote forks a worker that has all of that loaded (copy-on-write), and the client waits for
+the worker's exit status and returns it to Beam. Each worker's start-up (~2 s of imports) thus
+costs neither its CPU nor its wall time. A worker dies with the zygote, the zygote with the
+runner; a client killed (Beam, `stop_workers`) takes its worker down. Where the zygote cannot
+serve (it failed to start, or died), the client runs the worker itself as before.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import selectors
 import signal
+import socket
 import sys
+import time
 
 from pipeline import progress
 from pipeline.progress import LOG_FILE_ENV
 
 PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 RUNNER_PID_ENV = "CURATE_RUNNER_PID"
+ZYGOTE_ENV = "CURATE_ZYGOTE"  # "PID:SOCKET" of the run's zygote
+ZYGOTE_WAIT_S = 120.0  # a client waits this long for the zygote's socket (while the zygote lives)
+FORKED = b"F"  # zygote -> client: the worker is forked; then its exit status, then EOF
+FORKED_LINE = "curate: SDK worker forked from the zygote"  # in the run's log, once per worker
 
 
 def _to_log(path: str) -> None:
@@ -36,23 +55,224 @@ def _to_log(path: str) -> None:
     os.close(fd)
 
 
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _die_with_parent() -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the runner's stop_workers is all there is
         pass
-    runner = os.environ.get(RUNNER_PID_ENV)
-    if runner and runner.isdigit() and os.getppid() != int(runner):
-        sys.exit(1)  # the runner died before prctl took effect
+
+
+def _harness(argv: list[str], forked: bool = False) -> None:
     if os.environ.get(LOG_FILE_ENV):
         _to_log(os.environ[LOG_FILE_ENV])
+    if forked:
+        print(f"{FORKED_LINE} (pid {os.getpid()})", file=sys.stderr, flush=True)
     from apache_beam.runners.worker import sdk_worker_main
 
     try:
-        sdk_worker_main.main(sys.argv)
+        sdk_worker_main.main(argv)
     finally:  # its last progress counts, before the runner (waiting for this exit) reads them
         progress.flush()
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    runner = os.environ.get(RUNNER_PID_ENV)
+    if runner and runner.isdigit() and os.getppid() != int(runner):
+        sys.exit(1)  # the runner died before prctl took effect
+    if len(sys.argv) == 3 and sys.argv[1] == "--zygote":
+        zygote(sys.argv[2])
+        return
+    if os.environ.get(ZYGOTE_ENV):
+        code = _forked_worker(os.environ[ZYGOTE_ENV])
+        if code is not None:
+            sys.exit(code)
+    _harness(sys.argv)
+
+
+# ----------------------------------------------------------------------------- the zygote
+
+
+def _preload() -> None:
+    """What every worker needs, loaded once: Beam's harness, the stages and their libraries."""
+    import importlib
+
+    from apache_beam.runners.worker import sdk_worker_main  # noqa: F401
+
+    for name in ("dedup", "finalize", "heuristics", "langid", "mixture", "quality", "read", "route", "write"):
+        importlib.import_module(f"pipeline.stages.{name}")
+    for name in ("fasttext", "pyarrow.parquet", "zstandard", "tiktoken"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional library: a stage that needs it says so
+            pass
+    try:
+        from classifiers.kernels import kernels
+
+        kernels()
+    except Exception:  # noqa: BLE001 - a worker that needs them says why
+        pass
+
+
+def _recv_request(conn: socket.socket) -> dict:
+    size = int.from_bytes(_recv_exactly(conn, 8), "big")
+    return json.loads(_recv_exactly(conn, size))
+
+
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the client went away")
+        buf += chunk
+    return bytes(buf)
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def zygote(path: str) -> None:
+    """Listen on `path` at once (clients queue while the libraries load), preload, then fork one
+    worker per client; report each worker's exit status to its client; kill the worker of a
+    client that goes away. Single-threaded, so that fork() is safe."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(64)
+    _preload()
+    sel = selectors.DefaultSelector()
+    sel.register(srv, selectors.EVENT_READ)
+    workers: dict[int, socket.socket] = {}  # worker pid -> its client's connection
+    while True:
+        for key, _ in sel.select(timeout=0.1):
+            if key.fileobj is srv:
+                conn, _ = srv.accept()
+                try:
+                    request = _recv_request(conn)
+                except (OSError, ValueError):
+                    conn.close()
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    sel.close()
+                    srv.close()
+                    for other in workers.values():
+                        other.close()
+                    conn.close()
+                    _worker_child(request)  # never returns
+                workers[pid] = conn
+                conn.sendall(FORKED)
+                sel.register(conn, selectors.EVENT_READ, pid)
+            else:  # a client readable: it went away (it sends nothing more)
+                try:
+                    gone = not key.fileobj.recv(1)
+                except OSError:
+                    gone = True
+                if gone:
+                    try:
+                        os.kill(key.data, signal.SIGKILL)
+                    except OSError:
+                        pass
+        while workers:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = workers.pop(pid, None)
+            if conn is not None:
+                sel.unregister(conn)
+                try:
+                    conn.sendall(str(_exit_code(status)).encode())
+                except OSError:
+                    pass
+                conn.close()
+
+
+def _worker_child(request: dict) -> None:
+    """In the forked worker: the client's environment and arguments, then Beam's harness."""
+    code = 1
+    try:
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _die_with_parent()  # with the zygote (which dies with the runner)
+        progress._ON = progress.PROGRESS_DIR_ENV in os.environ  # read at import, in the zygote
+        sys.argv = list(request["argv"])
+        _harness(sys.argv, forked=True)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # noqa: BLE001 - reported like an uncaught exception, then exit 1
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        os._exit(code)
+
+
+# ----------------------------------------------------------------------------- the client
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return b") Z" not in f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True
+
+
+def _forked_worker(spec: str) -> int | None:
+    """Have the zygote fork this worker and wait for its exit status; None where the zygote
+    cannot serve (then this process runs the worker itself)."""
+    pid_s, _, path = spec.partition(":")
+    if not pid_s.isdigit() or not path:
+        return None
+    zpid = int(pid_s)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deadline = time.monotonic() + ZYGOTE_WAIT_S
+    while True:
+        try:
+            conn.connect(path)
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            if not _alive(zpid) or time.monotonic() > deadline:
+                conn.close()
+                return None
+            time.sleep(0.02)
+    forked = False
+    status = bytearray()
+    try:
+        body = json.dumps({"env": dict(os.environ), "argv": sys.argv}).encode()
+        conn.sendall(len(body).to_bytes(8, "big") + body)
+        forked = conn.recv(1) == FORKED
+        while forked and (chunk := conn.recv(64)):
+            status += chunk
+    except OSError:
+        pass
+    finally:
+        conn.close()
+    if not forked:
+        return None  # the zygote died before forking: run the worker here
+    return int(status) if status.isdigit() else 1
 
 
 if __name__ == "__main__":

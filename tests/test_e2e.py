@@ -153,6 +153,10 @@ def test_rerun_and_two_workers_give_identical_outputs(corpus, filtered, tmp_path
     assert m2["workers"] == 2
     strip = lambda m: [(s["path"], s["rows"], s["sha256"]) for s in m["shards"]]  # noqa: E731
     assert strip(m1) == strip(m2)
+    # both workers were forked from the zygote, which had their libraries loaded (sdk_worker.py)
+    from pipeline.sdk_worker import FORKED_LINE
+
+    assert (out2 / "logs" / "run.log").read_text().count(FORKED_LINE) == 2
 
 
 def test_setup_errors_are_one_line_with_exit_code_2(corpus, tmp_path, filtered):
