@@ -32,10 +32,31 @@ def _interrupted_at_start(signum, _frame):
     os._exit(128 + signum)
 
 
+def _workers_asked(argv: list[str]) -> int:
+    """N of a `run ... --workers N` command line (0 if none): read before the imports below."""
+    if not argv or argv[0] != "run":
+        return 0
+    for i, a in enumerate(argv):
+        value = (
+            argv[i + 1]
+            if a == "--workers" and i + 1 < len(argv)
+            else a.partition("=")[2]
+            if a.startswith("--workers=")
+            else ""
+        )
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "curate":
     # the console script: Ctrl-C while the imports below load (seconds) is one line, not a traceback
     for _s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_s, _interrupted_at_start)
+    if _workers_asked(sys.argv[1:]) > 1:  # the workers' zygote loads their libraries alongside ours
+        from pipeline.sdk_worker import start_zygote
+
+        start_zygote()
 
 from pathlib import Path  # noqa: E402 - after the handler above, on purpose
 
@@ -154,13 +175,15 @@ def cmd_run(args, interrupts: Interrupts | None = None) -> int:
         return _run(args, interrupts, log, started)
     finally:
         log.close()
-        if (runner := sys.modules.get("pipeline.runner")) is not None:
-            runner.stop_zygote()  # a run that stopped before run_local (which stops it) started one
+        from pipeline.sdk_worker import stop_zygote
+
+        stop_zygote()  # a run that stopped before run_local, which stops it, may have started one
 
 
 def _run(args, interrupts: Interrupts | None, log, started: float) -> int:
     from pipeline.demo import build_demo
-    from pipeline.runner import run_local, start_zygote, stop_workers
+    from pipeline.runner import run_local, stop_workers
+    from pipeline.sdk_worker import start_zygote
     from pipeline.sources import discover
 
     config = resolve_config(args)

@@ -7,14 +7,11 @@ DirectRunner first tries to download the Prism runner binary, which fails (or ha
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shlex
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -24,29 +21,18 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from pipeline import progress
 from pipeline.config import Config
 from pipeline.graph import build, input_info
-from pipeline.sdk_worker import RUNNER_PID_ENV, ZYGOTE_ENV
+from pipeline.sdk_worker import (  # noqa: F401 - limit_malloc_arenas: bench/dedup_scale.py takes it from here
+    RUNNER_PID_ENV,
+    WORKER_MODULE,
+    limit_malloc_arenas,
+    start_zygote,
+    stop_zygote,
+)
 from pipeline.sources import FileSpec
 from pipeline.stages.base import COUNTER_NAMESPACE
 
-# glibc gives each thread that allocates its own malloc arena (up to 8 per core) and hands little
-# of them back; Beam's harness allocates from its gRPC and bundle threads. Two arenas took the
-# dedup stages' SDK worker peak from 628 to 545 MB at 200k documents (bench.dedup_scale).
-MALLOC_ARENAS = 2
-M_ARENA_MAX = -8  # mallopt parameter, <malloc.h>
 # `exec`: the worker is this process's child, not a shell's (see pipeline/sdk_worker.py)
-WORKER_MODULE = "pipeline.sdk_worker"
 WORKER_COMMAND = f"exec {shlex.quote(sys.executable)} -m {WORKER_MODULE}"
-
-
-def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> None:
-    """This process (mallopt, for arenas created from now on) and the SDK worker processes it
-    starts (MALLOC_ARENA_MAX, read by glibc at their start). A no-op off glibc; a value the
-    user already set in the environment is kept."""
-    os.environ.setdefault("MALLOC_ARENA_MAX", str(n))
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, int(os.environ["MALLOC_ARENA_MAX"]))
-    except (OSError, AttributeError, ValueError):
-        pass
 
 
 def in_process_runner():
@@ -65,46 +51,6 @@ def in_process_runner():
 
     os.environ[RUNNER_PID_ENV] = str(os.getpid())
     return Runner()
-
-
-_ZYGOTE: list = []  # [the zygote's Popen, its directory] while one runs
-
-
-def start_zygote() -> None:
-    """Start the process the SDK workers of `--workers N` are forked from (pipeline/sdk_worker.py
-    says how), now, so that it loads their libraries while this process gets the run ready. Its
-    socket is named to the workers by ZYGOTE_ENV; run_local stops it when the run ends."""
-    if _ZYGOTE:
-        return
-    limit_malloc_arenas()  # read by glibc at the zygote's start, inherited by its workers
-    os.environ[RUNNER_PID_ENV] = str(os.getpid())
-    d = tempfile.mkdtemp(prefix="curate-workers-")
-    _TEMPDIRS.add(d)
-    path = os.path.join(d, "zygote.sock")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", WORKER_MODULE, "--zygote", path], stdin=subprocess.DEVNULL, close_fds=True
-    )
-    _ZYGOTE[:] = [proc, d]
-    os.environ[ZYGOTE_ENV] = f"{proc.pid}:{path}"
-
-
-def stop_zygote() -> None:
-    if not _ZYGOTE:
-        return
-    proc, d = _ZYGOTE
-    _ZYGOTE.clear()
-    if os.environ.get(ZYGOTE_ENV, "").startswith(f"{proc.pid}:"):
-        del os.environ[ZYGOTE_ENV]
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    import shutil
-
-    shutil.rmtree(d, ignore_errors=True)
-    _TEMPDIRS.discard(d)
 
 
 def _children() -> dict[int, list[int]]:
