@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 
 import apache_beam as beam
 
@@ -88,17 +89,29 @@ class SumLedger(beam.CombineFn):
         return acc
 
 
-def _id_keys(batch: list[dict]):
-    """(128-bit hash of the id, 1) per document: ids are counted by value, so `42` and `"42"` (both
-    the id "42") are one id; the hash keeps a hostile multi-megabyte id out of the shuffle."""
+ID_DIGEST = 16  # bytes of an id's blake2b digest
+
+
+def _id_digests(batch: list[dict], partitions: int):
+    """Per partition of this batch: (partition, its documents' id digests, joined). An id is
+    counted by value, so `42` and `"42"` (both the id "42") are one id; its 128-bit hash keeps a
+    hostile multi-megabyte id out of the shuffle, and the batch's digests cross it as one value
+    per partition, not one element per document."""
+    parts: dict[int, list[bytes]] = {}
     for d in batch:
-        yield hashlib.blake2b(d["id"].encode("utf-8"), digest_size=16).digest(), 1
+        h = hashlib.blake2b(d["id"].encode("utf-8"), digest_size=ID_DIGEST).digest()
+        parts.setdefault(int.from_bytes(h[:8], "big") % partitions, []).append(h)
+    for part, hs in parts.items():
+        yield part, b"".join(hs)
 
 
-def _shared_id(kv) -> list[dict]:
-    """Ledger entries of an id that more than one document holds (manifest: duplicate_ids)."""
-    _, n = kv
-    return [{"duplicate_ids:ids": 1, "duplicate_ids:documents": n}] if n > 1 else []
+def _shared_ids(kv) -> list[dict]:
+    """The ledger entry of the ids that more than one document holds, in one partition (manifest:
+    duplicate_ids)."""
+    _, blobs = kv
+    counts = Counter(blob[i : i + ID_DIGEST] for blob in blobs for i in range(0, len(blob), ID_DIGEST))
+    shared = [n for n in counts.values() if n > 1]
+    return [{"duplicate_ids:ids": len(shared), "duplicate_ids:documents": sum(shared)}] if shared else []
 
 
 def _quarantine_row_key(row: dict, counts: dict) -> tuple:
@@ -182,9 +195,9 @@ def build(
     )
     shared_ids = (
         docs
-        | "IdKeys" >> beam.FlatMap(_id_keys)
-        | "CountIds" >> beam.CombinePerKey(sum)
-        | "SharedIds" >> beam.FlatMap(_shared_id)
+        | "IdDigests" >> beam.FlatMap(_id_digests, partitions)
+        | "GroupIds" >> beam.GroupByKey()
+        | "SharedIds" >> beam.FlatMap(_shared_ids)
     )
     ledger = (
         (final[LEDGER_TAG], shared_ids, skipped)
