@@ -166,8 +166,10 @@ class Finalize(beam.DoFn):
         else:
             for rec, info in infos.items():
                 self.route(make_uid(file_idx, rec), info, fates[rec], None, plan, rows, rec in sample)
+        from pipeline.stages.write import pack_rows  # (write imports this module's kinds)
+
         for key, lst in rows.items():
-            yield (key, lst)
+            yield (key, pack_rows(key[0], lst, self.signal_names))
 
     def route(
         self,

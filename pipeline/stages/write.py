@@ -21,6 +21,7 @@ from importlib import metadata
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 from apache_beam.io.filesystems import FileSystems
@@ -65,10 +66,31 @@ def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
     ) or schema.annotate_schema(signal_names)
 
 
-def sort_key(kind: str):
-    if kind == QUARANTINE:
-        return lambda r: (r["file"], r["record"])
-    return lambda r: (r["id"], r["_uid"])
+def quarantine_sort_key(r: dict) -> tuple:
+    return (r["file"], r["record"])
+
+
+# The last pass (stages/finalize.py) hands each shard its rows of one input chunk as one Arrow
+# record batch (IPC stream bytes) with the shard's schema and the rows' uids (UID_COLUMN): a few
+# objects per batch through the shuffle instead of a dict per row (the rows of a whole run sit in
+# the in-process runner's shuffle buffers at once). Quarantine rows come one per element as dicts.
+UID_COLUMN = "_uid"
+
+
+def row_schema(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
+    return schema_for(kind, signal_names).append(pa.field(UID_COLUMN, pa.int64(), nullable=False))
+
+
+def pack_rows(kind: str, rows: list[dict], signal_names: tuple[str, ...]) -> bytes:
+    batch = pa.RecordBatch.from_pylist(rows, schema=row_schema(kind, signal_names))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as w:
+        w.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def unpack_rows(blobs: Iterable[bytes]) -> pa.Table:
+    return pa.concat_tables([pa.ipc.open_stream(b).read_all() for b in blobs])
 
 
 class _HashingWriter(io.RawIOBase):
@@ -128,21 +150,26 @@ class WriteShard(beam.DoFn):
         self.root = root or config.output.path  # where to write: the output or its staging directory
 
     def process(self, kv, sample: dict | None = None) -> Iterable[dict]:
-        (kind, bucket, shard, n), lists = kv
-        rows = [r for lst in lists for r in lst]
+        (kind, bucket, shard, n), parts = kv
+        if kind == QUARANTINE:
+            rows = sorted((r for lst in parts for r in lst), key=quarantine_sort_key)
+            yield self.write(
+                kind, bucket, shard, n, pa.Table.from_pylist(rows, schema=schema_for(kind, self.signal_names))
+            )
+            return
+        table = unpack_rows(parts)
         if kind == REJECTED and sample is not None and not self.config.output.rejected_text:
-            keep = {uid for keys in sample.values() for _, uid in keys}  # the run's rejected-text sample
-            for r in rows:
-                if r["text"] is not None and r["_uid"] not in keep:
-                    r["text"] = None
-        rows.sort(key=sort_key(kind))
-        sch = schema_for(kind, self.signal_names)
-        table = pa.Table.from_pylist(rows, schema=sch)
-        yield self.write(kind, bucket, shard, n, table, rows)
+            keep = sorted({uid for keys in sample.values() for _, uid in keys})  # the run's rejected-text sample
+            kept = pc.is_in(table[UID_COLUMN], value_set=pa.array(keep, pa.int64()))
+            text = pc.if_else(kept, table["text"], pa.scalar(None, pa.string()))
+            table = table.set_column(table.schema.get_field_index("text"), table.schema.field("text"), text)
+        # by (id, uid): Arrow orders strings by their UTF-8 bytes, which is code point order, as Python's
+        table = table.sort_by([("id", "ascending"), (UID_COLUMN, "ascending")]).drop_columns([UID_COLUMN])
+        yield self.write(kind, bucket, shard, n, table.combine_chunks())
 
-    def write(self, kind: str, bucket: str, shard: int, n: int, table: pa.Table, rows: list[dict]) -> dict:
+    def write(self, kind: str, bucket: str, shard: int, n: int, table: pa.Table) -> dict:
         rel = shard_path(kind, bucket, shard, n)
-        text_bytes = sum(len(r["text"]) for r in rows if r.get("text")) if rows else 0
+        text_bytes = pc.sum(pc.utf8_length(table["text"])).as_py() or 0 if "text" in table.column_names else 0
         avg = (table.nbytes / max(1, table.num_rows)) or 1
         info = write_table(table, join(self.root, rel), self.config, int(self.config.output.row_group_bytes // avg))
         info.update(
@@ -158,11 +185,12 @@ class WriteShard(beam.DoFn):
             }
         )
         if kind == MIXTURE:
-            info["tokens"] = sum(int(r["n_tokens"]) * int(r["repeats"]) for r in rows)
-            info["unique_tokens"] = sum(int(r["n_tokens"]) for r in rows)
-            langs: dict[str, int] = {}
-            for r in rows:
-                langs[r["language"] or ""] = langs.get(r["language"] or "", 0) + int(r["n_tokens"]) * int(r["repeats"])
+            cols = table.select(["n_tokens", "repeats", "language"]).to_pydict()
+            info["tokens"] = sum(int(t) * int(r) for t, r in zip(cols["n_tokens"], cols["repeats"]))
+            info["unique_tokens"] = sum(int(t) for t in cols["n_tokens"])
+            langs: dict[str, int] = {}  # in row order: the manifest's order
+            for t, r, lang in zip(cols["n_tokens"], cols["repeats"], cols["language"]):
+                langs[lang or ""] = langs.get(lang or "", 0) + int(t) * int(r)
             info["tokens_by_language"] = langs
         return info
 
@@ -212,7 +240,7 @@ class WriteManifest(beam.DoFn):
             for i in range(n):
                 if (kind, bucket, i) not in present:
                     empty = pa.Table.from_pylist([], schema=schema_for(kind, self.signal_names))
-                    shards.append(writer.write(kind, bucket, i, n, empty, []))
+                    shards.append(writer.write(kind, bucket, i, n, empty))
         shards.sort(key=lambda s: s["path"])
         manifest = build_manifest(self.config, self.run_info, shards, plan, ledger, quarantined, sample)
         card = dataset_card(manifest).encode()
