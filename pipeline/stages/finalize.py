@@ -11,9 +11,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import apache_beam as beam
+import pyarrow as pa
 
 from classifiers.decisions import Fate, settle
 from classifiers.text import stable_hash64
+from pipeline import schema
 from pipeline.config import Config
 from pipeline.records import Info, make_uid, read_event, split_uid, unpack
 from pipeline.schema import REJECTED_SAMPLE_SALT, SIGNAL_PREFIX
@@ -52,6 +54,35 @@ def sample_candidates(infos: dict[int, Info], fates: dict[int, Fate], file_idx: 
         for key, rec in sorted(keys)[:k]:
             out[rec] = (rule, key)
     return out
+
+
+def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
+    return {MIXTURE: schema.MIXTURE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA, QUARANTINE: schema.QUARANTINE_SCHEMA}.get(
+        kind
+    ) or schema.annotate_schema(signal_names)
+
+
+# The last pass hands each shard its rows of one input chunk as one Arrow
+# record batch (IPC stream bytes) with the shard's schema and the rows' uids (UID_COLUMN): a few
+# objects per batch through the shuffle instead of a dict per row (the rows of a whole run sit in
+# the in-process runner's shuffle buffers at once). Quarantine rows come one per element as dicts.
+UID_COLUMN = "_uid"
+
+
+def row_schema(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
+    return schema_for(kind, signal_names).append(pa.field(UID_COLUMN, pa.int64(), nullable=False))
+
+
+def pack_rows(kind: str, rows: list[dict], signal_names: tuple[str, ...]) -> bytes:
+    batch = pa.RecordBatch.from_pylist(rows, schema=row_schema(kind, signal_names))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as w:
+        w.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def unpack_rows(blobs: Iterable[bytes]) -> pa.Table:
+    return pa.concat_tables([pa.ipc.open_stream(b).read_all() for b in blobs])
 
 
 class InputChanged(RuntimeError):
@@ -166,8 +197,6 @@ class Finalize(beam.DoFn):
         else:
             for rec, info in infos.items():
                 self.route(make_uid(file_idx, rec), info, fates[rec], None, plan, rows, rec in sample)
-        from pipeline.stages.write import pack_rows  # (write imports this module's kinds)
-
         for key, lst in rows.items():
             yield (key, pack_rows(key[0], lst, self.signal_names))
 

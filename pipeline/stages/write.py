@@ -28,7 +28,15 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import schema
 from pipeline.config import Config, Stages
-from pipeline.stages.finalize import ANNOTATED, MIXTURE, QUARANTINE, REJECTED
+from pipeline.stages.finalize import (
+    ANNOTATED,
+    MIXTURE,
+    QUARANTINE,
+    REJECTED,
+    UID_COLUMN,
+    schema_for,
+    unpack_rows,
+)
 
 SHARD_DIRS = {
     MIXTURE: schema.MIXTURE_DIR,
@@ -60,37 +68,8 @@ def join(base: str, rel: str) -> str:
     return FileSystems.join(base, *rel.split("/"))
 
 
-def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
-    return {MIXTURE: schema.MIXTURE_SCHEMA, REJECTED: schema.REJECTED_SCHEMA, QUARANTINE: schema.QUARANTINE_SCHEMA}.get(
-        kind
-    ) or schema.annotate_schema(signal_names)
-
-
 def quarantine_sort_key(r: dict) -> tuple:
     return (r["file"], r["record"])
-
-
-# The last pass (stages/finalize.py) hands each shard its rows of one input chunk as one Arrow
-# record batch (IPC stream bytes) with the shard's schema and the rows' uids (UID_COLUMN): a few
-# objects per batch through the shuffle instead of a dict per row (the rows of a whole run sit in
-# the in-process runner's shuffle buffers at once). Quarantine rows come one per element as dicts.
-UID_COLUMN = "_uid"
-
-
-def row_schema(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
-    return schema_for(kind, signal_names).append(pa.field(UID_COLUMN, pa.int64(), nullable=False))
-
-
-def pack_rows(kind: str, rows: list[dict], signal_names: tuple[str, ...]) -> bytes:
-    batch = pa.RecordBatch.from_pylist(rows, schema=row_schema(kind, signal_names))
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as w:
-        w.write_batch(batch)
-    return sink.getvalue().to_pybytes()
-
-
-def unpack_rows(blobs: Iterable[bytes]) -> pa.Table:
-    return pa.concat_tables([pa.ipc.open_stream(b).read_all() for b in blobs])
 
 
 class _HashingWriter(io.RawIOBase):
