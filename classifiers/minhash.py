@@ -430,22 +430,28 @@ class MinHasher:
         if n:
             from classifiers.kernels import kernels
 
-            kernel = kernels().signatures32 if self.dtype == np.uint32 else kernels().signatures64
-            kernel(
-                data,
-                offsets,
-                chars,
-                p.ngram,
-                p.char_ngram,
-                _word_table(),
-                single_lower(),
-                self._scheme,
-                self._a,
-                self._b,
-                self._empty,
-                out,
-            )
+            self.run_kernel(kernels(), data, offsets, chars, out)
         return out
+
+    def run_kernel(self, k, data: np.ndarray, offsets: np.ndarray, chars: np.ndarray, out: np.ndarray) -> None:
+        """Fill `out` with the signatures of the documents packed in `data` (UTF-8, split at
+        `offsets`), by the kernels `k` (classifiers.kernels: the compiled module, or numba's)."""
+        p = self.params
+        kernel = k.signatures32 if self.dtype == np.uint32 else k.signatures64
+        kernel(
+            data,
+            offsets,
+            chars,
+            p.ngram,
+            p.char_ngram,
+            _word_table(),
+            single_lower(),
+            self._scheme,
+            self._a,
+            self._b,
+            self._empty,
+            out,
+        )
 
     def band_keys(self, signatures: np.ndarray) -> np.ndarray:
         """uint64 (n, bands) bucket keys of `signatures` (see module function `band_keys`)."""

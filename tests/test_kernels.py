@@ -15,8 +15,7 @@ import pytest
 from classifiers import kernels as K
 from classifiers.heuristics.compiled import _flags
 from classifiers.heuristics.textstats import COMPILED_CLASSES
-from classifiers.minhash import MinHasher, MinHashParams, _prepare, _word_table
-from classifiers.unicode_tables import single_lower
+from classifiers.minhash import MinHasher, MinHashParams, _prepare
 from tests.corpus import dev_sentences_by_language, paragraphs, sample_docs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,22 +88,8 @@ def test_minhash_kernel_equals_numba_on_real_text(both, texts, scheme):
     chars = np.array([i % 3 == 0 for i in range(len(enc))], dtype=np.bool_)
     outs = []
     for k in (aot, jit):
-        fn = k.signatures32 if mh.dtype == np.uint32 else k.signatures64
         out = np.empty((len(enc), p.num_perm), dtype=mh.dtype)
-        fn(
-            data,
-            offsets,
-            chars,
-            p.ngram,
-            p.char_ngram,
-            _word_table(),
-            single_lower(),
-            mh._scheme,
-            mh._a,
-            mh._b,
-            mh._empty,
-            out,
-        )
+        mh.run_kernel(k, data, offsets, chars, out)
         outs.append(out)
     assert (outs[0] == outs[1]).all()
 
