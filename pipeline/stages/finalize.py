@@ -67,6 +67,9 @@ def schema_for(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
 # objects per batch through the shuffle instead of a dict per row (the rows of a whole run sit in
 # the in-process runner's shuffle buffers at once). Quarantine rows come one per element as dicts.
 UID_COLUMN = "_uid"
+# zstd-compressed buffers: the rows' text (the mixture's, and the rejected-text sample's candidates,
+# k per rule per chunk) crosses the shuffle and waits in its buffers at ~1/3 of its size
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
 def row_schema(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
@@ -76,7 +79,7 @@ def row_schema(kind: str, signal_names: tuple[str, ...]) -> pa.Schema:
 def pack_rows(kind: str, rows: list[dict], signal_names: tuple[str, ...]) -> bytes:
     batch = pa.RecordBatch.from_pylist(rows, schema=row_schema(kind, signal_names))
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as w:
+    with pa.ipc.new_stream(sink, batch.schema, options=IPC_OPTIONS) as w:
         w.write_batch(batch)
     return sink.getvalue().to_pybytes()
 
