@@ -119,18 +119,24 @@ def _quarantine_row_key(row: dict, counts: dict) -> tuple:
     return ((QUARANTINE, "", stable_hash64(f"{row['file']}\x1f{row['record']}") % n, n), [row])
 
 
-def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitions: int):
+def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitions: int, release_models: bool = False):
     """Read and the per-document stages, up to the route that lets the text go:
     -> (docs, routed outputs (infos, URL_TAG, DEDUP_TAG, NODES_TAG, STATS_TAG), quarantined records,
-    skipped-record counts (WARC records that are not documents))."""
+    skipped-record counts (WARC records that are not documents)). `release_models`: the stages
+    let their models go at the end of their bundle (stages/base.py BatchStage)."""
     st = config.stages
+
+    def stage(dofn):
+        dofn.release_models = release_models
+        return beam.ParDo(dofn)
+
     annotate = config.mode == "annotate"
     docs, quarantined, skipped = p | "Files" >> beam.Create(specs) | "Read" >> ReadDocuments(config)
 
     if st.langid.enabled:
         from pipeline.stages.langid import LanguageIdStage
 
-        docs = docs | "LanguageId" >> beam.ParDo(LanguageIdStage(st.langid, annotate))
+        docs = docs | "LanguageId" >> stage(LanguageIdStage(st.langid, annotate))
     else:
         from pipeline.stages.langid import NoLanguageId
 
@@ -142,8 +148,8 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
     if st.quality.enabled:
         from pipeline.stages.quality import QualityStage
 
-        docs = docs | "Quality" >> beam.ParDo(QualityStage(st.quality, annotate))
-    docs = docs | "Tokens" >> beam.ParDo(TokenCount(tokenizer_spec(config.tokenizer), annotate))
+        docs = docs | "Quality" >> stage(QualityStage(st.quality, annotate))
+    docs = docs | "Tokens" >> stage(TokenCount(tokenizer_spec(config.tokenizer), annotate))
     if st.exact_dedup.enabled or st.minhash_dedup.enabled:
         docs = docs | "DedupKeys" >> beam.ParDo(DedupKeys(st.exact_dedup, st.minhash_dedup, False))
 
@@ -154,14 +160,21 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
 
 
 def build(
-    p: beam.Pipeline, config: Config, specs: list[FileSpec], run_info: dict, write_root: str | None = None
+    p: beam.Pipeline,
+    config: Config,
+    specs: list[FileSpec],
+    run_info: dict,
+    write_root: str | None = None,
+    release_models: bool = False,
 ) -> None:
-    """The graph; shards and manifest are written under `write_root` (default output.path)."""
+    """The graph; shards and manifest are written under `write_root` (default output.path).
+    `release_models`: for a runner that gives each first-pass stage one bundle (in process, one
+    worker), the stages' models are let go after it (first_pass)."""
     st = config.stages
     partitions = shuffle_partitions(config, specs)
     signals = SIGNAL_NAMES if st.heuristics.enabled else ()
     dedup = st.url_dedup.enabled or st.exact_dedup.enabled or st.minhash_dedup.enabled
-    docs, routed, quarantined, skipped = first_pass(p, config, specs, partitions)
+    docs, routed, quarantined, skipped = first_pass(p, config, specs, partitions, release_models)
     events, deltas = [], [routed[STATS_TAG]]
     if dedup:
         ev, dl = (routed[URL_TAG], routed[DEDUP_TAG], routed[NODES_TAG]) | "Dedup" >> Deduplicate.for_config(

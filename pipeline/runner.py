@@ -167,7 +167,7 @@ def run_local(
         if monitor is not None:
             monitor.__enter__()
             _TEMPDIRS.add(monitor.dir)
-        build(p, config, specs, run_info, write_root)
+        build(p, config, specs, run_info, write_root, release_models=workers == 1)
         result = p.run()
         result.wait_until_finish()
         if monitor is not None:

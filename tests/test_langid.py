@@ -611,3 +611,27 @@ def test_language_model_column_and_manifest_counts(catalog_paragraphs, tmp_path)
         json.loads((out2 / "manifest.json").read_text())["stages"]["langid"]["models"]
         == manifest["stages"]["langid"]["models"]
     )
+
+
+def test_a_stage_lets_its_model_go_after_its_bundle_and_loads_it_again_if_needed():
+    """In process with one worker (graph.first_pass: release_models), the first-pass stages drop
+    their models when their bundle ends; a later bundle loads them again, same answers."""
+    from pipeline.stages.langid import LanguageIdStage
+
+    docs = [
+        {"kind": "text", "id": "1", "text": "Ovo je hrvatski tekst, tjedan dana kasnije smo otišli na more."},
+        {"kind": "text", "id": "2", "text": "Det här är en svensk text om vädret i Stockholm i dag."},
+    ]
+    kept = LanguageIdStage(LangIdParams(), annotate=True)
+    kept.setup()
+    st = LanguageIdStage(LangIdParams(), annotate=True)
+    st.release_models = True
+    st.setup()
+    first = list(st.process(docs))
+    st.finish_bundle()
+    assert st.model is None
+    again = list(st.process(docs))
+    assert st.model is not None
+    assert first == again == list(kept.process(docs))
+    kept.finish_bundle()  # release_models off (any other runner): the model stays
+    assert kept.model is not None

@@ -33,6 +33,7 @@ def assign_undetermined(doc: Doc) -> Doc:
 
 class LanguageIdStage(BatchStage):
     name = "langid"
+    models = ("model",)
 
     def setup(self) -> None:
         self.model = LanguageIdentifier(self.params)

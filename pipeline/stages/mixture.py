@@ -44,6 +44,7 @@ class TokenCount(BatchStage):
     batch; the approximation only when tokenizer.kind is approx."""
 
     name = "tokens"
+    models = ("counter",)
 
     def setup(self) -> None:
         self.counter = TokenCounter.load(self.params)

@@ -52,6 +52,7 @@ def decision(params: QualityParams) -> tuple[QualityParams, dict]:
 
 class QualityStage(BatchStage):
     name = "quality"
+    models = ("scorer",)
 
     def setup(self) -> None:
         self.scorer = make_scorer(self.params)
