@@ -25,6 +25,7 @@ from pipeline.sdk_worker import (  # noqa: F401 - limit_malloc_arenas: bench/ded
     RUNNER_PID_ENV,
     WORKER_MODULE,
     limit_malloc_arenas,
+    relax_gc,
     shorten_state_sampling,
     start_zygote,
     stop_zygote,
@@ -155,6 +156,7 @@ def run_local(
         _quiet_worker_startup()
     limit_malloc_arenas()
     shorten_state_sampling()  # in-process bundles; the workers do it themselves
+    relax_gc()
     if workers > 1:
         start_zygote()  # `curate run` started it earlier, as soon as it had read the config
     t0 = time.monotonic()

@@ -50,6 +50,7 @@ ZYGOTE_ENV = "CURATE_ZYGOTE"  # "PID:SOCKET" of the run's zygote
 ZYGOTE_WAIT_S = 120.0  # a client waits this long for the zygote's socket (while the zygote lives)
 FORKED = b"F"  # zygote -> client: the worker is forked; then its exit status, then EOF
 FORKED_LINE = "curate: SDK worker forked from the zygote"  # in the run's log, once per worker
+GC_YOUNG = 10_000  # allocations between young-generation collections (Python's 700): relax_gc
 STATE_SAMPLING_MS = 10  # Beam's state sampler's longest sleep (its default 200): shorten_state_sampling
 
 
@@ -91,6 +92,7 @@ def _harness(argv: list[str], forked: bool = False) -> None:
     from apache_beam.runners.worker import sdk_worker_main
 
     shorten_state_sampling()
+    relax_gc()
 
     try:
         sdk_worker_main.main(argv)
@@ -317,6 +319,18 @@ def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> None:
         import pyarrow as pa
 
         pa.set_memory_pool(pa.system_memory_pool())  # imported already: from now on
+
+
+def relax_gc() -> None:
+    """The first pass allocates millions of short-lived dicts and strings that form no cycles;
+    Python's default, a young-generation collection every 700 allocations, spent 0.36 s of a
+    14 s in-process run on the quick corpus collecting them (611 collections), 0.04 s at
+    GC_YOUNG. Cyclic garbage, which this code makes little of, waits a little longer."""
+    import gc
+
+    young, middle, old = gc.get_threshold()
+    if young and young < GC_YOUNG:
+        gc.set_threshold(GC_YOUNG, middle, old)
 
 
 _ZYGOTE: list = []  # [the zygote's Popen] while one runs
