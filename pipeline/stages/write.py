@@ -248,6 +248,12 @@ def write_bytes(data: bytes, dest: str) -> dict:
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _writer(manifest: dict) -> str:
+    """Which command wrote the output: `curate run` (this machine's runner), else `curate submit`."""
+    runner = str(manifest.get("runner") or "")
+    return "`curate run`" if not runner or runner.startswith("FnApiRunner") else f"`curate submit` ({runner})"
+
+
 def dataset_card(manifest: dict) -> str:
     """README.md for OUT: a Hugging Face dataset card whose `configs:` make datasets.load_dataset(OUT)
     load the mixture (or annotated rows), with rejected/ and quarantine/ as configs of their own,
@@ -278,7 +284,7 @@ def dataset_card(manifest: dict) -> str:
         "# Curated pretraining data",
         "",
         (
-            f"Written by `curate run` (curate {manifest['versions'].get('curate', '?')}, mode `{manifest['mode']}`,"
+            f"Written by {_writer(manifest)} (curate {manifest['versions'].get('curate', '?')}, mode `{manifest['mode']}`,"
             f" config sha256 `{manifest['config_sha256'][:16]}`). `manifest.json` beside this card has every"
             " count, the config and the list of files with their sha256."
         ),
