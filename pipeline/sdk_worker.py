@@ -11,9 +11,10 @@ Its stdout and stderr (Beam's start-up warnings, a crash's traceback) go to the 
 OUT/logs/run.log, when `curate run` names one (pipeline/progress.py); the terminal shows curate's
 lines only.
 
-With `--workers N`, the workers are forked from a zygote: `pipeline.runner.start_zygote` starts
-one process (`python -m pipeline.sdk_worker --zygote SOCKET`) as soon as the run's configuration
-is read; while the runner process reads inputs and builds the graph, it imports Beam's harness,
+With `--workers N`, the workers are forked from a zygote: `start_zygote` (below) starts one
+process (`python -m pipeline.sdk_worker --zygote SOCKET`) at the CLI's first lines when the command
+line asks for workers, else as soon as the run's configuration is read; while the runner process
+imports its own libraries, reads inputs and builds the graph, the zygote imports Beam's harness,
 the stages and their libraries and loads the compiled kernels, once. The command Beam runs for
 each worker is then a small client of that socket: it hands over its environment and arguments,
 the zygote forks a worker that has all of that loaded (copy-on-write), and the client waits for
@@ -21,6 +22,11 @@ the worker's exit status and returns it to Beam. Each worker's start-up (~2 s of
 costs neither its CPU nor its wall time. A worker dies with the zygote, the zygote with the
 runner; a client killed (Beam, `stop_workers`) takes its worker down. Where the zygote cannot
 serve (it failed to start, or died), the client runs the worker itself as before.
+
+This module is light (the client imports it), so the process settings that the runner process
+and its workers share live here too: malloc's arenas and Arrow's allocator
+(`limit_malloc_arenas`), the garbage collector's young generation (`relax_gc`) and Beam's state
+sampler (`shorten_state_sampling`).
 """
 
 from __future__ import annotations
