@@ -169,7 +169,8 @@ def child(glob: str, workers: int, result: Path, trace: bool) -> None:
 
     from pipeline.config import Source, load_config
     from pipeline.graph import first_pass, shuffle_partitions
-    from pipeline.runner import in_process_runner, limit_malloc_arenas, local_options, read_counters
+    from pipeline.runner import in_process_runner, local_options, read_counters
+    from pipeline.sdk_worker import limit_malloc_arenas
     from pipeline.sources import discover
     from pipeline.stages.dedup import DEDUP_TAG, NODES_TAG, Deduplicate
     from pipeline.stages.route import URL_TAG

@@ -37,13 +37,12 @@ def _workers_asked(argv: list[str]) -> int:
     if not argv or argv[0] != "run":
         return 0
     for i, a in enumerate(argv):
-        value = (
-            argv[i + 1]
-            if a == "--workers" and i + 1 < len(argv)
-            else a.partition("=")[2]
-            if a.startswith("--workers=")
-            else ""
-        )
+        if a == "--workers" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith("--workers="):
+            value = a.partition("=")[2]
+        else:
+            continue
         if value.isdigit():
             return int(value)
     return 0

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-from pipeline import progress
+from pipeline import progress, schema
 from pipeline.config import Config
 from pipeline.graph import build, input_info
-from pipeline.sdk_worker import (  # noqa: F401 - limit_malloc_arenas: bench/dedup_scale.py takes it from here
+from pipeline.sdk_worker import (
     RUNNER_PID_ENV,
     WORKER_MODULE,
     limit_malloc_arenas,
@@ -149,7 +149,7 @@ def run_local(
     """Run the pipeline on this machine; shards and manifest go to `write_root` (default: the
     output path itself; `curate run` passes its staging directory). With `started` (the wall time
     the command started), the run's live progress is shown on stderr (pipeline/progress.py)."""
-    runner_name = "FnApiRunner" + (f" (multi_processing, {workers} workers)" if workers > 1 else " (in process)")
+    runner_name = schema.LOCAL_RUNNER + (f" (multi_processing, {workers} workers)" if workers > 1 else " (in process)")
     run_info = {"runner": runner_name, "workers": workers, **input_info(config, specs)}
     if not progress.run_log_active():  # no run log (pipeline/progress.py RunLog): Beam's warnings only
         logging.getLogger("apache_beam").setLevel(logging.WARNING)

@@ -93,6 +93,8 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 MANIFEST_NAME = "manifest.json"
+# the manifest's "runner" of an output `curate run` wrote (pipeline/runner.py adds its mode)
+LOCAL_RUNNER = "FnApiRunner"
 REPORT_NAME = "report.html"  # `curate report OUT` writes OUT/report.html (an overwrite deletes it)
 MANIFEST_FORMAT = "curate-manifest/1"
 MIXTURE_DIR = "mixture"

@@ -37,6 +37,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -350,7 +351,6 @@ def start_zygote() -> None:
     process. Elsewhere than Linux the workers start as Beam starts them."""
     if _ZYGOTE or not sys.platform.startswith("linux"):
         return
-    import subprocess
     import uuid
 
     limit_malloc_arenas()  # read by glibc at the zygote's start, inherited by its workers
@@ -370,7 +370,7 @@ def stop_zygote() -> None:
     proc.terminate()
     try:
         proc.wait(timeout=5)
-    except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it does not listen
+    except subprocess.TimeoutExpired:  # it does not listen
         proc.kill()
         proc.wait()
 

@@ -67,7 +67,7 @@ class BatchStage(beam.DoFn):
     `release_models` (graph.first_pass sets it for an in-process run with one worker, where a
     stage's one bundle is the whole corpus): the models are let go when the bundle ends, so that
     the last pass (re-read, merge, write) does not carry them: the quick corpus's in-process peak
-    ~560 -> ~500 MB. Should another bundle come, `process` loads them again."""
+    ~560 -> 435-478 MB. Should another bundle come, `process` loads them again."""
 
     name = "stage"
     models: tuple[str, ...] = ()

@@ -251,7 +251,7 @@ def write_bytes(data: bytes, dest: str) -> dict:
 def _writer(manifest: dict) -> str:
     """Which command wrote the output: `curate run` (this machine's runner), else `curate submit`."""
     runner = str(manifest.get("runner") or "")
-    return "`curate run`" if not runner or runner.startswith("FnApiRunner") else f"`curate submit` ({runner})"
+    return "`curate run`" if not runner or runner.startswith(schema.LOCAL_RUNNER) else f"`curate submit` ({runner})"
 
 
 def dataset_card(manifest: dict) -> str:
