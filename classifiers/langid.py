@@ -1062,9 +1062,10 @@ def _score(tests: list, head: str, lower: str | None) -> float:
     case-insensitive (`folded`) pattern's strings are looked for in the lower-cased head, on
     ASCII text only (`lower` is None otherwise): elsewhere re's case folding matches more than
     str.lower does (ſ, K). (A regex of the strings, or any() over a generator, costs more than
-    this loop of `in` tests.)"""
+    this loop of `in` tests.) A line-anchored pattern counts through `_line_matches`."""
     total = 0.0
-    for pattern, weight, required, folded in tests:
+    nl_head = None
+    for pattern, weight, required, folded, at_newline in tests:
         if required is not None:
             text = lower if folded else head
             if text is not None:
@@ -1073,10 +1074,31 @@ def _score(tests: list, head: str, lower: str | None) -> float:
                         break
                 else:
                     continue
-        n = len(pattern.findall(head))
+        if at_newline is None:
+            n = len(pattern.findall(head))
+        else:
+            nl_head = "\n" + head if nl_head is None else nl_head
+            n = _line_matches(pattern, at_newline, head, nl_head)
         if n:
             total += weight * n**0.5
     return total
+
+
+def _line_matches(pattern: re.Pattern, at_newline: re.Pattern, head: str, nl_head: str) -> int:
+    r"""len(pattern.findall(head)) for a pattern `^R` (re.MULTILINE), counted as the matches of
+    `\nR` (`at_newline`) in "\n" + head: re scans for a leading literal with a tight C loop
+    but tries `^` at every position (2.6x the time over the race corpus's heads). Each match of
+    one is a match of the other, one character longer, at the same place: `^` holds exactly
+    after a "\n" or at the start, and R sees the same text to its right. The two scans of
+    non-overlapping matches then stay in step, except where a match ends just after a "\n"
+    (the next match of `^R` may start right there, while `\nR` would need that "\n" again):
+    where one does, the count is findall's own."""
+    n = 0
+    for m in at_newline.finditer(nl_head):
+        if m.group().endswith("\n"):
+            return len(pattern.findall(head))
+        n += 1
+    return n
 
 
 def content_scores(head: str) -> dict[str, float]:
@@ -1107,14 +1129,35 @@ def _looks_cpp_header(text: str) -> bool:
     return _score(_CONTENT_TESTS["cpp"], head, head.lower() if head.isascii() else None) >= _CODE_MIN_SCORE
 
 
-def _content_test(pattern: re.Pattern, weight: float) -> tuple[re.Pattern, float, tuple[str, ...] | None, bool]:
-    """(pattern, weight, required strings, folded): `_required_text`, lower-cased for a
-    case-insensitive pattern."""
+def _at_newline(pattern: re.Pattern) -> re.Pattern | None:
+    r"""For a multiline pattern `^R`, `\n(?:R)` (see _line_matches); None for any other, and
+    where `^` does not govern all of it (`^A|B`: re's compiled code of the pattern and of
+    `^(?:R)` differ), or R looks behind its start (a lookbehind, `\A`)."""
+    from re import _compiler, _parser
+
+    src = pattern.pattern
+    if not (pattern.flags & re.MULTILINE) or not src.startswith("^") or "(?<" in src or "\\A" in src:
+        return None
+    rest = src[1:]
+    try:
+        as_one = _compiler._code(_parser.parse(src, pattern.flags), pattern.flags) == _compiler._code(
+            _parser.parse(f"^(?:{rest})", pattern.flags), pattern.flags
+        )
+    except Exception:  # noqa: BLE001 - re's internals moved: findall as it is
+        return None
+    return re.compile(f"\n(?:{rest})", pattern.flags) if as_one else None
+
+
+def _content_test(
+    pattern: re.Pattern, weight: float
+) -> tuple[re.Pattern, float, tuple[str, ...] | None, bool, re.Pattern | None]:
+    """(pattern, weight, required strings, folded, at_newline): `_required_text`, lower-cased
+    for a case-insensitive pattern, and `_at_newline`."""
     required = _required_text(pattern)
     folded = bool(pattern.flags & re.IGNORECASE)  # (RegexFlag's & is a Python call: done once here)
     if folded and required is not None:
         required = tuple(r.lower() for r in required)
-    return pattern, weight, required, folded
+    return pattern, weight, required, folded, _at_newline(pattern)
 
 
 # _CONTENT_RULES as the tests `_score` runs, derived once

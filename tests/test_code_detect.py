@@ -186,7 +186,9 @@ def test_keyword_patterns_skip_only_texts_they_cannot_match(code, prose):
     """The pre-filter (a pattern runs only where one of its required strings occurs) gives the
     regexes' own counts: on the standard library, the benchmark sample's code and prose in
     many languages, and on texts made to hold a required string without a match, or a match
-    only under re.IGNORECASE's folding (ſ matches s, K matches k)."""
+    only under re.IGNORECASE's folding (ſ matches s, K matches k). A line-anchored pattern
+    (`^R`, counted as `\\nR`'s matches in "\\n" + text: langid._line_matches) gives the same
+    counts too, also where its matches end just after a newline and the next starts there."""
     from classifiers.langid import _CONTENT_RULES, _CONTENT_TESTS, _required_text, content_scores
 
     def by_regex(head):
@@ -197,7 +199,10 @@ def test_keyword_patterns_skip_only_texts_they_cannot_match(code, prose):
                 scores[lang] += w * len(p.findall(head)) ** 0.5
         return scores
 
-    required = {p.pattern: req for tests in _CONTENT_TESTS.values() for p, _, req, _ in tests}
+    required = {p.pattern: req for tests in _CONTENT_TESTS.values() for p, _, req, _, _ in tests}
+    anchored = [t for tests in _CONTENT_TESTS.values() for t in tests if t[4] is not None]
+    assert len(anchored) >= 30 and all(t[4].pattern == "\n(?:" + t[0].pattern[1:] + ")" for t in anchored)
+    assert not any(t[4] for t in _CONTENT_TESTS["go"] if "|^" in t[0].pattern)  # a second ^: as it is
     assert required[r"^package \w+\s*$"] == ("package ",)
     assert required[r"\b(malloc|free|printf|sizeof|NULL)\b"] == ("malloc", "free", "printf", "sizeof", "NULL")
     assert _required_text(re.compile(r"(a|b)c|x")) == ("c", "x")
@@ -205,5 +210,9 @@ def test_keyword_patterns_skip_only_texts_they_cannot_match(code, prose):
     assert sum(r is not None for r in required.values()) >= 0.9 * len(required)
     texts = [d["text"][:2000] for d in code] + [d["text"][:2000] for d in bench_docs(30)] + prose
     texts += ["package main\nfunc main() {}\n", "x package y", "ſelect * from t\n", "<!doctype HTML>", "eCHO OFF"]
+    # line-anchored matches back to back: `^\s*(fi|done|esac)\s*$` ends after a newline where a
+    # blank line follows; at the very start; across \r\n and blank lines; `^\s*end\s*$` in a row
+    texts += ["fi\n\nfi\n\n\ndone", "\nfi\n \nesac \n", "end\r\nend\n\n  end\n", "  import os\n\nimport re, sys\n"]
+    texts += ["def f(x):\n\n\ndef g(y) -> int:\n\nclass A(B):\nelse:\n\n\n  finally:  \n"]
     for text in texts:
         assert content_scores(text) == by_regex(text), text[:80]
