@@ -158,8 +158,39 @@ def syntax_density(text: str) -> float:
 
 
 def code_line_share(text: str) -> float:
-    lines = [ln for ln in text.split("\n", MAX_LINES)[:MAX_LINES] if ln.strip()]
+    """Share of the first MAX_LINES non-blank lines of `text` that look like code (_CODE_LINE)."""
+    lines = _nonblank_lines(text)
     return sum(1 for ln in lines if _CODE_LINE.match(ln)) / len(lines) if lines else 0.0
+
+
+def _nonblank_lines(text: str) -> list[str]:
+    return [ln for ln in text.split("\n", MAX_LINES)[:MAX_LINES] if ln.strip()]
+
+
+class LineShare:
+    """`code_line_share(text) >= t`, answered while the lines are scanned: the scan stops where
+    the answer can no longer change (enough code lines seen, or too few lines left), and a later
+    question goes on from there. The answer is code_line_share's comparison exactly: c / n >= t
+    can only go from False to True as the count c of code lines grows."""
+
+    __slots__ = ("_lines", "_n", "_next", "_code")
+
+    def __init__(self, text: str):
+        self._lines = _nonblank_lines(text)
+        self._n, self._next, self._code = len(self._lines), 0, 0
+
+    def at_least(self, t: float) -> bool:
+        n = self._n
+        if not n:
+            return 0.0 >= t
+        match, lines = _CODE_LINE.match, self._lines
+        i, c = self._next, self._code
+        while i < n and not c / n >= t and (c + n - i) / n >= t:
+            if match(lines[i]):
+                c += 1
+            i += 1
+        self._next, self._code = i, c
+        return c / n >= t
 
 
 def keyword_scores(text: str) -> dict[str, float]:
@@ -191,15 +222,15 @@ def detect_code(text: str, path: str | None = None) -> CodeVerdict:
     by_path = path_language(path)
     if by_path is None and density < PROSE_DENSITY:
         return PROSE
-    lines = code_line_share(head)
+    lines = LineShare(head)
     if by_path is not None:
-        if density >= PATH_DENSITY and lines >= PATH_LINES:
+        if density >= PATH_DENSITY and lines.at_least(PATH_LINES):
             return CodeVerdict(True, detect_programming_language(path, head[:KEYWORD_CHARS]), "path")
         if density < PROSE_DENSITY:
             return PROSE
     scores = None
     for min_lines, min_density, min_kw in RULES:
-        if lines >= min_lines and density >= min_density:
+        if density >= min_density and lines.at_least(min_lines):
             if min_kw:
                 scores = keyword_scores(head) if scores is None else scores
                 if max(scores.values()) < min_kw:

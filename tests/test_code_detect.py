@@ -83,6 +83,27 @@ def test_syntax_density_counts_characters_not_bytes(code, prose):
         assert syntax_density(text) == by_characters(text), text[:60]
 
 
+def test_line_share_answers_as_the_share_does(code, prose):
+    """LineShare stops scanning where its answer is decided; every answer, asked in any order
+    and repeated, is code_line_share's comparison: on real code, prose, the benchmark sample and
+    texts at the edges (no lines, blank lines only, exactly at a threshold)."""
+    import random
+
+    from classifiers.code_detect import RULES, LineShare, body_of, code_line_share
+
+    thresholds = sorted({r[0] for r in RULES} | {0.0, 0.1, 1.0, 1.5})
+    texts = [body_of(d["text"]) for d in code[:60] + bench_docs(30)] + prose[:60]
+    texts += ["", "\n\n  \n", "x = 1\nhello\n", "x = 1\ny = 2\nhello there\nfine words\n" * 3]
+    rng = random.Random(7)
+    for text in texts:
+        share = code_line_share(text)
+        asked = LineShare(text)
+        order = thresholds * 2
+        rng.shuffle(order)
+        for t in order:
+            assert asked.at_least(t) == (share >= t), (text[:60], t, share)
+
+
 def test_shebang_scripts_are_code():
     v = detect_code("#!/usr/bin/env bash\nset -e\necho hello\n")
     assert v.is_code and v.language == "shell" and v.reason == "shebang"
