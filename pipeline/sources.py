@@ -239,7 +239,9 @@ class _Reader:
                         rec, offset, "invalid_unicode", f"lone surrogate in {field!r} at char {at}", raw
                     )
                 meta[key[:-6]] = v
-        text = normalize_text(text, norm.unicode_form)
+        normalized = normalize_text(text, norm.unicode_form)
+        if normalized is not text:
+            text, n_bytes = normalized, len(normalized.encode("utf-8"))
         return (
             "doc",
             {
@@ -248,7 +250,7 @@ class _Reader:
                 "text": text,
                 "source": src.name,
                 "kind": src.kind,
-                "n_bytes": len(text.encode("utf-8")),
+                "n_bytes": n_bytes,
                 **meta,
             },
         )
