@@ -154,11 +154,12 @@ def _space_out(text: str) -> str:
 def normalize(text: str, max_words: int = DistillParams().max_words) -> str:
     """One line of space-separated lower-case tokens, at most `max_words` of them."""
     # Normalise a prefix only, growing it until it holds more than max_words words (the
-    # last word of a cut prefix may be partial, so it must lie beyond the ones kept).
+    # last word of a cut prefix may be partial, so it must lie beyond the ones kept). The split
+    # stops after max_words words: one more item (the rest) exactly when there are more.
     limit = max_words * 8
     while True:
         chunk = unicodedata.normalize("NFKC", text[:limit]).lower()
-        words = _space_out(chunk).split()
+        words = _space_out(chunk).split(None, max_words)
         if len(words) > max_words or limit >= len(text):
             return " ".join(words[:max_words])
         limit *= 4
