@@ -177,7 +177,8 @@ class _Reader:
         # records outside [start, stop) are counted, not parsed (the last pass reads chunks)
         self.start, self.stop = start, stop
         # WARC: how HTML becomes text; `need(record) -> bool` False: the record's text is not
-        # wanted (the last pass, for a rejected document), so it is not extracted (text "")
+        # wanted (the last pass, for a rejected document), so a WARC record is not extracted
+        # (text "") and a JSONL line not decoded (("unread", record) instead of its document)
         self.extract, self.need = extract, need
 
     def quarantine(self, rec: int, offset: int | None, reason: str, detail: str, raw: bytes = b"") -> tuple:
@@ -314,7 +315,10 @@ class _Reader:
                 if not stripped:  # blank lines are not records
                     continue
                 if rec >= self.start:
-                    yield self._parse_line(rec, start, stripped)
+                    if self.need is not None and not self.need(rec):
+                        yield ("unread", rec)  # the last pass takes no text of it: not decoded
+                    else:
+                        yield self._parse_line(rec, start, stripped)
                 rec += 1
         finally:
             f.close()
@@ -476,5 +480,5 @@ def read_file(
     need=None,
 ) -> Iterator[tuple]:
     """('doc', Document), ('quarantine', row) and, for WARC records that are not documents,
-    ('skip', rule) items. `extract` (WARC: stages.extract) and `need` (see _Reader)."""
+    ('skip', rule) items; with `need`, ('unread', record) for a JSONL line it does not want. `extract` (WARC: stages.extract) and `need` (see _Reader)."""
     return iter(_Reader(spec, source, norm, raw_bytes, start, stop, extract, need))

@@ -134,6 +134,22 @@ def test_chunked_reread_yields_the_same_records(tmp_path):
     assert all(split_uid(d["uid"])[0] == 3 for d in full)
 
 
+def test_the_last_pass_decodes_only_the_lines_it_needs(tmp_path):
+    """With `need` (the last pass: finalize._needs_text), a JSONL line whose text no row takes
+    comes back as ("unread", record) without being decoded; the others as on the first read,
+    with the same record numbers, bad lines included."""
+    path = tmp_path / "n.jsonl"
+    path.write_bytes(b"\n" + lines_blob())  # a blank line first: not a record
+    spec = FileSpec(2, "s", str(path), "jsonl", "none", path.stat().st_size)
+    src, norm = Source(name="s", paths=[str(path)]), NormalizeParams()
+    first = {split_uid(x["uid"])[1] if k == "doc" else x["record"]: (k, x) for k, x in read_file(spec, src, norm, 0)}
+    wanted = {rec for rec in first if rec % 3 == 0}
+    again = list(read_file(spec, src, norm, 0, 4, 19, need=lambda rec: rec in wanted))
+    assert [x for k, x in again if k == "unread"] == [r for r in range(4, 19) if r not in wanted]
+    read = {split_uid(x["uid"])[1] if k == "doc" else x["record"]: (k, x) for k, x in again if k != "unread"}
+    assert sorted(read) == sorted(r for r in wanted if 4 <= r < 19) and read == {r: first[r] for r in read}
+
+
 def test_bom_huge_ints_and_surrogates_in_fields_are_per_record(tmp_path):
     """Issue 14: a BOM is not a bad record; a 5,000-digit integer anywhere parses (as an id it is
     refused); a lone surrogate in the id or url is that record's quarantine, not the run's end."""

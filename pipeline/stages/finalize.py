@@ -29,8 +29,10 @@ MIXTURE, ANNOTATED, REJECTED, QUARANTINE = "mixture", "annotated", "rejected", "
 
 
 def _needs_text(fates: dict, sampled: dict, all_text: bool, rec: int) -> bool:
-    """WARC: a page whose text no output row takes is not extracted again in the last pass
-    (fate None: quarantined in the first pass, read as then)."""
+    """Whether the last pass needs a record's text: a WARC page no output row takes is not
+    extracted again, a JSONL line of one not decoded (~2/3 of the race corpus's lines; their ids
+    are then not compared with the first pass's, the kept documents' are). Fate None:
+    quarantined in the first pass, read as then."""
     fate = fates.get(rec)
     return fate is None or all_text or fate.drop is None or rec in sampled
 
@@ -171,6 +173,10 @@ class Finalize(beam.DoFn):
                 self.config.stages.extract,
                 need,
             ):
+                if kind == "unread":  # a rejected record that no row takes the text of (_needs_text)
+                    seen += 1
+                    self.route(make_uid(file_idx, doc), infos[doc], fates[doc], None, plan, rows)
+                    continue
                 if kind != "doc":
                     continue
                 rec = split_uid(doc["uid"])[1]
