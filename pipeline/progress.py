@@ -373,6 +373,12 @@ def run_log_active() -> bool:
     return _RUN_LOG is not None
 
 
+# Beam logs at INFO, for every annotation of a DoFn method that is a string (our modules use
+# `from __future__ import annotations`), "Converting string literal type hint to Any": 249 of a
+# run log's 295 lines on the race corpus, none of them actionable. Warnings still go to the log.
+TYPE_HINT_LOGGER = "apache_beam.typehints.native_type_compatibility"
+
+
 class RunLog:
     """Python's logging, Beam's included, at INFO into one file, and none of it on the terminal.
     Records logged before the file's place exists (the staging directory) wait in memory.
@@ -394,12 +400,14 @@ class RunLog:
         global _RUN_LOG
         self = _RUN_LOG = cls()
         root = logging.getLogger()
-        self.saved = (list(root.handlers), root.level, logging.getLogger("apache_beam").level)
+        hints = logging.getLogger(TYPE_HINT_LOGGER)
+        self.saved = (list(root.handlers), root.level, logging.getLogger("apache_beam").level, hints.level)
         for h in list(root.handlers):
             root.removeHandler(h)
         root.addHandler(self.memory)
         root.setLevel(logging.INFO)
         logging.getLogger("apache_beam").setLevel(logging.INFO)
+        hints.setLevel(logging.WARNING)
         logging.captureWarnings(True)
         return self
 
@@ -438,11 +446,12 @@ class RunLog:
                 root.removeHandler(h)
                 h.close()
         if self.saved is not None:
-            handlers, level, beam_level = self.saved
+            handlers, level, beam_level, hints_level = self.saved
             for h in handlers:
                 root.addHandler(h)
             root.setLevel(level)
             logging.getLogger("apache_beam").setLevel(beam_level)
+            logging.getLogger(TYPE_HINT_LOGGER).setLevel(hints_level)
             self.saved = None
         logging.captureWarnings(False)
         if self.path is not None and os.environ.get(LOG_FILE_ENV) == self.path:

@@ -153,6 +153,7 @@ def test_terminal_shows_our_lines_and_the_log_has_beams(plain_run):
     log = (plain_run["out"] / "logs" / "run.log").read_text()
     assert "apache_beam" in log and "semi_persistent_directory" in log  # the workers' start-up, logged
     assert "Logging handler created" in log  # a worker's own log lines, forwarded to the runner
+    assert "Converting string literal type hint" not in log  # Beam's INFO per string annotation
 
 
 @pytest.mark.slow
