@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, TypeOptions
 
 from pipeline import progress, schema
 from pipeline.config import Config
@@ -132,6 +132,10 @@ def local_options(workers: int) -> PipelineOptions:
     d = opts.view_as(DirectOptions)
     d.direct_num_workers = workers
     d.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
+    # Beam's check of declared type hints between transforms as the graph is built: ours are
+    # strings (Any to Beam), so it finds nothing, in ~0.1 s of every run's start (the graph's
+    # build 0.39 -> 0.28 s); the types it infers for coders are inferred all the same
+    opts.view_as(TypeOptions).pipeline_type_check = False
     return opts
 
 
