@@ -1,7 +1,8 @@
 """The compiled kernels, compiled ahead of time: `kernels()` returns them.
 
 The heuristics' word pass and code-file counts (`heuristics/compiled_kernels.py`), the n-gram
-kernel (`heuristics/ngram_kernel.py`) and MinHash's (`minhash_kernel.py`) are numba functions.
+kernel (`heuristics/ngram_kernel.py`), MinHash's (`minhash_kernel.py`) and Llama 3's token
+counter (`bpe_kernel.py`) are numba functions.
 Compiled on the fly, or even loaded from numba's own cache, they cost every process that uses
 them ~0.6 s and ~150 MB (numba and LLVM are loaded to link them), and a run has one such
 process per worker. So they are compiled once per machine, ahead of time (numba.pycc), into
@@ -43,6 +44,8 @@ SOURCES = (  # the kernels' modules, relative to classifiers/
     "heuristics/compiled_kernels.py",
     "heuristics/ngram_kernel.py",
     "minhash_kernel.py",
+    "bpe_kernel.py",
+    "bpe_consts.py",
 )
 
 
@@ -74,6 +77,25 @@ def _exports() -> dict:
             rw(t.float64)(ro(t.uint32), t.int64, ro(t.int64), ro(t.uint8)),
         ),
     }
+    bpe = "classifiers.bpe_kernel"
+    out["bpe_count_batch"] = (
+        bpe,
+        "count_batch",
+        rw(t.int64)(
+            ro(t.uint32),
+            ro(t.int64),
+            ro(t.uint8),
+            ro(t.uint8),
+            ro(t.int32),
+            ro(t.int32),
+            ro(t.int64),
+            ro(t.int32),
+            rw(t.int64),
+            rw(t.uint8),
+        ),
+    )
+    out["bpe_fill_slots"] = (bpe, "fill_slots", t.none(ro(t.uint8), ro(t.int32), rw(t.int64)))
+    out["bpe_piece_ends"] = (bpe, "piece_ends", rw(t.int64)(ro(t.uint32), ro(t.uint8)))
     for name, dtype in (("signatures32", t.uint32), ("signatures64", t.uint64)):
         out[name] = (
             "classifiers.minhash_kernel",
@@ -174,7 +196,7 @@ class _Jit:
 @functools.lru_cache(maxsize=1)
 def kernels():
     """The kernels, by name: word_pass, data_bytes, code_bytes, words_ngram_chars,
-    signatures32, signatures64 (see _exports)."""
+    signatures32, signatures64, bpe_count_batch, bpe_fill_slots, bpe_piece_ends (see _exports)."""
     try:
         if _target() == "jit":
             return _Jit()

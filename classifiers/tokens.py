@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from classifiers.text import APPROX_TOKENIZER_NAME, approx_token_count
 
 LLAMA3, FILE, APPROX = "llama3", "file", "approx"
@@ -199,16 +201,46 @@ def _tiktoken_encoding(tokenizer_json: str | Path):
 
 
 TIKTOKEN_CHUNK = 32  # texts per task of the tiktoken pool
+# "0": Llama 3's tokens are counted by tiktoken (or `tokenizers`) only, not by the compiled
+# kernel (NativeLlama3): the same counts, for a comparison or a machine without the kernels
+NATIVE_ENV = "CURATE_NATIVE_TOKENS"
 _RANKS_REVISION = 1  # of what _tiktoken_tables returns: a new one invalidates the cached ranks
 
 
-def _cached_ranks(tokenizer_json: Path) -> tuple[dict[bytes, int], dict[str, int]] | None:
+def _cached_ranks(tokenizer_json: Path, arrays: bool = False) -> tuple[dict, dict[str, int]] | None:
+    """(ranks, special tokens) of a Llama-3-shaped tokenizer.json (_tiktoken_tables), else
+    None; with `arrays`, the native counter's tables (_native_arrays) in place of the ranks.
+    Both are kept in the artefact cache under the file's SHA-256."""
     import pickle
 
     from classifiers.artifacts import default_cache
 
     raw = tokenizer_json.read_bytes()
-    entry = default_cache() / "tiktoken-ranks" / f"{hashlib.sha256(raw).hexdigest()}-r{_RANKS_REVISION}.pickle"
+    digest = hashlib.sha256(raw).hexdigest()
+    if arrays:
+        entry = default_cache() / "llama3-native" / f"{digest}-r{_RANKS_REVISION}.{_NATIVE_REVISION}.npz"
+        try:
+            with np.load(entry) as z:
+                loaded = {k: z[k] for k in z.files}
+            specials = loaded.pop("specials").tolist()
+            return loaded, dict(zip(specials[0::2], map(int, specials[1::2])))
+        except (OSError, ValueError, KeyError):
+            pass
+        tables = _cached_ranks(tokenizer_json)
+        if tables is None:
+            return None
+        native, specials = _native_arrays(tables[0]), tables[1]
+        flat = np.array([x for kv in specials.items() for x in (kv[0], str(kv[1]))], dtype=object).astype(str)
+        try:  # written whole, then renamed (np.savez adds no suffix to a file object)
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
+            with open(tmp, "wb") as f:
+                np.savez(f, specials=flat, **native)
+            tmp.replace(entry)
+        except OSError:  # a read-only cache: built again next time
+            pass
+        return native, specials
+    entry = default_cache() / "tiktoken-ranks" / f"{digest}-r{_RANKS_REVISION}.pickle"
     try:
         return pickle.loads(entry.read_bytes())
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
@@ -253,16 +285,91 @@ def _tiktoken_tables(raw: bytes) -> tuple[dict[bytes, int], dict[str, int]] | No
     return ranks, specials
 
 
+_NATIVE_REVISION = 1  # of what _native_arrays returns: a new one invalidates the cached tables
+
+
+class NativeLlama3:
+    """Llama 3's token counts by the compiled kernel (classifiers/bpe_kernel.py): its vocabulary
+    as the kernel's tables (cached per tokenizer file, like the ranks), the pre-tokenizer's
+    character classes, and its BPE cache. `count` gives -1 for a text it leaves to the library:
+    one holding the special tokens' common prefix ("<|": tiktoken counts a special token's text
+    as that token) or a code point Python's Unicode database does not know."""
+
+    def __init__(self, arrays: dict, special_prefix: str):
+        from classifiers.bpe_consts import CACHE_BITS, CACHE_WIDTH
+        from classifiers.unicode_tables import pretokenizer_classes
+
+        self.arrays = tuple(arrays[k] for k in ("blob", "starts", "rank", "slots", "pair"))
+        self.classes = pretokenizer_classes()
+        self.special_prefix = special_prefix
+        self.cache_keys = np.full(1 << CACHE_BITS, -1, np.int64)
+        self.cache = np.zeros((1 << CACHE_BITS) * CACHE_WIDTH, np.uint8)
+
+    @classmethod
+    def load(cls, tokenizer_json: Path) -> NativeLlama3 | None:
+        """The counter of a Llama-3-shaped tokenizer.json, else None."""
+        tables = _cached_ranks(tokenizer_json, arrays=True)
+        if tables is None:
+            return None
+        arrays, specials = tables
+        return cls(arrays, os.path.commonprefix(sorted(specials)) if specials else "")
+
+    def pieces(self, text: str) -> list[str]:
+        """The pre-tokenizer's pieces of `text` as the kernel scans them (the regex's findall)."""
+        from classifiers.kernels import kernels
+
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        ends = kernels().bpe_piece_ends(cps, self.classes).tolist()
+        return [text[a:b] for a, b in zip([0, *ends], ends)]
+
+    def count(self, texts: list[str]) -> list[int]:
+        from classifiers.kernels import kernels
+
+        prefix = self.special_prefix
+        mine = [i for i, t in enumerate(texts) if not (prefix and prefix in t)]
+        out = [-1] * len(texts)
+        if mine:
+            chosen = [texts[i] for i in mine]
+            cps = np.frombuffer("".join(chosen).encode("utf-32-le", "surrogatepass"), np.uint32)
+            offsets = np.zeros(len(chosen) + 1, np.int64)
+            np.cumsum([len(t) for t in chosen], out=offsets[1:])
+            counts = kernels().bpe_count_batch(cps, offsets, self.classes, *self.arrays, self.cache_keys, self.cache)
+            for i, n in zip(mine, counts.tolist()):
+                out[i] = n
+        return out
+
+
+def _native_arrays(ranks: dict[bytes, int]) -> dict[str, np.ndarray]:
+    """The kernel's vocabulary tables: every entry's bytes (`blob`, entry t at
+    starts[t]:starts[t + 1], in rank order) and `rank`; `slots`, the hash table over them
+    (a power of two, at most half full); `pair`, the rank of each 2-byte entry by its bytes."""
+    from classifiers.kernels import kernels
+
+    items = sorted(ranks.items(), key=lambda kv: kv[1])
+    blob = np.frombuffer(b"".join(k for k, _ in items), np.uint8).copy()
+    starts = np.zeros(len(items) + 1, np.int32)
+    np.cumsum([len(k) for k, _ in items], out=starts[1:])
+    rank = np.array([r for _, r in items], np.int32)
+    slots = np.full(1 << max(10, (2 * len(items)).bit_length()), -1, np.int64)
+    kernels().bpe_fill_slots(blob, starts, slots)
+    pair = np.full(65536, -1, np.int32)
+    for k, r in items:
+        if len(k) == 2:
+            pair[k[0] * 256 + k[1]] = r
+    return {"blob": blob, "starts": starts, "rank": rank, "slots": slots, "pair": pair}
+
+
 class TokenCounter:
     """Counts tokens with a resolved spec, batched. Llama 3's through tiktoken (same ids, faster;
     `tokenizers` where tiktoken is missing), any other tokenizer.json through `tokenizers`'
     `encode_batch_fast` (Rust, RAYON_NUM_THREADS threads, all cores by default)."""
 
-    def __init__(self, spec: TokenizerSpec, tokenizer=None, encoding=None):
-        self.spec, self.tok, self.encoding = spec, tokenizer, encoding
+    def __init__(self, spec: TokenizerSpec, tokenizer=None, encoding=None, native=None, library=None):
+        self.spec, self.tok, self.encoding, self.native = spec, tokenizer, encoding, native
         self._encode = None
         if tokenizer is not None:
             self._encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+        self._library = library  # native: the tokenizer.json whose library counts what it leaves
         self._pool = None
         self.threads = min(8, os.cpu_count() or 1)  # tiktoken's: a pool of this many threads
         self._special_prefix: str | None = None  # what every special token starts with (tiktoken)
@@ -279,10 +386,11 @@ class TokenCounter:
                 # a worker that did not plan the job: its own cache's copy, same recipe (the cache
                 # entry's name), checked against llama.cpp's test vectors when it was built
                 path = str(llama3_tokenizer_json())
-            encoding = tiktoken_encoding(path)
-            if encoding is not None:
-                return cls(spec, encoding=encoding)
-            return cls(spec, Tokenizer.from_file(path))
+            if os.environ.get(NATIVE_ENV, "1") != "0":
+                native = NativeLlama3.load(Path(path))
+                if native is not None:
+                    return cls(spec, native=native, library=path)
+            return cls._library_counter(spec, path)
         if not (path and Path(path).is_file()):
             raise TokenizerError(f"tokenizer error: {spec.name}: {path} does not exist on this machine")
         if spec.sha256 and file_sha256(path) != spec.sha256:
@@ -291,7 +399,26 @@ class TokenCounter:
             )
         return cls(spec, Tokenizer.from_file(path))
 
+    @classmethod
+    def _library_counter(cls, spec: TokenizerSpec, path: str) -> TokenCounter:
+        """Llama 3's counter through a library: tiktoken, else `tokenizers`."""
+        encoding = tiktoken_encoding(path)
+        if encoding is not None:
+            return cls(spec, encoding=encoding)
+        from tokenizers import Tokenizer
+
+        return cls(spec, Tokenizer.from_file(path))
+
     def count(self, texts: list[str]) -> list[int]:
+        if self.native is not None:
+            counts = self.native.count(texts)
+            left = [i for i, n in enumerate(counts) if n < 0]
+            if left:  # loaded on first need: most runs never need it
+                if self._library is not None and not isinstance(self._library, TokenCounter):
+                    self._library = self._library_counter(self.spec, self._library)
+                for i, n in zip(left, self._library.count([texts[i] for i in left])):
+                    counts[i] = n
+            return counts
         if self.encoding is not None:
             return self._count_tiktoken(texts)
         if self.tok is None:
@@ -300,7 +427,7 @@ class TokenCounter:
 
     def count_bytes(self, texts: list[str], n_bytes: list[int]) -> list[int]:
         """`count`, with the approximation taken from known UTF-8 sizes."""
-        if self.tok is None and self.encoding is None:
+        if self.tok is None and self.encoding is None and self.native is None:
             return [approx_token_count(n) for n in n_bytes]
         return self.count(texts)
 

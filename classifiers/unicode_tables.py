@@ -59,6 +59,46 @@ def in_categories(classes: str) -> np.ndarray:
     return np.isin(major_categories(), [MAJOR.index(c) for c in classes]).astype(np.uint8)
 
 
+# Unicode's White_Space property (what regex engines' \s matches; str.isspace differs on
+# U+001C..U+001F): stable since Unicode 4.1
+WHITE_SPACE = (
+    *range(0x09, 0x0E),
+    0x20,
+    0x85,
+    0xA0,
+    0x1680,
+    *range(0x2000, 0x200B),
+    0x2028,
+    0x2029,
+    0x202F,
+    0x205F,
+    0x3000,
+)
+
+
+def _build_pretokenizer_classes() -> np.ndarray:
+    from classifiers.bpe_consts import LETTER, NUMBER, SPACE, UNSURE
+
+    cat = unicodedata.category
+    out = np.frombuffer(
+        bytes(
+            LETTER if c[0] == "L" else NUMBER if c[0] == "N" else UNSURE if c in ("Cn", "Cs") else 0
+            for c in (cat(chr(cp)) for cp in range(N_CODE_POINTS))
+        ),
+        dtype=np.uint8,
+    ).copy()
+    out[list(WHITE_SPACE)] = SPACE
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def pretokenizer_classes() -> np.ndarray:
+    r"""uint8[0x110000]: each code point's class for the Llama 3 pre-tokenizer's scanner
+    (classifiers/bpe_kernel.py): LETTER (\p{L}), NUMBER (\p{N}), SPACE (White_Space), UNSURE
+    (unassigned in this Python's Unicode database, or a surrogate), else OTHER (0)."""
+    return cached_table("pretokenizer-classes", 1, _build_pretokenizer_classes)
+
+
 def _build_single_lower() -> np.ndarray:
     table = np.arange(N_CODE_POINTS, dtype=np.int32)
     for cp in range(N_CODE_POINTS):

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
+import regex  # tiktoken's own dependency
 import yaml
 from tokenizers import Tokenizer
 
 from classifiers import artifacts
-from classifiers.artifacts import LLAMA_BPE_GGUF, read_gguf_metadata, read_vocab_tests
+from classifiers.artifacts import LLAMA3_PATTERN, LLAMA_BPE_GGUF, read_gguf_metadata, read_vocab_tests
 from classifiers.tokens import TokenCounter, file_sha256, resolve, tiktoken_encoding
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
@@ -103,14 +104,17 @@ def test_tiktoken_engine_gives_the_tokenizer_json_ids(llama3, llama3_tokenizer_d
     texts = [d["text"] for d in corpus] + ["a <|eot_id|> b<|begin_of_text|>", "<|reserved_special_token_1|>0|>"]
     assert sum(len(t) for t in texts) > 100_000
     assert [ids(t) for t in texts] == [e.ids for e in llama3.encode_batch(texts, add_special_tokens=False)]
-    counter = TokenCounter.load(resolve("llama3"))
     want = [len(ids(t)) for t in texts]
+    spec = resolve("llama3")
+    counter = TokenCounter._library_counter(spec, spec.path)
     assert counter.encoding is not None and counter.count(texts) == want
     # a text without "<|" (every special token's start) is encoded as ordinary text, in chunks
     # of the thread pool or in this thread
     assert counter._special_prefix == "<|" and counter.threads >= 1
     counter.threads = 1
     assert counter.count(texts) == want
+    native = TokenCounter.load(spec)  # what a run counts with: the compiled kernel
+    assert native.native is not None and native.count(texts) == want
 
 
 def test_cached_ranks_are_the_parsed_ones(llama3_tokenizer_dir, tmp_path, monkeypatch):
@@ -139,6 +143,64 @@ def test_config_kinds():
         load_config(None, ["tokenizer.kind=file"])
     with pytest.raises(ConfigError, match="tokenizer: .*path is set, so kind must be file"):
         load_config(None, ["tokenizer.kind=approx", "tokenizer.path=/t/tokenizer.json"])
+
+
+def _fuzz_texts(n: int, seed: int = 5) -> list[str]:
+    """Random strings over every character class the pre-tokenizer tells apart: letters (Latin,
+    Cyrillic, CJK, Hangul, a modifier letter), marks, digits of several kinds, white space of
+    every kind (CR, LF, Unicode's spaces; U+001C, which str.isspace() calls space and regex's
+    \\s does not), contractions in both cases with ſ, punctuation, symbols, emoji and "<|"."""
+    import random
+
+    alphabet = [
+        "a", "Z", "é", "ж", "中", "한", "ـ", "\u064d", "\u0301", "1", "٣", "²", "Ⅻ", "７",
+        " ", "  ", "\t", "\n", "\r", "\r\n", "\u3000", "\xa0", "\x0b", "\x85", "\u2028", "\x1c",
+        "'", "s", "S", "ſ", "t", "re", "RE", "Ve", "m", "ll", "LL", "d", "D",
+        "!", "=", "...", "😀", "-", "_", "€", "(", "<|", "|>", "<|eot_id|>",
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+def test_native_kernel_counts_what_tiktoken_counts(corpus, vocab_dir):
+    """The compiled counter (classifiers/bpe_kernel.py) gives tiktoken's counts: on real text in
+    many languages and code, llama.cpp's vectors, random strings of every character class, and
+    pieces long enough to skip its cache; a text with "<|" (a special token's start) is the
+    library's to count."""
+    from tests.corpus import dev_sentences_by_language
+
+    spec = resolve("llama3")
+    native = TokenCounter.load(spec)
+    enc = tiktoken_encoding(spec.path)
+    count = lambda t: len(enc.encode(t, allowed_special=enc.special_tokens_set, disallowed_special=()))  # noqa: E731
+    texts = [d["text"] for d in corpus] + [t for t, _ in read_vocab_tests(vocab_dir / LLAMA_BPE_GGUF)]
+    texts += [s for sentences in dev_sentences_by_language().values() for s in sentences[:20]]
+    texts += _fuzz_texts(3000)
+    texts += ["=" * 3000, "x" * 4000, "a1" * 500, "Supercalifragilisticexpialidocious" * 3, "", " ", "\n\n"]
+    assert len(dev_sentences_by_language()) >= 30 and sum(map(len, texts)) > 300_000
+    assert native.count(texts) == [count(t) for t in texts]
+    pattern = regex.compile(LLAMA3_PATTERN)  # the pre-tokenizer's pieces themselves, as the regex finds them
+    assert all(native.native.pieces(t) == pattern.findall(t) for t in texts), "a piece differs"
+    handled = native.native.count(texts)
+    assert [t for t, n in zip(texts, handled) if n < 0] == [t for t in texts if "<|" in t]
+
+
+def test_native_kernel_knows_every_code_points_class():
+    """Every code point Python's Unicode database assigns, in probes that set it beside
+    letters, digits, spaces, an apostrophe and itself: the kernel's class of it (LETTER,
+    NUMBER, SPACE, OTHER) splits the text where tiktoken's regex does (its own Unicode tables);
+    an unassigned one is left to tiktoken."""
+    import unicodedata
+
+    spec = resolve("llama3")
+    native = TokenCounter.load(spec).native
+    enc = tiktoken_encoding(spec.path)
+    cps = [cp for cp in range(0x110000) if unicodedata.category(chr(cp)) not in ("Cn", "Cs")]
+    assert len(cps) > 280_000
+    probes = [p for ch in map(chr, cps) for p in (f"ab{ch}cd", f" {ch}1", f"{ch}{ch}x", f"'{ch}ab", f"x{ch}\n")]
+    got = [n for i in range(0, len(probes), 20_000) for n in native.count(probes[i : i + 20_000])]
+    assert got == [len(enc.encode_ordinary(p)) for p in probes]
+    assert native.count(["a\U000e01f0b", "\ud800"]) == [-1, -1]  # unassigned, a lone surrogate
 
 
 def test_counter_kinds(llama3_tokenizer_dir, llama2_tokenizer_dir, tmp_path):
