@@ -2,9 +2,10 @@
 
   python -m bench.token_count_bench [--docs N] [--rounds R] [--no-pipeline] [--no-tiktoken]
 
-1. The counter alone (`classifiers.tokens.TokenCounter`, the code the `Tokens` stage runs: tiktoken
-   for Llama 3), batches of 256 documents, documents/s and MB/s per CPU-second with 1 thread (the
-   per-core figure) and with every core, against `tokenizers`' `encode_batch_fast` on the same
+1. The counter alone (`classifiers.tokens.TokenCounter`, the code the `Tokens` stage runs: the
+   compiled kernel for Llama 3), batches of 256 documents, documents/s and MB/s per CPU-second with
+   1 thread (the per-core figure) and with every core, against tiktoken (what counts the texts
+   the kernel leaves; `threads` threads) and `tokenizers`' `encode_batch_fast` on the same
    tokenizer.json (RAYON_NUM_THREADS threads); per category, Llama 3 tokens against the bytes/4
    estimate the pipeline used to default to.
 2. The same ids from the tokenizer.json (`tokenizers`) as from an independent tiktoken Encoding
@@ -86,7 +87,8 @@ def _timed(fn, texts: list[str], rounds: int = 2) -> tuple[float, float, list[in
 
 def child(threads: int, max_docs: int | None) -> dict:
     """In a process whose RAYON_NUM_THREADS was set before tokenizers loaded: the pipeline's
-    counter (tiktoken, `threads` threads) and `tokenizers`' encode_batch_fast on the same file."""
+    counter (the compiled kernel), the library counter (tiktoken, `threads` threads) and
+    `tokenizers`' encode_batch_fast on the same file."""
     from tokenizers import Tokenizer
 
     from classifiers.text import approx_token_count
@@ -100,6 +102,9 @@ def child(threads: int, max_docs: int | None) -> dict:
     load_s = time.perf_counter() - t
     counter.threads = threads
     wall, cpu, counts = _timed(counter.count, texts)
+    library = TokenCounter._library_counter(spec, spec.path)  # what counts a text the kernel leaves
+    library.threads = threads
+    lib_wall, lib_cpu, lib_counts = _timed(library.count, texts)
     t = time.perf_counter()
     hf = Tokenizer.from_file(spec.path)
     hf_load_s = time.perf_counter() - t
@@ -119,7 +124,11 @@ def child(threads: int, max_docs: int | None) -> dict:
         "docs": len(texts),
         "bytes": sum(g["bytes"] for g in groups.values()),
         "tokens": sum(counts),
-        "engine": "tiktoken" if counter.encoding is not None else "tokenizers",
+        "engine": _engine(counter),
+        "lib_engine": _engine(library),
+        "lib_wall_s": lib_wall,
+        "lib_cpu_s": lib_cpu,
+        "lib_same": lib_counts == counts,
         "load_s": load_s,
         "wall_s": wall,
         "cpu_s": cpu,
@@ -130,6 +139,12 @@ def child(threads: int, max_docs: int | None) -> dict:
         "groups": dict(groups),
         "sha256": spec.sha256,
     }
+
+
+def _engine(counter) -> str:
+    if counter.native is not None:
+        return "compiled kernel"
+    return "tiktoken" if counter.encoding is not None else "tokenizers"
 
 
 def run_child(threads: int, max_docs: int | None) -> dict:
@@ -236,6 +251,12 @@ def report(one: dict, all_: dict, tk: dict | None, pipe: list[dict] | None, argv
         L.append(
             f"| {r['engine']} (the pipeline's) | {r['threads']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} |"
             f" {r['docs'] / r['wall_s']:,.0f} | {r['docs'] / r['cpu_s']:,.0f} | {r['bytes'] / 1e6 / r['cpu_s']:.2f} | |"
+        )
+    for r in (one, all_):
+        L.append(
+            f"| {r['lib_engine']} (for texts with a special token's start) | {r['threads']} | {r['lib_wall_s']:.2f} |"
+            f" {r['lib_cpu_s']:.2f} | {r['docs'] / r['lib_wall_s']:,.0f} | {r['docs'] / r['lib_cpu_s']:,.0f} |"
+            f" {r['bytes'] / 1e6 / r['lib_cpu_s']:.2f} | {'yes' if r['lib_same'] else '**no**'} |"
         )
     for r in (one, all_):
         L.append(
