@@ -312,7 +312,10 @@ class NativeLlama3:
         if tables is None:
             return None
         arrays, specials = tables
-        return cls(arrays, os.path.commonprefix(sorted(specials)) if specials else "")
+        prefix = os.path.commonprefix(sorted(specials)) if specials else ""
+        if specials and not prefix:  # no cheap test for a special token's text: the library counts
+            return None
+        return cls(arrays, prefix)
 
     def pieces(self, text: str) -> list[str]:
         """The pre-tokenizer's pieces of `text` as the kernel scans them (the regex's findall)."""
@@ -360,16 +363,19 @@ def _native_arrays(ranks: dict[bytes, int]) -> dict[str, np.ndarray]:
 
 
 class TokenCounter:
-    """Counts tokens with a resolved spec, batched. Llama 3's through tiktoken (same ids, faster;
-    `tokenizers` where tiktoken is missing), any other tokenizer.json through `tokenizers`'
-    `encode_batch_fast` (Rust, RAYON_NUM_THREADS threads, all cores by default)."""
+    """Counts tokens with a resolved spec, batched. Llama 3's through the compiled kernel
+    (NativeLlama3; what it leaves, and everything with CURATE_NATIVE_TOKENS=0, through tiktoken:
+    the same counts; `tokenizers` where tiktoken is missing), any other tokenizer.json through
+    `tokenizers`' `encode_batch_fast` (Rust, RAYON_NUM_THREADS threads, all cores by default)."""
 
-    def __init__(self, spec: TokenizerSpec, tokenizer=None, encoding=None, native=None, library=None):
+    def __init__(self, spec: TokenizerSpec, tokenizer=None, encoding=None, native=None, library_path=None):
         self.spec, self.tok, self.encoding, self.native = spec, tokenizer, encoding, native
         self._encode = None
         if tokenizer is not None:
             self._encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
-        self._library = library  # native: the tokenizer.json whose library counts what it leaves
+        # native: the tokenizer.json whose library counter counts the texts the kernel leaves
+        self._library_path = library_path
+        self._library: TokenCounter | None = None
         self._pool = None
         self.threads = min(8, os.cpu_count() or 1)  # tiktoken's: a pool of this many threads
         self._special_prefix: str | None = None  # what every special token starts with (tiktoken)
@@ -389,7 +395,7 @@ class TokenCounter:
             if os.environ.get(NATIVE_ENV, "1") != "0":
                 native = NativeLlama3.load(Path(path))
                 if native is not None:
-                    return cls(spec, native=native, library=path)
+                    return cls(spec, native=native, library_path=path)
             return cls._library_counter(spec, path)
         if not (path and Path(path).is_file()):
             raise TokenizerError(f"tokenizer error: {spec.name}: {path} does not exist on this machine")
@@ -413,9 +419,9 @@ class TokenCounter:
         if self.native is not None:
             counts = self.native.count(texts)
             left = [i for i, n in enumerate(counts) if n < 0]
-            if left:  # loaded on first need: most runs never need it
-                if self._library is not None and not isinstance(self._library, TokenCounter):
-                    self._library = self._library_counter(self.spec, self._library)
+            if left:
+                if self._library is None:  # loaded on first need: most runs never need it
+                    self._library = self._library_counter(self.spec, self._library_path)
                 for i, n in zip(left, self._library.count([texts[i] for i in left])):
                     counts[i] = n
             return counts
