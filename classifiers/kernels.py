@@ -1,8 +1,9 @@
 """The compiled kernels, compiled ahead of time: `kernels()` returns them.
 
 The heuristics' word pass and code-file counts (`heuristics/compiled_kernels.py`), the n-gram
-kernel (`heuristics/ngram_kernel.py`), MinHash's (`minhash_kernel.py`) and Llama 3's token
-counter (`bpe_kernel.py`) are numba functions.
+kernel (`heuristics/ngram_kernel.py`), MinHash's (`minhash_kernel.py`), Llama 3's token
+counter (`bpe_kernel.py`) and the quality classifier's words (`quality_kernel.py`) are numba
+functions.
 Compiled on the fly, or even loaded from numba's own cache, they cost every process that uses
 them ~0.6 s and ~150 MB (numba and LLVM are loaded to link them), and a run has one such
 process per worker. So they are compiled once per machine, ahead of time (numba.pycc), into
@@ -46,6 +47,7 @@ SOURCES = (  # the kernels' modules, relative to classifiers/
     "minhash_kernel.py",
     "bpe_kernel.py",
     "bpe_consts.py",
+    "quality_kernel.py",
 )
 
 
@@ -77,6 +79,11 @@ def _exports() -> dict:
             rw(t.float64)(ro(t.uint32), t.int64, ro(t.int64), ro(t.uint8)),
         ),
     }
+    out["quality_words"] = (
+        "classifiers.quality_kernel",
+        "spaced_words",
+        t.Tuple((rw(t.uint32), t.boolean))(ro(t.uint32), ro(t.uint8), ro(t.uint8), t.int64),
+    )
     bpe = "classifiers.bpe_kernel"
     out["bpe_count_batch"] = (
         bpe,
@@ -196,7 +203,8 @@ class _Jit:
 @functools.lru_cache(maxsize=1)
 def kernels():
     """The kernels, by name: word_pass, data_bytes, code_bytes, words_ngram_chars,
-    signatures32, signatures64, bpe_count_batch, bpe_fill_slots, bpe_piece_ends (see _exports)."""
+    signatures32, signatures64, bpe_count_batch, bpe_fill_slots, bpe_piece_ends, quality_words
+    (see _exports)."""
     try:
         if _target() == "jit":
             return _Jit()

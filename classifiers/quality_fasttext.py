@@ -110,7 +110,7 @@ class WeakClassifierError(ValueError):
 def _split_marks():
     """Which code points become a token of their own (" c "): Unicode punctuation and symbols,
     and the characters of scripts written without spaces between words. A lookup table over
-    every code point (1.1 MB, uint8), and its first 128 entries for ASCII text."""
+    every code point (1.1 MB, uint8)."""
     from classifiers.unicode_tables import in_categories
 
     no_space_scripts = [
@@ -126,42 +126,28 @@ def _split_marks():
     marks = in_categories("PS")
     for a, b in no_space_scripts:
         marks[a : b + 1] = 1
-    return marks, marks[:128].copy()
-
-
-def _space_out(text: str) -> str:
-    """`text` with a space either side of every marked character (_split_marks), vectorised:
-    4x faster than str.translate with a table of " c " strings, which looks every character up
-    in a dict (137 -> 31 us on a 5 kB document; the same string)."""
-    import numpy as np
-
-    marks, ascii_marks = _split_marks()
-    if text.isascii():
-        codes, lut, dtype, codec = np.frombuffer(text.encode("ascii"), np.uint8), ascii_marks, np.uint8, "ascii"
-    else:  # surrogatepass: a lone surrogate (from a JSON escape) goes through as it is
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-        lut, dtype, codec = marks, np.uint32, "utf-32-le"
-    hit = lut[codes]
-    before = np.cumsum(hit, dtype=np.intp)  # marked characters up to and including each one
-    n_marked = int(before[-1]) if before.size else 0
-    if not n_marked:
-        return text
-    out = np.full(codes.size + 2 * n_marked, 0x20, dtype=dtype)
-    out[np.arange(codes.size) + 2 * before - hit] = codes  # each marked one lands between its spaces
-    return out.tobytes().decode(codec, "surrogatepass")
+    return marks
 
 
 def normalize(text: str, max_words: int = DistillParams().max_words) -> str:
-    """One line of space-separated lower-case tokens, at most `max_words` of them."""
+    """One line of space-separated lower-case tokens, at most `max_words` of them: the words of
+    the NFKC-normalised, lower-cased text, each marked character (_split_marks) a token of its
+    own (the compiled kernel, classifiers/quality_kernel.py)."""
+    import numpy as np
+
+    from classifiers.kernels import kernels
+    from classifiers.unicode_tables import isspace
+
+    marks, spaces, words = _split_marks(), isspace(), kernels().quality_words
     # Normalise a prefix only, growing it until it holds more than max_words words (the
-    # last word of a cut prefix may be partial, so it must lie beyond the ones kept). The split
-    # stops after max_words words: one more item (the rest) exactly when there are more.
+    # last word of a cut prefix may be partial, so it must lie beyond the ones kept).
     limit = max_words * 8
     while True:
         chunk = unicodedata.normalize("NFKC", text[:limit]).lower()
-        words = _space_out(chunk).split(None, max_words)
-        if len(words) > max_words or limit >= len(text):
-            return " ".join(words[:max_words])
+        codes = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), np.uint32)
+        line, more = words(codes, marks, spaces, max_words)
+        if more or limit >= len(text):
+            return line.tobytes().decode("utf-32-le", "surrogatepass")
         limit *= 4
 
 

@@ -59,6 +59,16 @@ def in_categories(classes: str) -> np.ndarray:
     return np.isin(major_categories(), [MAJOR.index(c) for c in classes]).astype(np.uint8)
 
 
+def _build_isspace() -> np.ndarray:
+    return np.frombuffer(bytes(chr(cp).isspace() for cp in range(N_CODE_POINTS)), dtype=np.uint8).copy()
+
+
+@functools.lru_cache(maxsize=1)
+def isspace() -> np.ndarray:
+    """uint8[0x110000]: 1 where str.isspace(), the characters str.split() splits on."""
+    return cached_table("isspace", 1, _build_isspace)
+
+
 # Unicode's White_Space property (what regex engines' \s matches; str.isspace differs on
 # U+001C..U+001F): stable since Unicode 4.1
 WHITE_SPACE = (

@@ -155,12 +155,15 @@ def test_score_classes_split_and_normalisation():
     long_words = ("x" * 50 + " ") * 3 + "end"  # longer than the first prefix it reads
     assert normalize(long_words, max_words=2) == "x" * 50 + " " + "x" * 50
     assert normalize("a\ud800b, c") == "a\ud800b , c"  # a lone surrogate (a JSON escape) goes through
+    # str.isspace's white space (U+001C and U+0085 too) separates; marks side by side stay apart
+    assert normalize("a\x1cb\x85c\u2028d\te  f") == "a b c d e f"
+    assert normalize("a!!b (c)", max_words=5) == "a ! ! b (" and normalize("x y", max_words=2) == "x y"
 
 
 def test_normalize_is_the_one_table_lookup_per_character():
     """The vectorised spacing is str.translate with a " c " entry per punctuation, symbol and
     unspaced-script character, on real text in every language of the sample and on code."""
-    marks, _ = _split_marks()
+    marks = _split_marks()
     table = {int(cp): f" {chr(cp)} " for cp in marks.nonzero()[0]}
     assert len(table) > 100_000 and table[ord("!")] == " ! " and ord("a") not in table
 
