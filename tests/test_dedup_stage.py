@@ -170,3 +170,23 @@ def test_attach_nodes_is_deterministic_for_an_unconverged_chain():
             (3, (("d5", 5), ("en", 0, 1, 1, 1))),
         )
     }
+
+
+def test_exact_key_text_collapses_white_space_as_the_regex_did():
+    """dedup_key_text splits and joins: the same text as substituting re's \\s+ with one space
+    and stripping, on real text and code and on every kind of white space str.split() knows
+    (U+001C..U+001F, U+0085, U+2028, U+3000 among them)."""
+    import re
+    import unicodedata
+
+    from classifiers.text import dedup_key_text
+    from tests.corpus import bench_docs
+
+    spaces = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())
+    assert {"\x1c", "\x85", "\u2028", "\u3000"} <= set(spaces)
+    rng = random.Random(3)
+    texts = [d["text"] for d in bench_docs(20)]
+    texts += ["".join(rng.choice(["a", "B", "ß", "ﬁ", "Ⅻ", *spaces]) for _ in range(60)) for _ in range(300)]
+    ws = re.compile(r"\s+")
+    for text in texts:
+        assert dedup_key_text(text) == ws.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
