@@ -131,7 +131,10 @@ def first_pass(p: beam.Pipeline, config: Config, specs: list[FileSpec], partitio
         return beam.ParDo(dofn)
 
     annotate = config.mode == "annotate"
-    docs, quarantined, skipped = p | "Files" >> beam.Create(specs) | "Read" >> ReadDocuments(config)
+    # Read spreads the files over the workers itself (SpreadFiles): Create's own reshuffle would
+    # be a second one
+    files = p | "Files" >> beam.Create(specs, reshuffle=False)
+    docs, quarantined, skipped = files | "Read" >> ReadDocuments(config)
 
     if st.langid.enabled:
         from pipeline.stages.langid import LanguageIdStage
