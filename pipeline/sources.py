@@ -480,5 +480,6 @@ def read_file(
     need=None,
 ) -> Iterator[tuple]:
     """('doc', Document), ('quarantine', row) and, for WARC records that are not documents,
-    ('skip', rule) items; with `need`, ('unread', record) for a JSONL line it does not want. `extract` (WARC: stages.extract) and `need` (see _Reader)."""
+    ('skip', rule) items; with `need`, ('unread', record) for a JSONL line it does not want.
+    `extract` (WARC: stages.extract) and `need` (see _Reader)."""
     return iter(_Reader(spec, source, norm, raw_bytes, start, stop, extract, need))
