@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -224,7 +225,7 @@ def _cached_ranks(tokenizer_json: Path, arrays: bool = False) -> tuple[dict, dic
                 loaded = {k: z[k] for k in z.files}
             specials = loaded.pop("specials").tolist()
             return loaded, dict(zip(specials[0::2], map(int, specials[1::2])))
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none yet, or damaged
             pass
         tables = _cached_ranks(tokenizer_json)
         if tables is None:

@@ -185,6 +185,23 @@ def test_native_kernel_counts_what_tiktoken_counts(corpus, vocab_dir):
     assert [t for t, n in zip(texts, handled) if n < 0] == [t for t in texts if "<|" in t]
 
 
+def test_native_tables_are_rebuilt_from_a_damaged_cache(tmp_path, monkeypatch):
+    """The kernel's tables are cached per tokenizer file; a missing, truncated or empty cache
+    entry is built again, and the counts stay tiktoken's."""
+    spec = resolve("llama3")
+    monkeypatch.setenv("CURATE_CACHE", str(tmp_path))
+    texts = ["Hello world, it's 2026!", "Cửa Việt", "def f(x):\n    return x\n"]
+    enc = tiktoken_encoding(spec.path)
+    want = [len(enc.encode_ordinary(t)) for t in texts]
+    assert TokenCounter.load(spec).count(texts) == want  # built into the empty cache
+    (entry,) = (tmp_path / "llama3-native").iterdir()
+    whole = entry.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b""):
+        entry.write_bytes(damaged)
+        assert TokenCounter.load(spec).count(texts) == want
+        assert entry.read_bytes() == whole  # written again
+
+
 def test_native_kernel_knows_every_code_points_class():
     """Every code point Python's Unicode database assigns, in probes that set it beside
     letters, digits, spaces, an apostrophe and itself: the kernel's class of it (LETTER,
