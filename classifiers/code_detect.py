@@ -157,26 +157,17 @@ def syntax_density(text: str) -> float:
     return (len(b) - len(b.translate(None, _SYNTAX_BYTES))) / n
 
 
-def code_line_share(text: str) -> float:
-    """Share of the first MAX_LINES non-blank lines of `text` that look like code (_CODE_LINE)."""
-    lines = _nonblank_lines(text)
-    return sum(1 for ln in lines if _CODE_LINE.match(ln)) / len(lines) if lines else 0.0
-
-
-def _nonblank_lines(text: str) -> list[str]:
-    return [ln for ln in text.split("\n", MAX_LINES)[:MAX_LINES] if ln.strip()]
-
-
 class LineShare:
-    """`code_line_share(text) >= t`, answered while the lines are scanned: the scan stops where
-    the answer can no longer change (enough code lines seen, or too few lines left), and a later
-    question goes on from there. The answer is code_line_share's comparison exactly: c / n >= t
+    """Whether the share of the first MAX_LINES non-blank lines of a text that look like code
+    (_CODE_LINE) is at least t, answered while the lines are scanned: the scan stops where the
+    answer can no longer change (enough code lines seen, or too few lines left), and a later
+    question goes on from there. The answer is the whole share's comparison exactly: c / n >= t
     can only go from False to True as the count c of code lines grows."""
 
     __slots__ = ("_lines", "_n", "_next", "_code")
 
     def __init__(self, text: str):
-        self._lines = _nonblank_lines(text)
+        self._lines = [ln for ln in text.split("\n", MAX_LINES)[:MAX_LINES] if ln.strip()]
         self._n, self._next, self._code = len(self._lines), 0, 0
 
     def at_least(self, t: float) -> bool:

@@ -208,53 +208,69 @@ NATIVE_ENV = "CURATE_NATIVE_TOKENS"
 _RANKS_REVISION = 1  # of what _tiktoken_tables returns: a new one invalidates the cached ranks
 
 
-def _cached_ranks(tokenizer_json: Path, arrays: bool = False) -> tuple[dict, dict[str, int]] | None:
-    """(ranks, special tokens) of a Llama-3-shaped tokenizer.json (_tiktoken_tables), else
-    None; with `arrays`, the native counter's tables (_native_arrays) in place of the ranks.
-    Both are kept in the artefact cache under the file's SHA-256."""
+def _cached_ranks(tokenizer_json: Path) -> tuple[dict[bytes, int], dict[str, int]] | None:
+    """(ranks, special tokens) of a Llama-3-shaped tokenizer.json (_tiktoken_tables), else None;
+    kept in the artefact cache under the file's SHA-256."""
+    raw = tokenizer_json.read_bytes()
+    return _ranks(raw, hashlib.sha256(raw).hexdigest())
+
+
+def _ranks(raw: bytes, digest: str) -> tuple[dict[bytes, int], dict[str, int]] | None:
     import pickle
 
     from classifiers.artifacts import default_cache
 
-    raw = tokenizer_json.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
-    if arrays:
-        entry = default_cache() / "llama3-native" / f"{digest}-r{_RANKS_REVISION}.{_NATIVE_REVISION}.npz"
-        try:
-            with np.load(entry) as z:
-                loaded = {k: z[k] for k in z.files}
-            specials = loaded.pop("specials").tolist()
-            return loaded, dict(zip(specials[0::2], map(int, specials[1::2])))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none yet, or damaged
-            pass
-        tables = _cached_ranks(tokenizer_json)
-        if tables is None:
-            return None
-        native, specials = _native_arrays(tables[0]), tables[1]
-        flat = np.array([x for kv in specials.items() for x in (kv[0], str(kv[1]))], dtype=object).astype(str)
-        try:  # written whole, then renamed (np.savez adds no suffix to a file object)
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
-            with open(tmp, "wb") as f:
-                np.savez(f, specials=flat, **native)
-            tmp.replace(entry)
-        except OSError:  # a read-only cache: built again next time
-            pass
-        return native, specials
     entry = default_cache() / "tiktoken-ranks" / f"{digest}-r{_RANKS_REVISION}.pickle"
     try:
         return pickle.loads(entry.read_bytes())
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
         pass
     tables = _tiktoken_tables(raw)
-    try:  # written whole, then renamed: a concurrent reader sees all of it or nothing
+    _write_entry(entry, lambda f: pickle.dump(tables, f, protocol=pickle.HIGHEST_PROTOCOL))
+    return tables
+
+
+def _cached_native_arrays(tokenizer_json: Path) -> tuple[dict[str, np.ndarray], dict[str, int]] | None:
+    """The native counter's tables (_native_arrays) and the special tokens of a Llama-3-shaped
+    tokenizer.json, else None; kept in the artefact cache beside the ranks they are made from."""
+    from classifiers.artifacts import default_cache
+
+    raw = tokenizer_json.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    entry = default_cache() / "llama3-native" / f"{digest}-r{_RANKS_REVISION}.{_NATIVE_REVISION}.npz"
+    try:
+        with np.load(entry) as z:
+            loaded = {k: z[k] for k in z.files}
+        specials = loaded.pop("specials").tolist()
+        return loaded, dict(zip(specials[0::2], map(int, specials[1::2])))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none yet, or damaged
+        pass
+    tables = _ranks(raw, digest)
+    if tables is None:
+        return None
+    native, specials = _native_arrays(tables[0]), tables[1]
+    flat = np.array([x for kv in specials.items() for x in (kv[0], str(kv[1]))], dtype=object).astype(str)
+    _write_entry(entry, lambda f: np.savez(f, specials=flat, **native))
+    return native, specials
+
+
+def _write_entry(entry: Path, write: Callable) -> None:
+    """A cache entry written whole by `write(file)`, then renamed: a concurrent reader sees all of
+    it or nothing. In a read-only cache nothing is written (it is made again next time)."""
+    try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
-        tmp.write_bytes(pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
+        with open(tmp, "wb") as f:
+            write(f)
         tmp.replace(entry)
-    except OSError:  # a read-only cache: parse again next time
+    except OSError:
         pass
-    return tables
+
+
+def special_prefix(specials) -> str:
+    """What every special token's text starts with (Llama 3's: "<|"): a text without it holds
+    none of them. "" where they share no prefix, or there are none."""
+    return os.path.commonprefix(sorted(specials)) if specials else ""
 
 
 def _tiktoken_tables(raw: bytes) -> tuple[dict[bytes, int], dict[str, int]] | None:
@@ -309,11 +325,11 @@ class NativeLlama3:
     @classmethod
     def load(cls, tokenizer_json: Path) -> NativeLlama3 | None:
         """The counter of a Llama-3-shaped tokenizer.json, else None."""
-        tables = _cached_ranks(tokenizer_json, arrays=True)
+        tables = _cached_native_arrays(tokenizer_json)
         if tables is None:
             return None
         arrays, specials = tables
-        prefix = os.path.commonprefix(sorted(specials)) if specials else ""
+        prefix = special_prefix(specials)
         if specials and not prefix:  # no cheap test for a special token's text: the library counts
             return None
         return cls(arrays, prefix)
@@ -385,8 +401,6 @@ class TokenCounter:
     def load(cls, spec: TokenizerSpec) -> TokenCounter:
         if spec.approximate:
             return cls(spec)
-        from tokenizers import Tokenizer
-
         path = spec.path
         if spec.kind == LLAMA3:
             if not (path and Path(path).is_file()):
@@ -404,6 +418,8 @@ class TokenCounter:
             raise TokenizerError(
                 f"tokenizer error: {path} is not the tokenizer this job was planned with (sha256 {spec.sha256[:12]}...)"
             )
+        from tokenizers import Tokenizer
+
         return cls(spec, Tokenizer.from_file(path))
 
     @classmethod
@@ -444,7 +460,7 @@ class TokenCounter:
         # ordinary encoding is the same, without handing tiktoken the set of 256 each call
         enc, special = self.encoding, self.encoding.special_tokens_set
         if self._special_prefix is None:
-            self._special_prefix = os.path.commonprefix(sorted(special)) if special else ""
+            self._special_prefix = special_prefix(special)
         prefix = self._special_prefix
 
         def count(chunk: list[str]) -> list[int]:

@@ -87,12 +87,12 @@ WHITE_SPACE = (
 
 
 def _build_pretokenizer_classes() -> np.ndarray:
-    from classifiers.bpe_consts import LETTER, NUMBER, SPACE, UNSURE
+    from classifiers.bpe_consts import LETTER, NUMBER, OTHER, SPACE, UNSURE
 
     cat = unicodedata.category
     out = np.frombuffer(
         bytes(
-            LETTER if c[0] == "L" else NUMBER if c[0] == "N" else UNSURE if c in ("Cn", "Cs") else 0
+            LETTER if c[0] == "L" else NUMBER if c[0] == "N" else UNSURE if c in ("Cn", "Cs") else OTHER
             for c in (cat(chr(cp)) for cp in range(N_CODE_POINTS))
         ),
         dtype=np.uint8,
@@ -105,7 +105,7 @@ def _build_pretokenizer_classes() -> np.ndarray:
 def pretokenizer_classes() -> np.ndarray:
     r"""uint8[0x110000]: each code point's class for the Llama 3 pre-tokenizer's scanner
     (classifiers/bpe_kernel.py): LETTER (\p{L}), NUMBER (\p{N}), SPACE (White_Space), UNSURE
-    (unassigned in this Python's Unicode database, or a surrogate), else OTHER (0)."""
+    (unassigned in this Python's Unicode database, or a surrogate), else OTHER."""
     return cached_table("pretokenizer-classes", 1, _build_pretokenizer_classes)
 
 

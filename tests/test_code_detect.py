@@ -85,11 +85,15 @@ def test_syntax_density_counts_characters_not_bytes(code, prose):
 
 def test_line_share_answers_as_the_share_does(code, prose):
     """LineShare stops scanning where its answer is decided; every answer, asked in any order
-    and repeated, is code_line_share's comparison: on real code, prose, the benchmark sample and
+    and repeated, is the whole share's comparison: on real code, prose, the benchmark sample and
     texts at the edges (no lines, blank lines only, exactly at a threshold)."""
     import random
 
-    from classifiers.code_detect import RULES, LineShare, body_of, code_line_share
+    from classifiers.code_detect import _CODE_LINE, MAX_LINES, RULES, LineShare, body_of
+
+    def code_line_share(text):  # the share, scanned whole
+        lines = [ln for ln in text.split("\n", MAX_LINES)[:MAX_LINES] if ln.strip()]
+        return sum(1 for ln in lines if _CODE_LINE.match(ln)) / len(lines) if lines else 0.0
 
     thresholds = sorted({r[0] for r in RULES} | {0.0, 0.1, 1.0, 1.5})
     texts = [body_of(d["text"]) for d in code[:60] + bench_docs(30)] + prose[:60]

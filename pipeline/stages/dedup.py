@@ -315,8 +315,7 @@ def _small_star_oriented(kv) -> Iterable[tuple]:
 
 def _small_star_both(kv) -> Iterable[tuple]:
     for e in _small_star(kv):
-        yield e
-        yield (e[1], e[0])
+        yield from _both_directions(e)
 
 
 class ConnectedComponents(beam.PTransform):
