@@ -48,6 +48,7 @@ SOURCES = (  # the kernels' modules, relative to classifiers/
     "bpe_kernel.py",
     "bpe_consts.py",
     "quality_kernel.py",
+    "needle_kernel.py",
 )
 
 
@@ -83,6 +84,21 @@ def _exports() -> dict:
         "classifiers.quality_kernel",
         "spaced_words",
         t.Tuple((rw(t.uint32), t.boolean))(ro(t.uint32), ro(t.uint8), ro(t.uint8), t.int64),
+    )
+    out["needles_present"] = (
+        "classifiers.needle_kernel",
+        "needles_present",
+        t.int64(
+            ro(t.uint8),
+            ro(t.uint8),
+            ro(t.int64),
+            ro(t.int32),
+            ro(t.uint8),
+            ro(t.int64),
+            ro(t.uint8),
+            t.boolean,
+            rw(t.uint64),
+        ),
     )
     bpe = "classifiers.bpe_kernel"
     out["bpe_count_batch"] = (
@@ -203,7 +219,8 @@ class _Jit:
 @functools.lru_cache(maxsize=1)
 def kernels():
     """The kernels, by name: word_pass, data_bytes, code_bytes, words_ngram_chars,
-    signatures32, signatures64, bpe_count_batch, bpe_fill_slots, bpe_piece_ends, quality_words
+    signatures32, signatures64, bpe_count_batch, bpe_fill_slots, bpe_piece_ends, quality_words,
+    needles_present
     (see _exports)."""
     try:
         if _target() == "jit":

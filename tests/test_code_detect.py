@@ -208,36 +208,81 @@ def test_code_mixed_into_a_text_source_reaches_the_code_bucket(tmp_path, code, c
 
 
 def test_keyword_patterns_skip_only_texts_they_cannot_match(code, prose):
-    """The pre-filter (a pattern runs only where one of its required strings occurs) gives the
-    regexes' own counts: on the standard library, the benchmark sample's code and prose in
-    many languages, and on texts made to hold a required string without a match, or a match
-    only under re.IGNORECASE's folding (ſ matches s, K matches k). A line-anchored pattern
-    (`^R`, counted as `\\nR`'s matches in "\\n" + text: langid._line_matches) gives the same
-    counts too, also where its matches end just after a newline and the next starts there."""
-    from classifiers.langid import _CONTENT_RULES, _CONTENT_TESTS, _required_text, content_scores
+    """The pre-filter (a pattern runs only where one of its required strings occurs, found by the
+    needle kernel; where its gate matches) gives the regexes' own counts, and the patterns
+    written for speed (`_at_word`) count what their plain `\\b` forms count: on the standard
+    library, the benchmark sample's code and prose in many languages, and on texts made to hold
+    a required string without a match, or a match only under re.IGNORECASE's folding (ſ matches
+    s, K matches k), or a word glued to a word character (Unicode letters, digits, `_`). A
+    line-anchored pattern (`^R`, counted as `\\nR`'s matches in "\\n" + text:
+    langid._line_matches) gives the same counts too, also where its matches end just after a
+    newline and the next starts there."""
+    from classifiers.langid import _CONTENT_RULES, _CONTENT_TESTS, _at_word, _required_text, content_scores
+
+    plain = {  # the patterns as `\b` regexes, and their rules' fast forms
+        _at_word("self", r"\.\w+").pattern: r"\bself\.\w+",
+        _at_word("None True False", r"\b").pattern: r"\bNone\b|\bTrue\b|\bFalse\b",
+        _at_word("fmt errors strings os", r"\.[A-Z]\w*\(").pattern: r"\b(fmt|errors|strings|os)\.[A-Z]\w*\(",
+        _at_word("nil", r"\b").pattern: r"\bnil\b",
+        _at_word("malloc free printf sizeof NULL", r"\b").pattern: r"\b(malloc|free|printf|sizeof|NULL)\b",
+        _at_word("document window", r"\.\w+").pattern: r"\b(document|window)\.\w+",
+    }
+    fast = [p.pattern for rules in _CONTENT_RULES.values() for p, _ in rules if "(?<!" in p.pattern]
+    assert sorted(fast) == sorted(plain)
 
     def by_regex(head):
         scores = {}
         for lang, rules in _CONTENT_RULES.items():
             scores[lang] = 0.0
             for p, w in rules:
-                scores[lang] += w * len(p.findall(head)) ** 0.5
+                scores[lang] += w * len(re.findall(plain.get(p.pattern, p.pattern), head, p.flags)) ** 0.5
         return scores
 
-    required = {p.pattern: req for tests in _CONTENT_TESTS.values() for p, _, req, _, _ in tests}
+    required = {p.pattern: req for tests in _CONTENT_TESTS.values() for p, _, req, *_ in tests}
     anchored = [t for tests in _CONTENT_TESTS.values() for t in tests if t[4] is not None]
     assert len(anchored) >= 30 and all(t[4].pattern == "\n(?:" + t[0].pattern[1:] + ")" for t in anchored)
     assert not any(t[4] for t in _CONTENT_TESTS["go"] if "|^" in t[0].pattern)  # a second ^: as it is
     assert required[r"^package \w+\s*$"] == ("package ",)
-    assert required[r"\b(malloc|free|printf|sizeof|NULL)\b"] == ("malloc", "free", "printf", "sizeof", "NULL")
+    assert required[_at_word("malloc free printf sizeof NULL", r"\b").pattern] == (
+        "malloc",
+        "free",
+        "printf",
+        "sizeof",
+        "NULL",
+    )
     assert _required_text(re.compile(r"(a|b)c|x")) == ("c", "x")
     assert _required_text(re.compile(r"\d+|x")) is None  # a branch without a literal: no pre-filter
     assert sum(r is not None for r in required.values()) >= 0.9 * len(required)
+    assert sum(t[5] is not None for tests in _CONTENT_TESTS.values() for t in tests) == 1  # TypeScript's
     texts = [d["text"][:2000] for d in code] + [d["text"][:2000] for d in bench_docs(30)] + prose
     texts += ["package main\nfunc main() {}\n", "x package y", "ſelect * from t\n", "<!doctype HTML>", "eCHO OFF"]
     # line-anchored matches back to back: `^\s*(fi|done|esac)\s*$` ends after a newline where a
     # blank line follows; at the very start; across \r\n and blank lines; `^\s*end\s*$` in a row
     texts += ["fi\n\nfi\n\n\ndone", "\nfi\n \nesac \n", "end\r\nend\n\n  end\n", "  import os\n\nimport re, sys\n"]
     texts += ["def f(x):\n\n\ndef g(y) -> int:\n\nclass A(B):\nelse:\n\n\n  finally:  \n"]
+    # words glued to word characters, at the start, at the end, repeated back to back
+    texts += ["nil", "xnil nil_ énil nil9 9nil _nil (nil) nilnil", "self.a myself.b _self.c éself.d self.self.e"]
+    texts += ["os.Open( fmt.Println( xos.Open( errors.New(errors.New( strings.Map(", "NULL;sizeof(x) ÉNULL"]
+    texts += ["None\nTrueFalse False_ (True)", "document.x window.y xdocument.z", "a : string, b:any; c :void"]
+    texts += ["x: stringy, y: string: number", "ſelf.x ſizeof K"]
     for text in texts:
         assert content_scores(text) == by_regex(text), text[:80]
+
+
+def test_needle_kernel_finds_what_in_finds(code, prose):
+    """Which required strings occur, as the needle kernel answers it, is `in`'s answer: on real
+    code and prose, on texts with the strings at the very start and end, cut short, in upper
+    case (a folded string matches them only in the lower-cased text), and on text that is not
+    ASCII (where every folded string counts as present: its pattern always runs there)."""
+    from classifiers.langid import _NEEDLES, _present
+
+    texts = [d["text"][:2000] for d in code[:80]] + prose[:60]
+    texts += ["", "$", "%x%", "ECHO OFF", "Echo off", "<!DOCTYPE HTML>", "impl", "imp", "\udcff import java", "é$"]
+    texts += [r for r, _ in _NEEDLES.ids] + [r.upper() for r, _ in _NEEDLES.ids] + [r[:-1] for r, _ in _NEEDLES.ids]
+    assert len(_NEEDLES.ids) >= 100
+    for text in texts:
+        lower = text.lower() if text.isascii() else None
+        present = _present(text)
+        for (needle, folded), k in _NEEDLES.ids.items():
+            expected = (needle in lower if lower is not None else True) if folded else needle in text
+            assert bool(present >> k & 1) == expected, (text[:60], needle, folded)
