@@ -163,6 +163,45 @@ def test_the_compiled_word_pass_is_the_python_one():
     assert checked > 2000
 
 
+def test_the_compiled_unspaced_pass_is_the_python_one():
+    """For text with an unspaced script, the numba pass gives the pure-Python word pass's tuple
+    (_TOKEN_RE's tokens of the lower-cased text, words included), the regexes' count of each
+    script's characters, line_word_count and line_length of every line, and the sentence-end
+    regexes' count: on every case text with an unspaced script (Chinese, Japanese, Thai, Lao,
+    Khmer, Myanmar, mixed), and on text made to hit the edges: punctuation glued before and after
+    an unspaced character or to nothing, Latin words with capitals beside CJK (lower-casing that
+    changes lengths: İ), half-width katakana, astral Han, Unicode line breaks and separators, a
+    lone surrogate."""
+    from classifiers.heuristics.textstats import TextStats
+
+    texts = [text for _, text, _, _, _ in cases()]
+    texts += [
+        "中",
+        "「中文」，（测试）。。。abc,def 中",
+        "..中.. ..abc.. 。。 ，，中，，x",
+        "İstanbul 東京 ĞÜŞ İİ 大阪。Straße ﬁ 京都！",
+        "ｶﾀｶﾅ ｶﾅ｡ｶﾅ､ 𠀀𠀁 𪜀 ー・ヶ",
+        "ภาษาไทย ๆ ภาษา\u2028ລາວ ພາສາ\u2029ខ្មែរ។ ၿမန်မာ။",
+        "一行目\r\n二行目\r\r\n  \n三行目\x0b四\x0c五\x1c六\x85七\n\n",
+        "中\ud800文 \ud800 x\ud800中",
+        "日本語 abc123 x² ½ ٣ 文_字 __ -- 中-文",
+        "   中   ",
+        "\n\n中\n\n",
+    ]
+    checked = 0
+    for text in texts:
+        stats = TextStats(text, None)
+        if not stats.has_unspaced_script:
+            continue
+        assert stats._word_pass == stats._word_pass_python(), text[:80]
+        assert tuple(stats._unspaced_pass[1]) == stats._unspaced_chars_python(), text[:80]
+        assert stats.line_word_counts == list(map(stats.line_word_count, stats.lines)), text[:80]
+        assert stats.line_lengths == list(map(stats.line_length, stats.lines)), text[:80]
+        assert stats.sentence_count is None or stats._unspaced_pass[5] == stats._sentence_ends_python(), text[:80]
+        checked += 1
+    assert checked >= 90
+
+
 def test_the_compiled_data_count_is_the_regexes_one():
     """CodeStats' compiled count of literal data gives the regexes' fraction on every case text
     and on escapes and numbers at the edges (cut escapes, octal runs, separators, blobs)."""

@@ -81,3 +81,45 @@ def word_pass(lower: str, classes: tuple[str, str, str, str]) -> tuple:
     n_tokens, n_alpha, n_numbers, total_len, joined, per_line, ends = kernels().word_pass(codes, _flags(classes))
     words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
     return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist(), joined, ends
+
+
+def _build_scripts(classes: tuple[str, str, str]) -> np.ndarray:
+    """uint8 per code point: 1, 2, 3 where the regex class `[classes[k-1]]` matches, else 0 (the
+    classes are disjoint), found by the regexes themselves over a string of every code point."""
+    import re
+
+    from classifiers.unicode_tables import N_CODE_POINTS
+
+    every = "".join(map(chr, range(N_CODE_POINTS)))
+    table = np.zeros(N_CODE_POINTS, dtype=np.uint8)
+    for k, cls in enumerate(classes, 1):
+        for m in re.finditer(f"[{cls}]", every):
+            table[m.start()] = k
+    return table
+
+
+@functools.lru_cache(maxsize=4)
+def _scripts(classes: tuple[str, str, str]) -> np.ndarray:
+    from classifiers.unicode_tables import cached_table
+
+    digest = hashlib.sha256("\0".join(classes).encode("utf-8")).hexdigest()[:12]
+    return cached_table("heuristics-unspaced-scripts", f"1-{digest}", lambda: _build_scripts(classes))
+
+
+def unspaced_pass(lower: str, text: str, classes: tuple[str, str, str, str], scripts: tuple[str, str, str]) -> tuple:
+    """For text with an unspaced script: `lower` (the lower-cased text), `text` (as it is),
+    `classes` (textstats.COMPILED_CLASSES) and `scripts` (textstats' _HAN, _KANA, _SEA
+    classes): TextStats._word_pass_python's tuple over `lower`'s _TOKEN_RE tokens (every
+    unspaced-script character a token of its own); then over `text`, the characters of each
+    script (han, kana, sea), each non-blank line's tokens, unspaced-script characters and
+    length (the inputs of line_word_count and line_length), and the sentence ends
+    (_sentence_ends_python's count)."""
+    flags, table = _flags(classes), _scripts(scripts)
+    codes = np.frombuffer(lower.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    raw = codes if lower == text else np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    n_tokens, n_alpha, n_numbers, total_len, joined, per_script, tokens, unspaced, lengths, ends = (
+        kernels().unspaced_pass(codes, raw, flags, table)
+    )
+    words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
+    word_pass = (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words)
+    return word_pass, per_script[1:].tolist(), tokens.tolist(), unspaced.tolist(), lengths.tolist(), ends

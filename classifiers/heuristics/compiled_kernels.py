@@ -65,10 +65,17 @@ def _word_pass(codes, flags):
     if on_line:
         per_line[n_lines] = on_line
         n_lines += 1
-    # sentence ends: textstats' _SENTENCE_END_RE, marks+ closers* then a space or the end (the
-    # greedy runs are all the regex can try: giving back a mark or closer leaves one, not a
-    # space, before the lookahead), found left to right as findall does; and _CJK_SENTENCE_END_RE,
-    # one per run of CJK full stops
+    return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines], _sentence_ends(codes, flags)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sentence_ends(codes, flags):
+    """textstats' _SENTENCE_END_RE matches plus _CJK_SENTENCE_END_RE matches in `codes`."""
+    # _SENTENCE_END_RE: marks+ closers* then a space or the end (the greedy runs are all the
+    # regex can try: giving back a mark or closer leaves one, not a space, before the
+    # lookahead), found left to right as findall does; _CJK_SENTENCE_END_RE: one per run of CJK
+    # full stops
+    n = codes.shape[0]
     ends = 0
     i = 0
     while i < n:
@@ -89,7 +96,123 @@ def _word_pass(codes, flags):
                 i += 1
             continue
         i += 1
-    return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines], ends
+    return ends
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_end(codes, flags, script, i, e):
+    """The end of textstats' _TOKEN_RE match at i (< e, not a space), as findall finds it, and
+    whether it is an unspaced-script token: `[P]*[N][P]*` (punctuation, one character of an
+    unspaced script, punctuation) where the run of punctuation from i is followed by such a
+    character (P and N are disjoint, so backtracking the first run never finds another), else
+    `[^\\sN]+` (the characters up to a space or an unspaced-script character; i is neither)."""
+    j = i
+    while j < e and flags[codes[j]] & PUNCT:
+        j += 1
+    if j < e and script[codes[j]]:
+        j += 1
+        while j < e and flags[codes[j]] & PUNCT:
+            j += 1
+        return j, True
+    j = i + 1
+    while j < e and not flags[codes[j]] & SPACE and not script[codes[j]]:
+        j += 1
+    return j, False
+
+
+@numba.njit(cache=True, nogil=True)
+def _unspaced_pass(lower, text, flags, script):
+    """TextStats' word pass and per-line counts for text with an unspaced script (see
+    compiled.unspaced_pass): over `lower`'s tokens (_TOKEN_RE), the spaced tokens' counts as
+    _word_pass_python makes them and every non-empty stripped token's code points joined by
+    single spaces; over `text`, the characters of each unspaced script (script 1, 2, 3), and per
+    non-blank line (str.splitlines, stripped) its tokens, its unspaced-script characters and its
+    length; and the sentence ends."""
+    n = lower.shape[0]
+    out = np.empty(2 * n, dtype=np.uint32)
+    n_tokens = n_alpha = n_numbers = total_len = m = 0
+    i = 0
+    while i < n:
+        if flags[lower[i]] & SPACE:
+            i += 1
+            continue
+        b, unspaced = _token_end(lower, flags, script, i, n)
+        a = i
+        i = b
+        while a < b and flags[lower[a]] & PUNCT:
+            a += 1
+        while b > a and flags[lower[b - 1]] & PUNCT:
+            b -= 1
+        if not unspaced:
+            n_tokens += 1
+            letter = digit = False
+            for j in range(a, b):
+                f = flags[lower[j]]
+                if f & LETTER:
+                    letter = True
+                    break
+                if f & DIGIT:
+                    digit = True
+            if letter:
+                n_alpha += 1
+                total_len += b - a
+            elif digit:
+                n_numbers += 1
+                total_len += b - a
+        if b > a:
+            if m:
+                out[m] = 0x20
+                m += 1
+            for j in range(a, b):
+                out[m] = lower[j]
+                m += 1
+    per_script = np.zeros(4, dtype=np.int64)
+    t = text.shape[0]
+    line_tokens = np.empty(t // 2 + 1, dtype=np.int64)
+    line_unspaced = np.empty(t // 2 + 1, dtype=np.int64)
+    line_len = np.empty(t // 2 + 1, dtype=np.int64)
+    n_lines = 0
+    s = 0
+    while s <= t:
+        e = s
+        while e < t and not flags[text[e]] & BREAK:
+            e += 1
+        a, b = s, e
+        while a < b and flags[text[a]] & SPACE:
+            a += 1
+        while b > a and flags[text[b - 1]] & SPACE:
+            b -= 1
+        for j in range(s, e):
+            per_script[script[text[j]]] += 1
+        if b > a:
+            tokens = unspaced = 0
+            j = a
+            while j < b:
+                if flags[text[j]] & SPACE:
+                    j += 1
+                    continue
+                j, _ = _token_end(text, flags, script, j, b)
+                tokens += 1
+            for j in range(a, b):
+                if script[text[j]]:
+                    unspaced += 1
+            line_tokens[n_lines] = tokens
+            line_unspaced[n_lines] = unspaced
+            line_len[n_lines] = b - a
+            n_lines += 1
+        s = e + 1
+    return (
+        n_tokens,
+        n_alpha,
+        n_numbers,
+        total_len,
+        out[:m].copy(),
+        per_script,
+        line_tokens[:n_lines].copy(),
+        line_unspaced[:n_lines].copy(),
+        line_len[:n_lines].copy(),
+        _sentence_ends(text, flags),
+    )
 
 
 # ----------------------------------------------------------------------------- code files

@@ -99,9 +99,10 @@ _CLOSERS = "\"'”’»」』)]"  # closing quotes and brackets after the marks
 _CJK_ENDS = "。！？｡"
 _SENTENCE_END_RE = re.compile(f"[{_MARKS}][{_MARKS}]*[{''.join(map(re.escape, _CLOSERS))}]*(?=\\s|$)")
 _CJK_SENTENCE_END_RE = re.compile(f"[{_CJK_ENDS}][{_CJK_ENDS}]*")
-# the character classes the compiled pass reads (compiled.py): stripped punctuation, sentence marks,
-# closers after them, CJK full stops
+# the character classes the compiled passes read (compiled.py): stripped punctuation, sentence marks,
+# closers after them, CJK full stops; and the unspaced scripts' classes
 COMPILED_CLASSES = (PUNCTUATION, _MARKS, _CLOSERS, _CJK_ENDS)
+UNSPACED_SCRIPTS = (_HAN, _KANA, _SEA)
 
 BULLETS = (
     "•",
@@ -200,19 +201,21 @@ class TextStats:
 
     @lazy
     def unspaced_chars(self) -> int:
-        return len(_NOSPACE_RE.findall(self.text)) if self.has_unspaced_script else 0
+        """The unspaced-script characters (_NOSPACE_RE's matches)."""
+        return sum(self._unspaced_pass[1]) if self.has_unspaced_script else 0
 
     @lazy
     def unspaced_word_units(self) -> float:
         """The unspaced-script characters, expressed in words."""
         if not self.has_unspaced_script:
             return 0.0
+        han, kana, sea = self._unspaced_pass[1]  # _HAN_RE's, _KANA_RE's and _SEA_RE's matches
+        return han / HAN_CHARS_PER_WORD + kana / KANA_CHARS_PER_WORD + sea / SEA_CHARS_PER_WORD
+
+    def _unspaced_chars_python(self) -> tuple[int, int, int]:
+        """The characters of each unspaced script, by the regexes (what the compiled pass counts)."""
         t = self.text
-        return (
-            len(_HAN_RE.findall(t)) / HAN_CHARS_PER_WORD
-            + len(_KANA_RE.findall(t)) / KANA_CHARS_PER_WORD
-            + len(_SEA_RE.findall(t)) / SEA_CHARS_PER_WORD
-        )
+        return len(_HAN_RE.findall(t)), len(_KANA_RE.findall(t)), len(_SEA_RE.findall(t))
 
     @lazy
     def unspaced_chars_per_word(self) -> float:
@@ -232,10 +235,13 @@ class TextStats:
 
     @lazy
     def line_word_counts(self) -> list[float]:
-        """line_word_count of every line of `lines`."""
+        """line_word_count of every line of `lines` (from the compiled passes' counts of its
+        tokens and unspaced-script characters: the same expression)."""
         if not self.has_unspaced_script:
             return self._spaced_pass[1]
-        return list(map(self.line_word_count, self.lines))
+        _, _, tokens, unspaced, _, _ = self._unspaced_pass
+        per_word = self.unspaced_chars_per_word
+        return [(t - u) + u / per_word if u else float(t) for t, u in zip(tokens, unspaced)]
 
     def _line_word_counts_python(self) -> list[float]:
         """line_word_counts of text without an unspaced script, by str.split (what the
@@ -244,10 +250,13 @@ class TextStats:
 
     @lazy
     def line_lengths(self) -> list[float]:
-        """line_length of every line of `lines`."""
+        """line_length of every line of `lines` (with an unspaced script, from the compiled
+        pass's lengths and counts of unspaced-script characters: the same expression)."""
         if not self.has_unspaced_script:
             return list(map(float, map(len, self.lines)))
-        return list(map(self.line_length, self.lines))
+        _, _, _, unspaced, lengths, _ = self._unspaced_pass
+        weight = LATIN_CHARS_PER_WORD / self.unspaced_chars_per_word
+        return [n - u + u * weight for n, u in zip(lengths, unspaced)]
 
     def line_length(self, line: str) -> float:
         """Length in characters, an unspaced-script character counting as the Latin
@@ -304,9 +313,9 @@ class TextStats:
         if self.language in NO_TERMINAL_PUNCTUATION_LANGUAGES:
             return None
         if not self.has_unspaced_script:
-            n = self._spaced_pass[3]  # the compiled pass counts both patterns' matches
+            n = self._spaced_pass[3]  # the compiled passes count both patterns' matches
         else:
-            n = self._sentence_ends_python()
+            n = self._unspaced_pass[5]
         if self.language in _EXTRA_TERMINAL:
             n += len(re.findall(r";(?=\s|$)", self.text))
         return n
@@ -336,11 +345,11 @@ class TextStats:
     def _word_pass(self) -> tuple[int, int, int, int, list[str]]:
         """(spaced tokens, those with a letter or digit = words, words with a letter, total
         length of the words without surrounding punctuation, normalised words in order).
-        Text in spaced scripts only takes one compiled loop (compiled.py, the same answers);
-        text with an unspaced script is tokenised by `_word_pass_python`."""
+        One compiled loop (compiled.py) gives `_word_pass_python`'s answers: over the text's
+        whitespace-delimited tokens, or, for text with an unspaced script, its _TOKEN_RE tokens."""
         if not self.has_unspaced_script:
             return self._spaced_pass[0]
-        return self._word_pass_python()
+        return self._unspaced_pass[0]
 
     @lazy
     def _spaced_pass(self) -> tuple:
@@ -350,6 +359,15 @@ class TextStats:
         from classifiers.heuristics.compiled import word_pass  # the compiled kernels: loaded on first use
 
         return word_pass(self.lower, COMPILED_CLASSES)
+
+    @lazy
+    def _unspaced_pass(self) -> tuple:
+        """(_word_pass, the characters of each unspaced script, each line's tokens, unspaced-script
+        characters and length, the sentence ends) of text with an unspaced script, in one
+        compiled pass over its lower-cased text and one over the text (compiled.unspaced_pass)."""
+        from classifiers.heuristics.compiled import unspaced_pass
+
+        return unspaced_pass(self.lower, self.text, COMPILED_CLASSES, UNSPACED_SCRIPTS)
 
     def _word_pass_python(self) -> tuple[int, int, int, int, list[str]]:
         """`_word_pass` for any text, written as whole-text regexes and map/compress chains so
