@@ -210,3 +210,31 @@ def test_datasketch_is_a_dev_dependency_only():
         "import pipeline.cli, pipeline.graph, pipeline.runner, classifiers.minhash\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300)
+
+
+def test_a_run_imports_beam_without_pandas_and_pandas_still_imports():
+    """The console script imports Beam with pandas hidden (pipeline.sdk_worker's
+    import_beam_without_pandas: Beam's typehints would import it, 0.3 s and ~45 MB per process);
+    a run's modules then load without pandas, and pandas (installed here: HF datasets needs it)
+    imports and works afterwards, Arrow's conversion included."""
+    pytest.importorskip("pandas")
+    code = (
+        "import sys\n"
+        "from pipeline.sdk_worker import import_beam_without_pandas\n"
+        "import_beam_without_pandas()\n"
+        "import pipeline.cli, pipeline.graph, pipeline.runner\n"
+        "assert 'pandas' not in sys.modules and 'apache_beam' in sys.modules\n"
+        "import pandas, pyarrow\n"
+        "assert pyarrow.table({'a': [1, 2]}).to_pandas()['a'].sum() == 3\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pipeline.cli", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    loaded = [ln.rsplit("|", 1)[-1].strip() for ln in out.stderr.splitlines() if ln.startswith("import time:")]
+    assert "apache_beam" in loaded and "pandas.core.api" not in loaded
