@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit
 
 from classifiers.bpe_consts import CACHE_BITS, CACHE_WIDTH, LETTER, NUMBER, OTHER, SPACE, UNSURE
+from classifiers.text import FNV_OFFSET, FNV_PRIME
 
 _NO_RANK = np.int64(1) << 62
 _CR, _LF, _SP, _APOSTROPHE = 13, 10, 32, 39
@@ -46,9 +47,9 @@ _LONG_S = 0x17F  # ſ, which (?i) matches as s
 
 @njit(cache=True)
 def _fnv(buf, s, e):
-    h = np.uint64(0xCBF29CE484222325)
+    h = np.uint64(FNV_OFFSET)
     for i in range(s, e):
-        h = (h ^ np.uint64(buf[i])) * np.uint64(0x100000001B3)
+        h = (h ^ np.uint64(buf[i])) * np.uint64(FNV_PRIME)
     return h
 
 

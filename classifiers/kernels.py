@@ -90,6 +90,11 @@ def _exports() -> dict:
                 )
             )(ro(t.uint32), ro(t.uint32), ro(t.uint8), ro(t.uint8)),
         ),
+        "count_members": (
+            text,
+            "count_members",
+            t.int64(ro(t.uint32), ro(t.int32), ro(t.uint64), ro(t.int64), ro(t.uint32)),
+        ),
         "data_bytes": (text, "data_bytes", t.UniTuple(t.int64, 2)(ro(t.uint8), t.int64)),
         "code_bytes": (text, "code_bytes", t.UniTuple(t.int64, 2)(ro(t.uint8))),
         "words_ngram_chars": (
@@ -236,7 +241,7 @@ class _Jit:
 
 @functools.lru_cache(maxsize=1)
 def kernels():
-    """The kernels, by name: word_pass, unspaced_pass, data_bytes, code_bytes, words_ngram_chars,
+    """The kernels, by name: word_pass, unspaced_pass, count_members, data_bytes, code_bytes, words_ngram_chars,
     signatures32, signatures64, bpe_count_batch, bpe_fill_slots, bpe_piece_ends, quality_words,
     needles_present
     (see _exports)."""

@@ -49,6 +49,11 @@ def stable_hash64(data: bytes | str, salt: bytes = b"") -> int:
     return struct.unpack("<Q", hashlib.blake2b(data, digest_size=8, salt=salt[:16]).digest())[0]
 
 
+# FNV-1a, 64 bits, over code points or bytes: the compiled kernels' hash tables (Llama 3's
+# vocabulary, the stop-word sets); fast, not meant to be stable across versions
+FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+
+
 def unit_interval(key: str, seed: int) -> float:
     """Deterministic uniform number in [0, 1) from a key and a seed (sampling decisions)."""
     return stable_hash64(f"{seed}\x1f{key}") / 2.0**64

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import BaseModel, ValidationError
 
@@ -24,7 +25,7 @@ from classifiers.heuristics import (
     evaluate,
 )
 from classifiers.heuristics.textstats import TextStats
-from tests.corpus import dev_sentences_by_language, sample_docs
+from tests.corpus import dev_sentences_by_language, paragraphs, sample_docs
 
 STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -618,19 +619,60 @@ def _reference_ngram_chars(words, sizes):
 
 
 def test_compiled_ngram_signals_equal_the_reference_on_real_text():
-    from classifiers.heuristics.ngrams import ngram_chars
+    from classifiers.heuristics.ngrams import joined_words, ngram_chars
     from classifiers.heuristics.textstats import TextStats
 
     sizes = [("top", 2), ("top", 3), ("top", 4)] + [("dup", n) for n in range(5, 11)]
     checked = repeated = 0
     for doc in sample_docs()[::2]:  # every other document of the benchmark sample (476)
-        words = TextStats(doc["text"], doc.get("lang"))._word_pass[4][:20_000]
-        got, want = ngram_chars(words, sizes), _reference_ngram_chars(words, sizes)
+        stats = TextStats(doc["text"], doc.get("lang"))
+        joined, n, _ = stats.ngram_words(20_000)  # the words the n-gram rules read, as they read them
+        words = stats.normalized_words[:20_000]
+        assert n == len(words) and np.array_equal(joined, joined_words(words)), doc["id"]
+        got, want = ngram_chars(joined, n, sizes), _reference_ngram_chars(words, sizes)
         assert got == want, doc["id"]
         checked += 1
         repeated += any(want)
     assert checked > 400 and repeated > 100
-    assert ngram_chars(["a", "b", "a", "b", "a", "b"], [("top", 2), ("dup", 5)]) == [6.0, 0.0]
+    six = ["a", "b", "a", "b", "a", "b"]
+    assert ngram_chars(joined_words(six), 6, [("top", 2), ("dup", 5)]) == [6.0, 0.0]
+
+
+def test_word_limits_and_stop_words_read_the_joined_words_as_the_list():
+    """The n-gram rules' first `limit` words and their share of the characters, and the stop-word
+    count, read from the pass's joined code points, are the word list's (`normalized_words`)
+    answers: on real text in every language of the dev set (stop-word lists of 72 languages),
+    every limit from 1 to past the end, and words at the edges (a lone surrogate, astral
+    characters, the words of other languages' lists)."""
+    from classifiers.heuristics.compiled import count_members
+    from classifiers.heuristics.ngrams import joined_words
+    from classifiers.heuristics.stopwords import STOP_WORDS
+    from classifiers.heuristics.textstats import TextStats
+
+    texts = [p for _, p in paragraphs(dev_sentences_by_language(per_language=10), 10)]
+    texts += [d["text"] for d in sample_docs()[::8]]
+    texts += [
+        "",
+        "-- ... --",
+        "a",
+        "x\ud800y \ud800 🙂 𝔘𝔫𝔦 the the",
+        " ".join(w for ws in STOP_WORDS.values() for w in ws),
+    ]
+    checked = 0
+    for text in texts:
+        stats = TextStats(text, None)
+        words = stats.normalized_words
+        assert stats.n_normalized_words == len(words)
+        for limit in sorted({1, 2, 7, len(words) - 1, len(words), len(words) + 1} - {0, -1}):
+            joined, n, share = stats.ngram_words(limit)
+            cut = words[:limit]
+            assert n == len(cut) and np.array_equal(joined, joined_words(cut)), text[:60]
+            analysed = sum(map(len, cut))
+            assert share == (sum(map(len, words)) / analysed / len(text) if analysed else 0.0), text[:60]
+        for stop in STOP_WORDS.values():
+            assert count_members(stats._joined, stop) == sum(map(stop.__contains__, words)), text[:60]
+        checked += 1
+    assert checked >= 150
 
 
 def test_first_failure_only_gives_the_same_verdict_on_real_text():

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from classifiers import kernels as K
-from classifiers.heuristics.compiled import _flags
-from classifiers.heuristics.textstats import COMPILED_CLASSES
+from classifiers.heuristics.compiled import _flags, _member_table, _scripts
+from classifiers.heuristics.stopwords import STOP_WORDS
+from classifiers.heuristics.textstats import COMPILED_CLASSES, UNSPACED_SCRIPTS
+from classifiers.langid import _NEEDLES
 from classifiers.minhash import MinHasher, MinHashParams, _prepare
 from tests.corpus import dev_sentences_by_language, paragraphs, sample_docs
 
@@ -68,6 +70,17 @@ def test_text_kernels_equal_numba_on_real_text(both, texts):
         assert aot.code_bytes(raw) == jit.code_bytes(raw)
         for min_blob in (16, 64):
             assert aot.data_bytes(raw, min_blob) == jit.data_bytes(raw, min_blob)
+        scripts = _scripts(UNSPACED_SCRIPTS)
+        raw32 = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        assert _same(aot.unspaced_pass(codes, raw32, flags, scripts), jit.unspaced_pass(codes, raw32, flags, scripts))
+        stop = _member_table(STOP_WORDS["en"])
+        assert aot.count_members(a[4], *stop) == jit.count_members(a[4], *stop)
+        t, head = _NEEDLES, text[:2000]
+        data = np.frombuffer(head.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        found = [np.zeros(t.n_words, dtype=np.uint64) for _ in range(2)]
+        for k, words in zip((aot, jit), found):
+            k.needles_present(data, t.pairs, t.first, t.order, t.needles, t.offsets, t.folded, head.isascii(), words)
+        assert _same(*found)
         words = a[4]
         if len(words):
             ks = np.array([1, 2, 3, 4, 5, 6, 8, 10], dtype=np.int64)

@@ -25,6 +25,7 @@ import hashlib
 import numpy as np
 
 from classifiers.kernels import kernels
+from classifiers.text import FNV_OFFSET, FNV_PRIME
 
 SPACE, PUNCT, LETTER, DIGIT, BREAK, MARK, CLOSER, CJK_END = 1, 2, 4, 8, 16, 32, 64, 128
 # what str.splitlines() breaks lines at (all of them whitespace too)
@@ -70,17 +71,54 @@ def _flags(classes: tuple[str, str, str, str]) -> np.ndarray:
 def word_pass(lower: str, classes: tuple[str, str, str, str]) -> tuple:
     """For `lower` (the lower-cased text, no unspaced script) and `classes`
     (textstats.COMPILED_CLASSES: the punctuation stripped from the words' ends, the sentence
-    marks, the closers after them, the CJK full stops): TextStats._word_pass's tuple (tokens,
-    words, words with a letter, total length of the words, the stripped words); its
-    line_word_counts (the words of each non-blank line, as str.splitlines() and str.split()
-    count them; lower-casing moves no whitespace); the words' code points joined by single
-    spaces (UTF-32, what the n-gram kernel reads); and the sentence ends (textstats'
-    _SENTENCE_END_RE and _CJK_SENTENCE_END_RE matches). The words come back joined and are split
-    in Python (no word holds whitespace): one string to decode, not a slice per word."""
+    marks, the closers after them, the CJK full stops): TextStats._word_pass's counts (tokens,
+    words, words with a letter, total length of the words); its line_word_counts (the words of
+    each non-blank line, as str.splitlines() and str.split() count them; lower-casing moves no
+    whitespace); the stripped words' code points joined by single spaces (UTF-32: what the
+    stop-word count and the n-gram kernel read, `split_joined` makes the strings, no word holds
+    whitespace); and the sentence ends (textstats' _SENTENCE_END_RE and _CJK_SENTENCE_END_RE
+    matches)."""
     codes = np.frombuffer(lower.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     n_tokens, n_alpha, n_numbers, total_len, joined, per_line, ends = kernels().word_pass(codes, _flags(classes))
-    words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
-    return (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words), per_line.tolist(), joined, ends
+    return (n_tokens, n_alpha + n_numbers, n_alpha, total_len), per_line.tolist(), joined, ends
+
+
+def split_joined(joined: np.ndarray) -> list[str]:
+    """The words of a pass's `joined` code points (words separated by single spaces)."""
+    return joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
+
+
+def _fnv1a(word: str) -> int:
+    """compiled_kernels.count_members' hash of a word: FNV-1a over its code points, 64 bits."""
+    h = FNV_OFFSET
+    for c in word:
+        h = ((h ^ ord(c)) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+@functools.lru_cache(maxsize=256)
+def _member_table(words: frozenset[str]) -> tuple[np.ndarray, ...]:
+    """(slots, hashes, offsets, codes): `words` (non-empty, no whitespace) as count_members' set."""
+    ordered = sorted(words)
+    hashes = np.array([_fnv1a(w) for w in ordered], dtype=np.uint64)
+    offsets = np.zeros(len(ordered) + 1, dtype=np.int64)
+    np.cumsum([len(w) for w in ordered], out=offsets[1:])
+    codes = np.frombuffer("".join(ordered).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    size = 1 << max(4, (4 * len(ordered) - 1).bit_length())  # at most a quarter full
+    slots = np.full(size, -1, dtype=np.int32)
+    for k, h in enumerate(hashes.tolist()):
+        i = h & (size - 1)
+        while slots[i] >= 0:
+            i = (i + 1) & (size - 1)
+        slots[i] = k
+    return slots, hashes, offsets, codes
+
+
+def count_members(joined: np.ndarray, words: frozenset[str]) -> int:
+    """How many of the words in `joined` (a pass's code points, words separated by single
+    spaces) are in `words`: sum(map(words.__contains__, split_joined(joined))), without making
+    a string per word."""
+    return kernels().count_members(joined, *_member_table(words))
 
 
 def _build_scripts(classes: tuple[str, str, str]) -> np.ndarray:
@@ -109,8 +147,9 @@ def _scripts(classes: tuple[str, str, str]) -> np.ndarray:
 def unspaced_pass(lower: str, text: str, classes: tuple[str, str, str, str], scripts: tuple[str, str, str]) -> tuple:
     """For text with an unspaced script: `lower` (the lower-cased text), `text` (as it is),
     `classes` (textstats.COMPILED_CLASSES) and `scripts` (textstats' _HAN, _KANA, _SEA
-    classes): TextStats._word_pass_python's tuple over `lower`'s _TOKEN_RE tokens (every
-    unspaced-script character a token of its own); then over `text`, the characters of each
+    classes): TextStats._word_pass's counts and the joined words (as `word_pass` returns them)
+    over `lower`'s _TOKEN_RE tokens (every unspaced-script character a token of its own); then
+    over `text`, the characters of each
     script (han, kana, sea), each non-blank line's tokens, unspaced-script characters and
     length (the inputs of line_word_count and line_length), and the sentence ends
     (_sentence_ends_python's count)."""
@@ -120,6 +159,5 @@ def unspaced_pass(lower: str, text: str, classes: tuple[str, str, str, str], scr
     n_tokens, n_alpha, n_numbers, total_len, joined, per_script, tokens, unspaced, lengths, ends = (
         kernels().unspaced_pass(codes, raw, flags, table)
     )
-    words = joined.tobytes().decode("utf-32-le", "surrogatepass").split(" ") if joined.size else []
-    word_pass = (n_tokens, n_alpha + n_numbers, n_alpha, total_len, words)
-    return word_pass, per_script[1:].tolist(), tokens.tolist(), unspaced.tolist(), lengths.tolist(), ends
+    word_pass = (n_tokens, n_alpha + n_numbers, n_alpha, total_len)
+    return word_pass, joined, per_script[1:].tolist(), tokens.tolist(), unspaced.tolist(), lengths.tolist(), ends

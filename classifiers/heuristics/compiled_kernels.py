@@ -9,6 +9,7 @@ import numba
 import numpy as np
 
 from classifiers.heuristics.compiled import BREAK, CJK_END, CLOSER, DIGIT, LETTER, MARK, PUNCT, SPACE
+from classifiers.text import FNV_OFFSET, FNV_PRIME
 
 
 @numba.njit(cache=True, nogil=True)
@@ -323,3 +324,42 @@ def code_bytes(raw):
     if current > longest:
         longest = current
     return longest, alnum
+
+
+# ----------------------------------------------------------------------------- word sets
+
+
+@numba.njit(cache=True, nogil=True)
+def count_members(joined, slots, hashes, offsets, codes):
+    """How many of the words in `joined` (code points, words separated by one space, none empty)
+    are in the set whose words are codes[offsets[k]:offsets[k + 1]] with FNV-1a hashes
+    hashes[k], found through `slots` (open addressing, a power of two long, -1 empty; a word's
+    probe starts at its hash modulo the length and goes on to the next slot)."""
+    n = joined.shape[0]
+    mask = np.uint64(slots.shape[0] - 1)
+    count = 0
+    a = 0
+    while a < n:
+        h = np.uint64(FNV_OFFSET)
+        b = a
+        while b < n and joined[b] != 0x20:
+            h = (h ^ np.uint64(joined[b])) * np.uint64(FNV_PRIME)
+            b += 1
+        i = h & mask
+        while True:
+            k = slots[i]
+            if k < 0:
+                break
+            if hashes[k] == h and offsets[k + 1] - offsets[k] == b - a:
+                s = offsets[k]
+                same = True
+                for t in range(b - a):
+                    if codes[s + t] != joined[a + t]:
+                        same = False
+                        break
+                if same:
+                    count += 1
+                    break
+            i = (i + np.uint64(1)) & mask
+        a = b + 1
+    return count

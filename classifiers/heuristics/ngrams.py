@@ -22,18 +22,21 @@ import numpy as np
 from classifiers.kernels import kernels
 
 
-def ngram_chars(words: list[str], sizes: list[tuple[str, int]], codepoints: np.ndarray | None = None) -> list[float]:
-    """Characters per (kind, size-in-words), in the order of `sizes` (sizes ascending).
-    `words`: non-empty strings without whitespace (TextStats.normalized_words); `codepoints`,
-    where the caller has them, their UTF-32 code points joined by single spaces."""
+def ngram_chars(codepoints: np.ndarray, n_words: int, sizes: list[tuple[str, int]]) -> list[float]:
+    """Characters per (kind, size-in-words), in the order of `sizes` (sizes ascending), of the
+    `n_words` words whose UTF-32 code points `codepoints` holds joined by single spaces (no word
+    empty or holding whitespace: TextStats' normalised words, `TextStats._joined`)."""
     # distinct words share an id with probability ~ words^2 / 2^64, far below the n-gram
     # hash's own; one space between words keeps the positions of their characters apart
-    if not words:
+    if not n_words:
         return [0.0] * len(sizes)
-    if codepoints is None:
-        codepoints = np.frombuffer(" ".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     ks, is_top = _size_arrays(tuple(sizes))
-    return kernels().words_ngram_chars(codepoints, len(words), ks, is_top).tolist()
+    return kernels().words_ngram_chars(codepoints, n_words, ks, is_top).tolist()
+
+
+def joined_words(words: list[str]) -> np.ndarray:
+    """`words` as `ngram_chars` reads them: their code points joined by single spaces."""
+    return np.frombuffer(" ".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 @functools.lru_cache(maxsize=64)

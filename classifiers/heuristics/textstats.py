@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from itertools import compress, filterfalse, repeat
 from operator import not_
 
+import numpy as np
+
 from classifiers.heuristics.lazy import lazy
 from classifiers.heuristics.stopwords import STOP_SUBSTRINGS, STOP_WORDS
 
@@ -202,14 +204,14 @@ class TextStats:
     @lazy
     def unspaced_chars(self) -> int:
         """The unspaced-script characters (_NOSPACE_RE's matches)."""
-        return sum(self._unspaced_pass[1]) if self.has_unspaced_script else 0
+        return sum(self._unspaced_pass[2]) if self.has_unspaced_script else 0
 
     @lazy
     def unspaced_word_units(self) -> float:
         """The unspaced-script characters, expressed in words."""
         if not self.has_unspaced_script:
             return 0.0
-        han, kana, sea = self._unspaced_pass[1]  # _HAN_RE's, _KANA_RE's and _SEA_RE's matches
+        han, kana, sea = self._unspaced_pass[2]  # _HAN_RE's, _KANA_RE's and _SEA_RE's matches
         return han / HAN_CHARS_PER_WORD + kana / KANA_CHARS_PER_WORD + sea / SEA_CHARS_PER_WORD
 
     def _unspaced_chars_python(self) -> tuple[int, int, int]:
@@ -239,7 +241,7 @@ class TextStats:
         tokens and unspaced-script characters: the same expression)."""
         if not self.has_unspaced_script:
             return self._spaced_pass[1]
-        _, _, tokens, unspaced, _, _ = self._unspaced_pass
+        _, _, _, tokens, unspaced, _, _ = self._unspaced_pass
         per_word = self.unspaced_chars_per_word
         return [(t - u) + u / per_word if u else float(t) for t, u in zip(tokens, unspaced)]
 
@@ -254,7 +256,7 @@ class TextStats:
         pass's lengths and counts of unspaced-script characters: the same expression)."""
         if not self.has_unspaced_script:
             return list(map(float, map(len, self.lines)))
-        _, _, _, unspaced, lengths, _ = self._unspaced_pass
+        _, _, _, _, unspaced, lengths, _ = self._unspaced_pass
         weight = LATIN_CHARS_PER_WORD / self.unspaced_chars_per_word
         return [n - u + u * weight for n, u in zip(lengths, unspaced)]
 
@@ -315,7 +317,7 @@ class TextStats:
         if not self.has_unspaced_script:
             n = self._spaced_pass[3]  # the compiled passes count both patterns' matches
         else:
-            n = self._unspaced_pass[5]
+            n = self._unspaced_pass[6]
         if self.language in _EXTRA_TERMINAL:
             n += len(re.findall(r";(?=\s|$)", self.text))
         return n
@@ -342,14 +344,26 @@ class TextStats:
         return self.lower.split()
 
     @lazy
-    def _word_pass(self) -> tuple[int, int, int, int, list[str]]:
+    def _word_pass(self) -> tuple[int, int, int, int]:
         """(spaced tokens, those with a letter or digit = words, words with a letter, total
-        length of the words without surrounding punctuation, normalised words in order).
-        One compiled loop (compiled.py) gives `_word_pass_python`'s answers: over the text's
-        whitespace-delimited tokens, or, for text with an unspaced script, its _TOKEN_RE tokens."""
+        length of the words without surrounding punctuation). One compiled loop (compiled.py)
+        gives `_word_pass_python`'s answers: over the text's whitespace-delimited tokens, or, for
+        text with an unspaced script, its _TOKEN_RE tokens."""
         if not self.has_unspaced_script:
             return self._spaced_pass[0]
         return self._unspaced_pass[0]
+
+    @lazy
+    def _joined(self) -> np.ndarray:
+        """The normalised words' code points joined by single spaces (UTF-32), from the same pass."""
+        if not self.has_unspaced_script:
+            return self._spaced_pass[2]
+        return self._unspaced_pass[1]
+
+    @lazy
+    def n_normalized_words(self) -> int:
+        joined = self._joined
+        return int(np.count_nonzero(joined == 0x20)) + 1 if joined.size else 0
 
     @lazy
     def _spaced_pass(self) -> tuple:
@@ -362,8 +376,8 @@ class TextStats:
 
     @lazy
     def _unspaced_pass(self) -> tuple:
-        """(_word_pass, the characters of each unspaced script, each line's tokens, unspaced-script
-        characters and length, the sentence ends) of text with an unspaced script, in one
+        """(_word_pass, _joined, the characters of each unspaced script, each line's tokens,
+        unspaced-script characters and length, the sentence ends) of text with an unspaced script, in one
         compiled pass over its lower-cased text and one over the text (compiled.unspaced_pass)."""
         from classifiers.heuristics.compiled import unspaced_pass
 
@@ -397,8 +411,10 @@ class TextStats:
     @lazy
     def normalized_words(self) -> list[str]:
         """Lower-cased words without surrounding punctuation (unspaced script: characters);
-        what the stop-word and n-gram rules compare."""
-        return self._word_pass[4]
+        what the stop-word and n-gram rules compare (they read `_joined`, the same words)."""
+        from classifiers.heuristics.compiled import split_joined
+
+        return split_joined(self._joined)
 
     @lazy
     def word_count(self) -> float:
@@ -407,7 +423,7 @@ class TextStats:
 
     @lazy
     def alpha_word_fraction(self) -> float | None:
-        n_tokens, _, n_alpha, _, _ = self._word_pass
+        n_tokens, _, n_alpha, _ = self._word_pass
         units = self.unspaced_word_units
         total = n_tokens + units
         return (n_alpha + units) / total if total else None
@@ -422,7 +438,7 @@ class TextStats:
         paragraphs fall under Gopher's minimum of 3; counted in letters, Korean sits at 6-9,
         like Finnish or Turkish.
         """
-        _, n_words, _, total_len, _ = self._word_pass
+        _, n_words, _, total_len = self._word_pass
         if n_words == 0 or self.unspaced_word_units > n_words:
             return None
         if not self.text.isascii() and _HANGUL_RE.search(self.text):
@@ -435,8 +451,10 @@ class TextStats:
         """Occurrences of the language's stop words; None if we have no list for it."""
         lang = self.language
         words = STOP_WORDS.get(lang)
-        if words is not None:
-            return sum(map(words.__contains__, self.normalized_words))
+        if words is not None:  # sum(map(words.__contains__, self.normalized_words)), compiled
+            from classifiers.heuristics.compiled import count_members
+
+            return count_members(self._joined, words)
         subs = STOP_SUBSTRINGS.get(lang)
         if subs is not None:
             text = self.text
@@ -458,20 +476,21 @@ class TextStats:
     def ngram_size(self, n: int) -> int:
         return max(n, int(n * self.ngram_chars_per_word + 0.5))
 
-    def ngram_words(self, limit: int | None) -> tuple[list[str], float]:
-        """The words the n-gram rules read (the first `limit`), and what one character of
-        theirs is worth as a share of the document: 1 / (the characters of the whole document
-        those words stand for). Fractions are of the document's characters, spaces and
-        punctuation included, as in datatrove's Gopher filter."""
-        words = self.normalized_words
-        if limit is not None and len(words) > limit:
-            words = words[:limit]
-        analysed = sum(map(len, words))
+    def ngram_words(self, limit: int | None) -> tuple[np.ndarray, int, float]:
+        """The words the n-gram rules read (the first `limit`: their code points joined by single
+        spaces, and how many), and what one character of theirs is worth as a share of the
+        document: 1 / (the characters of the whole document those words stand for). Fractions are
+        of the document's characters, spaces and punctuation included, as in datatrove's Gopher
+        filter. (Characters of n words joined: the code points less the n - 1 spaces.)"""
+        joined, n = self._joined, self.n_normalized_words
+        all_chars = joined.size - n + 1 if n else 0
+        if limit is not None and n > limit:
+            cut = int(np.flatnonzero(joined == 0x20)[limit - 1])  # the space after the limit-th word
+            joined, n = joined[:cut], limit
+        analysed = joined.size - n + 1 if n else 0
         if not analysed:
-            return words, 0.0
-        everything = self.normalized_words
-        all_chars = analysed if words is everything else sum(map(len, everything))
-        return words, all_chars / analysed / len(self.text)
+            return joined, n, 0.0
+        return joined, n, all_chars / analysed / len(self.text)
 
     @lazy
     def _ngram_cache(self) -> dict:
@@ -503,19 +522,17 @@ class TextStats:
         result = {("top", n): 0.0 for n in TOP_NGRAM_SIZES}
         result.update({("dup", n): 0.0 for n in DUPLICATE_NGRAM_SIZES})
         self._ngram_cache[limit] = result
-        words, char_share = self.ngram_words(limit)
+        joined, n_words, char_share = self.ngram_words(limit)
         if not char_share:
             return result
         sizes = list(result)
         from classifiers.heuristics.ngrams import ngram_chars  # the compiled kernels: loaded on first use
 
-        # the compiled word pass already holds every word's code points joined by spaces
-        joined = self._spaced_pass[2] if not self.has_unspaced_script and words is self.normalized_words else None
         if self.ngram_chars_per_word == 1.0:  # spaced text: the sizes as named
             in_tokens = sizes
         else:
             in_tokens = [(kind, self.ngram_size(n)) for kind, n in sizes]
-        chars = ngram_chars(words, in_tokens, joined)
+        chars = ngram_chars(joined, n_words, in_tokens)
         for (kind, n), c in zip(sizes, chars):
             result[kind, n] = min(1.0, c * char_share)
         return result
