@@ -30,7 +30,7 @@ from classifiers.heuristics.params import (
     GopherRepetitionParams,
     HeuristicsParams,
 )
-from classifiers.heuristics.rules import CODE_RULE_SETS, STATS_FOR_KIND, TEXT_RULE_SETS, fails
+from classifiers.heuristics.rules import CODE_RULE_SETS, STATS_FOR_KIND, TEXT_RULE_SETS
 from classifiers.heuristics.stopwords import LANGUAGES_WITH_STOP_WORDS
 
 __all__ = [
@@ -104,7 +104,8 @@ def evaluate(
             continue
         value = float(value)
         signals[signal] = value
-        if fails(value, low, high, switch):
+        # fails: on the wrong side of a threshold, or a switched-on signal that is not 0 (rules.py)
+        if (switch and value != 0) or (low is not None and value < low) or (high is not None and value > high):
             failed.append(full_name)
             if first_failure_only:
                 return HeuristicResult(full_name, signals, tuple(failed))

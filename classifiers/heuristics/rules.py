@@ -49,10 +49,6 @@ class Rule:
         return low, high, switch
 
 
-def fails(value: float, low: float | None, high: float | None, switch: bool) -> bool:
-    return (switch and value != 0) or (low is not None and value < low) or (high is not None and value > high)
-
-
 def _share(flags: list[bool] | None) -> float | None:
     return sum(flags) / len(flags) if flags else None
 

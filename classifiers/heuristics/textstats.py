@@ -171,16 +171,12 @@ def _terminal_marks(language: str) -> tuple[str, ...]:
 
 
 def _duplicates(items: Sequence[str]) -> tuple[int, int]:
-    """(number of items equal to an earlier item, total characters of those items)."""
-    seen: set[str] = set()
-    n_dup = dup_chars = 0
-    for item in items:
-        if item in seen:
-            n_dup += 1
-            dup_chars += len(item)
-        else:
-            seen.add(item)
-    return n_dup, dup_chars
+    """(number of items equal to an earlier item, total characters of those items): the items
+    less the distinct ones, and their characters less the distinct ones' (each distinct item's
+    first occurrence is the one not counted). Set and sums in C."""
+    distinct = set(items)
+    n_dup = len(items) - len(distinct)
+    return n_dup, (sum(map(len, items)) - sum(map(len, distinct)) if n_dup else 0)
 
 
 class TextStats:
