@@ -83,17 +83,58 @@ def test_syntax_density_counts_characters_not_bytes(code, prose):
         assert syntax_density(text) == by_characters(text), text[:60]
 
 
+def _whole_code_line():
+    """_CODE_LINE with the alternative that looks_like_code tests without a regex: the definition."""
+    from classifiers.code_detect import _CODE_LINE
+
+    head = _CODE_LINE.pattern.rstrip()
+    assert head.endswith(")")
+    return re.compile(head[:-1] + r"| .*(?:[;{]|\)\s*:|=>|->)\s*$" + "\n)", re.VERBOSE)
+
+
+_WHOLE_CODE_LINE = _whole_code_line()
+
+
+def test_a_line_looks_like_code_as_the_whole_regex_says(code, prose):
+    """looks_like_code (a statement's or block's end tested with rstrip and endswith, then the
+    regex) answers as the one regex with that test as its last alternative: on every line of real
+    code, prose and the benchmark sample, and on ends made to hit the edges (Unicode white space,
+    `)` and `:` apart, a lone `:`, `=>` and `->` and their halves, a line break character)."""
+    from classifiers.code_detect import looks_like_code
+
+    lines = [ln for d in code + bench_docs(60) for ln in d["text"].split("\n")]
+    lines += [ln for t in prose for ln in t.split("\n")]
+    lines += [
+        "x;",
+        "x; \u2003",
+        "f()  :",
+        "f()\u00a0:\x1c",
+        "f() x:",
+        ":",
+        ")",
+        "a =>",
+        "a = >",
+        "a -",
+        "-> \r",
+        "{ \x0b",
+    ]
+    lines += ["", " ", "\u3000;", "(x):y", "g() : # no", "done;\x85", "x =\u2028>"]
+    assert len(lines) > 50_000
+    for line in lines:
+        assert looks_like_code(line) == (_WHOLE_CODE_LINE.match(line) is not None), repr(line[:80])
+
+
 def test_line_share_answers_as_the_share_does(code, prose):
     """LineShare stops scanning where its answer is decided; every answer, asked in any order
     and repeated, is the whole share's comparison: on real code, prose, the benchmark sample and
     texts at the edges (no lines, blank lines only, exactly at a threshold)."""
     import random
 
-    from classifiers.code_detect import _CODE_LINE, MAX_LINES, RULES, LineShare, body_of
+    from classifiers.code_detect import MAX_LINES, RULES, LineShare, body_of
 
     def code_line_share(text):  # the share, scanned whole
         lines = [ln for ln in text.split("\n", MAX_LINES)[:MAX_LINES] if ln.strip()]
-        return sum(1 for ln in lines if _CODE_LINE.match(ln)) / len(lines) if lines else 0.0
+        return sum(1 for ln in lines if _WHOLE_CODE_LINE.match(ln)) / len(lines) if lines else 0.0
 
     thresholds = sorted({r[0] for r in RULES} | {0.0, 0.1, 1.0, 1.5})
     texts = [body_of(d["text"]) for d in code[:60] + bench_docs(30)] + prose[:60]
