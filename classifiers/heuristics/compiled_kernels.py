@@ -35,38 +35,46 @@ def _word_pass(codes, flags):
         a = i
         while i < n and not flags[codes[i]] & SPACE:
             i += 1
-        b = i
         on_line += 1
-        while a < b and flags[codes[a]] & PUNCT:
-            a += 1
-        while b > a and flags[codes[b - 1]] & PUNCT:
-            b -= 1
         n_tokens += 1
-        letter = digit = False
-        for j in range(a, b):
-            f = flags[codes[j]]
-            if f & LETTER:
-                letter = True
-                break
-            if f & DIGIT:
-                digit = True
-        if letter:
+        kind, length, m = _take_token(codes, flags, a, i, out, m)
+        if kind == 1:
             n_alpha += 1
-            total_len += b - a
-        elif digit:
+            total_len += length
+        elif kind == 2:
             n_numbers += 1
-            total_len += b - a
-        if b > a:
-            if m:
-                out[m] = 0x20
-                m += 1
-            for j in range(a, b):
-                out[m] = codes[j]
-                m += 1
+            total_len += length
     if on_line:
         per_line[n_lines] = on_line
         n_lines += 1
     return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines], _sentence_ends(codes, flags)
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_token(codes, flags, a, b, out, m):
+    """The token codes[a:b], stripped of punctuation at both ends: (1 if it holds a letter, 2 if a
+    digit and no letter, else 0; its stripped length; `m` after its code points are appended to
+    `out`, after a space where `out` holds a word already, if anything is left of it)."""
+    while a < b and flags[codes[a]] & PUNCT:
+        a += 1
+    while b > a and flags[codes[b - 1]] & PUNCT:
+        b -= 1
+    kind = 0
+    for j in range(a, b):
+        f = flags[codes[j]]
+        if f & LETTER:
+            kind = 1
+            break
+        if f & DIGIT:
+            kind = 2
+    if b > a:
+        if m:
+            out[m] = 0x20
+            m += 1
+        for j in range(a, b):
+            out[m] = codes[j]
+            m += 1
+    return kind, b - a, m
 
 
 @numba.njit(cache=True, nogil=True)
@@ -138,35 +146,16 @@ def _unspaced_pass(lower, text, flags, script):
             i += 1
             continue
         b, unspaced = _token_end(lower, flags, script, i, n)
-        a = i
+        kind, length, m = _take_token(lower, flags, i, b, out, m)
         i = b
-        while a < b and flags[lower[a]] & PUNCT:
-            a += 1
-        while b > a and flags[lower[b - 1]] & PUNCT:
-            b -= 1
         if not unspaced:
             n_tokens += 1
-            letter = digit = False
-            for j in range(a, b):
-                f = flags[lower[j]]
-                if f & LETTER:
-                    letter = True
-                    break
-                if f & DIGIT:
-                    digit = True
-            if letter:
+            if kind == 1:
                 n_alpha += 1
-                total_len += b - a
-            elif digit:
+                total_len += length
+            elif kind == 2:
                 n_numbers += 1
-                total_len += b - a
-        if b > a:
-            if m:
-                out[m] = 0x20
-                m += 1
-            for j in range(a, b):
-                out[m] = lower[j]
-                m += 1
+                total_len += length
     per_script = np.zeros(4, dtype=np.int64)
     t = text.shape[0]
     line_tokens = np.empty(t // 2 + 1, dtype=np.int64)
