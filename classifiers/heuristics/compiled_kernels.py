@@ -20,8 +20,8 @@ def _word_pass(codes, flags):
     n = codes.shape[0]
     out = np.empty(n, dtype=np.uint32)
     per_line = np.empty(n // 2 + 1, dtype=np.float64)
-    n_tokens = n_alpha = n_numbers = total_len = m = n_lines = 0
-    on_line = 0
+    counts = np.zeros(4, dtype=np.int64)  # tokens, words with a letter, with a digit only, their length
+    m = n_lines = on_line = 0
     i = 0
     while i < n:
         while i < n and flags[codes[i]] & SPACE:
@@ -36,37 +36,37 @@ def _word_pass(codes, flags):
         while i < n and not flags[codes[i]] & SPACE:
             i += 1
         on_line += 1
-        n_tokens += 1
-        kind, length, m = _take_token(codes, flags, a, i, out, m)
-        if kind == 1:
-            n_alpha += 1
-            total_len += length
-        elif kind == 2:
-            n_numbers += 1
-            total_len += length
+        m = _take_token(codes, flags, a, i, out, m, counts, True)
     if on_line:
         per_line[n_lines] = on_line
         n_lines += 1
-    return n_tokens, n_alpha, n_numbers, total_len, out[:m], per_line[:n_lines], _sentence_ends(codes, flags)
+    ends = _sentence_ends(codes, flags)
+    return counts[0], counts[1], counts[2], counts[3], out[:m], per_line[:n_lines], ends
 
 
 @numba.njit(cache=True, nogil=True)
-def _take_token(codes, flags, a, b, out, m):
-    """The token codes[a:b], stripped of punctuation at both ends: (1 if it holds a letter, 2 if a
-    digit and no letter, else 0; its stripped length; `m` after its code points are appended to
-    `out`, after a space where `out` holds a word already, if anything is left of it)."""
+def _take_token(codes, flags, a, b, out, m, counts, count):
+    """The token codes[a:b], stripped of punctuation at both ends: its code points appended to
+    `out` at `m`, after a space where `out` holds a word already (if anything is left of it), and,
+    with `count`, the token counted in `counts` (tokens; words with a letter; words with a digit
+    and no letter; those words' total length). Returns `m` after it."""
     while a < b and flags[codes[a]] & PUNCT:
         a += 1
     while b > a and flags[codes[b - 1]] & PUNCT:
         b -= 1
-    kind = 0
-    for j in range(a, b):
-        f = flags[codes[j]]
-        if f & LETTER:
-            kind = 1
-            break
-        if f & DIGIT:
-            kind = 2
+    if count:
+        kind = 0
+        for j in range(a, b):
+            f = flags[codes[j]]
+            if f & LETTER:
+                kind = 1
+                break
+            if f & DIGIT:
+                kind = 2
+        counts[0] += 1
+        if kind:
+            counts[kind] += 1
+            counts[3] += b - a
     if b > a:
         if m:
             out[m] = 0x20
@@ -74,7 +74,7 @@ def _take_token(codes, flags, a, b, out, m):
         for j in range(a, b):
             out[m] = codes[j]
             m += 1
-    return kind, b - a, m
+    return m
 
 
 @numba.njit(cache=True, nogil=True)
@@ -139,23 +139,15 @@ def _unspaced_pass(lower, text, flags, script):
     length; and the sentence ends."""
     n = lower.shape[0]
     out = np.empty(2 * n, dtype=np.uint32)
-    n_tokens = n_alpha = n_numbers = total_len = m = 0
-    i = 0
+    counts = np.zeros(4, dtype=np.int64)  # spaced tokens, words with a letter, with a digit only, their length
+    m = i = 0
     while i < n:
         if flags[lower[i]] & SPACE:
             i += 1
             continue
         b, unspaced = _token_end(lower, flags, script, i, n)
-        kind, length, m = _take_token(lower, flags, i, b, out, m)
+        m = _take_token(lower, flags, i, b, out, m, counts, not unspaced)
         i = b
-        if not unspaced:
-            n_tokens += 1
-            if kind == 1:
-                n_alpha += 1
-                total_len += length
-            elif kind == 2:
-                n_numbers += 1
-                total_len += length
     per_script = np.zeros(4, dtype=np.int64)
     t = text.shape[0]
     line_tokens = np.empty(t // 2 + 1, dtype=np.int64)
@@ -192,10 +184,10 @@ def _unspaced_pass(lower, text, flags, script):
             n_lines += 1
         s = e + 1
     return (
-        n_tokens,
-        n_alpha,
-        n_numbers,
-        total_len,
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
         out[:m].copy(),
         per_script,
         line_tokens[:n_lines].copy(),
