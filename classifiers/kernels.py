@@ -1,8 +1,9 @@
 """The compiled kernels, compiled ahead of time: `kernels()` returns them.
 
-The heuristics' word pass and code-file counts (`heuristics/compiled_kernels.py`), the n-gram
-kernel (`heuristics/ngram_kernel.py`), MinHash's (`minhash_kernel.py`), Llama 3's token
-counter (`bpe_kernel.py`) and the quality classifier's words (`quality_kernel.py`) are numba
+The heuristics' word passes, stop-word count and code-file counts
+(`heuristics/compiled_kernels.py`), the n-gram kernel (`heuristics/ngram_kernel.py`), MinHash's
+(`minhash_kernel.py`), Llama 3's token counter (`bpe_kernel.py`), the quality classifier's words
+(`quality_kernel.py`) and code detection's keyword pre-filter (`needle_kernel.py`) are numba
 functions.
 Compiled on the fly, or even loaded from numba's own cache, they cost every process that uses
 them ~0.6 s and ~150 MB (numba and LLVM are loaded to link them), and a run has one such
