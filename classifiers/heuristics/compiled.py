@@ -1,5 +1,6 @@
-"""The heuristics' compiled passes: TextStats' word pass for text in spaced scripts, and
-CodeStats' count of literal data and line lengths. Their numba kernels are in compiled_kernels.py
+"""The heuristics' compiled passes: TextStats' word pass (for text in spaced scripts, and its
+counterpart for text with an unspaced script), its stop-word count, and CodeStats' count of
+literal data and line lengths. Their numba kernels are in compiled_kernels.py
 (`classifiers.kernels` compiles them ahead of time); this module holds the Python side.
 
 The word pass: the pure-Python pass (`TextStats._word_pass_python`) splits the lower-cased text on whitespace,
@@ -13,8 +14,12 @@ built from Python's own predicates, so the answers are Python's to the letter:
 - DIGIT: `str.isdecimal()`, the regex class `\\d`;
 - BREAK: where `str.splitlines()` ends a line (the same pass counts each line's words);
 - MARK, CLOSER, CJK_END: the sentence-end patterns' classes (the same pass counts sentences).
-The loop returns the counts and the stripped words joined by spaces; Python splits them (the
-stop-word and n-gram rules compare them as strings).
+The loop returns the counts and the stripped words' code points joined by spaces, which the
+stop-word count (`count_members`: the language's list as a hash table) and the n-gram kernel read
+as they are; `split_joined` makes the strings where a list is wanted. For text with an unspaced
+script (`unspaced_pass`) the tokens are textstats' _TOKEN_RE's, with a per-code-point table of
+the unspaced scripts built by the regexes of their classes, and the same loop measures each
+line (its tokens, unspaced characters and length) as line_word_count and line_length read them.
 """
 
 from __future__ import annotations
@@ -149,10 +154,9 @@ def unspaced_pass(lower: str, text: str, classes: tuple[str, str, str, str], scr
     `classes` (textstats.COMPILED_CLASSES) and `scripts` (textstats' _HAN, _KANA, _SEA
     classes): TextStats._word_pass's counts and the joined words (as `word_pass` returns them)
     over `lower`'s _TOKEN_RE tokens (every unspaced-script character a token of its own); then
-    over `text`, the characters of each
-    script (han, kana, sea), each non-blank line's tokens, unspaced-script characters and
-    length (the inputs of line_word_count and line_length), and the sentence ends
-    (_sentence_ends_python's count)."""
+    over `text`, the characters of each script (han, kana, sea), each non-blank line's tokens,
+    unspaced-script characters and length (the inputs of line_word_count and line_length), and
+    the sentence ends (_sentence_ends_python's count)."""
     flags, table = _flags(classes), _scripts(scripts)
     codes = np.frombuffer(lower.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     raw = codes if lower == text else np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)

@@ -1,5 +1,6 @@
 """The numba kernels of the heuristics' compiled passes (`compiled.py` holds their Python side
-and says what they compute): the word pass over a text's code points, and the code files'
+and says what they compute): the word passes over a text's code points (spaced scripts, and text
+with an unspaced script), the stop-word count over their joined words, and the code files'
 counts over their UTF-8 bytes. Kernels only: `classifiers.kernels` compiles them ahead of time
 (or, where it cannot, imports this module and numba JIT-compiles them)."""
 
