@@ -242,10 +242,8 @@ class _Jit:
 
 @functools.lru_cache(maxsize=1)
 def kernels():
-    """The kernels, by name: word_pass, unspaced_pass, count_members, data_bytes, code_bytes, words_ngram_chars,
-    signatures32, signatures64, bpe_count_batch, bpe_fill_slots, bpe_piece_ends, quality_words,
-    needles_present
-    (see _exports)."""
+    """The kernels, as attributes named as in _exports (word_pass, count_members, bpe_count_batch,
+    needles_present, ...)."""
     try:
         if _target() == "jit":
             return _Jit()
