@@ -3,8 +3,8 @@
 The heuristics' word passes, stop-word count and code-file counts
 (`heuristics/compiled_kernels.py`), the n-gram kernel (`heuristics/ngram_kernel.py`), MinHash's
 (`minhash_kernel.py`), Llama 3's token counter (`bpe_kernel.py`), the quality classifier's words
-(`quality_kernel.py`) and code detection's keyword pre-filter (`needle_kernel.py`) are numba
-functions.
+(`quality_kernel.py`) and prediction (`fasttext_kernel.py`) and code detection's keyword
+pre-filter (`needle_kernel.py`) are numba functions.
 Compiled on the fly, or even loaded from numba's own cache, they cost every process that uses
 them ~0.6 s and ~150 MB (numba and LLVM are loaded to link them), and a run has one such
 process per worker. So they are compiled once per machine, ahead of time (numba.pycc), into
@@ -50,6 +50,7 @@ SOURCES = (  # the kernels' modules, relative to classifiers/
     "bpe_consts.py",
     "quality_kernel.py",
     "needle_kernel.py",
+    "fasttext_kernel.py",
 )
 
 
@@ -122,6 +123,24 @@ def _exports() -> dict:
             ro(t.uint8),
             t.boolean,
             rw(t.uint64),
+        ),
+    )
+    ft = "classifiers.fasttext_kernel"
+    out["ft_vocab_table"] = (ft, "vocab_table", rw(t.int32)(ro(t.uint8), ro(t.int64), t.int64))
+    out["ft_predict_softmax"] = (
+        ft,
+        "predict_softmax",
+        t.Tuple((t.int64, rw(t.float32), rw(t.int64)))(
+            ro(t.uint32),
+            ro(t.int32),
+            ro(t.uint8),
+            ro(t.int64),
+            t.int64,
+            t.int64,
+            t.int64,
+            t.boolean,
+            ro(t.float32, 2),
+            ro(t.float32, 2),
         ),
     )
     bpe = "classifiers.bpe_kernel"

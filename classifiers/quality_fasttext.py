@@ -133,6 +133,11 @@ def normalize(text: str, max_words: int = DistillParams().max_words) -> str:
     """One line of space-separated lower-case tokens, at most `max_words` of them: the words of
     the NFKC-normalised, lower-cased text, each marked character (_split_marks) a token of its
     own (the compiled kernel, classifiers/quality_kernel.py)."""
+    return normalized_codes(text, max_words).tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def normalized_codes(text: str, max_words: int = DistillParams().max_words):
+    """`normalize`'s line as its code points (uint32)."""
     import numpy as np
 
     from classifiers.kernels import kernels
@@ -147,7 +152,7 @@ def normalize(text: str, max_words: int = DistillParams().max_words) -> str:
         codes = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), np.uint32)
         line, more = words(codes, marks, spaces, max_words)
         if more or limit >= len(text):
-            return line.tobytes().decode("utf-32-le", "surrogatepass")
+            return line
         limit *= 4
 
 
@@ -369,21 +374,30 @@ def _load_fasttext(path: str | Path):
     return load_model(path)
 
 
+def _expected(dist: dict[str, float]) -> float:
+    """The expected class of a predicted distribution (0 where it is empty), clipped to 0..5."""
+    mass = sum(dist.values())
+    expected = sum(int(k) * p for k, p in dist.items()) / mass if mass > 0 else 0.0
+    return min(5.0, max(0.0, expected))
+
+
 def _expected_scores(model, lines: list[str]) -> list[tuple[float, dict[str, float]]]:
     labels, probs = model.predict(lines, k=-1)
     out = []
     for labs, ps in zip(labels, probs):
         dist = {lab[len(LABEL_PREFIX) :]: float(p) for lab, p in zip(labs, ps)}
-        mass = sum(dist.values())
-        expected = sum(int(k) * p for k, p in dist.items()) / mass if mass > 0 else 0.0
-        out.append((min(5.0, max(0.0, expected)), dist))
+        out.append((_expected(dist), dist))
     return out
 
 
 class FastTextQualityScorer:
-    """The distilled classifier behind the same Scorer interface as the judge."""
+    """The distilled classifier behind the same Scorer interface as the judge. A model that
+    `curate distill` trains is predicted by the compiled predictor (classifiers/fasttext_model.py,
+    the same probabilities as fastText's), any other fastText model by fastText."""
 
     def __init__(self, model_path: str | Path, max_words: int | None = None) -> None:
+        from classifiers.fasttext_model import SoftmaxModel
+
         self.model_path = Path(model_path)
         if max_words is None:
             # The classifier reads what it was trained on: max_words from its report.
@@ -392,19 +406,40 @@ class FastTextQualityScorer:
             if report.is_file():
                 max_words = json.loads(report.read_text())["params"]["max_words"]
         self.max_words = max_words
-        self._model = _load_fasttext(self.model_path)
+        self._compiled = SoftmaxModel.load(self.model_path)
+        self._model = None if self._compiled is not None else _load_fasttext(self.model_path)
+        self._closed = False
 
     def score(self, texts: list[str]) -> list[QualityResult]:
-        if self._model is None:
+        if self._closed:
             raise RuntimeError("FastTextQualityScorer is closed")
-        lines = [normalize(t, self.max_words) for t in texts]
+        if self._compiled is None:
+            lines = [normalize(t, self.max_words) for t in texts]
+            scored = _expected_scores(self._model, lines)
+        else:
+            scored = [self._predict(normalized_codes(t, self.max_words)) for t in texts]
         return [
             QualityResult(score=s, candidate_mass=sum(dist.values()), probabilities=dist, flag=None)
-            for s, dist in _expected_scores(self._model, lines)
+            for s, dist in scored
         ]
 
+    def _predict(self, codes) -> tuple[float, dict[str, float]]:
+        from classifiers import fasttext_kernel as fk
+
+        outcome, probs, order = self._compiled.predict(codes)
+        if outcome == fk.OK:
+            ps, names = probs.tolist(), self._compiled.labels
+            dist = {names[i]: ps[i] for i in order.tolist()}
+            return _expected(dist), dist
+        if outcome == fk.NO_WORDS:
+            return 0.0, {}
+        if self._model is None:  # a surrogate: fastText's own error
+            self._model = _load_fasttext(self.model_path)
+        return _expected_scores(self._model, [codes.tobytes().decode("utf-32-le", "surrogatepass")])[0]
+
     def close(self) -> None:
-        self._model = None
+        self._closed = True
+        self._compiled = self._model = None
 
     def __enter__(self) -> FastTextQualityScorer:
         return self

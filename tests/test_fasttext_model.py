@@ -1,0 +1,199 @@
+"""The compiled predictor of the distilled quality classifier (classifiers/fasttext_model.py and
+fasttext_kernel.py) against fastText's own predict: every probability bit-identical and in
+fastText's order, on real text in every language of the language-ID sample, code and prose, and
+on lines written to hit each rule of fastText's reading (separators, the line's end, labels,
+bytes above 127); models it does not compute exactly go to fastText."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from classifiers import fasttext_kernel as fk
+from classifiers.fasttext_model import SoftmaxModel
+from classifiers.fasttext_quiet import fasttext_module
+from classifiers.quality_fasttext import (
+    DistillParams,
+    FastTextQualityScorer,
+    _expected_scores,
+    normalize,
+    score_class,
+)
+from tests.corpus import dev_sentences_by_language, sample_docs
+
+
+def proxy_score(text: str) -> float:
+    """PROXY label (not a judge): 5 x share of purely alphabetic words."""
+    words = text.split()
+    return 5.0 * sum(w.isalpha() for w in words) / len(words) if words else 0.0
+
+
+@functools.lru_cache(maxsize=1)
+def _texts() -> tuple[str, ...]:
+    docs = [d["text"] for d in sample_docs()]
+    for sentences in dev_sentences_by_language(per_language=20).values():
+        docs += [" ".join(sentences[i : i + 5]) for i in range(0, 20, 5)]
+    return tuple(docs)
+
+
+def _train(path, texts, **kwargs):
+    """A fastText model trained on the texts' normalised lines, the proxy's classes as labels."""
+    train_file = path.with_suffix(".txt")
+    train_file.write_text(
+        "".join(f"__label__{score_class(proxy_score(t))} {normalize(t)}\n" for t in texts), encoding="utf-8"
+    )
+    fasttext_module().train_supervised(input=str(train_file), verbose=0, thread=1, seed=0, **kwargs).save_model(
+        str(path)
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def product_model(tmp_path_factory):
+    """Trained as `curate distill` trains (its default knobs, softmax), on real text."""
+    p = DistillParams()
+    path = tmp_path_factory.mktemp("ft") / "quality.bin"
+    return _train(
+        path, _texts(), epoch=p.epochs, lr=p.learning_rate, wordNgrams=p.word_ngrams, dim=p.dim,
+        minCount=p.min_count, bucket=p.buckets, loss="softmax",
+    )  # fmt: skip
+
+
+def _fasttext(path):
+    return fasttext_module().load_model(str(path))
+
+
+def _as_fasttext(model, line: str) -> list[tuple[str, np.float32]]:
+    """fastText's answer for one line, read as its Python wrapper reads it (the line then its end)."""
+    labels, probs = model.f.multilinePredict([line + "\n"], -1, 0.0, "strict")
+    return [(lab.removeprefix("__label__"), p) for lab, p in zip(labels[0], probs[0])]
+
+
+def _as_compiled(compiled: SoftmaxModel, line: str) -> list[tuple[str, np.float32]]:
+    outcome, probs, order = compiled.predict(np.frombuffer(line.encode("utf-32-le"), np.uint32))
+    if outcome == fk.NO_WORDS:
+        return []
+    assert outcome == fk.OK
+    return [(compiled.labels[i], probs[i]) for i in order]
+
+
+def test_the_scorer_gives_fastTexts_scores_and_distributions_on_real_text(product_model):
+    texts = _texts()
+    assert len(texts) > 700
+    scorer = FastTextQualityScorer(product_model)
+    assert scorer._compiled is not None and scorer._model is None
+    got = scorer.score(list(texts))
+    want = _expected_scores(_fasttext(product_model), [normalize(t) for t in texts])
+    assert len({len(r.probabilities) for r in got}) == 1 and len(got[0].probabilities) >= 4  # several classes
+    for text, r, (score, dist) in zip(texts, got, want):
+        # the same floats in the same order (the scores and masses are sums in that order)
+        assert (r.score, list(r.probabilities.items())) == (score, list(dist.items())), text[:80]
+    assert scorer._model is None  # no line needed fastText
+
+
+EDGE_LINES = [
+    "",
+    " ",
+    "\t \x0b\x0c\r",
+    "the a of",
+    "the\ta\x00of\rto and",  # fastText's other separators
+    "the of </s> and to",  # fastText stops reading at a `</s>` token
+    "</s>",
+    "the of\nand to the",  # and at a line break
+    "__label__0 the __label__zz of",  # labels, known and unknown, are not words
+    "__label__ the",
+    "é ü ß ñ ç ø å",  # bytes above 127 (sign-extended in fastText's hash)
+    "日 本 語 の 文 章 で す",
+    "😀 🎉 𝔘𝔫𝔦 the",  # four-byte UTF-8
+    "word " * 3000,
+    "x" * 10000,
+    "unknownwordxyz anotherunknownqq",
+]
+
+
+def test_fastTexts_reading_of_a_line_rule_by_rule(product_model):
+    compiled, model = SoftmaxModel.load(product_model), _fasttext(product_model)
+    lines = EDGE_LINES + [normalize(t) for t in _texts()[:50]]
+    for line in lines:
+        assert _as_compiled(compiled, line) == _as_fasttext(model, line), repr(line[:60])
+    # the input rows themselves: the words (the line's end last), then the bigram buckets
+    codes = np.frombuffer("the of </s> and".encode("utf-32-le"), np.uint32)
+    rows = fk.line_input(codes, compiled.table, compiled.blob, compiled.offsets, compiled.nwords,
+                         compiled.bucket, compiled.ngrams, compiled.pruned)  # fmt: skip
+    ids = [model.get_word_id(w) for w in ("the", "of", "</s>")]
+    assert rows[:3].tolist() == ids and len(rows) == 3 + 2
+
+
+def test_a_surrogate_is_refused_as_fastText_refuses_it(product_model):
+    compiled = SoftmaxModel.load(product_model)
+    assert compiled.predict(np.array([ord("a"), 0xD800], np.uint32))[0] == fk.SURROGATE
+    scorer = FastTextQualityScorer(product_model)
+    with pytest.raises((TypeError, UnicodeError)):  # as the fastText path did (readers quarantine these)
+        scorer.score(["a \ud800 b"])
+
+
+def test_equal_probabilities_come_in_fastTexts_order(product_model, tmp_path):
+    # Labels with the same output row have equal probabilities on every line; fastText's heap
+    # (libstdc++'s push_heap and sort_heap) decides their order, and the kernel follows it.
+    compiled = SoftmaxModel.load(product_model)
+    nlabels, dim = compiled.output.shape
+    texts = list(_texts()[:200])
+    for tied in ([0, 1], [1, 2, 3], [0, 2, 4], list(range(nlabels))):
+        path = tmp_path / f"tied-{len(tied)}-{tied[0]}.bin"
+        shutil.copy(product_model, path)
+        with open(path, "r+b") as f:
+            f.seek(-nlabels * dim * 4, 2)
+            rows = np.frombuffer(f.read(), np.float32).reshape(nlabels, dim).copy()
+            rows[tied] = rows[tied[0]]
+            f.seek(-nlabels * dim * 4, 2)
+            f.write(rows.tobytes())
+        scorer = FastTextQualityScorer(path)
+        got = scorer.score(texts)
+        want = _expected_scores(_fasttext(path), [normalize(t) for t in texts])
+        assert [(r.score, list(r.probabilities.items())) for r in got] == [(s, list(d.items())) for s, d in want]
+        assert scorer._model is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"loss": "hs"},
+        {"loss": "ova"},
+        {"loss": "softmax", "minn": 2, "maxn": 4},  # subwords
+        "quantised",
+    ],
+    ids=["hierarchical-softmax", "one-vs-all", "subwords", "quantised"],
+)
+def test_models_it_does_not_compute_are_predicted_by_fastText(kwargs, tmp_path):
+    texts = list(_texts()[:300])
+    path = tmp_path / "other.bin"
+    small = {"dim": 16, "bucket": 20_000, "wordNgrams": 2, "epoch": 5}
+    if kwargs == "quantised":
+        _train(path, texts, **small)
+        model = _fasttext(path)
+        model.quantize(input=None, retrain=False, cutoff=0, qnorm=True)
+        path = tmp_path / "other.ftz"
+        model.save_model(str(path))
+    else:
+        _train(path, texts, **small, **kwargs)
+    assert SoftmaxModel.load(path) is None
+    scorer = FastTextQualityScorer(path)
+    assert scorer._compiled is None
+    got = scorer.score(texts[:30])
+    want = _expected_scores(_fasttext(path), [normalize(t) for t in texts[:30]])
+    assert [(r.score, r.probabilities) for r in got] == list(want)
+
+
+def test_a_file_that_is_not_a_model_is_not_read_as_one(tmp_path, product_model):
+    for name, data in (
+        ("empty.bin", b""),
+        ("text.bin", b"not a model at all\n" * 10),
+        ("cut.bin", product_model.read_bytes()[:100_000]),
+        ("version.bin", struct.pack("<2i", 793712314, 11) + product_model.read_bytes()[8:200]),
+    ):
+        (tmp_path / name).write_bytes(data)
+        assert SoftmaxModel.load(tmp_path / name) is None, name
