@@ -20,6 +20,7 @@ from numba import njit
 FT_OFFSET, FT_PRIME, FT_NGRAM = 2166136261, 16777619, 116049371
 # predict's outcome (the first value `predict_softmax` returns)
 OK, NO_WORDS, SURROGATE = 0, 1, 2
+SOFTMAX_TREE = np.zeros((0, 2), np.int32)  # `tree` of a softmax model: none
 
 _LABEL = np.frombuffer(b"__label__", np.uint8)  # a token that starts so is a label, not a word
 _EOS = np.frombuffer(b"</s>", np.uint8)  # the token fastText reads at a line's end
@@ -30,11 +31,17 @@ def ft_hash(data, start, end):
     """fastText's hash of data[start:end] (a uint64 holding 32 bits)."""
     h = np.uint64(FT_OFFSET)
     for i in range(start, end):
-        b = np.uint64(data[i])
-        if b >= 128:
-            b |= np.uint64(0xFFFFFF00)
-        h = ((h ^ b) * np.uint64(FT_PRIME)) & np.uint64(0xFFFFFFFF)
+        h = _hash_step(h, data[i])
     return h
+
+
+@njit(cache=True)
+def _hash_step(h, byte):
+    """ft_hash's step: one byte, sign-extended to 32 bits."""
+    b = np.uint64(byte)
+    if b >= 128:
+        b |= np.uint64(0xFFFFFF00)
+    return ((h ^ b) * np.uint64(FT_PRIME)) & np.uint64(0xFFFFFFFF)
 
 
 @njit(cache=True)
@@ -123,12 +130,86 @@ def _is_delimiter(b):
 
 
 @njit(cache=True)
-def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, pruned):
+def _push_hash(rows, nr, h, nwords, prune_mode, prune):
+    """Dictionary::pushHash: bucket h as row nwords + h, through the pruning map where the model
+    was pruned (prune_mode 1: kept buckets only, renumbered; `prune` as prune_table makes it),
+    none at all where prune_mode is 0."""
+    if prune_mode == 0:
+        return nr
+    if prune_mode == 1:
+        if not (prune[1 + (h >> 6)] >> (h & 63)) & 1:
+            return nr
+        words = prune[0]
+        mask = np.uint64(prune.size - 1 - words - 1)
+        slot = np.uint64(h) & mask
+        while True:
+            e = prune[1 + words + slot]
+            if e < 0:
+                return nr
+            if (e >> 32) == h:
+                h = e & 0xFFFFFFFF
+                break
+            slot = (slot + np.uint64(1)) & mask
+    rows[nr] = nwords + h
+    return nr + 1
+
+
+@njit(cache=True)
+def prune_table(keys, values, bucket):
+    """pruneidx (bucket -> kept row) for _push_hash: [W, W words of a bitmap of the kept buckets
+    (bucket bits), then an open-addressing table of key << 32 | value, -1 where empty]."""
+    words = (bucket + 63) // 64
+    size = 1
+    while size < 2 * keys.size + 2:
+        size *= 2
+    out = np.full(1 + words + size, -1, np.int64)
+    out[0] = words
+    out[1 : 1 + words] = 0
+    mask = np.uint64(size - 1)
+    for k in range(keys.size):
+        key = np.int64(keys[k])
+        if 0 <= key < bucket:
+            out[1 + (key >> 6)] |= np.int64(1) << (key & 63)
+        slot = np.uint64(key) & mask
+        while out[1 + words + slot] >= 0:
+            slot = (slot + np.uint64(1)) & mask
+        out[1 + words + slot] = key << 32 | np.int64(values[k])
+    return out
+
+
+@njit(cache=True)
+def _subwords(data, start, end, minn, maxn, bucket, rows, nr, nwords, prune_mode, prune, scratch):
+    """Dictionary::computeSubwords of the word data[start:end] between `<` and `>`: each n-gram of
+    minn..maxn characters (UTF-8 sequences kept whole; not a lone `<` or `>`), hashed (each
+    n-gram's hash carried on from the one a character shorter), mod bucket."""
+    w = end - start + 2
+    scratch[0] = 60
+    scratch[1 : w - 1] = data[start:end]
+    scratch[w - 1] = 62
+    for i in range(w):
+        if (scratch[i] & 0xC0) == 0x80:
+            continue
+        j, n = i, 1
+        h = np.uint64(FT_OFFSET)
+        while j < w and n <= maxn:
+            h = _hash_step(h, scratch[j])
+            j += 1
+            while j < w and (scratch[j] & 0xC0) == 0x80:
+                h = _hash_step(h, scratch[j])
+                j += 1
+            if n >= minn and not (n == 1 and (i == 0 or j == w)):
+                nr = _push_hash(rows, nr, np.int64(h % np.uint64(bucket)), nwords, prune_mode, prune)
+            n += 1
+    return nr
+
+
+@njit(cache=True)
+def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune):
     """The model's input rows for one line (its code points), as Dictionary::getLine makes them:
-    each in-vocabulary word's id in order (the line's end, `</s>`, last), then every word n-gram
-    (2..ngrams words, each word's hash sign-extended and chained) as nwords + hash % bucket;
-    none where the dictionary's pruneidx_size is 0 (`pruned`). Only the text before a line
-    break is read, as fastText reads one line. None at a surrogate."""
+    per word in order (the line's end, `</s>`, last) its id if in the vocabulary and its
+    character n-grams (maxn > 0; not for `</s>`), then every word n-gram (2..ngrams words, each
+    word's hash sign-extended and chained); n-grams as nwords + hash % bucket (_push_hash). Only
+    the text before a line break is read, as fastText reads one line. None at a surrogate."""
     data = _utf8(codes, _EOS)
     if data is None:
         return None
@@ -138,8 +219,10 @@ def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, pruned):
             data[i : i + _EOS.size] = _EOS
             n = i
             break
-    rows = np.empty((n // 2 + 2) * max(ngrams, 1), np.int64)
-    hashes = np.empty(n // 2 + 2, np.int64)
+    ntok = n // 2 + 2
+    rows = np.empty(ntok * max(ngrams, 1) + (n + 2 * ntok) * max(maxn, 0), np.int64)
+    hashes = np.empty(ntok, np.int64)
+    scratch = np.empty(n + 2 + _EOS.size, np.uint8)
     nr, nh, i = 0, 0, 0
     end = n + _EOS.size
     while i < end:
@@ -156,104 +239,209 @@ def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, pruned):
         wid = _find(data, start, i, h, table, blob, offsets)
         if wid >= 0:
             word = wid < nwords
-        else:  # out of the vocabulary: a label if it looks like one, else a word without a row
+        else:  # out of the vocabulary: a label if it looks like one
             word = not _starts(data, start, i, _LABEL)
+        eos = i - start == _EOS.size and _starts(data, start, i, _EOS)
         if word:
             if wid >= 0:
                 rows[nr] = wid
                 nr += 1
+            if maxn > 0 and not eos:
+                nr = _subwords(data, start, i, minn, maxn, bucket, rows, nr, nwords, prune_mode, prune, scratch)
             hashes[nh] = np.int64(np.int32(np.uint32(h)))  # kept as an int32, as fastText keeps it
             nh += 1
-        if i - start == _EOS.size and _starts(data, start, i, _EOS):
+        if eos:
             break  # the line's end, or the same word in the text: fastText stops reading there
-    if not pruned:
-        for a in range(nh):
-            h = np.uint64(hashes[a])
-            for b in range(a + 1, min(nh, a + ngrams)):
-                h = h * np.uint64(FT_NGRAM) + np.uint64(hashes[b])
-                rows[nr] = nwords + np.int64(h % np.uint64(bucket))
-                nr += 1
+    for a in range(nh):
+        h = np.uint64(hashes[a])
+        for b in range(a + 1, min(nh, a + ngrams)):
+            h = h * np.uint64(FT_NGRAM) + np.uint64(hashes[b])
+            nr = _push_hash(rows, nr, np.int64(h % np.uint64(bucket)), nwords, prune_mode, prune)
     return rows[:nr]
 
 
 @njit(cache=True)
-def predict_softmax(codes, table, blob, offsets, nwords, bucket, ngrams, pruned, inp, out):
-    """(outcome, probabilities by label id, label ids in fastText's order): fastText's predict
-    with every label (k=-1, threshold 0) of a softmax model, the probabilities as its Python
-    binding returns them (exp(log(p + 1e-5))), ordered as its heap orders them (by that log,
-    highest first). Outcome NO_WORDS where the line has no input row (fastText predicts
-    nothing), SURROGATE where a code point is one (fastText's binding refuses the text)."""
-    nlabels, dim = out.shape
-    probs = np.zeros(nlabels, np.float32)
-    order = np.arange(nlabels)
-    rows = line_input(codes, table, blob, offsets, nwords, bucket, ngrams, pruned)
-    if rows is None:
-        return SURROGATE, probs, order
-    if rows.size == 0:
-        return NO_WORDS, probs, order
-    hidden = np.zeros(dim, np.float32)
-    for r in rows:  # Model::computeHidden: the rows' sum, in order, times 1 / count
-        for j in range(dim):
-            hidden[j] += inp[r, j]
-    scale = np.float32(1.0 / rows.size)
-    for j in range(dim):
-        hidden[j] *= scale
-    output = np.empty(nlabels, np.float32)
-    for i in range(nlabels):  # DenseMatrix::dotRow
-        d = np.float32(0.0)
-        for j in range(dim):
-            d += out[i, j] * hidden[j]
-        output[i] = d
-    top = output[0]  # SoftmaxLoss::computeOutput
-    for i in range(nlabels):
-        top = max(output[i], top)
-    z = np.float32(0.0)
-    for i in range(nlabels):
-        output[i] = np.float32(math.exp(np.float64(output[i] - top)))
-        z += output[i]
-    for i in range(nlabels):
-        output[i] /= z
-    logs = np.empty(nlabels, np.float32)
-    for i in range(nlabels):  # Loss::findKBest's log, the binding's exp
-        logs[i] = np.float32(math.log(np.float64(output[i]) + 1e-5))
-        probs[i] = np.float32(math.exp(logs[i]))
-    return OK, probs, _heap_order(logs)
+def _std_log(x):
+    """fastText's std_log: log(x + 1e-5) in double, returned as a float32."""
+    return np.float32(math.log(np.float64(x) + 1e-5))
 
 
 @njit(cache=True)
-def _heap_order(logs):
-    """The label ids in the order fastText returns them. Loss::findKBest pushes each (log, id) on a
-    heap (std::push_heap; comparePairs orders by log, greater first) and Loss::predict sorts it
-    (std::sort_heap): libstdc++'s algorithms, step by step, so that equal logs (common: a label
-    whose probability is far under the 1e-5 added before the log) come out as in fastText."""
-    n = logs.size
-    key = np.empty(n, np.float32)
-    ids = np.empty(n, np.int64)
-    for i in range(n):  # std::push_heap of element i
-        _sift_up(key, ids, i, 0, logs[i], i)
-    last = n
-    while last > 1:  # std::sort_heap: __pop_heap(first, last - 1, last - 1) until one is left
-        last -= 1
-        value, value_id = key[last], ids[last]
-        key[last], ids[last] = key[0], ids[0]
-        hole, child = 0, 0  # std::__adjust_heap(first, 0, last, value)
-        while child < (last - 1) // 2:
-            child = 2 * (child + 1)
-            if key[child] > key[child - 1]:
-                child -= 1
-            key[hole], ids[hole] = key[child], ids[child]
-            hole = child
-        if last % 2 == 0 and child == (last - 2) // 2:
-            child = 2 * (child + 1)
-            key[hole], ids[hole] = key[child - 1], ids[child - 1]
-            hole = child - 1
-        _sift_up(key, ids, hole, 0, value, value_id)
-    return ids
+def _dot(out, row, hidden):
+    """DenseMatrix::dotRow: a float32 sum, in order."""
+    d = np.float32(0.0)
+    for j in range(hidden.size):
+        d += out[row, j] * hidden[j]
+    return d
+
+
+@njit(cache=True)
+def _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids):
+    """Model::computeHidden: the rows' sum, in order, times 1 / count. Rows of the dense input
+    matrix, or (`dense` empty) of the quantised one: ProductQuantizer::addcode of the row's
+    nsubq codes, each centroid times the row's norm (QuantMatrix, qnorm: the norm's own
+    one-dimensional centroid; else 1)."""
+    if dense.shape[0] > 0:
+        dim = dense.shape[1]
+        hidden = np.zeros(dim, np.float32)
+        for r in rows:
+            for j in range(dim):
+                hidden[j] += dense[r, j]
+    else:
+        dim = (nsubq - 1) * dsub + lastdsub
+        hidden = np.zeros(dim, np.float32)
+        ksub = 256
+        for r in rows:
+            alpha = norm_centroids[norm_codes[r]] if norm_codes.size > 0 else np.float32(1.0)
+            for m in range(nsubq):
+                code = np.int64(qcodes[nsubq * r + m])
+                if m == nsubq - 1:
+                    at, d = m * ksub * dsub + code * lastdsub, lastdsub
+                else:
+                    at, d = (m * ksub + code) * dsub, dsub
+                for t in range(d):
+                    hidden[m * dsub + t] += alpha * centroids[at + t]
+    scale = np.float32(1.0 / rows.size)
+    for j in range(hidden.size):
+        hidden[j] *= scale
+    return hidden
+
+
+@njit(cache=True)
+def predict_batch(
+    codes, starts, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune,
+    dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids,
+    out, tree, k, threshold,
+):  # fmt: skip
+    """fastText's predict (top k, probabilities at or above threshold) of each line
+    codes[starts[i]:starts[i + 1]]: (outcome, probabilities, label ids, how many) per line, the
+    probabilities as its Python binding returns them (exp of the summed logs) in its heap's order.
+    Softmax where `tree` is empty, else hierarchical softmax over the tree (left, right per node).
+    Outcome NO_WORDS where a line has no input row (fastText predicts nothing), SURROGATE where
+    one of its code points is one (fastText's binding refuses the text)."""
+    lines = starts.size - 1
+    nlabels = out.shape[0] if tree.shape[0] == 0 else (tree.shape[0] + 1) // 2
+    k = nlabels if k < 0 else min(k, nlabels)
+    outcome = np.zeros(lines, np.int64)
+    probs = np.zeros((lines, k), np.float32)
+    ids = np.zeros((lines, k), np.int64)
+    count = np.zeros(lines, np.int64)
+    key = np.empty(k + 1, np.float32)
+    kid = np.empty(k + 1, np.int64)
+    stack = np.empty(max(tree.shape[0], 1), np.int64)
+    scores = np.empty(max(tree.shape[0], 1), np.float32)
+    thr = np.float32(threshold)
+    floor = _std_log(thr)
+    for line in range(lines):
+        rows = line_input(
+            codes[starts[line] : starts[line + 1]],
+            table,
+            blob,
+            offsets,
+            nwords,
+            bucket,
+            ngrams,
+            minn,
+            maxn,
+            prune_mode,
+            prune,
+        )
+        if rows is None:
+            outcome[line] = SURROGATE
+            continue
+        if rows.size == 0:
+            outcome[line] = NO_WORDS
+            continue
+        hidden = _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids)
+        size = 0
+        if tree.shape[0] == 0:  # SoftmaxLoss::computeOutput, then Loss::findKBest
+            output = np.empty(nlabels, np.float32)
+            for i in range(nlabels):
+                output[i] = _dot(out, i, hidden)
+            top = output[0]
+            for i in range(nlabels):
+                top = max(output[i], top)
+            z = np.float32(0.0)
+            for i in range(nlabels):
+                output[i] = np.float32(math.exp(np.float64(output[i] - top)))
+                z += output[i]
+            for i in range(nlabels):
+                output[i] /= z
+            for i in range(nlabels):
+                if output[i] < thr:
+                    continue
+                lp = _std_log(output[i])
+                if size == k and lp < key[0]:
+                    continue
+                size = _heap_push(key, kid, size, lp, i, k)
+        else:  # HierarchicalSoftmaxLoss::dfs from the root, left child first
+            depth = 1
+            stack[0], scores[0] = tree.shape[0] - 1, np.float32(0.0)
+            while depth > 0:
+                depth -= 1
+                node, score = stack[depth], scores[depth]
+                if score < floor or (size == k and score < key[0]):
+                    continue
+                if tree[node, 0] == -1 and tree[node, 1] == -1:
+                    size = _heap_push(key, kid, size, score, node, k)
+                    continue
+                f = _dot(out, node - nlabels, hidden)
+                f = np.float32(1.0 / np.float64(np.float32(1) + np.float32(math.exp(-f))))
+                stack[depth], scores[depth] = tree[node, 1], score + _std_log(f)
+                stack[depth + 1], scores[depth + 1] = tree[node, 0], score + _std_log(np.float32(1.0 - np.float64(f)))
+                depth += 2
+        _sort_heap(key, kid, size)
+        count[line] = size
+        for i in range(size):
+            probs[line, i] = np.float32(math.exp(key[i]))
+            ids[line, i] = kid[i]
+    return outcome, probs, ids, count
+
+
+@njit(cache=True)
+def _heap_push(key, ids, size, value, value_id, k):
+    """Loss::findKBest's step: std::push_heap of (value, id) (comparePairs: greater first, so the
+    top is the smallest), then std::pop_heap of the smallest where more than k are held."""
+    _sift_up(key, ids, size, 0, value, value_id)
+    size += 1
+    if size > k:
+        _pop_heap(key, ids, size)
+        size -= 1
+    return size
+
+
+@njit(cache=True)
+def _sort_heap(key, ids, size):
+    """std::sort_heap: pop the top to the end until one is left (greatest value first after)."""
+    while size > 1:
+        _pop_heap(key, ids, size)
+        size -= 1
+
+
+@njit(cache=True)
+def _pop_heap(key, ids, size):
+    """libstdc++'s std::__pop_heap: the top to position size - 1, the rest a heap again
+    (std::__adjust_heap from the root with the last element)."""
+    last = size - 1
+    value, value_id = key[last], ids[last]
+    key[last], ids[last] = key[0], ids[0]
+    hole, child = 0, 0
+    while child < (last - 1) // 2:
+        child = 2 * (child + 1)
+        if key[child] > key[child - 1]:
+            child -= 1
+        key[hole], ids[hole] = key[child], ids[child]
+        hole = child
+    if last % 2 == 0 and child == (last - 2) // 2:
+        child = 2 * (child + 1)
+        key[hole], ids[hole] = key[child - 1], ids[child - 1]
+        hole = child - 1
+    _sift_up(key, ids, hole, 0, value, value_id)
 
 
 @njit(cache=True)
 def _sift_up(key, ids, hole, top, value, value_id):
-    """libstdc++'s std::__push_heap: move `value` up from `hole` while its parent's log is greater."""
+    """libstdc++'s std::__push_heap: move `value` up from `hole` while its parent's is greater."""
     while hole > top:
         parent = (hole - 1) // 2
         if not key[parent] > value:

@@ -1,19 +1,24 @@
-"""The distilled quality classifier's prediction, compiled: a fastText model file read directly
-(its dictionary, and its two matrices mapped from the file, not copied) and predicted by
-`classifiers/fasttext_kernel.py` with fastText's own arithmetic, so every probability is the one
-fastText returns, bit for bit, about 1.5x faster than its predict (no text stream, no string per
-word) and straight from the normalised line's code points.
+"""fastText's supervised predict, compiled: a model file read directly (its dictionary, its
+matrices mapped from the file, not copied) and predicted by `classifiers/fasttext_kernel.py` with
+fastText's own arithmetic, so every probability is the one fastText returns, bit for bit, and in
+its order, without its text stream and a string per word and n-gram. Used for the language-ID
+model (lid.176.ftz: quantised, hierarchical softmax, character n-grams) and the distilled quality
+classifier (dense, softmax, word bigrams).
 
-What it reads is what `curate distill` trains: a supervised model (file format version 12, the
-one fastText 0.9 writes), softmax loss, dense matrices, no subword n-grams (minn/maxn 0).
-`SoftmaxModel.load` returns None for any other model (quantised .ftz, hierarchical softmax,
-one-vs-all, subwords), and the scorer then predicts with fastText itself.
+`load_predictor(path)` returns a `FastTextModel` where the file is one it computes exactly: a
+supervised model in the format fastText 0.9 writes (version 12), softmax or hierarchical-softmax
+loss, a dense or product-quantised input matrix (with or without quantised norms, pruned or
+not), a dense output matrix; else fastText's own model (one-vs-all or negative-sampling loss,
+a quantised output matrix, older files). Both answer `predict(texts, k, threshold)` and
+`get_labels()` as fastText's Python wrapper does.
 
-The file layout (fastText's FastText::saveModel): magic and version (int32), Args (12 int32 and
-a double), the Dictionary (size, nwords, nlabels as int32; ntokens and pruneidx_size as int64;
-then per entry its bytes, a NUL, an int64 count and an int8 type; then pruneidx_size pairs of
-int32), a quantised-input flag (one byte), the input matrix (rows and columns as int64, then
-float32s), a quantised-output flag, the output matrix.
+The file layout (fastText's FastText::saveModel): magic and version (int32), Args (12 int32 and a
+double), the Dictionary (size, nwords, nlabels as int32; ntokens and pruneidx_size as int64; per
+entry its bytes, a NUL, an int64 count and an int8 type; pruneidx_size pairs of int32), then the
+input matrix after a quantised flag (dense: rows and columns as int64, then float32s; quantised:
+a qnorm flag, rows and columns, the code size as int32, the codes, the product quantiser
+(dim, nsubq, dsub, lastdsub as int32, then dim x 256 centroids), and with qnorm a norm code per
+row and the norms' quantiser), then the output matrix after its own quantised flag.
 """
 
 from __future__ import annotations
@@ -25,92 +30,177 @@ from pathlib import Path
 import numpy as np
 
 MAGIC, VERSION = 793712314, 12
-SUPERVISED, SOFTMAX = 3, 3  # fastText's model_name::sup, loss_name::softmax
-LABEL_PREFIX = "__label__"  # not in the file: fastText always loads models with its default
+SUPERVISED = 3  # fastText's model_name::sup
+HS, SOFTMAX = 1, 3  # fastText's loss_name
+KSUB = 256  # centroids per sub-quantiser
 _ARGS = struct.Struct("<12id")  # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t
 _DICT = struct.Struct("<3i2q")  # size nwords nlabels ntokens pruneidx_size
+_PQ = struct.Struct("<4i")  # dim nsubq dsub lastdsub
+_NONE_U8, _NONE_F32 = np.zeros(0, np.uint8), np.zeros(0, np.float32)
 
 
-class SoftmaxModel:
-    """A supervised softmax fastText model, predicting through the compiled kernel."""
+class Unsupported(ValueError):
+    """A fastText model of a kind the compiled predictor does not compute (fastText predicts it)."""
 
-    def __init__(self, path, data, labels, blob, offsets, nwords, bucket, ngrams, pruned, inp, out):
+
+class _Reader:
+    """Values read in order from the mapped file; ValueError past its end."""
+
+    def __init__(self, data: mmap.mmap, at: int = 0) -> None:
+        self.data, self.at = data, at
+
+    def unpack(self, fmt: struct.Struct | str) -> tuple:
+        fmt = struct.Struct(fmt) if isinstance(fmt, str) else fmt
+        values = fmt.unpack_from(self.data, self.at)
+        self.at += fmt.size
+        return values
+
+    def array(self, dtype, count: int) -> np.ndarray:
+        size = np.dtype(dtype).itemsize * count
+        if count < 0 or self.at + size > len(self.data):
+            raise ValueError("an array beyond the file's end")
+        out = np.frombuffer(self.data, dtype, count, self.at)
+        self.at += size
+        return out
+
+    def quantiser(self) -> tuple[np.ndarray, int, int, int]:
+        dim, nsubq, dsub, lastdsub = self.unpack(_PQ)
+        return self.array(np.float32, dim * KSUB), nsubq, dsub, lastdsub
+
+
+class FastTextModel:
+    """A supervised fastText model predicting through the compiled kernel."""
+
+    def __init__(self, path: Path, data: mmap.mmap) -> None:
         self.path = path
         self._data = data  # the mapped file: the matrices are views of it
-        self.labels = labels  # without the prefix, by label id
-        self.blob, self.offsets = blob, offsets
-        self.nwords, self.bucket, self.ngrams, self.pruned = nwords, bucket, ngrams, pruned
-        self.input, self.output = inp, out
+        r = _Reader(data)
+        if r.unpack("<2i") != (MAGIC, VERSION):
+            raise Unsupported("not a version-12 fastText model")
+        args = r.unpack(_ARGS)
+        dim, self.ngrams, loss, model, self.bucket, self.minn, self.maxn = (args[i] for i in (0, 5, 6, 7, 8, 9, 10))
+        if model != SUPERVISED or loss not in (HS, SOFTMAX):
+            raise Unsupported("not a supervised softmax or hierarchical-softmax model")
+        size, self.nwords, nlabels, _ntokens, pruneidx_size = r.unpack(_DICT)
+        words, counts = [], []
+        for _ in range(size):
+            end = data.find(b"\0", r.at)
+            if end < 0:
+                raise ValueError("the dictionary runs past the file's end")
+            words.append(data[r.at : end])
+            r.at = end + 1
+            counts.append(r.unpack("<qb")[0])
+        pairs = r.array(np.int32, 2 * max(pruneidx_size, 0)).reshape(-1, 2)
+        self.prune_mode = -1 if pruneidx_size < 0 else (0 if pruneidx_size == 0 else 1)
         from classifiers.kernels import kernels
 
-        size = 1 << (2 * (offsets.size - 1)).bit_length()
-        self.table = kernels().ft_vocab_table(blob, offsets, size)
+        k = kernels()
+        self.prune = k.ft_prune_table(
+            pairs[:, 0].copy(), pairs[:, 1].copy(), self.bucket if self.prune_mode == 1 else 0
+        )
+        self.dense, self.qcodes, self.centroids = np.zeros((0, dim), np.float32), _NONE_U8, _NONE_F32
+        self.nsubq = self.dsub = self.lastdsub = 0
+        self.norm_codes, self.norm_centroids = _NONE_U8, _NONE_F32
+        if r.unpack("<?")[0]:  # a quantised input matrix
+            qnorm, rows, cols, codesize = r.unpack("<?qqi")
+            self.qcodes = r.array(np.uint8, codesize)
+            self.centroids, self.nsubq, self.dsub, self.lastdsub = r.quantiser()
+            if qnorm:
+                self.norm_codes = r.array(np.uint8, rows)
+                norms, nsubq, dsub, lastdsub = r.quantiser()
+                if (nsubq, dsub, lastdsub) != (1, 1, 1):
+                    raise Unsupported("norms quantised in more than one dimension")
+                self.norm_centroids = norms
+            if (self.nsubq - 1) * self.dsub + self.lastdsub != cols or codesize != rows * self.nsubq:
+                raise ValueError("a product quantiser that does not fit its matrix")
+        else:
+            rows, cols = r.unpack("<2q")
+            self.dense = r.array(np.float32, rows * cols).reshape(rows, cols)
+        if r.unpack("<?")[0]:
+            raise Unsupported("a quantised output matrix")
+        out_rows, out_cols = r.unpack("<2q")
+        self.output = r.array(np.float32, out_rows * out_cols).reshape(out_rows, out_cols)
+        if r.at != len(data) or cols != dim or out_cols != dim or out_rows != nlabels:
+            raise ValueError("matrices that do not fit the model")
+        if rows < self.nwords + (self.bucket if pruneidx_size < 0 else max(pruneidx_size, 0)):
+            raise ValueError("an input matrix with fewer rows than the dictionary needs")
+        self.labels = [w.decode("utf-8", "replace") for w in words[self.nwords :]]
+        self.tree = _tree(counts[self.nwords :]) if loss == HS else np.zeros((0, 2), np.int32)
+        self.offsets = np.zeros(len(words) + 1, np.int64)
+        np.cumsum([len(w) for w in words], out=self.offsets[1:])
+        self.blob = np.frombuffer(b"".join(words), np.uint8)
+        self.table = k.ft_vocab_table(self.blob, self.offsets, 1 << (2 * len(words)).bit_length())
 
-    @classmethod
-    def load(cls, path: str | Path) -> SoftmaxModel | None:
-        """The model, or None where the file is not one this predictor computes exactly."""
-        path = Path(path)
-        try:
-            with open(path, "rb") as f:
-                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # ValueError if empty
-            magic, version = struct.unpack_from("<2i", data, 0)
-            if (magic, version) != (MAGIC, VERSION):
-                return None
-            args = _ARGS.unpack_from(data, 8)
-            dim, ngrams, loss, model, bucket, maxn = args[0], args[5], args[6], args[7], args[8], args[10]
-            if loss != SOFTMAX or model != SUPERVISED or maxn > 0:
-                return None
-            at = 8 + _ARGS.size
-            size, nwords, nlabels, _ntokens, pruneidx_size = _DICT.unpack_from(data, at)
-            if pruneidx_size > 0:
-                return None
-            at += _DICT.size
-            words = []
-            for _ in range(size):
-                end = data.find(b"\0", at)
-                if end < 0:
-                    return None
-                words.append(data[at:end])
-                at = end + 1 + 8 + 1  # the NUL, the count, the type
-            if data[at] != 0:  # a quantised input matrix
-                return None
-            inp, at = _matrix(data, at + 1)
-            if data[at] != 0:
-                return None
-            out, at = _matrix(data, at + 1)
-        except (struct.error, ValueError, IndexError):
-            return None
-        if at != len(data) or inp.shape != (nwords + bucket, dim) or out.shape != (nlabels, dim):
-            return None
-        labels = [w.decode("utf-8", "replace").removeprefix(LABEL_PREFIX) for w in words[nwords:]]
-        offsets = np.zeros(len(words) + 1, np.int64)
-        np.cumsum([len(w) for w in words], out=offsets[1:])
-        blob = np.frombuffer(b"".join(words), np.uint8)
-        return cls(path, data, labels, blob, offsets, nwords, bucket, ngrams, pruneidx_size == 0, inp, out)
+    def get_labels(self) -> list[str]:
+        return list(self.labels)
 
-    def predict(self, codes: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        """(outcome, probabilities by label id, label ids in fastText's order) of one normalised
-        line's code points (fasttext_kernel.predict_softmax)."""
+    def predict_codes(self, codes: np.ndarray, starts: np.ndarray, k: int = 1, threshold: float = 0.0):
+        """(outcome, probabilities, label ids, count) per line codes[starts[i]:starts[i + 1]]
+        (fasttext_kernel.predict_batch)."""
         from classifiers.kernels import kernels
 
-        return kernels().ft_predict_softmax(
-            codes,
-            self.table,
-            self.blob,
-            self.offsets,
-            self.nwords,
-            self.bucket,
-            self.ngrams,
-            self.pruned,
-            self.input,
-            self.output,
+        return kernels().ft_predict_batch(
+            codes, starts, self.table, self.blob, self.offsets, self.nwords, self.bucket, self.ngrams, self.minn,
+            self.maxn, self.prune_mode, self.prune, self.dense, self.qcodes, self.centroids, self.nsubq, self.dsub,
+            self.lastdsub, self.norm_codes, self.norm_centroids, self.output, self.tree, k, threshold,
+        )  # fmt: skip
+
+    def predict(self, texts: list[str], k: int = 1, threshold: float = 0.0):
+        """fastText's `predict` for a list of lines: (the labels of each, their probabilities)."""
+        if any("\n" in t for t in texts):
+            raise ValueError("predict processes one line at a time (remove '\\n')")
+        starts = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum([len(t) for t in texts], out=starts[1:])
+        codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
+        from classifiers import fasttext_kernel as fk
+
+        outcome, probs, ids, count = self.predict_codes(codes, starts, k, threshold)
+        if (outcome == fk.SURROGATE).any():
+            from classifiers.fasttext_quiet import load_model
+
+            return load_model(self.path).predict(texts, k, threshold)  # fastText's own error
+        labels = self.labels
+        return (
+            [tuple(labels[i] for i in row[:n]) for row, n in zip(ids.tolist(), count.tolist())],
+            [p[:n] for p, n in zip(probs, count.tolist())],
         )
 
 
-def _matrix(data: mmap.mmap, at: int) -> tuple[np.ndarray, int]:
-    """A dense matrix at `at` (its rows and columns, then its float32s), mapped, and where it ends."""
-    rows, cols = struct.unpack_from("<2q", data, at)
-    at += 16
-    if rows < 0 or cols < 0 or at + rows * cols * 4 > len(data):
-        raise ValueError("matrix beyond the file")
-    return np.frombuffer(data, np.float32, rows * cols, at).reshape(rows, cols), at + rows * cols * 4
+def _tree(counts: list[int]) -> np.ndarray:
+    """HierarchicalSoftmaxLoss::buildTree: the Huffman tree over the labels' counts (labels sorted
+    by count, highest first, as fastText's dictionary keeps them): per node its left and right
+    child, -1 for a leaf; leaves are the label ids, the root the last node."""
+    osz = len(counts)
+    count = [*counts, *([10**15] * (osz - 1))]
+    tree = np.full((2 * osz - 1, 2), -1, np.int32)
+    leaf, node = osz - 1, osz
+    for i in range(osz, 2 * osz - 1):
+        mini = [0, 0]
+        for j in range(2):
+            if leaf >= 0 and count[leaf] < count[node]:
+                mini[j], leaf = leaf, leaf - 1
+            else:
+                mini[j], node = node, node + 1
+        tree[i] = mini
+        count[i] = count[mini[0]] + count[mini[1]]
+    return tree
+
+
+def load_predictor(path: str | Path):
+    """The compiled model where the file is one it computes exactly, else fastText's. A file that
+    starts as a model of its kind but does not hold one (cut short, say) is a ValueError saying
+    so, where fastText would fail to allocate."""
+    from classifiers.fasttext_quiet import load_model
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # missing, unreadable, empty: fastText's own error
+        return load_model(path)
+    try:
+        return FastTextModel(path, data)
+    except Unsupported:
+        return load_model(path)
+    except (ValueError, struct.error) as e:
+        raise ValueError(f"{path}: not a whole fastText model ({e})") from None

@@ -127,22 +127,18 @@ def _exports() -> dict:
     )
     ft = "classifiers.fasttext_kernel"
     out["ft_vocab_table"] = (ft, "vocab_table", rw(t.int32)(ro(t.uint8), ro(t.int64), t.int64))
-    out["ft_predict_softmax"] = (
+    out["ft_prune_table"] = (ft, "prune_table", rw(t.int64)(ro(t.int32), ro(t.int32), t.int64))
+    i64, f32, u8 = t.int64, t.float32, t.uint8
+    out["ft_predict_batch"] = (
         ft,
-        "predict_softmax",
-        t.Tuple((t.int64, rw(t.float32), rw(t.int64)))(
-            ro(t.uint32),
-            ro(t.int32),
-            ro(t.uint8),
-            ro(t.int64),
-            t.int64,
-            t.int64,
-            t.int64,
-            t.boolean,
-            ro(t.float32, 2),
-            ro(t.float32, 2),
+        "predict_batch",
+        t.Tuple((rw(i64), rw(f32, 2), rw(i64, 2), rw(i64)))(
+            ro(t.uint32), ro(i64), ro(t.int32), ro(u8), ro(i64),  # lines, dictionary
+            i64, i64, i64, i64, i64, i64, ro(i64),  # nwords bucket ngrams minn maxn, pruning
+            ro(f32, 2), ro(u8), ro(f32), i64, i64, i64, ro(u8), ro(f32),  # input matrix
+            ro(f32, 2), ro(t.int32, 2), i64, t.float64,  # output matrix, tree, k, threshold
         ),
-    )
+    )  # fmt: skip
     bpe = "classifiers.bpe_kernel"
     out["bpe_count_batch"] = (
         bpe,

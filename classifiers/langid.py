@@ -734,11 +734,11 @@ class LanguageIdentifier:
 
 
 def _load_fasttext(path: Path):
-    from classifiers.fasttext_quiet import load_model
+    from classifiers.fasttext_model import load_predictor
 
     if not Path(path).exists():
         raise FileNotFoundError(f"fastText LID model not found: {path}")
-    return load_model(path)
+    return load_predictor(path)
 
 
 # --------------------------------------------------------------------------------------------

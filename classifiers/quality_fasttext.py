@@ -371,7 +371,9 @@ def _threshold_fn(threshold: Mapping[str, float] | float):
 
 
 def _load_fasttext(path: str | Path):
-    return load_model(path)
+    from classifiers.fasttext_model import load_predictor
+
+    return load_predictor(path)
 
 
 def _expected(dist: dict[str, float]) -> float:
@@ -391,13 +393,11 @@ def _expected_scores(model, lines: list[str]) -> list[tuple[float, dict[str, flo
 
 
 class FastTextQualityScorer:
-    """The distilled classifier behind the same Scorer interface as the judge. A model that
-    `curate distill` trains is predicted by the compiled predictor (classifiers/fasttext_model.py,
-    the same probabilities as fastText's), any other fastText model by fastText."""
+    """The distilled classifier behind the same Scorer interface as the judge. Predicted by the
+    compiled predictor where it reads the model (classifiers/fasttext_model.py: what `curate
+    distill` trains; the same probabilities as fastText's), else by fastText."""
 
     def __init__(self, model_path: str | Path, max_words: int | None = None) -> None:
-        from classifiers.fasttext_model import SoftmaxModel
-
         self.model_path = Path(model_path)
         if max_words is None:
             # The classifier reads what it was trained on: max_words from its report.
@@ -406,40 +406,45 @@ class FastTextQualityScorer:
             if report.is_file():
                 max_words = json.loads(report.read_text())["params"]["max_words"]
         self.max_words = max_words
-        self._compiled = SoftmaxModel.load(self.model_path)
-        self._model = None if self._compiled is not None else _load_fasttext(self.model_path)
-        self._closed = False
+        self._model = _load_fasttext(self.model_path)
 
     def score(self, texts: list[str]) -> list[QualityResult]:
-        if self._closed:
+        if self._model is None:
             raise RuntimeError("FastTextQualityScorer is closed")
-        if self._compiled is None:
-            lines = [normalize(t, self.max_words) for t in texts]
-            scored = _expected_scores(self._model, lines)
+        from classifiers.fasttext_model import FastTextModel
+
+        if isinstance(self._model, FastTextModel):
+            scored = self._predict([normalized_codes(t, self.max_words) for t in texts])
         else:
-            scored = [self._predict(normalized_codes(t, self.max_words)) for t in texts]
+            scored = _expected_scores(self._model, [normalize(t, self.max_words) for t in texts])
         return [
             QualityResult(score=s, candidate_mass=sum(dist.values()), probabilities=dist, flag=None)
             for s, dist in scored
         ]
 
-    def _predict(self, codes) -> tuple[float, dict[str, float]]:
+    def _predict(self, lines: list) -> list[tuple[float, dict[str, float]]]:
+        """The compiled predictor over the normalised lines' code points, in one call."""
+        import numpy as np
+
         from classifiers import fasttext_kernel as fk
 
-        outcome, probs, order = self._compiled.predict(codes)
-        if outcome == fk.OK:
-            ps, names = probs.tolist(), self._compiled.labels
-            dist = {names[i]: ps[i] for i in order.tolist()}
-            return _expected(dist), dist
-        if outcome == fk.NO_WORDS:
-            return 0.0, {}
-        if self._model is None:  # a surrogate: fastText's own error
-            self._model = _load_fasttext(self.model_path)
-        return _expected_scores(self._model, [codes.tobytes().decode("utf-32-le", "surrogatepass")])[0]
+        starts = np.zeros(len(lines) + 1, np.int64)
+        np.cumsum([c.size for c in lines], out=starts[1:])
+        codes = np.concatenate(lines) if lines else np.zeros(0, np.uint32)
+        outcome, probs, ids, count = self._model.predict_codes(codes, starts, -1)
+        if (outcome == fk.SURROGATE).any():  # fastText's own error
+            return _expected_scores(
+                load_model(self.model_path), [c.tobytes().decode("utf-32-le", "surrogatepass") for c in lines]
+            )
+        names = [lab[len(LABEL_PREFIX) :] for lab in self._model.labels]
+        out = []
+        for ps, row, n in zip(probs.tolist(), ids.tolist(), count.tolist()):
+            dist = {names[i]: p for i, p in zip(row[:n], ps[:n])}
+            out.append((_expected(dist), dist))
+        return out
 
     def close(self) -> None:
-        self._closed = True
-        self._compiled = self._model = None
+        self._model = None
 
     def __enter__(self) -> FastTextQualityScorer:
         return self
