@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,12 +216,29 @@ def test_models_it_does_not_compute_are_predicted_by_fastText(loss, tmp_path):
     assert [(r.score, r.probabilities) for r in got] == list(want)
 
 
-def test_a_file_that_is_not_a_model_gets_fastTexts_error(tmp_path, product_model):
-    for name, data in (
-        ("empty.bin", b""),
-        ("text.bin", b"not a model at all\n" * 10),
-        ("cut.bin", product_model.read_bytes()[:100_000]),
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path, product_model):
+    for name, data, says in (
+        ("empty.bin", b"", "wrong file format"),  # fastText's own error
+        ("text.bin", b"not a model at all\n" * 10, "wrong file format"),
+        ("cut.bin", product_model.read_bytes()[:100_000], "not a whole fastText model"),  # fastText: bad_alloc
+        ("cut-matrix.bin", product_model.read_bytes()[:-1000], "not a whole fastText model"),
     ):
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=says):
             load_predictor(tmp_path / name)
+
+
+def test_both_stages_predict_without_the_fasttext_library(product_model):
+    """The language ID and the quality classifier (product models) load no `fasttext` module:
+    ~50 ms and its memory per process that a run does not use."""
+    code = (
+        "import sys\n"
+        "from classifiers.langid import LanguageIdentifier, LangIdParams\n"
+        "from classifiers.quality_fasttext import FastTextQualityScorer\n"
+        "ids = LanguageIdentifier(LangIdParams(cascade=False)).predict(['Ceci est une phrase en fran\u00e7ais.'])\n"
+        f"scores = FastTextQualityScorer({str(product_model)!r}).score(['A sentence to score.'])\n"
+        "assert ids[0][0] == 'fr' and 0 <= scores[0].score <= 5\n"
+        "assert 'fasttext' not in sys.modules, 'fasttext imported'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=300)
