@@ -15,11 +15,8 @@ import math
 import numpy as np
 from numba import njit
 
-# fastText's Dictionary::hash (32-bit FNV-1a over the word's bytes, each byte sign-extended
-# first) and the multiplier Dictionary::addWordNgrams chains a word n-gram's hashes with.
-FT_OFFSET, FT_PRIME, FT_NGRAM = 2166136261, 16777619, 116049371
-# predict's outcome (the first value `predict_softmax` returns)
-OK, NO_WORDS, SURROGATE = 0, 1, 2
+from classifiers.fasttext_consts import FT_NGRAM, FT_OFFSET, FT_PRIME, NO_WORDS, SURROGATE
+
 SOFTMAX_TREE = np.zeros((0, 2), np.int32)  # `tree` of a softmax model: none
 
 _LABEL = np.frombuffer(b"__label__", np.uint8)  # a token that starts so is a label, not a word

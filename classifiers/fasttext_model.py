@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers.fasttext_consts import SURROGATE
+
 MAGIC, VERSION = 793712314, 12
 SUPERVISED = 3  # fastText's model_name::sup
 HS, SOFTMAX = 1, 3  # fastText's loss_name
@@ -152,10 +154,8 @@ class FastTextModel:
         starts = np.zeros(len(texts) + 1, np.int64)
         np.cumsum([len(t) for t in texts], out=starts[1:])
         codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
-        from classifiers import fasttext_kernel as fk
-
         outcome, probs, ids, count = self.predict_codes(codes, starts, k, threshold)
-        if (outcome == fk.SURROGATE).any():
+        if (outcome == SURROGATE).any():
             from classifiers.fasttext_quiet import load_model
 
             return load_model(self.path).predict(texts, k, threshold)  # fastText's own error

@@ -51,6 +51,8 @@ SOURCES = (  # the kernels' modules, relative to classifiers/
     "quality_kernel.py",
     "needle_kernel.py",
     "fasttext_kernel.py",
+    "fasttext_consts.py",
+    "text.py",  # the FNV constants of bpe_kernel
 )
 
 

@@ -426,13 +426,13 @@ class FastTextQualityScorer:
         """The compiled predictor over the normalised lines' code points, in one call."""
         import numpy as np
 
-        from classifiers import fasttext_kernel as fk
+        from classifiers.fasttext_consts import SURROGATE
 
         starts = np.zeros(len(lines) + 1, np.int64)
         np.cumsum([c.size for c in lines], out=starts[1:])
         codes = np.concatenate(lines) if lines else np.zeros(0, np.uint32)
         outcome, probs, ids, count = self._model.predict_codes(codes, starts, -1)
-        if (outcome == fk.SURROGATE).any():  # fastText's own error
+        if (outcome == SURROGATE).any():  # fastText's own error
             return _expected_scores(
                 load_model(self.model_path), [c.tobytes().decode("utf-32-le", "surrogatepass") for c in lines]
             )

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from classifiers import fasttext_kernel as fk
+from classifiers.fasttext_consts import NO_WORDS, OK, SURROGATE
 from classifiers.fasttext_model import FastTextModel, load_predictor
 from classifiers.fasttext_quiet import fasttext_module
 from classifiers.langid import BUNDLED_MODEL, LangIdParams, prepare_text
@@ -80,7 +81,7 @@ def _as_fasttext(model, line: str) -> list[tuple[str, np.float32]]:
 def _as_compiled(compiled: FastTextModel, line: str, k: int = -1) -> list[tuple[str, np.float32]]:
     codes = np.frombuffer(line.encode("utf-32-le"), np.uint32)
     outcome, probs, ids, count = compiled.predict_codes(codes, np.array([0, codes.size]), k)
-    assert outcome[0] in (fk.OK, fk.NO_WORDS)
+    assert outcome[0] in (OK, NO_WORDS)
     return [(compiled.labels[i].removeprefix("__label__"), probs[0, j]) for j, i in enumerate(ids[0, : count[0]])]
 
 
@@ -132,7 +133,7 @@ def test_fastTexts_reading_of_a_line_rule_by_rule(product_model):
 
 def test_a_surrogate_is_refused_as_fastText_refuses_it(product_model):
     compiled = load_predictor(product_model)
-    assert compiled.predict_codes(np.array([ord("a"), 0xD800], np.uint32), np.array([0, 2]))[0][0] == fk.SURROGATE
+    assert compiled.predict_codes(np.array([ord("a"), 0xD800], np.uint32), np.array([0, 2]))[0][0] == SURROGATE
     scorer = FastTextQualityScorer(product_model)
     with pytest.raises((TypeError, UnicodeError)):  # as the fastText path did (readers quarantine these)
         scorer.score(["a \ud800 b"])
@@ -229,8 +230,9 @@ def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path, product_model):
 
 
 def test_both_stages_predict_without_the_fasttext_library(product_model):
-    """The language ID and the quality classifier (product models) load no `fasttext` module:
-    ~50 ms and its memory per process that a run does not use."""
+    """The language ID and the quality classifier (product models) load no `fasttext` module
+    (~50 ms and its memory per process that a run does not use), nor numba (~0.4 s and ~50 MB:
+    the kernels are compiled ahead of time)."""
     code = (
         "import sys\n"
         "from classifiers.langid import LanguageIdentifier, LangIdParams\n"
@@ -239,6 +241,7 @@ def test_both_stages_predict_without_the_fasttext_library(product_model):
         f"scores = FastTextQualityScorer({str(product_model)!r}).score(['A sentence to score.'])\n"
         "assert ids[0][0] == 'fr' and 0 <= scores[0].score <= 5\n"
         "assert 'fasttext' not in sys.modules, 'fasttext imported'\n"
+        "assert 'numba' not in sys.modules, 'numba imported (the kernels are compiled ahead of time)'\n"
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=300)
