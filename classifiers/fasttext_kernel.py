@@ -175,7 +175,23 @@ def prune_table(keys, values, bucket):
 
 
 @njit(cache=True)
-def _subwords(data, start, end, minn, maxn, bucket, rows, nr, nwords, prune_mode, prune, scratch):
+def _magic(divisor):
+    """The multiplier of _mod32 for a divisor below 2**32."""
+    return np.uint64(0xFFFFFFFFFFFFFFFF) // np.uint64(divisor) + np.uint64(1)
+
+
+@njit(cache=True)
+def _mod32(h, divisor, magic):
+    """h % divisor for h and divisor below 2**32, by multiplication (Lemire, Kaser and Kurz,
+    "Faster remainder by direct computation", 2019: the high 64 bits of the 128-bit product of
+    magic * h (mod 2**64) and the divisor), ~4x faster than the division."""
+    low = magic * h
+    d = np.uint64(divisor)
+    return ((low >> np.uint64(32)) * d + (((low & np.uint64(0xFFFFFFFF)) * d) >> np.uint64(32))) >> np.uint64(32)
+
+
+@njit(cache=True)
+def _subwords(data, start, end, minn, maxn, bucket, magic, rows, nr, nwords, prune_mode, prune, scratch):
     """Dictionary::computeSubwords of the word data[start:end] between `<` and `>`: each n-gram of
     minn..maxn characters (UTF-8 sequences kept whole; not a lone `<` or `>`), hashed (each
     n-gram's hash carried on from the one a character shorter), mod bucket."""
@@ -195,18 +211,47 @@ def _subwords(data, start, end, minn, maxn, bucket, rows, nr, nwords, prune_mode
                 h = _hash_step(h, scratch[j])
                 j += 1
             if n >= minn and not (n == 1 and (i == 0 or j == w)):
-                nr = _push_hash(rows, nr, np.int64(h % np.uint64(bucket)), nwords, prune_mode, prune)
+                nr = _push_hash(rows, nr, np.int64(_mod32(h, bucket, magic)), nwords, prune_mode, prune)
             n += 1
     return nr
 
 
 @njit(cache=True)
-def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune):
+def vocab_subwords(blob, offsets, nwords, minn, maxn, bucket, prune_mode, prune):
+    """Each vocabulary word's character n-gram rows (Dictionary::initNgrams, without the word's own
+    id; none for `</s>`): (word k's start in the second array, k = 0..nwords, then the rows)."""
+    longest = 0
+    for k in range(nwords):
+        longest = max(longest, offsets[k + 1] - offsets[k])
+    scratch = np.empty(longest + 2, np.uint8)
+    rows = np.empty((longest + 2) * max(maxn, 0) + 1, np.int64)
+    magic = _magic(bucket)
+    starts = np.zeros(nwords + 1, np.int64)
+    out = np.empty(0, np.int64)
+    for fill in range(2):  # count, then fill
+        for k in range(nwords):
+            s, e = offsets[k], offsets[k + 1]
+            n = 0
+            if maxn > 0 and not (e - s == _EOS.size and _starts(blob, s, e, _EOS)):
+                n = _subwords(blob, s, e, minn, maxn, bucket, magic, rows, 0, nwords, prune_mode, prune, scratch)
+            if fill:
+                out[starts[k] : starts[k] + n] = rows[:n]
+            else:
+                starts[k + 1] = starts[k] + n
+        if not fill:
+            out = np.empty(starts[nwords], np.int64)
+    return starts, out
+
+
+@njit(cache=True)
+def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune, sub_starts, subs):
     """The model's input rows for one line (its code points), as Dictionary::getLine makes them:
     per word in order (the line's end, `</s>`, last) its id if in the vocabulary and its
     character n-grams (maxn > 0; not for `</s>`), then every word n-gram (2..ngrams words, each
-    word's hash sign-extended and chained); n-grams as nwords + hash % bucket (_push_hash). Only
-    the text before a line break is read, as fastText reads one line. None at a surrogate."""
+    word's hash sign-extended and chained); n-grams as nwords + hash % bucket (_push_hash). A
+    vocabulary word's character n-grams are read from `vocab_subwords`' arrays where given (as
+    fastText keeps them per word). Only the text before a line break is read, as fastText reads
+    one line. None at a surrogate."""
     data = _utf8(codes, _EOS)
     if data is None:
         return None
@@ -220,6 +265,7 @@ def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, 
     rows = np.empty(ntok * max(ngrams, 1) + (n + 2 * ntok) * max(maxn, 0), np.int64)
     hashes = np.empty(ntok, np.int64)
     scratch = np.empty(n + 2 + _EOS.size, np.uint8)
+    magic = _magic(bucket)
     nr, nh, i = 0, 0, 0
     end = n + _EOS.size
     while i < end:
@@ -243,8 +289,12 @@ def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, 
             if wid >= 0:
                 rows[nr] = wid
                 nr += 1
-            if maxn > 0 and not eos:
-                nr = _subwords(data, start, i, minn, maxn, bucket, rows, nr, nwords, prune_mode, prune, scratch)
+            if wid >= 0 and sub_starts.size > 0:  # its n-grams, worked out once (vocab_subwords)
+                for t in range(sub_starts[wid], sub_starts[wid + 1]):
+                    rows[nr] = subs[t]
+                    nr += 1
+            elif maxn > 0 and not eos:
+                nr = _subwords(data, start, i, minn, maxn, bucket, magic, rows, nr, nwords, prune_mode, prune, scratch)
             hashes[nh] = np.int64(np.int32(np.uint32(h)))  # kept as an int32, as fastText keeps it
             nh += 1
         if eos:
@@ -306,7 +356,7 @@ def _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, n
 
 @njit(cache=True)
 def predict_batch(
-    codes, starts, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune,
+    codes, starts, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune, sub_starts, subs,
     dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids,
     out, tree, k, threshold,
 ):  # fmt: skip
@@ -342,6 +392,8 @@ def predict_batch(
             maxn,
             prune_mode,
             prune,
+            sub_starts,
+            subs,
         )
         if rows is None:
             outcome[line] = SURROGATE

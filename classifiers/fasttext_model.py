@@ -132,6 +132,11 @@ class FastTextModel:
         np.cumsum([len(w) for w in words], out=self.offsets[1:])
         self.blob = np.frombuffer(b"".join(words), np.uint8)
         self.table = k.ft_vocab_table(self.blob, self.offsets, 1 << (2 * len(words)).bit_length())
+        self.sub_starts, self.subs = k.ft_vocab_subwords(
+            self.blob, self.offsets, self.nwords, self.minn, self.maxn, self.bucket, self.prune_mode, self.prune
+        )
+        if self.maxn <= 0:  # no character n-grams: nothing to look up
+            self.sub_starts = self.subs = np.zeros(0, np.int64)
 
     def get_labels(self) -> list[str]:
         return list(self.labels)
@@ -143,7 +148,7 @@ class FastTextModel:
 
         return kernels().ft_predict_batch(
             codes, starts, self.table, self.blob, self.offsets, self.nwords, self.bucket, self.ngrams, self.minn,
-            self.maxn, self.prune_mode, self.prune, self.dense, self.qcodes, self.centroids, self.nsubq, self.dsub,
+            self.maxn, self.prune_mode, self.prune, self.sub_starts, self.subs, self.dense, self.qcodes, self.centroids, self.nsubq, self.dsub,
             self.lastdsub, self.norm_codes, self.norm_centroids, self.output, self.tree, k, threshold,
         )  # fmt: skip
 
@@ -198,6 +203,8 @@ def load_predictor(path: str | Path):
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):  # missing, unreadable, empty: fastText's own error
         return load_model(path)
+    if hasattr(mmap, "MADV_WILLNEED"):  # read ahead now: predictions touch rows all over the file
+        data.madvise(mmap.MADV_WILLNEED)
     try:
         return FastTextModel(path, data)
     except Unsupported:

@@ -126,7 +126,8 @@ def test_fastTexts_reading_of_a_line_rule_by_rule(product_model):
     # the input rows themselves: the words (the line's end last), then the bigram buckets
     codes = np.frombuffer("the of </s> and".encode("utf-32-le"), np.uint32)
     rows = fk.line_input(codes, compiled.table, compiled.blob, compiled.offsets, compiled.nwords, compiled.bucket,
-                         compiled.ngrams, compiled.minn, compiled.maxn, compiled.prune_mode, compiled.prune)  # fmt: skip
+                         compiled.ngrams, compiled.minn, compiled.maxn, compiled.prune_mode, compiled.prune,
+                         compiled.sub_starts, compiled.subs)  # fmt: skip
     ids = [model.get_word_id(w) for w in ("the", "of", "</s>")]
     assert rows[:3].tolist() == ids and len(rows) == 3 + 2
 
