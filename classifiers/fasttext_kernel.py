@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from classifiers.fasttext_consts import FT_NGRAM, FT_OFFSET, FT_PRIME, NO_WORDS, SURROGATE
 
@@ -322,6 +325,27 @@ def _dot(out, row, hidden):
     return d
 
 
+@intrinsic
+def _prefetch(typingctx, matrix, row, col):
+    """LLVM's prefetch of the cache line holding matrix[row, col] (a read, kept in every cache
+    level): no effect on any value, only on when the memory arrives."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1], args[2]], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(matrix, row, col), codegen
+
+
+PREFETCH_AHEAD = 8  # rows: a dense row is 256 bytes at dim 64, and the rows are all over the matrix
+
+
 @njit(cache=True)
 def _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids):
     """Model::computeHidden: the rows' sum, in order, times 1 / count. Rows of the dense input
@@ -331,7 +355,12 @@ def _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, n
     if dense.shape[0] > 0:
         dim = dense.shape[1]
         hidden = np.zeros(dim, np.float32)
-        for r in rows:
+        n = rows.size
+        for i in range(n):
+            if i + PREFETCH_AHEAD < n:  # memory-bound: ask for a later row's lines now
+                for c in range(0, dim, 16):
+                    _prefetch(dense, rows[i + PREFETCH_AHEAD], c)
+            r = rows[i]
             for j in range(dim):
                 hidden[j] += dense[r, j]
     else:
