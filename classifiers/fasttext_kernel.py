@@ -179,8 +179,9 @@ def prune_table(keys, values, bucket):
 
 @njit(cache=True)
 def _magic(divisor):
-    """The multiplier of _mod32 for a divisor below 2**32."""
-    return np.uint64(0xFFFFFFFFFFFFFFFF) // np.uint64(divisor) + np.uint64(1)
+    """The multiplier of _mod32 for a divisor below 2**32 (0 where there is none: a model
+    without n-grams has 0 buckets, and then no remainder is taken)."""
+    return np.uint64(0xFFFFFFFFFFFFFFFF) // np.uint64(max(divisor, 1)) + np.uint64(1)
 
 
 @njit(cache=True)

@@ -113,7 +113,8 @@ class FastTextModel:
                 if (nsubq, dsub, lastdsub) != (1, 1, 1):
                     raise Unsupported("norms quantised in more than one dimension")
                 self.norm_centroids = norms
-            if (self.nsubq - 1) * self.dsub + self.lastdsub != cols or codesize != rows * self.nsubq:
+            fits = (self.nsubq - 1) * self.dsub + self.lastdsub == cols and self.centroids.size == cols * KSUB
+            if not fits or codesize != rows * self.nsubq or self.norm_centroids.size not in (0, KSUB):
                 raise ValueError("a product quantiser that does not fit its matrix")
         else:
             rows, cols = r.unpack("<2q")
@@ -126,6 +127,12 @@ class FastTextModel:
             raise ValueError("matrices that do not fit the model")
         if rows < self.nwords + (self.bucket if pruneidx_size < 0 else max(pruneidx_size, 0)):
             raise ValueError("an input matrix with fewer rows than the dictionary needs")
+        if (
+            nlabels < 1
+            or self.bucket < 0
+            or (pairs.size and not 0 <= pairs[:, 1].min() <= pairs[:, 1].max() < rows - self.nwords)
+        ):
+            raise ValueError("no labels, or n-gram rows outside the input matrix")
         self.labels = [w.decode("utf-8", "replace") for w in words[self.nwords :]]
         self.tree = _tree(counts[self.nwords :]) if loss == HS else np.zeros((0, 2), np.int32)
         self.offsets = np.zeros(len(words) + 1, np.int64)

@@ -187,9 +187,10 @@ def test_the_bundled_language_id_model_in_every_language():
         {"loss": "hs"},
         {"loss": "softmax", "minn": 2, "maxn": 4},
         {"loss": "hs", "minn": 3, "maxn": 5, "wordNgrams": 3},
+        {"loss": "softmax", "wordNgrams": 1},  # words only: fastText saves 0 buckets
         "quantised",
     ],
-    ids=["hierarchical-softmax", "subwords", "hs-subwords-trigrams", "quantised-pruned"],
+    ids=["hierarchical-softmax", "subwords", "hs-subwords-trigrams", "words-only", "quantised-pruned"],
 )
 def test_other_models_it_computes(kwargs, tmp_path):
     texts = list(_texts()[:400])
@@ -204,6 +205,8 @@ def test_other_models_it_computes(kwargs, tmp_path):
     else:
         _train(path, texts, **{**small, **kwargs})
     _same_predictions(path, [normalize(t) for t in texts[:150]] + [line for line in EDGE_LINES if "\n" not in line])
+    if kwargs == {"loss": "softmax", "wordNgrams": 1}:
+        assert load_predictor(path).bucket == 0
 
 
 @pytest.mark.parametrize("loss", ["ova", "ns"])
