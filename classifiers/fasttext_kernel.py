@@ -348,38 +348,43 @@ PREFETCH_AHEAD = 8  # rows: a dense row is 256 bytes at dim 64, and the rows are
 
 
 @njit(cache=True)
-def _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids):
-    """Model::computeHidden: the rows' sum, in order, times 1 / count. Rows of the dense input
-    matrix, or (`dense` empty) of the quantised one: ProductQuantizer::addcode of the row's
-    nsubq codes, each centroid times the row's norm (QuantMatrix, qnorm: the norm's own
-    one-dimensional centroid; else 1)."""
-    if dense.shape[0] > 0:
-        dim = dense.shape[1]
-        hidden = np.zeros(dim, np.float32)
-        n = rows.size
-        for i in range(n):
-            if i + PREFETCH_AHEAD < n:  # memory-bound: ask for a later row's lines now
-                for c in range(0, dim, 16):
-                    _prefetch(dense, rows[i + PREFETCH_AHEAD], c)
-            r = rows[i]
-            for j in range(dim):
-                hidden[j] += dense[r, j]
-    else:
-        dim = (nsubq - 1) * dsub + lastdsub
-        hidden = np.zeros(dim, np.float32)
-        ksub = 256
-        for r in rows:
-            alpha = norm_centroids[norm_codes[r]] if norm_codes.size > 0 else np.float32(1.0)
-            for m in range(nsubq):
-                code = np.int64(qcodes[nsubq * r + m])
-                if m == nsubq - 1:
-                    at, d = m * ksub * dsub + code * lastdsub, lastdsub
-                else:
-                    at, d = (m * ksub + code) * dsub, dsub
-                for t in range(d):
-                    hidden[m * dsub + t] += alpha * centroids[at + t]
+def decode_quantized(qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, rows):
+    """A product-quantised input matrix as the dense matrix of what fastText adds per row
+    (QuantMatrix::addRowToVector, ProductQuantizer::addcode): element m * dsub + t of row r is
+    the row's norm (qnorm: its own one-dimensional centroid; else 1) times centroid t of its
+    code for sub-quantiser m, a float32 product. fastText adds each product to the hidden
+    vector as it makes it, so adding the stored products is the same arithmetic."""
+    dim = (nsubq - 1) * dsub + lastdsub
+    out = np.zeros((rows, dim), np.float32)
+    ksub = 256
+    for r in range(rows):
+        alpha = norm_centroids[norm_codes[r]] if norm_codes.size > 0 else np.float32(1.0)
+        for m in range(nsubq):
+            code = np.int64(qcodes[nsubq * r + m])
+            if m == nsubq - 1:
+                at, d = m * ksub * dsub + code * lastdsub, lastdsub
+            else:
+                at, d = (m * ksub + code) * dsub, dsub
+            for t in range(d):
+                out[r, m * dsub + t] = alpha * centroids[at + t]
+    return out
+
+
+@njit(cache=True)
+def _hidden(rows, dense):
+    """Model::computeHidden: the input matrix's rows summed, in order, times 1 / count."""
+    dim = dense.shape[1]
+    hidden = np.zeros(dim, np.float32)
+    n = rows.size
+    for i in range(n):
+        if i + PREFETCH_AHEAD < n:  # memory-bound: ask for a later row's lines now
+            for c in range(0, dim, 16):
+                _prefetch(dense, rows[i + PREFETCH_AHEAD], c)
+        r = rows[i]
+        for j in range(dim):
+            hidden[j] += dense[r, j]
     scale = np.float32(1.0 / rows.size)
-    for j in range(hidden.size):
+    for j in range(dim):
         hidden[j] *= scale
     return hidden
 
@@ -387,8 +392,7 @@ def _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, n
 @njit(cache=True)
 def predict_batch(
     codes, starts, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune, sub_starts, subs,
-    dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids,
-    out, tree, k, threshold,
+    dense, out, tree, k, threshold,
 ):  # fmt: skip
     """fastText's predict (top k, probabilities at or above threshold) of each line
     codes[starts[i]:starts[i + 1]]: (outcome, probabilities, label ids, how many) per line, the
@@ -431,7 +435,7 @@ def predict_batch(
         if rows.size == 0:
             outcome[line] = NO_WORDS
             continue
-        hidden = _hidden(rows, dense, qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids)
+        hidden = _hidden(rows, dense)
         size = 0
         if tree.shape[0] == 0:  # SoftmaxLoss::computeOutput, then Loss::findKBest
             output = np.empty(nlabels, np.float32)

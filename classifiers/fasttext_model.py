@@ -38,7 +38,7 @@ KSUB = 256  # centroids per sub-quantiser
 _ARGS = struct.Struct("<12id")  # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t
 _DICT = struct.Struct("<3i2q")  # size nwords nlabels ntokens pruneidx_size
 _PQ = struct.Struct("<4i")  # dim nsubq dsub lastdsub
-_NONE_U8, _NONE_F32 = np.zeros(0, np.uint8), np.zeros(0, np.float32)
+_NONE_U8, _NONE_F32 = np.zeros(0, np.uint8), np.zeros(0, np.float32)  # no norms
 
 
 class Unsupported(ValueError):
@@ -100,25 +100,24 @@ class FastTextModel:
         self.prune = k.ft_prune_table(
             pairs[:, 0].copy(), pairs[:, 1].copy(), self.bucket if self.prune_mode == 1 else 0
         )
-        self.dense, self.qcodes, self.centroids = np.zeros((0, dim), np.float32), _NONE_U8, _NONE_F32
-        self.nsubq = self.dsub = self.lastdsub = 0
-        self.norm_codes, self.norm_centroids = _NONE_U8, _NONE_F32
-        if r.unpack("<?")[0]:  # a quantised input matrix
+        if r.unpack("<?")[0]:  # a quantised input matrix: decoded once (3.2 MB for lid.176)
             qnorm, rows, cols, codesize = r.unpack("<?qqi")
-            self.qcodes = r.array(np.uint8, codesize)
-            self.centroids, self.nsubq, self.dsub, self.lastdsub = r.quantiser()
+            qcodes = r.array(np.uint8, codesize)
+            centroids, nsubq, dsub, lastdsub = r.quantiser()
+            norm_codes, norm_centroids = _NONE_U8, _NONE_F32
             if qnorm:
-                self.norm_codes = r.array(np.uint8, rows)
-                norms, nsubq, dsub, lastdsub = r.quantiser()
-                if (nsubq, dsub, lastdsub) != (1, 1, 1):
+                norm_codes = r.array(np.uint8, rows)
+                norm_centroids, *shape = r.quantiser()
+                if shape != [1, 1, 1]:
                     raise Unsupported("norms quantised in more than one dimension")
-                self.norm_centroids = norms
-            fits = (self.nsubq - 1) * self.dsub + self.lastdsub == cols and self.centroids.size == cols * KSUB
-            if not fits or codesize != rows * self.nsubq or self.norm_centroids.size not in (0, KSUB):
+            if (nsubq - 1) * dsub + lastdsub != cols or centroids.size != cols * KSUB or codesize != rows * nsubq:
                 raise ValueError("a product quantiser that does not fit its matrix")
+            self.input = k.ft_decode_quantized(
+                qcodes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, rows
+            )
         else:
             rows, cols = r.unpack("<2q")
-            self.dense = r.array(np.float32, rows * cols).reshape(rows, cols)
+            self.input = r.array(np.float32, rows * cols).reshape(rows, cols)
         if r.unpack("<?")[0]:
             raise Unsupported("a quantised output matrix")
         out_rows, out_cols = r.unpack("<2q")
@@ -155,8 +154,8 @@ class FastTextModel:
 
         return kernels().ft_predict_batch(
             codes, starts, self.table, self.blob, self.offsets, self.nwords, self.bucket, self.ngrams, self.minn,
-            self.maxn, self.prune_mode, self.prune, self.sub_starts, self.subs, self.dense, self.qcodes, self.centroids, self.nsubq, self.dsub,
-            self.lastdsub, self.norm_codes, self.norm_centroids, self.output, self.tree, k, threshold,
+            self.maxn, self.prune_mode, self.prune, self.sub_starts, self.subs, self.input, self.output, self.tree, k,
+            threshold,
         )  # fmt: skip
 
     def predict(self, texts: list[str], k: int = 1, threshold: float = 0.0):

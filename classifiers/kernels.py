@@ -131,6 +131,11 @@ def _exports() -> dict:
     out["ft_vocab_table"] = (ft, "vocab_table", rw(t.int32)(ro(t.uint8), ro(t.int64), t.int64))
     out["ft_prune_table"] = (ft, "prune_table", rw(t.int64)(ro(t.int32), ro(t.int32), t.int64))
     i64, f32, u8 = t.int64, t.float32, t.uint8
+    out["ft_decode_quantized"] = (
+        ft,
+        "decode_quantized",
+        rw(f32, 2)(ro(u8), ro(f32), i64, i64, i64, ro(u8), ro(f32), i64),
+    )
     out["ft_vocab_subwords"] = (
         ft,
         "vocab_subwords",
@@ -142,8 +147,7 @@ def _exports() -> dict:
         t.Tuple((rw(i64), rw(f32, 2), rw(i64, 2), rw(i64)))(
             ro(t.uint32), ro(i64), ro(t.int32), ro(u8), ro(i64),  # lines, dictionary
             i64, i64, i64, i64, i64, i64, ro(i64), ro(i64), ro(i64),  # nwords ... maxn, pruning, n-grams
-            ro(f32, 2), ro(u8), ro(f32), i64, i64, i64, ro(u8), ro(f32),  # input matrix
-            ro(f32, 2), ro(t.int32, 2), i64, t.float64,  # output matrix, tree, k, threshold
+            ro(f32, 2), ro(f32, 2), ro(t.int32, 2), i64, t.float64,  # input, output, tree, k, threshold
         ),
     )  # fmt: skip
     bpe = "classifiers.bpe_kernel"
