@@ -1,8 +1,10 @@
-"""The numba kernels of the distilled quality classifier's prediction (`classifiers/fasttext_model.py`):
-fastText's supervised predict over one normalised line, written from what fastText's C++ does
-(Dictionary::getLine, addWordNgrams, Model::computeHidden, SoftmaxLoss, Loss::findKBest) with the
-same float32 operations in the same order, so the probabilities are bit-identical to fastText's
-(tests/test_fasttext_model.py compares every one on real text).
+"""The numba kernels of the compiled fastText predictor (`classifiers/fasttext_model.py`): fastText's
+supervised predict over a batch of lines, written from what fastText 0.9's C++ does
+(Dictionary::getLine, computeSubwords, addWordNgrams and pushHash; QuantMatrix and
+ProductQuantizer's rows; Model::computeHidden; SoftmaxLoss and HierarchicalSoftmaxLoss;
+Loss::findKBest and libstdc++'s heap algorithms) with the same float32 operations in the same
+order, so every label and probability is the one fastText returns, bit for bit
+(tests/test_fasttext_model.py compares them on real text, for lid.176.ftz and trained models).
 
 Kernel only: `classifiers.kernels` compiles it ahead of time (or, where it cannot, imports this
 module and numba JIT-compiles it).
@@ -19,8 +21,6 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from classifiers.fasttext_consts import FT_NGRAM, FT_OFFSET, FT_PRIME, NO_WORDS, SURROGATE
-
-SOFTMAX_TREE = np.zeros((0, 2), np.int32)  # `tree` of a softmax model: none
 
 _LABEL = np.frombuffer(b"__label__", np.uint8)  # a token that starts so is a label, not a word
 _EOS = np.frombuffer(b"</s>", np.uint8)  # the token fastText reads at a line's end
@@ -445,7 +445,7 @@ def predict_batch(
             for i in range(nlabels):
                 top = max(output[i], top)
             z = np.float32(0.0)
-            for i in range(nlabels):
+            for i in range(nlabels):  # C's exp in double, as loss.cc calls it
                 output[i] = np.float32(math.exp(np.float64(output[i] - top)))
                 z += output[i]
             for i in range(nlabels):
@@ -468,7 +468,7 @@ def predict_batch(
                 if tree[node, 0] == -1 and tree[node, 1] == -1:
                     size = _heap_push(key, kid, size, score, node, k)
                     continue
-                f = _dot(out, node - nlabels, hidden)
+                f = _dot(out, node - nlabels, hidden)  # a sigmoid: 1. / (1 + std::exp(-f)), expf
                 f = np.float32(1.0 / np.float64(np.float32(1) + np.float32(math.exp(-f))))
                 stack[depth], scores[depth] = tree[node, 1], score + _std_log(f)
                 stack[depth + 1], scores[depth + 1] = tree[node, 0], score + _std_log(np.float32(1.0 - np.float64(f)))

@@ -149,9 +149,11 @@ class FastTextModel:
 
     def predict_codes(self, codes: np.ndarray, starts: np.ndarray, k: int = 1, threshold: float = 0.0):
         """(outcome, probabilities, label ids, count) per line codes[starts[i]:starts[i + 1]]
-        (fasttext_kernel.predict_batch)."""
+        (fasttext_kernel.predict_batch); k -1 for every label."""
         from classifiers.kernels import kernels
 
+        if k == 0 or k < -1:
+            raise ValueError("k needs to be 1 or higher!")  # fastText's message
         return kernels().ft_predict_batch(
             codes, starts, self.table, self.blob, self.offsets, self.nwords, self.bucket, self.ngrams, self.minn,
             self.maxn, self.prune_mode, self.prune, self.sub_starts, self.subs, self.input, self.output, self.tree, k,
