@@ -136,7 +136,7 @@ def _preload() -> None:
 
     for name in ("dedup", "finalize", "heuristics", "langid", "mixture", "quality", "read", "route", "write"):
         importlib.import_module(f"pipeline.stages.{name}")
-    for name in ("pyarrow.parquet", "zstandard", "tiktoken"):
+    for name in ("pyarrow.parquet", "zstandard"):
         try:
             importlib.import_module(name)
         except ImportError:  # an optional library: a stage that needs it says so
