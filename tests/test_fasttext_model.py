@@ -29,12 +29,7 @@ from classifiers.quality_fasttext import (
     score_class,
 )
 from tests.corpus import dev_sentences_by_language, sample_docs
-
-
-def proxy_score(text: str) -> float:
-    """PROXY label (not a judge): 5 x share of purely alphabetic words."""
-    words = text.split()
-    return 5.0 * sum(w.isalpha() for w in words) / len(words) if words else 0.0
+from tests.test_distill import proxy_score
 
 
 @functools.lru_cache(maxsize=1)
