@@ -138,11 +138,11 @@ class FastTextModel:
         np.cumsum([len(w) for w in words], out=self.offsets[1:])
         self.blob = np.frombuffer(b"".join(words), np.uint8)
         self.table = k.ft_vocab_table(self.blob, self.offsets, 1 << (2 * len(words)).bit_length())
-        self.sub_starts, self.subs = k.ft_vocab_subwords(
-            self.blob, self.offsets, self.nwords, self.minn, self.maxn, self.bucket, self.prune_mode, self.prune
-        )
-        if self.maxn <= 0:  # no character n-grams: nothing to look up
-            self.sub_starts = self.subs = np.zeros(0, np.int64)
+        self.sub_starts = self.subs = np.zeros(0, np.int64)  # no character n-grams: nothing to look up
+        if self.maxn > 0:
+            self.sub_starts, self.subs = k.ft_vocab_subwords(
+                self.blob, self.offsets, self.nwords, self.minn, self.maxn, self.bucket, self.prune_mode, self.prune
+            )
 
     def get_labels(self) -> list[str]:
         return list(self.labels)

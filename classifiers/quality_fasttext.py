@@ -46,7 +46,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classifiers.fasttext_quiet import fasttext_module, load_model
+from classifiers.fasttext_quiet import fasttext_module
 from classifiers.judge.labels import LabelSelection, read_labels, select_labels, text_hash
 from classifiers.judge.params import QualityParams
 from classifiers.scorer import QualityResult
@@ -432,10 +432,8 @@ class FastTextQualityScorer:
         np.cumsum([c.size for c in lines], out=starts[1:])
         codes = np.concatenate(lines) if lines else np.zeros(0, np.uint32)
         outcome, probs, ids, count = self._model.predict_codes(codes, starts, -1)
-        if (outcome == SURROGATE).any():  # fastText's own error
-            return _expected_scores(
-                load_model(self.model_path), [c.tobytes().decode("utf-32-le", "surrogatepass") for c in lines]
-            )
+        if (outcome == SURROGATE).any():  # the model's predict answers it (with fastText's own error)
+            return _expected_scores(self._model, [c.tobytes().decode("utf-32-le", "surrogatepass") for c in lines])
         names = [lab[len(LABEL_PREFIX) :] for lab in self._model.labels]
         out = []
         for ps, row, n in zip(probs.tolist(), ids.tolist(), count.tolist()):
