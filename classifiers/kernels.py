@@ -52,6 +52,7 @@ SOURCES = (  # the kernels' modules, relative to classifiers/
     "needle_kernel.py",
     "fasttext_kernel.py",
     "fasttext_consts.py",
+    "quality_consts.py",
     "text.py",  # the FNV constants of bpe_kernel
 )
 
@@ -110,7 +111,7 @@ def _exports() -> dict:
     out["quality_words"] = (
         "classifiers.quality_kernel",
         "spaced_words",
-        t.Tuple((rw(t.uint32), t.boolean))(ro(t.uint32), ro(t.uint8), ro(t.uint8), t.int64),
+        t.Tuple((rw(t.uint32), rw(t.int64), rw(t.boolean)))(ro(t.uint32), ro(t.int64), ro(t.uint8), t.int64),
     )
     out["needles_present"] = (
         "classifiers.needle_kernel",

@@ -133,27 +133,51 @@ def normalize(text: str, max_words: int = DistillParams().max_words) -> str:
     """One line of space-separated lower-case tokens, at most `max_words` of them: the words of
     the NFKC-normalised, lower-cased text, each marked character (_split_marks) a token of its
     own (the compiled kernel, classifiers/quality_kernel.py)."""
-    return normalized_codes(text, max_words).tobytes().decode("utf-32-le", "surrogatepass")
+    return normalized_lines([text], max_words)[0].tobytes().decode("utf-32-le", "surrogatepass")
 
 
-def normalized_codes(text: str, max_words: int = DistillParams().max_words):
-    """`normalize`'s line as its code points (uint32)."""
+@functools.lru_cache(maxsize=1)
+def _classes():
+    """Each code point's class for the kernel (uint8): SPACE where str.isspace, else MARK where
+    _split_marks, else 0."""
+    from classifiers.quality_consts import MARK, SPACE
+    from classifiers.unicode_tables import isspace
+
+    classes = _split_marks() * MARK
+    classes[isspace() != 0] = SPACE
+    return classes
+
+
+def normalized_lines(texts: Sequence[str], max_words: int = DistillParams().max_words, limit: int = 0):
+    """`normalize`'s lines of `texts` as code points (uint32), one after another, and where each
+    starts (int64, one more than the texts: the last ends there), from one call of the kernel."""
     import numpy as np
 
     from classifiers.kernels import kernels
-    from classifiers.unicode_tables import isspace
 
-    marks, spaces, words = _split_marks(), isspace(), kernels().quality_words
-    # Normalise a prefix only, growing it until it holds more than max_words words (the
-    # last word of a cut prefix may be partial, so it must lie beyond the ones kept).
-    limit = max_words * 8
-    while True:
-        chunk = unicodedata.normalize("NFKC", text[:limit]).lower()
-        codes = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), np.uint32)
-        line, more = words(codes, marks, spaces, max_words)
-        if more or limit >= len(text):
-            return line
-        limit *= 4
+    # Normalise a prefix only, a longer one for the texts whose prefix holds no more than
+    # max_words words (the last word of a cut prefix may be partial, so it must lie beyond the
+    # ones kept).
+    limit = limit or max_words * 8
+    chunks = [unicodedata.normalize("NFKC", t[:limit]).lower() for t in texts]
+    starts = np.zeros(len(chunks) + 1, np.int64)
+    np.cumsum([len(c) for c in chunks], out=starts[1:])
+    codes = np.frombuffer("".join(chunks).encode("utf-32-le", "surrogatepass"), np.uint32)
+    line, at, more = kernels().quality_words(codes, starts, _classes(), max_words)
+    redo = [i for i in np.flatnonzero(~more).tolist() if len(texts[i]) > limit]
+    if not redo:
+        return line, at
+    again, again_at = normalized_lines([texts[i] for i in redo], max_words, limit * 4)
+    sizes = np.diff(at)
+    sizes[redo] = np.diff(again_at)
+    pieces, after = [], 0
+    for k, i in enumerate(redo):
+        pieces += [line[at[after] : at[i]], again[again_at[k] : again_at[k + 1]]]
+        after = i + 1
+    pieces.append(line[at[after] :])
+    at = np.zeros_like(at)
+    np.cumsum(sizes, out=at[1:])
+    return np.concatenate(pieces), at
 
 
 def score_class(score: float) -> int:
@@ -414,7 +438,7 @@ class FastTextQualityScorer:
         from classifiers.fasttext_model import FastTextModel
 
         if isinstance(self._model, FastTextModel):
-            scored = self._predict([normalized_codes(t, self.max_words) for t in texts])
+            scored = self._predict(*normalized_lines(texts, self.max_words))
         else:
             scored = _expected_scores(self._model, [normalize(t, self.max_words) for t in texts])
         return [
@@ -422,18 +446,14 @@ class FastTextQualityScorer:
             for s, dist in scored
         ]
 
-    def _predict(self, lines: list) -> list[tuple[float, dict[str, float]]]:
+    def _predict(self, codes, starts) -> list[tuple[float, dict[str, float]]]:
         """The compiled predictor over the normalised lines' code points, in one call."""
-        import numpy as np
-
         from classifiers.fasttext_consts import SURROGATE
 
-        starts = np.zeros(len(lines) + 1, np.int64)
-        np.cumsum([c.size for c in lines], out=starts[1:])
-        codes = np.concatenate(lines) if lines else np.zeros(0, np.uint32)
         outcome, probs, ids, count = self._model.predict_codes(codes, starts, -1)
         if (outcome == SURROGATE).any():  # the model's predict answers it (with fastText's own error)
-            return _expected_scores(self._model, [c.tobytes().decode("utf-32-le", "surrogatepass") for c in lines])
+            lines = [codes[a:b].tobytes().decode("utf-32-le", "surrogatepass") for a, b in zip(starts, starts[1:])]
+            return _expected_scores(self._model, lines)
         names = [lab[len(LABEL_PREFIX) :] for lab in self._model.labels]
         out = []
         for ps, row, n in zip(probs.tolist(), ids.tolist(), count.tolist()):

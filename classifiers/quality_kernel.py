@@ -13,25 +13,39 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from classifiers.quality_consts import MARK, SPACE
+
 
 @njit(cache=True)
-def spaced_words(codes, marks, spaces, max_words):
-    """(the line's code points, whether the text holds more than max_words words)."""
+def spaced_words(codes, starts, classes, max_words):
+    """The lines of a batch of texts, text i being codes[starts[i]:starts[i + 1]] and `classes`
+    each code point's class (SPACE, MARK, else 0): (the lines' code points one after another,
+    where each line starts (and the last ends), whether each text holds more than max_words
+    words)."""
+    texts = starts.size - 1
     out = np.empty(2 * codes.size, np.uint32)
-    n, words, in_word = 0, 0, False
-    for c in codes:
-        if spaces[c]:
-            in_word = False
-            continue
-        mark = marks[c] != 0
-        if mark or not in_word:  # a word starts
-            if words == max_words:
-                return out[:n].copy(), True
-            if words:
-                out[n] = 32
-                n += 1
-            words += 1
-        out[n] = c
-        n += 1
-        in_word = not mark
-    return out[:n].copy(), False
+    at = np.zeros(texts + 1, np.int64)
+    more = np.zeros(texts, np.bool_)
+    n = 0
+    for i in range(texts):
+        words, in_word = 0, False
+        for j in range(starts[i], starts[i + 1]):
+            c = codes[j]
+            cls = classes[c]
+            if cls == SPACE:
+                in_word = False
+                continue
+            mark = cls == MARK
+            if mark or not in_word:  # a word starts
+                if words == max_words:
+                    more[i] = True
+                    break
+                if words:
+                    out[n] = 32
+                    n += 1
+                words += 1
+            out[n] = c
+            n += 1
+            in_word = not mark
+        at[i + 1] = n
+    return out[:n], at, more

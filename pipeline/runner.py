@@ -24,6 +24,7 @@ from pipeline.graph import build, input_info
 from pipeline.sdk_worker import (
     RUNNER_PID_ENV,
     WORKER_MODULE,
+    cache_signatures,
     limit_malloc_arenas,
     relax_gc,
     shorten_state_sampling,
@@ -160,6 +161,7 @@ def run_local(
         _quiet_worker_startup()
     limit_malloc_arenas()
     shorten_state_sampling()  # in-process bundles; the workers do it themselves
+    cache_signatures()  # the graph's build, and in-process bundles
     relax_gc()
     if workers > 1:
         start_zygote()  # `curate run` started it earlier, as soon as it had read the config

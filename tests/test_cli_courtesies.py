@@ -238,3 +238,60 @@ def test_a_run_imports_beam_without_pandas_and_pandas_still_imports():
     )
     loaded = [ln.rsplit("|", 1)[-1].strip() for ln in out.stderr.splitlines() if ln.startswith("import time:")]
     assert "apache_beam" in loaded and "pandas.core.api" not in loaded
+
+
+def test_beams_signatures_and_dofn_specs_are_kept_and_stay_the_same():
+    """pipeline.sdk_worker's cache_signatures: Beam's get_signature (wherever Beam imported it)
+    and get_dofn_specs answer as before, a method's signature is worked out once per function,
+    a DoFn's specs once per DoFn and handed out as fresh sets, and a DoFn Beam refuses is still
+    refused. In a subprocess: it changes Beam's modules."""
+    code = """
+import inspect
+import apache_beam as beam
+from apache_beam.coders import StrUtf8Coder
+from apache_beam.transforms import core, userstate
+from apache_beam.typehints import decorators
+
+class Plain(beam.DoFn):
+    def process(self, element, scale=2):
+        yield element * scale
+
+class Stateful(beam.DoFn):
+    BAG = userstate.BagStateSpec("bag", StrUtf8Coder())
+    def process(self, element, bag=beam.DoFn.StateParam(BAG)):
+        yield element
+
+class Twice(beam.DoFn):
+    BAG = userstate.BagStateSpec("bag", StrUtf8Coder())
+    def process(self, element, a=beam.DoFn.StateParam(BAG), b=beam.DoFn.StateParam(BAG)):
+        yield element
+
+def answers():
+    fns = [Plain(), Stateful(), beam.core.CallableWrapperDoFn(lambda x, y=3: [x])]
+    sigs = [str(decorators.get_signature(f.process)) for f in fns]
+    args = [core.get_function_arguments(f, "process") for f in fns]
+    specs = [tuple(sorted(s.name for s in group) for group in userstate.get_dofn_specs(f)) for f in fns]
+    return sigs, args, specs, [userstate.is_stateful_dofn(f) for f in fns]
+
+before = answers()
+from pipeline.sdk_worker import cache_signatures
+cache_signatures(); cache_signatures()
+assert core.get_signature is decorators.get_signature and decorators.get_signature.cached
+assert answers() == answers() == before, (answers(), before)
+assert before[3] == [False, True, False]
+p = Plain()
+assert decorators.get_signature(p.process) is decorators.get_signature(Plain().process)
+s = Stateful()
+state, _ = userstate.get_dofn_specs(s)
+state.clear()
+assert [x.name for x in userstate.get_dofn_specs(s)[0]] == ["bag"]
+try:
+    userstate.get_dofn_specs(Twice())
+except ValueError as e:
+    assert "duplicate" in str(e)
+else:
+    raise AssertionError("a DoFn with a state parameter twice was not refused")
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr

@@ -48,6 +48,7 @@ from classifiers.quality_fasttext import (
     in_holdout,
     keep_threshold,
     normalize,
+    normalized_lines,
     rank,
     score_class,
     spearman,
@@ -174,6 +175,21 @@ def test_normalize_is_the_one_table_lookup_per_character():
     assert len(docs) > 5000
     for text in docs:
         assert normalize(text, 400) == reference(text, 400)
+
+
+def test_a_batch_of_lines_is_each_texts_line():
+    """normalized_lines (the scorer's one kernel call per batch) gives each text's `normalize`
+    line, where they start included, also where some texts' first prefix holds too few words and
+    is normalised again, longer (long words, then in the middle and at the end of the batch)."""
+    long_words = ("y" * 3000 + " ") * 4 + "tail"
+    docs = [d["text"] for d in bench_docs()][:300]
+    texts = [long_words, *docs[:150], long_words, "", *docs[150:], long_words + " z"]
+    for max_words in (3, 400, 1024):
+        codes, starts = normalized_lines(texts, max_words)
+        assert starts[0] == 0 and starts[-1] == codes.size and len(starts) == len(texts) + 1
+        lines = [codes[a:b].tobytes().decode("utf-32-le", "surrogatepass") for a, b in zip(starts, starts[1:])]
+        assert lines == [normalize(t, max_words) for t in texts]
+    assert normalized_lines([], 5)[1].tolist() == [0]
 
 
 # ------------------------------------------------------------------ end to end
