@@ -2,7 +2,8 @@
 a run predicts with: the bundled lid.176.ftz on the language-ID stage's input (the prepared,
 lower-cased 1,000 characters, k=5) and the race's proxy-trained quality classifier
 (bench/proxy_quality.py; product-default DistillParams) on its input (the normalised first 1,024
-words, every label). Documents: the first --docs of the race corpus ($CURATE_DATA_DIR/bench-corpus).
+words, every label). Documents: the first --docs of the race corpus ($CURATE_DATA_DIR/bench-corpus),
+in batches of the pipeline's batch size (runner.batch_size), as the stages call the models.
 Rates are documents per CPU-second (= per core), the two predictors interleaved, best of
 --repeats; the outputs are compared label for label and bit for bit.
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from classifiers.fasttext_quiet import load_model
     from classifiers.langid import BUNDLED_MODEL, LangIdParams, prepare_text
     from classifiers.quality_fasttext import FastTextQualityScorer, _expected_scores, normalize
+    from pipeline.config import RunnerConfig
 
     docs = [d["text"] for d in itertools.islice(iter_bench_corpus(BENCH_CORPUS), args.docs)]
     params = LangIdParams()
@@ -61,13 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     want = _expected_scores(quality_f, [normalize(t) for t in docs])
     quality_same = [(r.score, list(r.probabilities.items())) for r in got] == [(s, list(d.items())) for s, d in want]
 
+    size = RunnerConfig().batch_size
+
+    def batched(fn, items: list) -> list:
+        return [fn(items[i : i + size]) for i in range(0, len(items), size)]
+
     times = _cpu_best(
         args.repeats,
         {
-            "lid compiled": lambda: lid_c.predict(lid_lines, k=params.top_k),
-            "lid fastText": lambda: lid_f.predict(lid_lines, k=params.top_k),
-            "quality compiled": lambda: scorer.score(docs),
-            "quality fastText": lambda: _expected_scores(quality_f, [normalize(t) for t in docs]),
+            "lid compiled": lambda: batched(lambda b: lid_c.predict(b, k=params.top_k), lid_lines),
+            "lid fastText": lambda: batched(lambda b: lid_f.predict(b, k=params.top_k), lid_lines),
+            "quality compiled": lambda: batched(scorer.score, docs),
+            "quality fastText": lambda: batched(lambda b: _expected_scores(quality_f, [normalize(t) for t in b]), docs),
         },
     )
     n = len(docs)
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"`python -m bench.fasttext_predict --docs {args.docs} --repeats {args.repeats}` on "
             f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}; "
-            f"{n:,} documents of the race corpus.",
+            f"{n:,} documents of the race corpus, in batches of {size} (the pipeline's `runner.batch_size`).",
             "Language ID: lid.176.ftz on the stage's prepared text, k=5 (predict alone). Quality: "
             "`FastTextQualityScorer.score` (normalising the first 1,024 words included; fastText's "
             "row: the same normalisation, then fastText's predict).",

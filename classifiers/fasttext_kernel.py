@@ -82,34 +82,17 @@ def _find(data, start, end, h, table, blob, offsets):
 
 
 @njit(cache=True)
-def _utf8(codes, tail):
-    """The code points as UTF-8 bytes followed by `tail`; None at a surrogate (which fastText's
-    Python binding refuses)."""
-    data = np.empty(4 * codes.size + tail.size, np.uint8)
-    n = 0
-    for c in codes:
-        if c < 0x80:
-            data[n] = c
-            n += 1
-        elif c < 0x800:
-            data[n] = 0xC0 | (c >> 6)
-            data[n + 1] = 0x80 | (c & 0x3F)
-            n += 2
-        elif c < 0x10000:
-            if 0xD800 <= c < 0xE000:
-                return None
-            data[n] = 0xE0 | (c >> 12)
-            data[n + 1] = 0x80 | ((c >> 6) & 0x3F)
-            data[n + 2] = 0x80 | (c & 0x3F)
-            n += 3
-        else:
-            data[n] = 0xF0 | (c >> 18)
-            data[n + 1] = 0x80 | ((c >> 12) & 0x3F)
-            data[n + 2] = 0x80 | ((c >> 6) & 0x3F)
-            data[n + 3] = 0x80 | (c & 0x3F)
-            n += 4
-    data[n : n + tail.size] = tail
-    return data[: n + tail.size]
+def _has_surrogate(raw):
+    """Whether UTF-8 bytes (as Python's "surrogatepass" writes them) hold a surrogate, which
+    fastText's Python binding refuses: ED followed by A0..BF."""
+    seen = False
+    for b in raw:  # no early exit: a vectorised scan for the rare lead byte first
+        seen |= b == 0xED
+    if seen:
+        for i in range(raw.size - 1):
+            if raw[i] == 0xED and raw[i + 1] >= 0xA0:
+                return True
+    return False
 
 
 @njit(cache=True)
@@ -248,18 +231,20 @@ def vocab_subwords(blob, offsets, nwords, minn, maxn, bucket, prune_mode, prune)
 
 
 @njit(cache=True)
-def line_input(codes, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune, sub_starts, subs):
-    """The model's input rows for one line (its code points), as Dictionary::getLine makes them:
+def line_input(raw, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune, sub_starts, subs):
+    """The model's input rows for one line (its UTF-8 bytes), as Dictionary::getLine makes them:
     per word in order (the line's end, `</s>`, last) its id if in the vocabulary and its
     character n-grams (maxn > 0; not for `</s>`), then every word n-gram (2..ngrams words, each
     word's hash sign-extended and chained); n-grams as nwords + hash % bucket (_push_hash). A
     vocabulary word's character n-grams are read from `vocab_subwords`' arrays where given (as
     fastText keeps them per word). Only the text before a line break is read, as fastText reads
     one line. None at a surrogate."""
-    data = _utf8(codes, _EOS)
-    if data is None:
+    if _has_surrogate(raw):
         return None
-    n = data.size - _EOS.size
+    n = raw.size
+    data = np.empty(n + _EOS.size, np.uint8)
+    data[:n] = raw
+    data[n:] = _EOS
     for i in range(n):  # a line break ends the line (a tab, CR, ... only separate words)
         if data[i] == 10:
             data[i : i + _EOS.size] = _EOS
@@ -391,15 +376,15 @@ def _hidden(rows, dense):
 
 @njit(cache=True)
 def predict_batch(
-    codes, starts, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune, sub_starts, subs,
+    data, starts, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, prune_mode, prune, sub_starts, subs,
     dense, out, tree, k, threshold,
 ):  # fmt: skip
     """fastText's predict (top k, probabilities at or above threshold) of each line
-    codes[starts[i]:starts[i + 1]]: (outcome, probabilities, label ids, how many) per line, the
+    data[starts[i]:starts[i + 1]] (UTF-8): (outcome, probabilities, label ids, how many) per line, the
     probabilities as its Python binding returns them (exp of the summed logs) in its heap's order.
     Softmax where `tree` is empty, else hierarchical softmax over the tree (left, right per node).
     Outcome NO_WORDS where a line has no input row (fastText predicts nothing), SURROGATE where
-    one of its code points is one (fastText's binding refuses the text)."""
+    it holds one (fastText's binding refuses the text)."""
     lines = starts.size - 1
     nlabels = out.shape[0] if tree.shape[0] == 0 else (tree.shape[0] + 1) // 2
     k = nlabels if k < 0 else min(k, nlabels)
@@ -415,7 +400,7 @@ def predict_batch(
     floor = _std_log(thr)
     for line in range(lines):
         rows = line_input(
-            codes[starts[line] : starts[line + 1]],
+            data[starts[line] : starts[line + 1]],
             table,
             blob,
             offsets,

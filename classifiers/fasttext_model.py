@@ -147,15 +147,15 @@ class FastTextModel:
     def get_labels(self) -> list[str]:
         return list(self.labels)
 
-    def predict_codes(self, codes: np.ndarray, starts: np.ndarray, k: int = 1, threshold: float = 0.0):
-        """(outcome, probabilities, label ids, count) per line codes[starts[i]:starts[i + 1]]
-        (fasttext_kernel.predict_batch); k -1 for every label."""
+    def predict_bytes(self, data: np.ndarray, starts: np.ndarray, k: int = 1, threshold: float = 0.0):
+        """(outcome, probabilities, label ids, count) per line data[starts[i]:starts[i + 1]], its
+        UTF-8 bytes (fasttext_kernel.predict_batch); k -1 for every label."""
         from classifiers.kernels import kernels
 
         if k == 0 or k < -1:
             raise ValueError("k needs to be 1 or higher!")  # fastText's message
         return kernels().ft_predict_batch(
-            codes, starts, self.table, self.blob, self.offsets, self.nwords, self.bucket, self.ngrams, self.minn,
+            data, starts, self.table, self.blob, self.offsets, self.nwords, self.bucket, self.ngrams, self.minn,
             self.maxn, self.prune_mode, self.prune, self.sub_starts, self.subs, self.input, self.output, self.tree, k,
             threshold,
         )  # fmt: skip
@@ -164,10 +164,10 @@ class FastTextModel:
         """fastText's `predict` for a list of lines: (the labels of each, their probabilities)."""
         if any("\n" in t for t in texts):
             raise ValueError("predict processes one line at a time (remove '\\n')")
-        starts = np.zeros(len(texts) + 1, np.int64)
-        np.cumsum([len(t) for t in texts], out=starts[1:])
-        codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
-        outcome, probs, ids, count = self.predict_codes(codes, starts, k, threshold)
+        lines = [t.encode("utf-8", "surrogatepass") for t in texts]
+        starts = np.zeros(len(lines) + 1, np.int64)
+        np.cumsum([len(b) for b in lines], out=starts[1:])
+        outcome, probs, ids, count = self.predict_bytes(np.frombuffer(b"".join(lines), np.uint8), starts, k, threshold)
         if (outcome == SURROGATE).any():
             from classifiers.fasttext_quiet import load_model
 

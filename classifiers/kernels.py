@@ -111,7 +111,7 @@ def _exports() -> dict:
     out["quality_words"] = (
         "classifiers.quality_kernel",
         "spaced_words",
-        t.Tuple((rw(t.uint32), rw(t.int64), rw(t.boolean)))(ro(t.uint32), ro(t.int64), ro(t.uint8), t.int64),
+        t.Tuple((rw(t.uint8), rw(t.int64), rw(t.boolean)))(ro(t.uint32), ro(t.int64), ro(t.uint8), t.int64),
     )
     out["needles_present"] = (
         "classifiers.needle_kernel",
@@ -146,7 +146,7 @@ def _exports() -> dict:
         ft,
         "predict_batch",
         t.Tuple((rw(i64), rw(f32, 2), rw(i64, 2), rw(i64)))(
-            ro(t.uint32), ro(i64), ro(t.int32), ro(u8), ro(i64),  # lines, dictionary
+            ro(u8), ro(i64), ro(t.int32), ro(u8), ro(i64),  # lines (UTF-8), dictionary
             i64, i64, i64, i64, i64, i64, ro(i64), ro(i64), ro(i64),  # nwords ... maxn, pruning, n-grams
             ro(f32, 2), ro(f32, 2), ro(t.int32, 2), i64, t.float64,  # input, output, tree, k, threshold
         ),

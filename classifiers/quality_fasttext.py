@@ -133,7 +133,7 @@ def normalize(text: str, max_words: int = DistillParams().max_words) -> str:
     """One line of space-separated lower-case tokens, at most `max_words` of them: the words of
     the NFKC-normalised, lower-cased text, each marked character (_split_marks) a token of its
     own (the compiled kernel, classifiers/quality_kernel.py)."""
-    return normalized_lines([text], max_words)[0].tobytes().decode("utf-32-le", "surrogatepass")
+    return normalized_lines([text], max_words)[0].tobytes().decode("utf-8", "surrogatepass")
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,8 +149,9 @@ def _classes():
 
 
 def normalized_lines(texts: Sequence[str], max_words: int = DistillParams().max_words, limit: int = 0):
-    """`normalize`'s lines of `texts` as code points (uint32), one after another, and where each
-    starts (int64, one more than the texts: the last ends there), from one call of the kernel."""
+    """`normalize`'s lines of `texts` as UTF-8 bytes (uint8, a surrogate as "surrogatepass"
+    writes it), one after another, and where each starts (int64, one more than the texts: the
+    last ends there), from one call of the kernel."""
     import numpy as np
 
     from classifiers.kernels import kernels
@@ -446,13 +447,13 @@ class FastTextQualityScorer:
             for s, dist in scored
         ]
 
-    def _predict(self, codes, starts) -> list[tuple[float, dict[str, float]]]:
-        """The compiled predictor over the normalised lines' code points, in one call."""
+    def _predict(self, data, starts) -> list[tuple[float, dict[str, float]]]:
+        """The compiled predictor over the normalised lines' UTF-8 bytes, in one call."""
         from classifiers.fasttext_consts import SURROGATE
 
-        outcome, probs, ids, count = self._model.predict_codes(codes, starts, -1)
+        outcome, probs, ids, count = self._model.predict_bytes(data, starts, -1)
         if (outcome == SURROGATE).any():  # the model's predict answers it (with fastText's own error)
-            lines = [codes[a:b].tobytes().decode("utf-32-le", "surrogatepass") for a, b in zip(starts, starts[1:])]
+            lines = [data[a:b].tobytes().decode("utf-8", "surrogatepass") for a, b in zip(starts, starts[1:])]
             return _expected_scores(self._model, lines)
         names = [lab[len(LABEL_PREFIX) :] for lab in self._model.labels]
         out = []

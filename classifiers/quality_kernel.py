@@ -19,11 +19,11 @@ from classifiers.quality_consts import MARK, SPACE
 @njit(cache=True)
 def spaced_words(codes, starts, classes, max_words):
     """The lines of a batch of texts, text i being codes[starts[i]:starts[i + 1]] and `classes`
-    each code point's class (SPACE, MARK, else 0): (the lines' code points one after another,
-    where each line starts (and the last ends), whether each text holds more than max_words
-    words)."""
+    each code point's class (SPACE, MARK, else 0): (the lines' UTF-8 bytes one after another
+    (a surrogate as "surrogatepass" writes it), where each line starts (and the last ends),
+    whether each text holds more than max_words words)."""
     texts = starts.size - 1
-    out = np.empty(2 * codes.size, np.uint32)
+    out = np.empty(5 * codes.size, np.uint8)  # at most 4 bytes a code point, and a space
     at = np.zeros(texts + 1, np.int64)
     more = np.zeros(texts, np.bool_)
     n = 0
@@ -44,8 +44,29 @@ def spaced_words(codes, starts, classes, max_words):
                     out[n] = 32
                     n += 1
                 words += 1
-            out[n] = c
-            n += 1
+            n = _put_utf8(out, n, c)
             in_word = not mark
         at[i + 1] = n
     return out[:n], at, more
+
+
+@njit(cache=True)
+def _put_utf8(out, n, c):
+    """Code point c's UTF-8 bytes at out[n:]; where they end."""
+    if c < 0x80:
+        out[n] = c
+        return n + 1
+    if c < 0x800:
+        out[n] = 0xC0 | (c >> 6)
+        out[n + 1] = 0x80 | (c & 0x3F)
+        return n + 2
+    if c < 0x10000:
+        out[n] = 0xE0 | (c >> 12)
+        out[n + 1] = 0x80 | ((c >> 6) & 0x3F)
+        out[n + 2] = 0x80 | (c & 0x3F)
+        return n + 3
+    out[n] = 0xF0 | (c >> 18)
+    out[n + 1] = 0x80 | ((c >> 12) & 0x3F)
+    out[n + 2] = 0x80 | ((c >> 6) & 0x3F)
+    out[n + 3] = 0x80 | (c & 0x3F)
+    return n + 4

@@ -185,9 +185,9 @@ def test_a_batch_of_lines_is_each_texts_line():
     docs = [d["text"] for d in bench_docs()][:300]
     texts = [long_words, *docs[:150], long_words, "", *docs[150:], long_words + " z"]
     for max_words in (3, 400, 1024):
-        codes, starts = normalized_lines(texts, max_words)
-        assert starts[0] == 0 and starts[-1] == codes.size and len(starts) == len(texts) + 1
-        lines = [codes[a:b].tobytes().decode("utf-32-le", "surrogatepass") for a, b in zip(starts, starts[1:])]
+        data, starts = normalized_lines(texts, max_words)
+        assert starts[0] == 0 and starts[-1] == data.size and len(starts) == len(texts) + 1
+        lines = [data[a:b].tobytes().decode("utf-8", "surrogatepass") for a, b in zip(starts, starts[1:])]
         assert lines == [normalize(t, max_words) for t in texts]
     assert normalized_lines([], 5)[1].tolist() == [0]
 

@@ -74,8 +74,8 @@ def _as_fasttext(model, line: str) -> list[tuple[str, np.float32]]:
 
 
 def _as_compiled(compiled: FastTextModel, line: str, k: int = -1) -> list[tuple[str, np.float32]]:
-    codes = np.frombuffer(line.encode("utf-32-le"), np.uint32)
-    outcome, probs, ids, count = compiled.predict_codes(codes, np.array([0, codes.size]), k)
+    data = np.frombuffer(line.encode("utf-8"), np.uint8)
+    outcome, probs, ids, count = compiled.predict_bytes(data, np.array([0, data.size]), k)
     assert outcome[0] in (OK, NO_WORDS)
     return [(compiled.labels[i].removeprefix("__label__"), probs[0, j]) for j, i in enumerate(ids[0, : count[0]])]
 
@@ -129,7 +129,11 @@ def test_fastTexts_reading_of_a_line_rule_by_rule(product_model):
 
 def test_a_surrogate_is_refused_as_fastText_refuses_it(product_model):
     compiled = load_predictor(product_model)
-    assert compiled.predict_codes(np.array([ord("a"), 0xD800], np.uint32), np.array([0, 2]))[0][0] == SURROGATE
+    for text in ("a\ud800", "\udfff b", "x \udc80\ud83d"):  # lone surrogates as "surrogatepass" writes them
+        data = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
+        assert compiled.predict_bytes(data, np.array([0, data.size]))[0][0] == SURROGATE
+    data = np.frombuffer("\ud55c \U0001f600 \ud7ff".encode(), np.uint8)  # ED lead bytes of other characters
+    assert compiled.predict_bytes(data, np.array([0, data.size]))[0][0] in (OK, NO_WORDS)
     scorer = FastTextQualityScorer(product_model)
     with pytest.raises((TypeError, UnicodeError)):  # as the fastText path did (readers quarantine these)
         scorer.score(["a \ud800 b"])
