@@ -5,6 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # extras: gcp (Dataflow), cpu-judge (vLLM's CPU build, for the judge's tests), dev (tests)
 EXTRAS := dev,gcp,cpu-judge
+# our modules as bytecode, as pip compiles an installed package: an editable install leaves it to
+# each import, which writes nothing where PYTHONDONTWRITEBYTECODE is set (then every process
+# compiles them again: ~0.3 s of a run's start). Up-to-date files are skipped.
+BYTECODE := $(BIN)/python -m compileall -q pipeline classifiers
 
 .PHONY: setup run test lint bench clean
 
@@ -21,9 +25,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m classifiers.artifacts llama3
 	# the compiled kernels (heuristics, MinHash) into the same cache: classifiers/kernels.py
 	$(BIN)/python -m classifiers.kernels
+	$(BYTECODE)
 	touch $(STAMP)
 
 run: setup
+	$(BYTECODE)
 	$(BIN)/curate run --overwrite
 
 test: setup
@@ -34,6 +40,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 bench: setup
+	$(BYTECODE)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
 
 clean:

@@ -24,6 +24,7 @@ from pipeline.graph import build, input_info
 from pipeline.sdk_worker import (
     RUNNER_PID_ENV,
     WORKER_MODULE,
+    arrow_without_pandas,
     cache_signatures,
     limit_malloc_arenas,
     relax_gc,
@@ -162,6 +163,7 @@ def run_local(
     limit_malloc_arenas()
     shorten_state_sampling()  # in-process bundles; the workers do it themselves
     cache_signatures()  # the graph's build, and in-process bundles
+    arrow_without_pandas()
     relax_gc()
     if workers > 1:
         start_zygote()  # `curate run` started it earlier, as soon as it had read the config

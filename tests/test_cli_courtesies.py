@@ -295,3 +295,36 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
+def test_arrow_converts_without_pandas_and_to_pandas_still_works():
+    """pipeline.sdk_worker's arrow_without_pandas (a run's processes): pyarrow converts Python rows
+    (the shapes the last pass and the shard writer hand it) without importing pandas, with the
+    same result as where pandas is loaded, and `to_pandas()` still imports pandas and works."""
+    pytest.importorskip("pandas")
+    code = """
+import sys, pyarrow as pa
+schema = pa.schema([("id", pa.string()), ("n", pa.int64()), ("score", pa.float64()), ("keep", pa.bool_()),
+                    ("tags", pa.list_(pa.string())), ("sig", pa.struct([("a", pa.float64())])), ("none", pa.string())])
+rows = [{"id": "d1", "n": 3, "score": float("nan"), "keep": True, "tags": ["x", "y"], "sig": {"a": 0.5}, "none": None},
+        {"id": "d\\u00e9", "n": None, "score": 1.25, "keep": False, "tags": [], "sig": None, "none": None}]
+from pipeline.sdk_worker import arrow_without_pandas
+arrow_without_pandas()
+assert "pandas" not in sys.modules
+got = pa.RecordBatch.from_pylist(rows, schema=schema)
+table = pa.Table.from_pylist(rows, schema=schema)
+pa.array([1.5, None, "x" * 0 or None])
+assert "pandas" not in sys.modules, "pyarrow imported pandas"
+def ipc(data):  # the bytes (a NaN is not equal to itself, so Arrow's equals says no)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as w:
+        w.write(data)
+    return sink.getvalue().to_pybytes()
+import pandas
+assert ipc(got) == ipc(pa.RecordBatch.from_pylist(rows, schema=schema))
+assert ipc(table) == ipc(pa.Table.from_pylist(rows, schema=schema))
+assert table.to_pandas()["n"].tolist()[0] == 3
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
