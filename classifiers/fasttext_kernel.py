@@ -120,44 +120,59 @@ def _push_hash(rows, nr, h, nwords, prune_mode, prune):
     if prune_mode == 0:
         return nr
     if prune_mode == 1:
-        if not (prune[1 + (h >> 6)] >> (h & 63)) & 1:
+        word = prune[1 + (h >> 6)]
+        bit = h & 63
+        if not (word >> bit) & 1:
             return nr
         words = prune[0]
-        mask = np.uint64(prune.size - 1 - words - 1)
-        slot = np.uint64(h) & mask
-        while True:
-            e = prune[1 + words + slot]
-            if e < 0:
-                return nr
-            if (e >> 32) == h:
-                h = e & 0xFFFFFFFF
-                break
-            slot = (slot + np.uint64(1)) & mask
+        rank = prune[1 + words + (h >> 6)] + _popcount(word & ((np.int64(1) << bit) - 1))
+        h = prune[1 + 2 * words + rank]
     rows[nr] = nwords + h
     return nr + 1
 
 
 @njit(cache=True)
 def prune_table(keys, values, bucket):
-    """pruneidx (bucket -> kept row) for _push_hash: [W, W words of a bitmap of the kept buckets
-    (bucket bits), then an open-addressing table of key << 32 | value, -1 where empty]."""
+    """pruneidx (bucket -> kept row) for _push_hash, compact enough to stay in cache: [W, a bitmap
+    of the kept buckets (W words of 64 bits), the count of kept buckets before each word (W),
+    then each kept bucket's row in bucket order]. A bucket is found by its bit, its row by the
+    bits set before it. Keys outside 0..bucket are never asked for; a key read twice keeps its
+    last value, as fastText's map does."""
     words = (bucket + 63) // 64
-    size = 1
-    while size < 2 * keys.size + 2:
-        size *= 2
-    out = np.full(1 + words + size, -1, np.int64)
-    out[0] = words
-    out[1 : 1 + words] = 0
-    mask = np.uint64(size - 1)
+    bits = np.zeros(words, np.int64)
     for k in range(keys.size):
         key = np.int64(keys[k])
         if 0 <= key < bucket:
-            out[1 + (key >> 6)] |= np.int64(1) << (key & 63)
-        slot = np.uint64(key) & mask
-        while out[1 + words + slot] >= 0:
-            slot = (slot + np.uint64(1)) & mask
-        out[1 + words + slot] = key << 32 | np.int64(values[k])
+            bits[key >> 6] |= np.int64(1) << (key & 63)
+    kept = 0
+    for w in range(words):
+        kept += _popcount(bits[w])
+    out = np.zeros(1 + 2 * words + kept, np.int64)
+    out[0] = words
+    kept = 0
+    for w in range(words):
+        out[1 + w] = bits[w]
+        out[1 + words + w] = kept
+        kept += _popcount(bits[w])
+    for k in range(keys.size):
+        key = np.int64(keys[k])
+        if 0 <= key < bucket:
+            rank = out[1 + words + (key >> 6)] + _popcount(bits[key >> 6] & ((np.int64(1) << (key & 63)) - 1))
+            out[1 + 2 * words + rank] = values[k]
     return out
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """The number of bits set in x (LLVM's ctpop: one instruction where the CPU has it)."""
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(args[0].type, [args[0].type]), f"llvm.ctpop.i{args[0].type.width}"
+        )
+        return builder.call(fn, [args[0]])
+
+    return x(x), codegen
 
 
 @njit(cache=True)
