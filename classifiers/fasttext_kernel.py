@@ -45,6 +45,33 @@ def _hash_step(h, byte):
 
 
 @njit(cache=True)
+def read_dictionary(data, at, size):
+    """Dictionary::load's `size` entries from data[at:], each a word's bytes up to a NUL, then
+    its int64 count and int8 type: (the words' bytes one after another, where each starts
+    (size + 1 of them), the counts, where the dictionary ends), the end -1 where it runs past the
+    data."""
+    blob = np.empty(data.size - at, np.uint8)
+    offsets = np.zeros(size + 1, np.int64)
+    counts = np.zeros(size, np.int64)
+    n = 0
+    for k in range(size):
+        start = at
+        while at < data.size and data[at] != 0:
+            at += 1
+        if at + 10 > data.size:  # no NUL, or no count and type after it
+            return blob[:0].copy(), offsets, counts, -1
+        blob[n : n + at - start] = data[start:at]
+        n += at - start
+        offsets[k + 1] = n
+        count = np.int64(0)
+        for b in range(8):
+            count |= np.int64(data[at + 1 + b]) << (8 * b)
+        counts[k] = count
+        at += 10
+    return blob[:n].copy(), offsets, counts, at
+
+
+@njit(cache=True)
 def vocab_table(blob, offsets, size):
     """An open-addressing table (`size` slots, a power of two above the entries' count) of the
     dictionary's entries, entry k being blob[offsets[k]:offsets[k + 1]]: slot -> entry id, -1

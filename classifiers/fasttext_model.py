@@ -84,19 +84,19 @@ class FastTextModel:
         if model != SUPERVISED or loss not in (HS, SOFTMAX):
             raise Unsupported("not a supervised softmax or hierarchical-softmax model")
         size, self.nwords, nlabels, _ntokens, pruneidx_size = r.unpack(_DICT)
-        words, counts = [], []
-        for _ in range(size):
-            end = data.find(b"\0", r.at)
-            if end < 0:
-                raise ValueError("the dictionary runs past the file's end")
-            words.append(data[r.at : end])
-            r.at = end + 1
-            counts.append(r.unpack("<qb")[0])
-        pairs = r.array(np.int32, 2 * max(pruneidx_size, 0)).reshape(-1, 2)
-        self.prune_mode = -1 if pruneidx_size < 0 else (0 if pruneidx_size == 0 else 1)
         from classifiers.kernels import kernels
 
         k = kernels()
+        if size < 0:
+            raise ValueError("a dictionary of negative size")
+        # the entries (a word, NUL, int64 count, int8 type), read by the kernel: the words' bytes
+        # one after another in `blob`, word k at offsets[k]:offsets[k + 1]
+        self.blob, self.offsets, counts, end = k.ft_read_dictionary(np.frombuffer(data, np.uint8), r.at, size)
+        if end < 0:
+            raise ValueError("the dictionary runs past the file's end")
+        r.at = end
+        pairs = r.array(np.int32, 2 * max(pruneidx_size, 0)).reshape(-1, 2)
+        self.prune_mode = -1 if pruneidx_size < 0 else (0 if pruneidx_size == 0 else 1)
         self.prune = k.ft_prune_table(
             pairs[:, 0].copy(), pairs[:, 1].copy(), self.bucket if self.prune_mode == 1 else 0
         )
@@ -132,12 +132,13 @@ class FastTextModel:
             or (pairs.size and not 0 <= pairs[:, 1].min() <= pairs[:, 1].max() < rows - self.nwords)
         ):
             raise ValueError("no labels, or n-gram rows outside the input matrix")
-        self.labels = [w.decode("utf-8", "replace") for w in words[self.nwords :]]
-        self.tree = _tree(counts[self.nwords :]) if loss == HS else np.zeros((0, 2), np.int32)
-        self.offsets = np.zeros(len(words) + 1, np.int64)
-        np.cumsum([len(w) for w in words], out=self.offsets[1:])
-        self.blob = np.frombuffer(b"".join(words), np.uint8)
-        self.table = k.ft_vocab_table(self.blob, self.offsets, 1 << (2 * len(words)).bit_length())
+        at = self.offsets.tolist()
+        self.labels = [
+            self.blob[a:b].tobytes().decode("utf-8", "replace")
+            for a, b in zip(at[self.nwords :], at[self.nwords + 1 :])
+        ]
+        self.tree = _tree(counts[self.nwords :].tolist()) if loss == HS else np.zeros((0, 2), np.int32)
+        self.table = k.ft_vocab_table(self.blob, self.offsets, 1 << (2 * size).bit_length())
         self.sub_starts = self.subs = np.zeros(0, np.int64)  # no character n-grams: nothing to look up
         if self.maxn > 0:
             self.sub_starts, self.subs = k.ft_vocab_subwords(

@@ -129,6 +129,11 @@ def _exports() -> dict:
         ),
     )
     ft = "classifiers.fasttext_kernel"
+    out["ft_read_dictionary"] = (
+        ft,
+        "read_dictionary",
+        t.Tuple((rw(t.uint8), rw(t.int64), rw(t.int64), t.int64))(ro(t.uint8), t.int64, t.int64),
+    )
     out["ft_vocab_table"] = (ft, "vocab_table", rw(t.int32)(ro(t.uint8), ro(t.int64), t.int64))
     out["ft_prune_table"] = (ft, "prune_table", rw(t.int64)(ro(t.int32), ro(t.int32), t.int64))
     i64, f32, u8 = t.int64, t.float32, t.uint8
