@@ -52,8 +52,9 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "curate":
     # the console script: Ctrl-C while the imports below load (seconds) is one line, not a traceback
     for _s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_s, _interrupted_at_start)
-    from pipeline.sdk_worker import import_beam_without_pandas, limit_malloc_arenas, start_zygote
+    from pipeline.sdk_worker import import_beam_without_pandas, limit_malloc_arenas, relax_gc, start_zygote
 
+    relax_gc()  # before the imports below: they allocate as much as a small run
     limit_malloc_arenas()  # before the imports below: pyarrow reads its allocator's name at import
     if _workers_asked(sys.argv[1:]) > 1:  # the workers' zygote loads their libraries alongside ours
         start_zygote()

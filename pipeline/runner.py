@@ -26,6 +26,7 @@ from pipeline.sdk_worker import (
     WORKER_MODULE,
     arrow_without_pandas,
     cache_signatures,
+    freeze_gc,
     limit_malloc_arenas,
     relax_gc,
     shorten_state_sampling,
@@ -178,6 +179,7 @@ def run_local(
             monitor.__enter__()
             _TEMPDIRS.add(monitor.dir)
         build(p, config, specs, run_info, write_root, release_models=workers == 1)
+        freeze_gc()  # what the run made so far lives as long as it
         result = p.run()
         result.wait_until_finish()
         if monitor is not None:
