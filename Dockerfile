@@ -46,7 +46,8 @@ COPY pipeline /src/pipeline
 COPY classifiers /src/classifiers
 COPY configs /src/configs
 COPY dataflow/main.py dataflow/metadata.json /src/dataflow/
-RUN pip install -e "/src[gcp,gpu]" "vllm==${VLLM_VERSION}" "apache-beam[gcp]==${BEAM_VERSION}"
+RUN pip install -e "/src[gcp,gpu]" "vllm==${VLLM_VERSION}" "apache-beam[gcp]==${BEAM_VERSION}" \
+ && python -m compileall -q /src/pipeline /src/classifiers
 
 # Llama 3's tokenizer, the default token counter (n_tokens), built from PyPI's llama-cpp-python
 # source archive into the image's cache, so that workers count without fetching anything.
