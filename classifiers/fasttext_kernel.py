@@ -171,20 +171,19 @@ def prune_table(keys, values, bucket):
         key = np.int64(keys[k])
         if 0 <= key < bucket:
             bits[key >> 6] |= np.int64(1) << (key & 63)
+    before = np.zeros(words, np.int64)
     kept = 0
     for w in range(words):
+        before[w] = kept
         kept += _popcount(bits[w])
     out = np.zeros(1 + 2 * words + kept, np.int64)
     out[0] = words
-    kept = 0
-    for w in range(words):
-        out[1 + w] = bits[w]
-        out[1 + words + w] = kept
-        kept += _popcount(bits[w])
+    out[1 : 1 + words] = bits
+    out[1 + words : 1 + 2 * words] = before
     for k in range(keys.size):
         key = np.int64(keys[k])
         if 0 <= key < bucket:
-            rank = out[1 + words + (key >> 6)] + _popcount(bits[key >> 6] & ((np.int64(1) << (key & 63)) - 1))
+            rank = before[key >> 6] + _popcount(bits[key >> 6] & ((np.int64(1) << (key & 63)) - 1))
             out[1 + 2 * words + rank] = values[k]
     return out
 

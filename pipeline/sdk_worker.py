@@ -25,9 +25,9 @@ serve (it failed to start, or died), the client runs the worker itself as before
 
 This module is light (the client imports it), so the process settings that the runner process
 and its workers share live here too: malloc's arenas and Arrow's allocator
-(`limit_malloc_arenas`), the garbage collector's young generation (`relax_gc`), Beam's state
-sampler (`shorten_state_sampling`) and its signature look-ups (`cache_signatures`), pyarrow
-without pandas (`arrow_without_pandas`), and the collector's generations (`relax_gc`, `freeze_gc`).
+(`limit_malloc_arenas`), the garbage collector (`relax_gc`, `freeze_gc`), Beam's state sampler
+(`shorten_state_sampling`) and its signature look-ups (`cache_signatures`), and pyarrow without
+pandas (`arrow_without_pandas`).
 """
 
 from __future__ import annotations
