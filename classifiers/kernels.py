@@ -54,6 +54,7 @@ SOURCES = (  # the kernels' modules, relative to classifiers/
     "fasttext_consts.py",
     "quality_consts.py",
     "text.py",  # the FNV constants of bpe_kernel
+    "utf8_kernel.py",
 )
 
 
@@ -111,7 +112,9 @@ def _exports() -> dict:
     out["quality_words"] = (
         "classifiers.quality_kernel",
         "spaced_words",
-        t.Tuple((rw(t.uint8), rw(t.int64), rw(t.boolean)))(ro(t.uint32), ro(t.int64), ro(t.uint8), t.int64),
+        t.Tuple((rw(t.uint8), rw(t.int64), rw(t.boolean)))(
+            ro(t.uint8), ro(t.int64), ro(t.uint8), ro(t.int32), t.int64
+        ),
     )
     out["needles_present"] = (
         "classifiers.needle_kernel",

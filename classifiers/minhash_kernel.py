@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from classifiers.utf8_kernel import get_utf8, put_utf8
+
 MERSENNE_61 = (1 << 61) - 1  # the prime p = 2^61-1 of datasketch's legacy permutations
 
 # ---------------------------------------------------------------------------------------------
@@ -200,32 +202,8 @@ def _signatures_kernel(data, offsets, char_level, ngram, char_ngram, is_word, lo
         pos = offsets[d]
         end = offsets[d + 1]
         while pos < end:
-            c = data[pos]
-            if c < 0x80:
-                if 65 <= c <= 90:  # A-Z
-                    c += 32
-                cp = np.int64(c)
-                size = 1
-            elif c < 0xE0:
-                cp = ((np.int64(c) & 0x1F) << 6) | (np.int64(data[pos + 1]) & 0x3F)
-                size = 2
-            elif c < 0xF0:
-                cp = (
-                    ((np.int64(c) & 0x0F) << 12)
-                    | ((np.int64(data[pos + 1]) & 0x3F) << 6)
-                    | (np.int64(data[pos + 2]) & 0x3F)
-                )
-                size = 3
-            else:
-                cp = (
-                    ((np.int64(c) & 0x07) << 18)
-                    | ((np.int64(data[pos + 1]) & 0x3F) << 12)
-                    | ((np.int64(data[pos + 2]) & 0x3F) << 6)
-                    | (np.int64(data[pos + 3]) & 0x3F)
-                )
-                size = 4
-            if size > 1:
-                cp = np.int64(lower[cp])
+            cp, size = get_utf8(data, pos)
+            cp = np.int64(lower[cp])
             if is_word[cp]:
                 if chars:
                     tok[count] = m
@@ -237,24 +215,7 @@ def _signatures_kernel(data, offsets, char_level, ngram, char_ngram, is_word, lo
                         m += 1
                     tok[count] = m
                     count += 1
-                if cp < 0x80:
-                    norm[m] = cp
-                    m += 1
-                elif cp < 0x800:
-                    norm[m] = 0xC0 | (cp >> 6)
-                    norm[m + 1] = 0x80 | (cp & 0x3F)
-                    m += 2
-                elif cp < 0x10000:
-                    norm[m] = 0xE0 | (cp >> 12)
-                    norm[m + 1] = 0x80 | ((cp >> 6) & 0x3F)
-                    norm[m + 2] = 0x80 | (cp & 0x3F)
-                    m += 3
-                else:
-                    norm[m] = 0xF0 | (cp >> 18)
-                    norm[m + 1] = 0x80 | ((cp >> 12) & 0x3F)
-                    norm[m + 2] = 0x80 | ((cp >> 6) & 0x3F)
-                    norm[m + 3] = 0x80 | (cp & 0x3F)
-                    m += 4
+                m = put_utf8(norm, m, cp)
             else:
                 in_tok = False
             pos += size

@@ -155,16 +155,17 @@ def normalized_lines(texts: Sequence[str], max_words: int = DistillParams().max_
     import numpy as np
 
     from classifiers.kernels import kernels
+    from classifiers.unicode_tables import lower_ready_utf8, single_lower
 
     # Normalise a prefix only, a longer one for the texts whose prefix holds no more than
     # max_words words (the last word of a cut prefix may be partial, so it must lie beyond the
     # ones kept).
     limit = limit or max_words * 8
-    chunks = [unicodedata.normalize("NFKC", t[:limit]).lower() for t in texts]
+    chunks = [lower_ready_utf8(unicodedata.normalize("NFKC", t[:limit])) for t in texts]
     starts = np.zeros(len(chunks) + 1, np.int64)
     np.cumsum([len(c) for c in chunks], out=starts[1:])
-    codes = np.frombuffer("".join(chunks).encode("utf-32-le", "surrogatepass"), np.uint32)
-    line, at, more = kernels().quality_words(codes, starts, _classes(), max_words)
+    data = np.frombuffer(b"".join(chunks), np.uint8)
+    line, at, more = kernels().quality_words(data, starts, _classes(), single_lower(), max_words)
     redo = [i for i in np.flatnonzero(~more).tolist() if len(texts[i]) > limit]
     if not redo:
         return line, at

@@ -14,23 +14,29 @@ import numpy as np
 from numba import njit
 
 from classifiers.quality_consts import MARK, SPACE
+from classifiers.utf8_kernel import get_utf8, put_utf8
 
 
 @njit(cache=True)
-def spaced_words(codes, starts, classes, max_words):
-    """The lines of a batch of texts, text i being codes[starts[i]:starts[i + 1]] and `classes`
+def spaced_words(data, starts, classes, lower, max_words):
+    """The lines of a batch of texts, text i being the UTF-8 bytes data[starts[i]:starts[i + 1]],
+    lower-cased here code point by code point (`lower`: unicode_tables.single_lower), `classes`
     each code point's class (SPACE, MARK, else 0): (the lines' UTF-8 bytes one after another
     (a surrogate as "surrogatepass" writes it), where each line starts (and the last ends),
     whether each text holds more than max_words words)."""
     texts = starts.size - 1
-    out = np.empty(5 * codes.size, np.uint8)  # at most 4 bytes a code point, and a space
+    # a character and a space at most twice its bytes: lower-casing grows a 2-byte one to 3 at most
+    out = np.empty(2 * data.size, np.uint8)
     at = np.zeros(texts + 1, np.int64)
     more = np.zeros(texts, np.bool_)
     n = 0
     for i in range(texts):
         words, in_word = 0, False
-        for j in range(starts[i], starts[i + 1]):
-            c = codes[j]
+        pos, end = starts[i], starts[i + 1]
+        while pos < end:
+            c, size = get_utf8(data, pos)
+            pos += size
+            c = np.int64(lower[c])
             cls = classes[c]
             if cls == SPACE:
                 in_word = False
@@ -44,29 +50,7 @@ def spaced_words(codes, starts, classes, max_words):
                     out[n] = 32
                     n += 1
                 words += 1
-            n = _put_utf8(out, n, c)
+            n = put_utf8(out, n, c)
             in_word = not mark
         at[i + 1] = n
     return out[:n], at, more
-
-
-@njit(cache=True)
-def _put_utf8(out, n, c):
-    """Code point c's UTF-8 bytes at out[n:]; where they end."""
-    if c < 0x80:
-        out[n] = c
-        return n + 1
-    if c < 0x800:
-        out[n] = 0xC0 | (c >> 6)
-        out[n + 1] = 0x80 | (c & 0x3F)
-        return n + 2
-    if c < 0x10000:
-        out[n] = 0xE0 | (c >> 12)
-        out[n + 1] = 0x80 | ((c >> 6) & 0x3F)
-        out[n + 2] = 0x80 | (c & 0x3F)
-        return n + 3
-    out[n] = 0xF0 | (c >> 18)
-    out[n + 1] = 0x80 | ((c >> 12) & 0x3F)
-    out[n + 2] = 0x80 | ((c >> 6) & 0x3F)
-    out[n + 3] = 0x80 | (c & 0x3F)
-    return n + 4

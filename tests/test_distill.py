@@ -159,6 +159,10 @@ def test_score_classes_split_and_normalisation():
     # str.isspace's white space (U+001C and U+0085 too) separates; marks side by side stay apart
     assert normalize("a\x1cb\x85c\u2028d\te  f") == "a b c d e f"
     assert normalize("a!!b (c)", max_words=5) == "a ! ! b (" and normalize("x y", max_words=2) == "x y"
+    # lower-cased as str.lower does: a final sigma by its context, U+0130 to two code points,
+    # U+023A's 2 bytes to U+2C65's 3, after NFKC (U+03F9 is a capital sigma then)
+    assert normalize("ΟΔΟΣ ΣΑΣ Σ.") == "οδος σας σ ." and normalize("\u03f9Ο\u03f9") == "σος"
+    assert normalize("İSTANBUL \u023a\u023a") == "i\u0307stanbul \u2c65\u2c65"
 
 
 def test_normalize_is_the_one_table_lookup_per_character():
