@@ -112,8 +112,8 @@ def _exports() -> dict:
     out["quality_words"] = (
         "classifiers.quality_kernel",
         "spaced_words",
-        t.Tuple((rw(t.uint8), rw(t.int64), rw(t.boolean)))(
-            ro(t.uint8), ro(t.int64), ro(t.uint8), ro(t.int32), t.int64
+        t.Tuple((rw(t.uint8), rw(t.int64), rw(t.boolean), rw(t.boolean)))(
+            ro(t.uint8), ro(t.int64), ro(t.boolean), ro(t.uint8), ro(t.int32), ro(t.int32), t.int64
         ),
     )
     out["needles_present"] = (

@@ -129,6 +129,54 @@ def _split_marks():
     return marks
 
 
+def _build_nfkc_table():
+    import numpy as np
+
+    from classifiers.quality_consts import NFKC_COMPOSITE, NFKC_HARD
+    from classifiers.unicode_tables import N_CODE_POINTS
+
+    nfkc, combining = functools.partial(unicodedata.normalize, "NFKC"), unicodedata.combining
+    # NFKC's quick check "Maybe": the second code point of each canonical pair that NFC composes
+    # (a primary composite), with the first ones it composes with; and Hangul's vowel and
+    # trailing jamo, composed by rule (left to Python)
+    maybe: dict[int, list[int]] = {}
+    composite = set()  # the code points with a canonical decomposition
+    for cp in range(N_CODE_POINTS):
+        d = unicodedata.decomposition(chr(cp)).split()
+        if d and not d[0].startswith("<"):
+            composite.add(cp)
+        if len(d) == 2 and not d[0].startswith("<"):
+            first, second = int(d[0], 16), int(d[1], 16)
+            if unicodedata.normalize("NFC", chr(first) + chr(second)) == chr(cp):
+                maybe.setdefault(second, []).append(first)
+    hard = {*range(0x1161, 0x1176), *range(0x11A8, 0x11C3), 0x3A3, *(composite & maybe.keys())}
+    table = np.full(N_CODE_POINTS, NFKC_HARD, np.int32)
+    tail: list[int] = []
+    for cp in range(N_CODE_POINTS):
+        ch = chr(cp)
+        out = nfkc(ch)
+        if cp in hard or any(ord(x) in hard for x in out):
+            continue
+        at = -(N_CODE_POINTS + len(tail))
+        if out != ch:
+            table[cp] = at
+            tail += [len(out), *map(ord, out)]
+        elif cp in maybe:
+            table[cp] = at
+            tail += [-len(maybe[cp]) - 1, combining(ch), *sorted(maybe[cp])]
+        else:
+            table[cp] = combining(ch) + (NFKC_COMPOSITE if cp in composite else 0)
+    return np.concatenate([table, np.array(tail, np.int32)])
+
+
+@functools.lru_cache(maxsize=1)
+def _nfkc_table():
+    """Per code point what NFKC makes of it, for the kernel (laid out as quality_consts says)."""
+    from classifiers.unicode_tables import cached_table
+
+    return cached_table("nfkc-quick", 3, _build_nfkc_table)
+
+
 def normalize(text: str, max_words: int = DistillParams().max_words) -> str:
     """One line of space-separated lower-case tokens, at most `max_words` of them: the words of
     the NFKC-normalised, lower-cased text, each marked character (_split_marks) a token of its
@@ -151,30 +199,46 @@ def _classes():
 def normalized_lines(texts: Sequence[str], max_words: int = DistillParams().max_words, limit: int = 0):
     """`normalize`'s lines of `texts` as UTF-8 bytes (uint8, a surrogate as "surrogatepass"
     writes it), one after another, and where each starts (int64, one more than the texts: the
-    last ends there), from one call of the kernel."""
-    import numpy as np
-
-    from classifiers.kernels import kernels
-    from classifiers.unicode_tables import lower_ready_utf8, single_lower
-
+    last ends there), from one call of the kernel (and one more for the texts it leaves to
+    Python's NFKC, or whose prefix was too short)."""
     # Normalise a prefix only, a longer one for the texts whose prefix holds no more than
     # max_words words (the last word of a cut prefix may be partial, so it must lie beyond the
     # ones kept).
-    limit = limit or max_words * 8
-    chunks = [lower_ready_utf8(unicodedata.normalize("NFKC", t[:limit])) for t in texts]
+    return _lines(texts, max_words, limit or max_words * 8, [False] * len(texts))
+
+
+def _lines(texts: Sequence[str], max_words: int, limit: int, in_python: list[bool]):
+    import numpy as np
+
+    from classifiers.kernels import kernels
+    from classifiers.unicode_tables import single_lower
+
+    prefixes = [unicodedata.normalize("NFKC", t[:limit]).lower() if p else t[:limit] for t, p in zip(texts, in_python)]
+    chunks = [p.encode("utf-8", "surrogatepass") for p in prefixes]
     starts = np.zeros(len(chunks) + 1, np.int64)
     np.cumsum([len(c) for c in chunks], out=starts[1:])
     data = np.frombuffer(b"".join(chunks), np.uint8)
-    line, at, more = kernels().quality_words(data, starts, _classes(), single_lower(), max_words)
-    redo = [i for i in np.flatnonzero(~more).tolist() if len(texts[i]) > limit]
+    ready = np.array(in_python, np.bool_)
+    line, at, more, hard = kernels().quality_words(
+        data, starts, ready, _classes(), single_lower(), _nfkc_table(), max_words
+    )
+    redo = {}  # text -> its line, made again: by Python's NFKC, or from a longer prefix
+    for again, limit_again, python in (
+        (np.flatnonzero(hard).tolist(), limit, True),
+        ([i for i in np.flatnonzero(~more & ~hard).tolist() if len(texts[i]) > limit], limit * 4, False),
+    ):
+        if again:
+            lines, where = _lines(
+                [texts[i] for i in again], max_words, limit_again, [python or in_python[i] for i in again]
+            )
+            redo.update((i, lines[where[k] : where[k + 1]]) for k, i in enumerate(again))
     if not redo:
         return line, at
-    again, again_at = normalized_lines([texts[i] for i in redo], max_words, limit * 4)
     sizes = np.diff(at)
-    sizes[redo] = np.diff(again_at)
     pieces, after = [], 0
-    for k, i in enumerate(redo):
-        pieces += [line[at[after] : at[i]], again[again_at[k] : again_at[k + 1]]]
+    for i in sorted(redo):
+        sizes[i] = redo[i].size
+        pieces += [line[at[after] : at[i]], redo[i]]
         after = i + 1
     pieces.append(line[at[after] :])
     at = np.zeros_like(at)

@@ -24,8 +24,9 @@ MAJOR = "LMNPSZC"
 
 
 def cached_table(name: str, revision: int | str, build: Callable[[], np.ndarray]) -> np.ndarray:
-    """`build()`'s table (one entry per code point), from the cache when it holds this name and
-    revision (a number, or a digest of what the table is built from) for this Unicode version."""
+    """`build()`'s table (one entry per code point, and whatever the table keeps after them),
+    from the cache when it holds this name and revision (a number, or a digest of what the table
+    is built from) for this Unicode version."""
     from classifiers.artifacts import cached, default_cache
 
     def write(tmp):
@@ -36,7 +37,7 @@ def cached_table(name: str, revision: int | str, build: Callable[[], np.ndarray]
         table = np.load(cached(default_cache(), key, write) / "table.npy")
     except (OSError, ValueError):  # a read-only or broken cache: build it here
         return build()
-    if table.shape != (N_CODE_POINTS,):
+    if table.ndim != 1 or table.shape[0] < N_CODE_POINTS:
         return build()
     return table
 

@@ -181,6 +181,49 @@ def test_normalize_is_the_one_table_lookup_per_character():
         assert normalize(text, 400) == reference(text, 400)
 
 
+def test_nfkc_in_the_kernel_is_pythons_on_the_hard_cases():
+    """The kernel's NFKC (a code point's own NFKC, then the quick check) and lower-casing give
+    what unicodedata.normalize and str.lower give, on random strings of the code points where they
+    are hard: every code point that composes with one before it, first ones of such pairs,
+    precomposed letters (a mark after one may be reordered into it), combining marks of many classes (out of order too), compatibility characters (U+FDFA's 18 code
+    points; U+03F9, a capital sigma after NFKC), Hangul jamo and syllables, Σ, İ, U+023A, a
+    surrogate, white space that NFKC makes a space, NFKC's own odd cases (U+0344, U+0F73)."""
+    marks = _split_marks()
+    table = {int(cp): f" {chr(cp)} " for cp in marks.nonzero()[0]}
+
+    def reference(text: str, max_words: int) -> str:
+        return " ".join(unicodedata.normalize("NFKC", text).lower().translate(table).split()[:max_words])
+
+    seconds, firsts, composites = set(), set(), set()
+    for cp in range(0x110000):
+        d = unicodedata.decomposition(chr(cp)).split()
+        if d and not d[0].startswith("<"):
+            composites.add(cp)
+        if len(d) == 2 and not d[0].startswith("<"):
+            firsts.add(int(d[0], 16))
+            seconds.add(int(d[1], 16))
+    rng = random.Random(7)
+    combining = [cp for cp in range(0x300, 0x2000) if unicodedata.combining(chr(cp))]
+    compat = [cp for cp in range(0xA0, 0x10000) if unicodedata.normalize("NFKC", chr(cp)) != chr(cp)]
+    pool = [
+        *map(ord, "aAeEiIoOuUnNsScC  .,!-'"),
+        *sorted(seconds),
+        *rng.sample(sorted(firsts), 300),
+        *rng.sample(sorted(composites), 300),
+        *rng.sample(combining, 100),
+        *rng.sample(compat, 300),
+        *range(0x1100, 0x1113), *range(0x1161, 0x1176), *range(0x11A8, 0x11C3), 0xAC00, 0xAC01, 0xB098,
+        0xFDFA, 0x3F9, 0x3A3, 0x3C3, 0x130, 0x23A, 0xD800, 0x85, 0x3000, 0xA0, 0x2026, 0xFB01, 0x344, 0xF73,
+        0x995, 0x9C7, 0x9BE, 0x928, 0x93C, 0x627, 0x654, 0x651, 0xFF21, 0x1E9B, 0x4E00,
+    ]  # fmt: skip
+    texts = ["".join(chr(rng.choice(pool)) for _ in range(rng.randint(1, 15))) for _ in range(20_000)]
+    for max_words in (2, 5, 1024):  # a prefix of 8 x max_words code points holds each text whole
+        data, starts = normalized_lines(texts, max_words)
+        lines = [data[a:b].tobytes().decode("utf-8", "surrogatepass") for a, b in zip(starts, starts[1:])]
+        wrong = [(t, line) for t, line in zip(texts, lines) if line != reference(t, max_words)]
+        assert not wrong, (len(wrong), wrong[:3])
+
+
 def test_a_batch_of_lines_is_each_texts_line():
     """normalized_lines (the scorer's one kernel call per batch) gives each text's `normalize`
     line, where they start included, also where some texts' first prefix holds too few words and
