@@ -28,11 +28,12 @@ _EOS = np.frombuffer(b"</s>", np.uint8)  # the token fastText reads at a line's 
 
 @njit(cache=True)
 def ft_hash(data, start, end):
-    """fastText's hash of data[start:end] (a uint64 holding 32 bits)."""
+    """fastText's hash of data[start:end] (a uint64 holding 32 bits). Each byte sign-extended,
+    the product kept to 32 bits at the end only (its low 32 bits depend on theirs alone)."""
     h = np.uint64(FT_OFFSET)
     for i in range(start, end):
-        h = _hash_step(h, data[i])
-    return h
+        h = (h ^ np.uint64(np.int64(np.int8(data[i])))) * np.uint64(FT_PRIME)
+    return h & np.uint64(0xFFFFFFFF)
 
 
 @njit(cache=True)
@@ -47,10 +48,10 @@ def _hash_step(h, byte):
 @njit(cache=True)
 def read_dictionary(data, at, size):
     """Dictionary::load's `size` entries from data[at:], each a word's bytes up to a NUL, then
-    its int64 count and int8 type: (the words' bytes one after another, where each starts
-    (size + 1 of them), the counts, where the dictionary ends), the end -1 where it runs past the
-    data."""
-    blob = np.empty(data.size - at, np.uint8)
+    its int64 count and int8 type: (the words' bytes one after another and _SLACK zeros, where
+    each starts (size + 1 of them), the counts, where the dictionary ends), the end -1 where it
+    runs past the data."""
+    blob = np.empty(data.size - at + _SLACK, np.uint8)
     offsets = np.zeros(size + 1, np.int64)
     counts = np.zeros(size, np.int64)
     n = 0
@@ -59,7 +60,7 @@ def read_dictionary(data, at, size):
         while at < data.size and data[at] != 0:
             at += 1
         if at + 10 > data.size:  # no NUL, or no count and type after it
-            return blob[:0].copy(), offsets, counts, -1
+            return blob[:_SLACK].copy(), offsets, counts, -1
         blob[n : n + at - start] = data[start:at]
         n += at - start
         offsets[k + 1] = n
@@ -68,44 +69,101 @@ def read_dictionary(data, at, size):
             count |= np.int64(data[at + 1 + b]) << (8 * b)
         counts[k] = count
         at += 10
-    return blob[:n].copy(), offsets, counts, at
+    blob[n : n + _SLACK] = 0
+    return blob[: n + _SLACK].copy(), offsets, counts, at
 
 
 @njit(cache=True)
 def vocab_table(blob, offsets, size):
     """An open-addressing table (`size` slots, a power of two above the entries' count) of the
-    dictionary's entries, entry k being blob[offsets[k]:offsets[k + 1]]: slot -> entry id, -1
-    where empty, placed by ft_hash and linear probing."""
-    table = np.full(size, -1, np.int32)
+    dictionary's entries, entry k being blob[offsets[k]:offsets[k + 1]], placed by _word_key's
+    hash and linear probing: per slot the entry's first 8 bytes (_word_key; 0 where empty) and
+    its ft_hash | its id << 32 | min(its length, 9) << 57 (ids below 2**25)."""
+    table = np.zeros((size, 2), np.uint64)
+    shift = _shift(size)
     mask = np.uint64(size - 1)
     for k in range(offsets.size - 1):
-        slot = ft_hash(blob, offsets[k], offsets[k + 1]) & mask
-        while table[slot] >= 0:
+        s, e = offsets[k], offsets[k + 1]
+        first, mixed = _word_key(blob, s, e)
+        slot = (mixed * _MIX) >> shift
+        while table[slot, 0] != 0:
             slot = (slot + np.uint64(1)) & mask
-        table[slot] = k
+        table[slot, 0] = first
+        table[slot, 1] = (
+            ft_hash(blob, s, e) | (np.uint64(k) << np.uint64(32)) | (np.uint64(min(e - s, 9)) << np.uint64(57))
+        )
     return table
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: Fibonacci hashing's multiplier
+_SLACK = 8  # bytes readable past a text or the dictionary's words, for _load8
+
+
 @njit(cache=True)
-def _find(data, start, end, h, table, blob, offsets):
-    """The entry id of the token data[start:end] (hash h), or -1."""
-    mask = np.uint64(table.size - 1)
-    slot = h & mask
+def _shift(size):
+    """64 - log2(size), for a power of two `size`: a product's top bits index the table."""
+    bits = 0
+    while (1 << bits) < size:
+        bits += 1
+    return np.uint64(64 - bits)
+
+
+@njit(cache=True)
+def _word_key(data, start, end):
+    """(the word data[start:end]'s first 8 bytes as a little-endian integer, zero where it is
+    shorter; a 64-bit mix of its bytes and length for the table's slot). A word has no NUL byte,
+    so the first value tells words of up to 8 bytes apart with their length."""
     n = end - start
+    first = _load8(data, start)
+    if n < 8:
+        first &= (np.uint64(1) << np.uint64(8 * n)) - np.uint64(1)
+        return first, first
+    return first, first ^ (_load8(data, end - 8) * _MIX) ^ np.uint64(n)
+
+
+@njit(cache=True)
+def _find(data, start, end, shift, table, blob, offsets):
+    """(the entry id of the token data[start:end], its ft_hash), or (-1, 0) where it is none."""
+    n = end - start
+    first, mixed = _word_key(data, start, end)
+    size = np.uint64(min(n, 9))
+    mask = np.uint64(table.shape[0] - 1)
+    slot = (mixed * _MIX) >> shift
     while True:
-        k = table[slot]
-        if k < 0:
-            return -1
-        s = offsets[k]
-        if offsets[k + 1] - s == n:
-            same = True
-            for t in range(n):
-                if blob[s + t] != data[start + t]:
-                    same = False
-                    break
-            if same:
-                return k
+        key = table[slot, 0]
+        if key == 0:
+            return -1, np.uint64(0)
+        if key == first:
+            entry = table[slot, 1]
+            if entry >> np.uint64(57) == size:
+                k = np.int64((entry >> np.uint64(32)) & np.uint64((1 << 25) - 1))
+                if n <= 8 or _same(data, start, n, blob, offsets[k], offsets[k + 1] - offsets[k]):
+                    return k, entry & np.uint64(0xFFFFFFFF)
         slot = (slot + np.uint64(1)) & mask
+
+
+@njit(cache=True)
+def _same(a, at, n, b, bt, bn):
+    """Whether a[at:at + n] equals b[bt:bt + bn], both at least 8 bytes (8 at a time)."""
+    if n != bn:
+        return False
+    for i in range(0, n - 8, 8):
+        if _load8(a, at + i) != _load8(b, bt + i):
+            return False
+    return _load8(a, at + n - 8) == _load8(b, bt + bn - 8)
+
+
+@intrinsic
+def _load8(typingctx, data, i):
+    """The 8 bytes data[i:i + 8] as a little-endian uint64, one unaligned load (the callers keep
+    _SLACK bytes readable past their texts)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
+        return builder.load(builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+
+    return types.uint64(data, i), codegen
 
 
 @njit(cache=True)
@@ -283,9 +341,9 @@ def line_input(raw, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, pr
     if _has_surrogate(raw):
         return None
     n = raw.size
-    data = np.empty(n + _EOS.size, np.uint8)
+    data = np.zeros(n + _EOS.size + _SLACK, np.uint8)
     data[:n] = raw
-    data[n:] = _EOS
+    data[n : n + _EOS.size] = _EOS
     for i in range(n):  # a line break ends the line (a tab, CR, ... only separate words)
         if data[i] == 10:
             data[i : i + _EOS.size] = _EOS
@@ -296,6 +354,7 @@ def line_input(raw, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, pr
     hashes = np.empty(ntok, np.int64)
     scratch = np.empty(n + 2 + _EOS.size, np.uint8)
     magic = _magic(bucket)
+    shift = _shift(table.shape[0])
     nr, nh, i = 0, 0, 0
     end = n + _EOS.size
     while i < end:
@@ -308,8 +367,9 @@ def line_input(raw, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, pr
         else:
             while i < n and not _is_delimiter(data[i]):
                 i += 1
-        h = ft_hash(data, start, i)
-        wid = _find(data, start, i, h, table, blob, offsets)
+        wid, h = _find(data, start, i, shift, table, blob, offsets)
+        if wid < 0:
+            h = ft_hash(data, start, i)
         if wid >= 0:
             word = wid < nwords
         else:  # out of the vocabulary: a label if it looks like one

@@ -89,6 +89,8 @@ class FastTextModel:
         k = kernels()
         if size < 0:
             raise ValueError("a dictionary of negative size")
+        if size >= 1 << 25:  # the kernel's table keeps ids in 25 bits (fastText's limit is 30M)
+            raise Unsupported(f"a dictionary of {size:,} entries")
         # the entries (a word, NUL, int64 count, int8 type), read by the kernel: the words' bytes
         # one after another in `blob`, word k at offsets[k]:offsets[k + 1]
         self.blob, self.offsets, counts, end = k.ft_read_dictionary(np.frombuffer(data, np.uint8), r.at, size)

@@ -137,7 +137,7 @@ def _exports() -> dict:
         "read_dictionary",
         t.Tuple((rw(t.uint8), rw(t.int64), rw(t.int64), t.int64))(ro(t.uint8), t.int64, t.int64),
     )
-    out["ft_vocab_table"] = (ft, "vocab_table", rw(t.int32)(ro(t.uint8), ro(t.int64), t.int64))
+    out["ft_vocab_table"] = (ft, "vocab_table", rw(t.uint64, 2)(ro(t.uint8), ro(t.int64), t.int64))
     out["ft_prune_table"] = (ft, "prune_table", rw(t.int64)(ro(t.int32), ro(t.int32), t.int64))
     i64, f32, u8 = t.int64, t.float32, t.uint8
     out["ft_decode_quantized"] = (
@@ -154,7 +154,7 @@ def _exports() -> dict:
         ft,
         "predict_batch",
         t.Tuple((rw(i64), rw(f32, 2), rw(i64, 2), rw(i64)))(
-            ro(u8), ro(i64), ro(t.int32), ro(u8), ro(i64),  # lines (UTF-8), dictionary
+            ro(u8), ro(i64), ro(t.uint64, 2), ro(u8), ro(i64),  # lines (UTF-8), dictionary
             i64, i64, i64, i64, i64, i64, ro(i64), ro(i64), ro(i64),  # nwords ... maxn, pruning, n-grams
             ro(f32, 2), ro(f32, 2), ro(t.int32, 2), i64, t.float64,  # input, output, tree, k, threshold
         ),
