@@ -122,13 +122,12 @@ def _word_key(data, start, end):
 
 
 @njit(cache=True)
-def _find(data, start, end, shift, table, blob, offsets):
-    """(the entry id of the token data[start:end], its ft_hash), or (-1, 0) where it is none."""
+def _find(data, start, end, first, slot, table, blob, offsets):
+    """(the entry id of the token data[start:end] (its _word_key `first`, its first slot), its
+    ft_hash), or (-1, 0) where it is none."""
     n = end - start
-    first, mixed = _word_key(data, start, end)
     size = np.uint64(min(n, 9))
     mask = np.uint64(table.shape[0] - 1)
-    slot = (mixed * _MIX) >> shift
     while True:
         key = table[slot, 0]
         if key == 0:
@@ -355,7 +354,10 @@ def line_input(raw, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, pr
     scratch = np.empty(n + 2 + _EOS.size, np.uint8)
     magic = _magic(bucket)
     shift = _shift(table.shape[0])
-    nr, nh, i = 0, 0, 0
+    # the tokens first, each one's table slot asked for from memory, then looked up in order
+    bounds = np.empty((ntok, 2), np.int64)
+    slots = np.empty((ntok, 2), np.uint64)
+    count, i = 0, 0
     end = n + _EOS.size
     while i < end:
         if i < n and _is_delimiter(data[i]):
@@ -367,7 +369,16 @@ def line_input(raw, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, pr
         else:
             while i < n and not _is_delimiter(data[i]):
                 i += 1
-        wid, h = _find(data, start, i, shift, table, blob, offsets)
+        first, mixed = _word_key(data, start, i)
+        slot = (mixed * _MIX) >> shift
+        _prefetch(table, slot, 0)
+        bounds[count, 0], bounds[count, 1] = start, i
+        slots[count, 0], slots[count, 1] = first, slot
+        count += 1
+    nr, nh = 0, 0
+    for t in range(count):
+        start, i = bounds[t, 0], bounds[t, 1]
+        wid, h = _find(data, start, i, slots[t, 0], slots[t, 1], table, blob, offsets)
         if wid < 0:
             h = ft_hash(data, start, i)
         if wid >= 0:
