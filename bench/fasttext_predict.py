@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     got = scorer.score(docs)
     want = _expected_scores(quality_f, [normalize(t) for t in docs])
-    quality_same = [(r.score, list(r.probabilities.items())) for r in got] == [(s, list(d.items())) for s, d in want]
+    quality_same = [(r.score, r.candidate_mass, list(r.probabilities.items())) for r in got] == [
+        (s, m, list(d.items())) for s, m, d in want
+    ]
 
     size = RunnerConfig().batch_size
 

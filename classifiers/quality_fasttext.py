@@ -473,12 +473,13 @@ def _expected(dist: dict[str, float]) -> float:
     return min(5.0, max(0.0, expected))
 
 
-def _expected_scores(model, lines: list[str]) -> list[tuple[float, dict[str, float]]]:
+def _expected_scores(model, lines: list[str]) -> list[tuple[float, float, dict[str, float]]]:
+    """(score, the probabilities' sum, label -> probability) per line, by fastText's predict."""
     labels, probs = model.predict(lines, k=-1)
     out = []
     for labs, ps in zip(labels, probs):
         dist = {lab[len(LABEL_PREFIX) :]: float(p) for lab, p in zip(labs, ps)}
-        out.append((_expected(dist), dist))
+        out.append((_expected(dist), sum(dist.values()), dist))
     return out
 
 
@@ -507,12 +508,9 @@ class FastTextQualityScorer:
             scored = self._predict(*normalized_lines(texts, self.max_words))
         else:
             scored = _expected_scores(self._model, [normalize(t, self.max_words) for t in texts])
-        return [
-            QualityResult(score=s, candidate_mass=sum(dist.values()), probabilities=dist, flag=None)
-            for s, dist in scored
-        ]
+        return [QualityResult(score=s, candidate_mass=mass, probabilities=dist, flag=None) for s, mass, dist in scored]
 
-    def _predict(self, data, starts) -> list[tuple[float, dict[str, float]]]:
+    def _predict(self, data, starts) -> list[tuple[float, float, dict[str, float]]]:
         """The compiled predictor over the normalised lines' UTF-8 bytes, in one call."""
         from classifiers.fasttext_consts import SURROGATE
 
@@ -521,10 +519,13 @@ class FastTextQualityScorer:
             lines = [data[a:b].tobytes().decode("utf-8", "surrogatepass") for a, b in zip(starts, starts[1:])]
             return _expected_scores(self._model, lines)
         names = [lab[len(LABEL_PREFIX) :] for lab in self._model.labels]
+        values = [int(name) for name in names]
         out = []
         for ps, row, n in zip(probs.tolist(), ids.tolist(), count.tolist()):
-            dist = {names[i]: p for i, p in zip(row[:n], ps[:n])}
-            out.append((_expected(dist), dist))
+            # _expected's arithmetic, in its order, without a dict to walk
+            mass = sum(ps[:n])
+            expected = sum(values[i] * p for i, p in zip(row[:n], ps[:n])) / mass if mass > 0 else 0.0
+            out.append((min(5.0, max(0.0, expected)), mass, {names[i]: p for i, p in zip(row[:n], ps[:n])}))
         return out
 
     def close(self) -> None:
@@ -669,7 +670,7 @@ def train(
     train_seconds = time.perf_counter() - t0
 
     lines = [normalize(r["text"], params.max_words) for r in hold_rows]
-    predicted = [s for s, _ in _expected_scores(model, lines)]
+    predicted = [s for s, _, _ in _expected_scores(model, lines)]
     judge = [float(r["score"]) for r in hold_rows]
     buckets = [r.get("bucket") or "default" for r in hold_rows]
     overall, per_bucket = agreement_by_bucket(judge, predicted, buckets, threshold)

@@ -88,9 +88,11 @@ def test_the_scorer_gives_fastTexts_scores_and_distributions_on_real_text(produc
     got = scorer.score(list(texts))
     want = _expected_scores(_fasttext(product_model), [normalize(t) for t in texts])
     assert len({len(r.probabilities) for r in got}) == 1 and len(got[0].probabilities) >= 4  # several classes
-    for text, r, (score, dist) in zip(texts, got, want):
+    for text, r, (score, mass, dist) in zip(texts, got, want):
         # the same floats in the same order (the scores and masses are sums in that order)
-        assert (r.score, list(r.probabilities.items())) == (score, list(dist.items())), text[:80]
+        assert (r.score, r.candidate_mass, list(r.probabilities.items())) == (score, mass, list(dist.items())), text[
+            :80
+        ]
 
 
 EDGE_LINES = [
@@ -158,7 +160,9 @@ def test_equal_probabilities_come_in_fastTexts_order(product_model, tmp_path):
         assert isinstance(scorer._model, FastTextModel)
         got = scorer.score(texts)
         want = _expected_scores(_fasttext(path), [normalize(t) for t in texts])
-        assert [(r.score, list(r.probabilities.items())) for r in got] == [(s, list(d.items())) for s, d in want]
+        assert [(r.score, r.candidate_mass, list(r.probabilities.items())) for r in got] == [
+            (s, m, list(d.items())) for s, m, d in want
+        ]
 
 
 def _same_predictions(path, lines, ks=(1, 5, -1), thresholds=(0.0, 0.1)):
@@ -217,7 +221,7 @@ def test_models_it_does_not_compute_are_predicted_by_fastText(loss, tmp_path):
     scorer = FastTextQualityScorer(path)
     got = scorer.score(texts[:30])
     want = _expected_scores(_fasttext(path), [normalize(t) for t in texts[:30]])
-    assert [(r.score, r.probabilities) for r in got] == list(want)
+    assert [(r.score, r.candidate_mass, r.probabilities) for r in got] == list(want)
 
 
 def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path, product_model):
