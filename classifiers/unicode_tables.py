@@ -4,9 +4,11 @@ once per machine and cached on disk (`artifacts.default_cache()`).
 Several stages vectorise their character classes with such tables (MinHash's tokeniser, the
 distilled quality model's punctuation spacing). Built in Python they cost 0.3-0.7 s each, in
 every process that uses them (each `--workers` worker, each Dataflow worker); loaded from the
-cache, a few milliseconds. A cache entry is named after the Unicode database's version and the
-table's revision, so a Python with another Unicode version, or a changed builder, builds anew;
-where the cache cannot be written, the table is built in memory.
+cache, a few milliseconds, and mapped read-only from the file: a process's memory holds only the
+pages it reads (mostly a few scripts' ranges), shared by every process on the machine. A cache
+entry is named after the Unicode database's version and the table's revision, so a Python with
+another Unicode version, or a changed builder, builds anew; where the cache cannot be written,
+the table is built in memory.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def cached_table(name: str, revision: int | str, build: Callable[[], np.ndarray]
         np.save(tmp / "table.npy", build())
 
     key = f"unicode-{name}-ucd{unicodedata.unidata_version}-r{revision}"
-    try:
-        table = np.load(cached(default_cache(), key, write) / "table.npy")
+    try:  # mapped, read-only: a process's memory holds the pages it reads, shared with the others
+        table = np.load(cached(default_cache(), key, write) / "table.npy", mmap_mode="r")
     except (OSError, ValueError):  # a read-only or broken cache: build it here
         return build()
     if table.ndim != 1 or table.shape[0] < N_CODE_POINTS:
