@@ -53,7 +53,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from classifiers.unicode_tables import in_categories, lower_ready_utf8, single_lower
+from classifiers.unicode_tables import in_categories, single_lower
 
 __all__ = [
     "MinHashParams",
@@ -375,8 +375,14 @@ def connected_components(edges: Iterable[tuple[Hashable, Hashable]]) -> dict:
 
 
 def _prepare(text: str, max_chars: int) -> bytes:
-    """UTF-8 bytes for the kernel, truncated, ready for its lower-casing (`lower_ready_utf8`)."""
-    return lower_ready_utf8(text[:max_chars])
+    """UTF-8 bytes for the kernel, truncated. The kernel lower-cases code point by code point
+    (`unicode_tables.single_lower`), which is what str.lower does except for U+0130 (two code points) and a
+    capital sigma (final or not by context): texts with those are lower-cased here. (str.lower
+    costs as much as the rest of the work on a document.)"""
+    text = text[:max_chars]
+    if not text.isascii() and ("\u0130" in text or "\u03a3" in text):
+        text = text.lower()
+    return text.encode("utf-8", "surrogatepass")
 
 
 class MinHasher:

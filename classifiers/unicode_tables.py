@@ -126,13 +126,3 @@ def single_lower() -> np.ndarray:
     """int32[0x110000]: str.lower() of each code point where that is one code point (all but
     U+0130, which lower-cases to two), else the code point itself."""
     return cached_table("single-lower", 1, _build_single_lower)
-
-
-def lower_ready_utf8(text: str) -> bytes:
-    """`text`'s UTF-8 bytes ("surrogatepass") for a kernel that lower-cases them code point by code
-    point with `single_lower`. That is what str.lower does except for U+0130 (two code points)
-    and a capital sigma (final or not by context), so a text holding either is lower-cased here.
-    (str.lower costs as much as the kernels' own work on a text.)"""
-    if not text.isascii() and ("\u0130" in text or "\u03a3" in text):
-        text = text.lower()
-    return text.encode("utf-8", "surrogatepass")
