@@ -20,7 +20,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from classifiers.fasttext_consts import FT_NGRAM, FT_OFFSET, FT_PRIME, NO_WORDS, SURROGATE
+from classifiers.fasttext_consts import FT_NGRAM, FT_OFFSET, FT_PRIME, NO_WORDS, SURROGATE, VOCAB_ID_BITS
 
 _LABEL = np.frombuffer(b"__label__", np.uint8)  # a token that starts so is a label, not a word
 _EOS = np.frombuffer(b"</s>", np.uint8)  # the token fastText reads at a line's end
@@ -33,16 +33,20 @@ def ft_hash(data, start, end):
     h = np.uint64(FT_OFFSET)
     for i in range(start, end):
         h = (h ^ np.uint64(np.int64(np.int8(data[i])))) * np.uint64(FT_PRIME)
-    return h & np.uint64(0xFFFFFFFF)
+    return h & _LOW32
 
 
 @njit(cache=True)
 def _hash_step(h, byte):
-    """ft_hash's step: one byte, sign-extended to 32 bits."""
+    """ft_hash one byte further, kept to 32 bits (_subwords hashes each n-gram from the one a
+    byte shorter)."""
     b = np.uint64(byte)
     if b >= 128:
         b |= np.uint64(0xFFFFFF00)
-    return ((h ^ b) * np.uint64(FT_PRIME)) & np.uint64(0xFFFFFFFF)
+    return ((h ^ b) * np.uint64(FT_PRIME)) & _LOW32
+
+
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 @njit(cache=True)
@@ -77,26 +81,25 @@ def read_dictionary(data, at, size):
 def vocab_table(blob, offsets, size):
     """An open-addressing table (`size` slots, a power of two above the entries' count) of the
     dictionary's entries, entry k being blob[offsets[k]:offsets[k + 1]], placed by _word_key's
-    hash and linear probing: per slot the entry's first 8 bytes (_word_key; 0 where empty) and
-    its ft_hash | its id << 32 | min(its length, 9) << 57 (ids below 2**25)."""
+    slot and linear probing: per slot the entry's first 8 bytes (_word_key; 0 where empty) and
+    its ft_hash | its id << _ID_AT | min(its length, 9) << _LENGTH_AT (ids below 2**VOCAB_ID_BITS)."""
     table = np.zeros((size, 2), np.uint64)
     shift = _shift(size)
     mask = np.uint64(size - 1)
     for k in range(offsets.size - 1):
         s, e = offsets[k], offsets[k + 1]
-        first, mixed = _word_key(blob, s, e)
-        slot = (mixed * _MIX) >> shift
+        first, slot = _word_key(blob, s, e, shift)
         while table[slot, 0] != 0:
             slot = (slot + np.uint64(1)) & mask
         table[slot, 0] = first
-        table[slot, 1] = (
-            ft_hash(blob, s, e) | (np.uint64(k) << np.uint64(32)) | (np.uint64(min(e - s, 9)) << np.uint64(57))
-        )
+        table[slot, 1] = ft_hash(blob, s, e) | (np.uint64(k) << _ID_AT) | (np.uint64(min(e - s, 9)) << _LENGTH_AT)
     return table
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: Fibonacci hashing's multiplier
 _SLACK = 8  # bytes readable past a text or the dictionary's words, for _load8
+_ID_AT, _LENGTH_AT = np.uint64(32), np.uint64(32 + VOCAB_ID_BITS)  # a slot's second value
+_ID_MASK = np.uint64((1 << VOCAB_ID_BITS) - 1)
 
 
 @njit(cache=True)
@@ -109,16 +112,19 @@ def _shift(size):
 
 
 @njit(cache=True)
-def _word_key(data, start, end):
+def _word_key(data, start, end, shift):
     """(the word data[start:end]'s first 8 bytes as a little-endian integer, zero where it is
-    shorter; a 64-bit mix of its bytes and length for the table's slot). A word has no NUL byte,
-    so the first value tells words of up to 8 bytes apart with their length."""
+    shorter; its first slot in a table of 2**(64 - shift) slots, from a mix of its bytes and
+    length). A word has no NUL byte, so the first value tells words of up to 8 bytes apart with
+    their length."""
     n = end - start
     first = _load8(data, start)
     if n < 8:
         first &= (np.uint64(1) << np.uint64(8 * n)) - np.uint64(1)
-        return first, first
-    return first, first ^ (_load8(data, end - 8) * _MIX) ^ np.uint64(n)
+        mixed = first
+    else:
+        mixed = first ^ (_load8(data, end - 8) * _MIX) ^ np.uint64(n)
+    return first, (mixed * _MIX) >> shift
 
 
 @njit(cache=True)
@@ -134,10 +140,10 @@ def _find(data, start, end, first, slot, table, blob, offsets):
             return -1, np.uint64(0)
         if key == first:
             entry = table[slot, 1]
-            if entry >> np.uint64(57) == size:
-                k = np.int64((entry >> np.uint64(32)) & np.uint64((1 << 25) - 1))
+            if entry >> _LENGTH_AT == size:
+                k = np.int64((entry >> _ID_AT) & _ID_MASK)
                 if n <= 8 or _same(data, start, n, blob, offsets[k], offsets[k + 1] - offsets[k]):
-                    return k, entry & np.uint64(0xFFFFFFFF)
+                    return k, entry & _LOW32
         slot = (slot + np.uint64(1)) & mask
 
 
@@ -369,8 +375,7 @@ def line_input(raw, table, blob, offsets, nwords, bucket, ngrams, minn, maxn, pr
         else:
             while i < n and not _is_delimiter(data[i]):
                 i += 1
-        first, mixed = _word_key(data, start, i)
-        slot = (mixed * _MIX) >> shift
+        first, slot = _word_key(data, start, i, shift)
         _prefetch(table, slot, 0)
         bounds[count, 0], bounds[count, 1] = start, i
         slots[count, 0], slots[count, 1] = first, slot

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.fasttext_consts import SURROGATE
+from classifiers.fasttext_consts import SURROGATE, VOCAB_ID_BITS
 
 MAGIC, VERSION = 793712314, 12
 SUPERVISED = 3  # fastText's model_name::sup
@@ -89,7 +89,7 @@ class FastTextModel:
         k = kernels()
         if size < 0:
             raise ValueError("a dictionary of negative size")
-        if size >= 1 << 25:  # the kernel's table keeps ids in 25 bits (fastText's limit is 30M)
+        if size >= 1 << VOCAB_ID_BITS:
             raise Unsupported(f"a dictionary of {size:,} entries")
         # the entries (a word, NUL, int64 count, int8 type), read by the kernel: the words' bytes
         # one after another in `blob`, word k at offsets[k]:offsets[k + 1]
