@@ -466,11 +466,12 @@ def _load_fasttext(path: str | Path):
     return load_predictor(path)
 
 
-def _expected(dist: dict[str, float]) -> float:
-    """The expected class of a predicted distribution (0 where it is empty), clipped to 0..5."""
-    mass = sum(dist.values())
-    expected = sum(int(k) * p for k, p in dist.items()) / mass if mass > 0 else 0.0
-    return min(5.0, max(0.0, expected))
+def _expected(classes: Sequence[int], probs: Sequence[float]) -> tuple[float, float]:
+    """(the expected class of a predicted distribution (0 where it is empty), clipped to 0..5;
+    its probabilities' sum), the distribution being each class's probability, in the model's order."""
+    mass = sum(probs)
+    expected = sum(c * p for c, p in zip(classes, probs)) / mass if mass > 0 else 0.0
+    return min(5.0, max(0.0, expected)), mass
 
 
 def _expected_scores(model, lines: list[str]) -> list[tuple[float, float, dict[str, float]]]:
@@ -479,7 +480,7 @@ def _expected_scores(model, lines: list[str]) -> list[tuple[float, float, dict[s
     out = []
     for labs, ps in zip(labels, probs):
         dist = {lab[len(LABEL_PREFIX) :]: float(p) for lab, p in zip(labs, ps)}
-        out.append((_expected(dist), sum(dist.values()), dist))
+        out.append((*_expected([int(k) for k in dist], list(dist.values())), dist))
     return out
 
 
@@ -522,10 +523,9 @@ class FastTextQualityScorer:
         values = [int(name) for name in names]
         out = []
         for ps, row, n in zip(probs.tolist(), ids.tolist(), count.tolist()):
-            # _expected's arithmetic, in its order, without a dict to walk
-            mass = sum(ps[:n])
-            expected = sum(values[i] * p for i, p in zip(row[:n], ps[:n])) / mass if mass > 0 else 0.0
-            out.append((min(5.0, max(0.0, expected)), mass, {names[i]: p for i, p in zip(row[:n], ps[:n])}))
+            out.append(
+                (*_expected([values[i] for i in row[:n]], ps[:n]), {names[i]: p for i, p in zip(row[:n], ps[:n])})
+            )
         return out
 
     def close(self) -> None:
